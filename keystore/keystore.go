@@ -1,0 +1,132 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package keystore
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors every Store returns (possibly wrapped) so that callers
+// can branch with errors.Is.
+var (
+	// ErrKeyNotFound means that no value is stored under the name.
+	ErrKeyNotFound = errors.New("key does not exist")
+
+	// ErrKeyExists means that Create found a value under the name already.
+	ErrKeyExists = errors.New("key already exists")
+
+	// ErrConflict means that Replace found a value other than the expected
+	// one: somebody else changed the key in between. Callers re-read and
+	// try again.
+	ErrConflict = errors.New("key was changed concurrently")
+)
+
+// Store is a key-value store for encoded keys. Values are opaque to the
+// store: they are what internal/crypto encodes (the minio/kes stored-value
+// format), possibly sealed by a Sealer.
+//
+// Every method is safe for concurrent use. Methods that reach a remote
+// service return an *UnreachableError when the service cannot be reached
+// (network error, timeout, 5xx) and an *UnavailableError when it answers
+// but refuses service for a reason an operator must fix.
+type Store interface {
+	// Create stores value under name. It returns ErrKeyExists if the name
+	// is taken; a Create never overwrites. When two nodes race to create
+	// the same name exactly one of them succeeds.
+	Create(ctx context.Context, name string, value []byte) error
+
+	// Get returns the value stored under name, or ErrKeyNotFound.
+	Get(ctx context.Context, name string) ([]byte, error)
+
+	// Replace swaps the value under name from old to value. It returns
+	// ErrKeyNotFound if there is no value and ErrConflict if the current
+	// value is not old. At every instant a concurrent Get sees either old
+	// or value: a Replace never loses the key, not even when it fails
+	// half-way.
+	Replace(ctx context.Context, name string, old, value []byte) error
+
+	// Delete removes the value stored under name, or returns
+	// ErrKeyNotFound.
+	Delete(ctx context.Context, name string) error
+
+	// List returns all names that start with prefix, sorted and without
+	// duplicates. An empty prefix lists everything. Stores that page
+	// internally follow every page before returning.
+	List(ctx context.Context, prefix string) ([]string, error)
+
+	// Status reports whether the store is reachable and how long one
+	// round trip took.
+	Status(ctx context.Context) (State, error)
+
+	// Close releases the store's resources. Calls after Close fail.
+	Close() error
+
+	// String describes the store for banners and logs, for example
+	// "Filesystem: /var/lib/kes". It never contains a secret.
+	String() string
+}
+
+// State is the result of a successful Store.Status call.
+type State struct {
+	// Latency is the time one status round trip took.
+	Latency time.Duration
+}
+
+// UnreachableError reports that a store could not be reached: a network
+// error, a timeout or a server error. Such errors are transient; callers
+// may retry, and the key cache may keep serving cached keys (offline mode).
+type UnreachableError struct {
+	// Store names the store, e.g. "keycontrol".
+	Store string
+	// Err is the underlying error. It must not contain secrets.
+	Err error
+}
+
+func (e *UnreachableError) Error() string {
+	if e.Err == nil {
+		return e.Store + ": key store is not reachable"
+	}
+	return e.Store + ": key store is not reachable: " + e.Err.Error()
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// Timeout reports whether the underlying error was a timeout.
+func (e *UnreachableError) Timeout() bool {
+	var t interface{ Timeout() bool }
+	return errors.Is(e.Err, context.DeadlineExceeded) || (errors.As(e.Err, &t) && t.Timeout())
+}
+
+// UnavailableError reports that a store answered but refuses service for
+// a reason an operator must fix, e.g. a disabled root key or rejected
+// credentials. Reason is short, safe to show to clients ("root key
+// disabled"), and never contains a secret.
+type UnavailableError struct {
+	Store  string
+	Reason string
+	Err    error
+}
+
+func (e *UnavailableError) Error() string {
+	if e.Err == nil {
+		return e.Store + ": " + e.Reason
+	}
+	return e.Store + ": " + e.Reason + ": " + e.Err.Error()
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// IsUnreachable reports whether err is or wraps an *UnreachableError.
+func IsUnreachable(err error) bool {
+	var e *UnreachableError
+	return errors.As(err, &e)
+}
+
+// IsUnavailable reports whether err is or wraps an *UnavailableError.
+func IsUnavailable(err error) bool {
+	var e *UnavailableError
+	return errors.As(err, &e)
+}
