@@ -1,0 +1,89 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package crypto
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/awnumar/memguard"
+)
+
+// Key material lives in slots carved out of a few large memguard buffers
+// (locked, guard-paged pages that are wiped when freed) instead of one
+// memguard buffer per key. A buffer per key would cost three mappings and
+// at least one locked page per key, which runs into RLIMIT_MEMLOCK and
+// vm.max_map_count after a few thousand cached keys.
+//
+// memguard panics (after destroying every buffer it knows) when mlock
+// fails. A server must not crash because a limit was reached, so every new
+// chunk is first probed with a plain mlock; if that fails, slots come from
+// the Go heap instead. They are still wiped on release, and the fallback
+// is counted so that operators see it in the status and metrics.
+const (
+	slotSize  = 64
+	chunkSize = 64 << 10
+)
+
+var arena struct {
+	mu   sync.Mutex
+	free [][]byte
+	bufs []*memguard.LockedBuffer
+}
+
+var (
+	lockedSlots   atomic.Int64
+	unlockedSlots atomic.Int64
+)
+
+// MemoryStats reports how many key slots are in use in locked memory and
+// how many had to fall back to ordinary memory because mlock failed.
+func MemoryStats() (locked, unlocked int64) {
+	return lockedSlots.Load(), unlockedSlots.Load()
+}
+
+// slot is a 64-byte block of key memory.
+type slot struct {
+	b      []byte
+	locked bool
+}
+
+func allocSlot() slot {
+	arena.mu.Lock()
+	defer arena.mu.Unlock()
+	if len(arena.free) == 0 && canLock(chunkSize) {
+		buf := memguard.NewBuffer(chunkSize)
+		if buf.Size() == chunkSize {
+			arena.bufs = append(arena.bufs, buf)
+			mem := buf.Bytes()
+			for off := 0; off+slotSize <= len(mem); off += slotSize {
+				arena.free = append(arena.free, mem[off:off+slotSize:off+slotSize])
+			}
+		}
+	}
+	if n := len(arena.free); n > 0 {
+		b := arena.free[n-1]
+		arena.free = arena.free[:n-1]
+		lockedSlots.Add(1)
+		return slot{b: b, locked: true}
+	}
+	unlockedSlots.Add(1)
+	return slot{b: make([]byte, slotSize)}
+}
+
+func (s *slot) release() {
+	if s.b == nil {
+		return
+	}
+	clear(s.b)
+	if s.locked {
+		lockedSlots.Add(-1)
+		arena.mu.Lock()
+		arena.free = append(arena.free, s.b)
+		arena.mu.Unlock()
+	} else {
+		unlockedSlots.Add(-1)
+	}
+	s.b = nil
+}
