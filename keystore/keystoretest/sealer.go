@@ -128,5 +128,5 @@ func (s *SoftSealer) Reseal(_ context.Context, _ string, sealed []byte) ([]byte,
 }
 
 func (s *SoftSealer) Status(context.Context) (keystore.State, error) { return keystore.State{}, nil }
-func (s *SoftSealer) Close() error                                  { return nil }
-func (s *SoftSealer) String() string                                { return "software sealer (tests only)" }
+func (s *SoftSealer) Close() error                                   { return nil }
+func (s *SoftSealer) String() string                                 { return "software sealer (tests only)" }
