@@ -1,0 +1,65 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package keycontrol
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// Run starts an emulator for cfg on addr, writes its CA certificate to
+// cfg.CAFile, prints what a keystore.entrust.keycontrol configuration
+// needs to out, and serves until ctx is done. It is what `kes dev
+// keycontrol` runs.
+func Run(ctx context.Context, addr string, cfg Config, out io.Writer) error {
+	if cfg.CAFile == "" {
+		cfg.CAFile = filepath.Join(os.TempDir(), "keycontrol-emulator-ca.pem")
+	}
+	s, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(cfg.CAFile, s.CACertPEM(), 0o644); err != nil {
+		return fmt.Errorf("emulator: write CA certificate: %w", err)
+	}
+	if err := s.Start(addr); err != nil {
+		return err
+	}
+	users := make([]string, 0, len(s.cfg.Users))
+	for u := range s.cfg.Users {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	fmt.Fprintf(out, "Entrust KeyControl emulator (in memory, for tests and demos only)\n\n")
+	fmt.Fprintf(out, "  endpoint:  %s\n", s.URL())
+	fmt.Fprintf(out, "  vault_id:  %s\n", s.VaultID())
+	for _, b := range s.cfg.Boxes {
+		fmt.Fprintf(out, "  box_id:    %s\n", b.Name)
+	}
+	fmt.Fprintf(out, "  tls.ca:    %s\n", cfg.CAFile)
+	fmt.Fprintf(out, "  token TTL: %s\n\n", s.cfg.TokenTTL)
+	fmt.Fprintf(out, "Credentials of the emulator (demo only), for credentials.username/password:\n")
+	for _, u := range users {
+		fmt.Fprintf(out, "  export KC_USER=%s KC_PASSWORD=%s\n", u, s.cfg.Users[u])
+	}
+	fmt.Fprintln(out)
+
+	select {
+	case <-ctx.Done():
+	case err := <-s.serveErr:
+		s.Close()
+		return fmt.Errorf("emulator: serve: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(sctx); err != nil {
+		s.Close()
+	}
+	return nil
+}
