@@ -1,0 +1,233 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package cache
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kesbridge/kes/keystore"
+)
+
+type value struct {
+	name     string
+	released atomic.Bool
+}
+
+func newCache(t *testing.T, cfg Config) *Cache[*value] {
+	t.Helper()
+	c := New(cfg, func(v *value) { v.released.Store(true) })
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestSingleFlight(t *testing.T) {
+	c := newCache(t, Config{})
+	var loads atomic.Int32
+	release := make(chan struct{})
+	load := func(context.Context) (*value, error) {
+		loads.Add(1)
+		<-release
+		return &value{name: "k"}, nil
+	}
+	const n = 50
+	var wg sync.WaitGroup
+	results := make([]*value, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := c.Get(context.Background(), "k", load)
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = v
+		}()
+	}
+	// Let the goroutines pile up on the one load, then finish it.
+	for loads.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if got := loads.Load(); got != 1 {
+		t.Fatalf("%d concurrent Gets caused %d loads, want 1", n, got)
+	}
+	for _, v := range results {
+		if v != results[0] {
+			t.Fatal("concurrent Gets returned different values")
+		}
+	}
+	if _, err := c.Get(context.Background(), "k", load); err != nil || loads.Load() != 1 {
+		t.Fatalf("cached Get loaded again (loads=%d, err=%v)", loads.Load(), err)
+	}
+}
+
+func TestLoadErrorNotCached(t *testing.T) {
+	c := newCache(t, Config{})
+	boom := errors.New("boom")
+	if _, err := c.Get(context.Background(), "k", func(context.Context) (*value, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Fatalf("got %v, want boom", err)
+	}
+	v, err := c.Get(context.Background(), "k", func(context.Context) (*value, error) { return &value{}, nil })
+	if err != nil || v == nil {
+		t.Fatalf("Get after a failed load: %v", err)
+	}
+}
+
+func TestExpiryAny(t *testing.T) {
+	c := newCache(t, Config{Expiry: 50 * time.Millisecond})
+	var loads atomic.Int32
+	load := func(context.Context) (*value, error) { loads.Add(1); return &value{}, nil }
+	first, _ := c.Get(context.Background(), "k", load)
+	time.Sleep(200 * time.Millisecond)
+	if !first.released.Load() {
+		t.Fatal("expired entry was not released by the eviction loop")
+	}
+	second, _ := c.Get(context.Background(), "k", load)
+	if second == first || loads.Load() != 2 {
+		t.Fatalf("Get after expiry did not reload (loads=%d)", loads.Load())
+	}
+}
+
+func TestExpiryUnused(t *testing.T) {
+	c := newCache(t, Config{ExpiryUnused: 300 * time.Millisecond})
+	load := func(context.Context) (*value, error) { return &value{}, nil }
+	used, _ := c.Get(context.Background(), "used", load)
+	idle, _ := c.Get(context.Background(), "idle", load)
+	deadline := time.Now().Add(900 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if v, _ := c.Get(context.Background(), "used", load); v != used {
+			t.Fatal("an entry in use was evicted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !idle.released.Load() {
+		t.Fatal("an unused entry was not evicted")
+	}
+	if used.released.Load() {
+		t.Fatal("an entry in use was released")
+	}
+}
+
+func TestOffline(t *testing.T) {
+	c := newCache(t, Config{Expiry: 50 * time.Millisecond, ExpiryOffline: 400 * time.Millisecond})
+	down := &keystore.UnreachableError{Store: "test", Err: errors.New("connection refused")}
+	var failing atomic.Bool
+	var loads atomic.Int32
+	load := func(context.Context) (*value, error) {
+		loads.Add(1)
+		if failing.Load() {
+			return nil, down
+		}
+		return &value{}, nil
+	}
+	cached, err := c.Get(context.Background(), "k", load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failing.Store(true)
+	time.Sleep(60 * time.Millisecond) // past Expiry, but the loop may not have run yet
+
+	// The first stale Get tries the keystore, sees it down and serves the
+	// cached value; later Gets serve it without trying.
+	for range 5 {
+		v, err := c.Get(context.Background(), "k", load)
+		if err != nil || v != cached {
+			t.Fatalf("offline Get: %v (same value: %v)", err, v == cached)
+		}
+	}
+	if !c.Offline() {
+		t.Fatal("cache did not switch to offline")
+	}
+	if _, err := c.Get(context.Background(), "uncached", load); !keystore.IsUnreachable(err) {
+		t.Fatalf("offline Get of an uncached key: %v, want unreachable", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if cached.released.Load() {
+		t.Fatal("entry released while offline mode serves it")
+	}
+	// After ExpiryOffline the entry goes.
+	time.Sleep(500 * time.Millisecond)
+	if _, err := c.Get(context.Background(), "k", load); err == nil {
+		t.Fatal("stale entry served after the offline expiry")
+	}
+	// Recovery: the keystore comes back and loads work again by themselves.
+	failing.Store(false)
+	if _, err := c.Get(context.Background(), "k", load); err != nil {
+		t.Fatalf("Get after recovery: %v", err)
+	}
+	if c.Offline() {
+		t.Fatal("cache still offline after a successful load")
+	}
+}
+
+func TestOfflineDisabled(t *testing.T) {
+	c := newCache(t, Config{Expiry: 30 * time.Millisecond})
+	var failing atomic.Bool
+	load := func(context.Context) (*value, error) {
+		if failing.Load() {
+			return nil, &keystore.UnreachableError{Store: "test"}
+		}
+		return &value{}, nil
+	}
+	c.Get(context.Background(), "k", load)
+	failing.Store(true)
+	time.Sleep(50 * time.Millisecond)
+	if _, err := c.Get(context.Background(), "k", load); err == nil {
+		t.Fatal("expired entry served without offline mode")
+	}
+}
+
+func TestDeleteRacingLoad(t *testing.T) {
+	c := newCache(t, Config{LoadTimeout: 100 * time.Millisecond})
+	started, finish := make(chan struct{}), make(chan struct{})
+	stale := &value{name: "stale"}
+	go func() {
+		c.Get(context.Background(), "k", func(context.Context) (*value, error) {
+			close(started)
+			<-finish
+			return stale, nil
+		})
+	}()
+	<-started
+	c.Delete("k") // the key was deleted while its old value was loading
+	close(finish)
+	time.Sleep(20 * time.Millisecond)
+	v, _ := c.Get(context.Background(), "k", func(context.Context) (*value, error) { return &value{name: "fresh"}, nil })
+	if v.name != "fresh" {
+		t.Fatal("a load that raced with Delete was cached")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if !stale.released.Load() {
+		t.Fatal("the uncached value of a racing load was never released")
+	}
+}
+
+func TestCallerContext(t *testing.T) {
+	c := newCache(t, Config{})
+	block := make(chan struct{})
+	defer close(block)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	_, err := c.Get(ctx, "k", func(context.Context) (*value, error) { <-block; return &value{}, nil })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Get with a cancelled context: %v", err)
+	}
+}
+
+func TestClose(t *testing.T) {
+	c := New(Config{}, func(v *value) { v.released.Store(true) })
+	v, _ := c.Get(context.Background(), "k", func(context.Context) (*value, error) { return &value{}, nil })
+	c.Close()
+	c.Close() // idempotent
+	if !v.released.Load() {
+		t.Fatal("Close did not release entries")
+	}
+}
