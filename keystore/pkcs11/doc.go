@@ -1,0 +1,62 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+// Package pkcs11 keeps keys under a root key in a PKCS#11 token (an HSM, or
+// SoftHSM2 for development).
+//
+// A [Sealer] encrypts values with AES-256-GCM inside the token under a
+// non-extractable root key; the key name is the associated data, so a
+// sealed value copied under another name does not unseal. [NewStore] adds
+// storage: each sealed value is kept on the token as a CKO_DATA object, or,
+// with Config.Dir, as a file in a directory for tokens with little storage.
+//
+// # Sealed value format (version 1)
+//
+//	offset  size  field
+//	0       1     version, 0x01
+//	1       12    GCM IV, random (crypto/rand) for every Seal
+//	13      n     ciphertext of the n-byte plaintext
+//	13+n    16    GCM tag (128 bits)
+//
+// The associated data is the key name as UTF-8 bytes, nothing else. The
+// root key has no versions, so Unseal never returns a resealed value and
+// Reseal returns its input unchanged once it parses.
+//
+// # Objects on the token
+//
+// Each key is one CKO_DATA object with CKA_TOKEN and CKA_PRIVATE set,
+// CKA_LABEL = the key name and CKA_APPLICATION = [Application]; List only
+// sees objects with that application. CKA_VALUE holds a record: an 8-byte
+// big-endian sequence number followed by the sealed value. Replace creates
+// the new object with the next sequence number before it destroys the old
+// one, so a crash in between leaves two objects and never none; Get and
+// List use the highest sequence number and Replace and Delete remove the
+// leftovers. (SoftHSM2 also lets C_SetAttributeValue change CKA_VALUE of a
+// data object in place, but that rewrites the object where a crash can
+// lose it, and other HSMs refuse it.)
+//
+// # Concurrency
+//
+// Sessions come from a pool of at most Config.PoolSize sessions; callers
+// wait for a free one until their context ends. Create, Replace and
+// Delete of one name are serialised inside the process, which makes
+// Create exactly-one-winner and Replace a compare-and-swap. Two processes
+// that share one token (or one directory) are not serialised against each
+// other on the token: run one writer per token. With Config.Dir, Create is
+// exactly-one-winner across processes too (the blob is linked into place,
+// which fails if the name exists).
+//
+// # Recovery
+//
+// When the token or module goes away underneath (a restarted HSM, an
+// unplugged token, a C_Finalize elsewhere in the process) an operation
+// fails with a session, device or initialisation error. The driver then
+// drops its sessions, re-initialises the module when needed, finds the
+// token by label again, logs in again and retries the operation once. If
+// that fails too the error is a *keystore.UnreachableError.
+//
+// # Build
+//
+// PKCS#11 needs cgo. Built with CGO_ENABLED=0 the package keeps its API but
+// the constructors return an error that says so.
+package pkcs11
