@@ -1,0 +1,12 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+// Package keys is the one service both front doors call: it maps a key
+// name to a usable key (keystore → decode → cache), enforces the key's
+// lifecycle state, and performs generate, encrypt, decrypt and HMAC.
+//
+// Lifecycle state and KMIP attributes are stored with the key itself, in
+// a field of the stored value that minio/kes ignores, so that every node
+// sees them and a key written by minio/kes (which has none) is simply
+// Active. Changes go through Update, a compare-and-swap on the keystore.
+package keys

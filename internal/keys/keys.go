@@ -1,0 +1,417 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package keys
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kesbridge/kes/internal/cache"
+	"github.com/kesbridge/kes/internal/crypto"
+	"github.com/kesbridge/kes/keystore"
+)
+
+// Errors the front doors map to their wire answers. Keystore errors
+// (keystore.ErrKeyNotFound, keystore.ErrKeyExists, *keystore.UnreachableError,
+// *keystore.UnavailableError) and crypto.ErrDecrypt pass through wrapped.
+var (
+	// ErrKeyNotFound and ErrKeyExists are the keystore's sentinels.
+	ErrKeyNotFound = keystore.ErrKeyNotFound
+	ErrKeyExists   = keystore.ErrKeyExists
+
+	// ErrHMACNotSupported: the key is in the legacy format, which has no
+	// HMAC key.
+	ErrHMACNotSupported = errors.New("key does not support HMAC")
+
+	// ErrNotActive: the key's lifecycle state forbids the operation (for
+	// example generate on a Pre-Active or Deactivated key).
+	ErrNotActive = errors.New("key is not active")
+
+	// ErrNotEncryptionKey: the object holds material that is not a
+	// 256-bit KES key (an AES-128 key, secret data or an opaque object
+	// registered over KMIP).
+	ErrNotEncryptionKey = errors.New("key is not a 256-bit encryption key")
+
+	// ErrInvalidKey: imported key material has the wrong size.
+	ErrInvalidKey = errors.New("invalid key")
+)
+
+// Config configures a Service.
+type Config struct {
+	// Store holds the keys. The Service owns it and closes it on Close.
+	Store keystore.Store
+
+	// Cache sets the cache expiries.
+	Cache cache.Config
+
+	// KeyType is the algorithm of keys created with Create. Zero means
+	// crypto.DefaultKeyType().
+	KeyType crypto.KeyType
+
+	// HealthInterval is how often the keystore's status is checked to
+	// switch the cache between online and offline. Zero means 10 s.
+	HealthInterval time.Duration
+
+	// Logger receives background errors. Nil discards them.
+	Logger *slog.Logger
+
+	// Rand is the randomness for new keys. Nil means crypto/rand.
+	Rand io.Reader
+}
+
+// Service turns key names into usable keys: it reads them from the
+// keystore through the cache, enforces their lifecycle state, and performs
+// the cryptographic operations. Both front doors (the KES HTTP API and the
+// KMIP bridge) call it; it knows nothing about either protocol.
+type Service struct {
+	store   keystore.Store
+	cache   *cache.Cache[*Object]
+	keyType crypto.KeyType
+	log     *slog.Logger
+	rand    io.Reader
+
+	stop     chan struct{}
+	done     chan struct{}
+	closeOne sync.Once
+}
+
+// New returns a Service and starts its keystore health check.
+func New(cfg Config) *Service {
+	if cfg.KeyType == 0 {
+		cfg.KeyType = crypto.DefaultKeyType()
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	s := &Service{
+		store:   cfg.Store,
+		cache:   cache.New(cfg.Cache, func(o *Object) { o.Version.Destroy() }),
+		keyType: cfg.KeyType,
+		log:     cfg.Logger,
+		rand:    cfg.Rand,
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	go s.healthLoop(cfg.HealthInterval)
+	return s
+}
+
+// Store returns the underlying keystore.
+func (s *Service) Store() keystore.Store { return s.store }
+
+// Close stops the health check, wipes the cache and closes the keystore.
+func (s *Service) Close() error {
+	var err error
+	s.closeOne.Do(func() {
+		close(s.stop)
+		<-s.done
+		s.cache.Close()
+		err = s.store.Close()
+	})
+	return err
+}
+
+func (s *Service) healthLoop(interval time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), max(interval, 5*time.Second))
+			_, err := s.Status(ctx)
+			cancel()
+			if err != nil {
+				s.log.Warn("keystore health check failed", "keystore", s.store.String(), "err", err)
+			}
+		}
+	}
+}
+
+// Status checks the keystore now and reports its latency. An unreachable
+// keystore switches the cache to offline mode; a reachable one back.
+func (s *Service) Status(ctx context.Context) (keystore.State, error) {
+	start := time.Now()
+	st, err := s.store.Status(ctx)
+	switch {
+	case err == nil:
+		s.cache.SetOffline(false)
+		if st.Latency <= 0 {
+			st.Latency = time.Since(start)
+		}
+		return st, nil
+	case keystore.IsUnreachable(err):
+		s.cache.SetOffline(true)
+	}
+	return keystore.State{}, err
+}
+
+// Offline reports whether the keystore was last seen unreachable.
+func (s *Service) Offline() bool { return s.cache.Offline() }
+
+// Create generates a new key (of the configured type, with an HMAC key)
+// and stores it. It returns ErrKeyExists if the name is taken.
+func (s *Service) Create(ctx context.Context, name, createdBy string) error {
+	key, err := crypto.GenerateSecretKey(s.keyType, s.rand)
+	if err != nil {
+		return err
+	}
+	return s.create(ctx, name, key, createdBy)
+}
+
+// Import stores the given 32-byte key under name with a fresh HMAC key.
+func (s *Service) Import(ctx context.Context, name string, typ crypto.KeyType, material []byte, createdBy string) error {
+	key, err := crypto.NewSecretKey(typ, material)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidKey, err)
+	}
+	return s.create(ctx, name, key, createdBy)
+}
+
+func (s *Service) create(ctx context.Context, name string, key *crypto.SecretKey, createdBy string) error {
+	hmacKey, err := crypto.GenerateHMACKey(s.rand)
+	if err != nil {
+		key.Destroy()
+		return err
+	}
+	v := &crypto.KeyVersion{Key: key, HMACKey: hmacKey, CreatedAt: time.Now().UTC(), CreatedBy: createdBy}
+	defer v.Destroy()
+	return s.CreateObject(ctx, name, v, Metadata{})
+}
+
+// CreateObject stores v with meta under name. It returns ErrKeyExists if
+// the name is taken. The caller keeps ownership of v.
+func (s *Service) CreateObject(ctx context.Context, name string, v *crypto.KeyVersion, meta Metadata) error {
+	if err := setMeta(v, meta); err != nil {
+		return err
+	}
+	value, err := v.MarshalText()
+	if err != nil {
+		return err
+	}
+	defer clear(value)
+	if err := s.store.Create(ctx, name, value); err != nil {
+		return err
+	}
+	// A stale cached value from before a delete on another node must not
+	// shadow the new key.
+	s.cache.Delete(name)
+	return nil
+}
+
+// Delete removes the key from the keystore and the cache.
+func (s *Service) Delete(ctx context.Context, name string) error {
+	err := s.store.Delete(ctx, name)
+	s.cache.Delete(name)
+	return err
+}
+
+// List returns the names that start with prefix, sorted.
+func (s *Service) List(ctx context.Context, prefix string) ([]string, error) {
+	return s.store.List(ctx, prefix)
+}
+
+// Info describes a key without its material.
+type Info struct {
+	Name      string
+	Algorithm crypto.KeyType // zero for objects without a KES key
+	CreatedAt time.Time
+	CreatedBy string
+	State     State
+}
+
+// Describe returns the key's metadata.
+func (s *Service) Describe(ctx context.Context, name string) (Info, error) {
+	var info Info
+	err := s.With(ctx, name, func(o *Object) error {
+		info = Info{Name: name, CreatedAt: o.Version.CreatedAt, CreatedBy: o.Version.CreatedBy, State: o.Meta.State}
+		if o.Version.Key != nil {
+			info.Algorithm = o.Version.Key.Type()
+		}
+		return nil
+	})
+	return info, err
+}
+
+// Generate returns a new 32-byte data encryption key and its ciphertext
+// under the named key, with assoc (the request context) as associated
+// data.
+func (s *Service) Generate(ctx context.Context, name string, assoc []byte) (plaintext, ciphertext []byte, err error) {
+	err = s.With(ctx, name, func(o *Object) error {
+		key, err := o.encryptionKey(true)
+		if err != nil {
+			return err
+		}
+		dek := make([]byte, crypto.KeySize)
+		if _, err := io.ReadFull(s.rand, dek); err != nil {
+			return fmt.Errorf("keys: failed to generate data key: %w", err)
+		}
+		ct, err := key.Encrypt(dek, assoc)
+		if err != nil {
+			clear(dek)
+			return err
+		}
+		plaintext, ciphertext = dek, ct
+		return nil
+	})
+	return plaintext, ciphertext, err
+}
+
+// Encrypt encrypts plaintext under the named key with assoc as associated
+// data.
+func (s *Service) Encrypt(ctx context.Context, name string, plaintext, assoc []byte) ([]byte, error) {
+	var ciphertext []byte
+	err := s.With(ctx, name, func(o *Object) error {
+		key, err := o.encryptionKey(true)
+		if err != nil {
+			return err
+		}
+		ciphertext, err = key.Encrypt(plaintext, assoc)
+		return err
+	})
+	return ciphertext, err
+}
+
+// Decrypt decrypts a ciphertext in any KES format. Keys that are
+// Deactivated or Compromised still decrypt, so that data stays readable.
+func (s *Service) Decrypt(ctx context.Context, name string, ciphertext, assoc []byte) ([]byte, error) {
+	var plaintext []byte
+	err := s.With(ctx, name, func(o *Object) error {
+		key, err := o.encryptionKey(false)
+		if err != nil {
+			return err
+		}
+		plaintext, err = key.Decrypt(ciphertext, assoc)
+		return err
+	})
+	return plaintext, err
+}
+
+// HMAC returns HMAC-SHA256 of msg under the named key's HMAC key.
+func (s *Service) HMAC(ctx context.Context, name string, msg []byte) ([]byte, error) {
+	var sum []byte
+	err := s.With(ctx, name, func(o *Object) error {
+		if !o.Meta.State.Active() {
+			return ErrNotActive
+		}
+		if o.Version.HMACKey == nil {
+			return ErrHMACNotSupported
+		}
+		var err error
+		sum, err = o.Version.HMACKey.Sum(msg)
+		return err
+	})
+	return sum, err
+}
+
+// With calls fn with the cached object for name. The object and its key
+// material are only valid during fn and must not be modified; fn may be
+// called again if the cache evicted the object while fn was using it.
+func (s *Service) With(ctx context.Context, name string, fn func(*Object) error) error {
+	for attempt := 0; ; attempt++ {
+		o, err := s.cache.Get(ctx, name, func(ctx context.Context) (*Object, error) {
+			return s.load(ctx, name)
+		})
+		if err != nil {
+			return err
+		}
+		err = fn(o)
+		if errors.Is(err, crypto.ErrKeyDestroyed) && attempt < 3 {
+			continue
+		}
+		return err
+	}
+}
+
+// Update reads the object under name from the keystore (not the cache),
+// calls fn to change it, and writes it back with compare-and-swap,
+// retrying if another writer got there first. fn may change o.Meta and
+// o.Version; o.Version is destroyed after Update returns.
+func (s *Service) Update(ctx context.Context, name string, fn func(o *Object) error) error {
+	for attempt := 0; ; attempt++ {
+		old, err := s.store.Get(ctx, name)
+		if err != nil {
+			return err
+		}
+		o, err := decode(name, old)
+		if err != nil {
+			clear(old)
+			return err
+		}
+		value, err := func() ([]byte, error) {
+			defer o.Version.Destroy()
+			if err := fn(o); err != nil {
+				return nil, err
+			}
+			if err := setMeta(o.Version, o.Meta); err != nil {
+				return nil, err
+			}
+			return o.Version.MarshalText()
+		}()
+		if err != nil {
+			clear(old)
+			return err
+		}
+		err = s.store.Replace(ctx, name, old, value)
+		clear(old)
+		clear(value)
+		if errors.Is(err, keystore.ErrConflict) && attempt < 10 {
+			continue
+		}
+		s.cache.Delete(name)
+		return err
+	}
+}
+
+func (s *Service) load(ctx context.Context, name string) (*Object, error) {
+	value, err := s.store.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(value)
+	return decode(name, value)
+}
+
+func decode(name string, value []byte) (*Object, error) {
+	v, err := crypto.ParseKeyVersion(value)
+	if err != nil {
+		return nil, fmt.Errorf("keys: key '%s': %w", name, err)
+	}
+	o := &Object{Name: name, Version: v}
+	if len(v.Meta) > 0 {
+		if err := json.Unmarshal(v.Meta, &o.Meta); err != nil {
+			v.Destroy()
+			return nil, fmt.Errorf("keys: key '%s': malformed metadata: %w", name, err)
+		}
+	}
+	return o, nil
+}
+
+func setMeta(v *crypto.KeyVersion, meta Metadata) error {
+	if meta.isZero() {
+		v.Meta = nil
+		return nil
+	}
+	b, err := json.Marshal(meta)
+	if err != nil {
+		return fmt.Errorf("keys: failed to encode metadata: %w", err)
+	}
+	v.Meta = b
+	return nil
+}

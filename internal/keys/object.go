@@ -1,0 +1,72 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package keys
+
+import (
+	"encoding/json"
+
+	"github.com/kesbridge/kes/internal/crypto"
+)
+
+// State is a key's lifecycle state, in KMIP's terms. The zero value is
+// Active: keys created over the KES API carry no metadata and are usable
+// at once, as they are in minio/kes.
+type State string
+
+const (
+	StateActive      State = ""
+	StatePreActive   State = "PreActive"
+	StateDeactivated State = "Deactivated"
+	StateCompromised State = "Compromised"
+)
+
+// Active reports whether the key may encrypt and generate.
+func (s State) Active() bool { return s == StateActive }
+
+// CanDecrypt reports whether the key may decrypt: Active keys, and keys
+// taken out of service (Deactivated, Compromised), whose data must stay
+// readable.
+func (s State) CanDecrypt() bool {
+	return s == StateActive || s == StateDeactivated || s == StateCompromised
+}
+
+// String returns the KMIP name of the state.
+func (s State) String() string {
+	if s == StateActive {
+		return "Active"
+	}
+	return string(s)
+}
+
+// Metadata is what a key carries besides its material. It is stored with
+// the key (so every node sees it and it survives restarts) in a field of
+// the stored value that minio/kes ignores.
+type Metadata struct {
+	State State `json:"state,omitempty"`
+
+	// KMIP holds the KMIP bridge's attributes. Only the bridge reads or
+	// writes it.
+	KMIP json.RawMessage `json:"kmip,omitempty"`
+}
+
+func (m Metadata) isZero() bool { return m.State == StateActive && len(m.KMIP) == 0 }
+
+// Object is a stored key with its metadata.
+type Object struct {
+	Name    string
+	Version *crypto.KeyVersion
+	Meta    Metadata
+}
+
+// encryptionKey returns the KES secret key if the object has one and its
+// state allows the operation.
+func (o *Object) encryptionKey(encrypt bool) (*crypto.SecretKey, error) {
+	if o.Version.Key == nil {
+		return nil, ErrNotEncryptionKey
+	}
+	if encrypt && !o.Meta.State.Active() || !encrypt && !o.Meta.State.CanDecrypt() {
+		return nil, ErrNotActive
+	}
+	return o.Version.Key, nil
+}
