@@ -1,0 +1,361 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package hpcs
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+)
+
+// Config configures an emulator.
+type Config struct {
+	// InstanceID is the instance GUID clients must send in the
+	// bluemix-instance header. Empty means a random UUID.
+	InstanceID string
+
+	// APIKeys are the IAM API keys the token endpoint accepts. Empty
+	// means one random key, available from Server.APIKey.
+	APIKeys []string
+
+	// TokenTTL is the expires_in of issued access tokens. Zero means one
+	// hour, the IAM default.
+	TokenTTL time.Duration
+
+	// AllowFrequentRotation lifts the one-rotation-per-hour rule. It is
+	// a test switch; the real service has no such option.
+	AllowFrequentRotation bool
+
+	// AllowEarlyEnable lifts the 30 second wait between disabling and
+	// enabling a key. A test switch, like AllowFrequentRotation.
+	AllowEarlyEnable bool
+
+	// KeyRings are key rings that exist besides "default".
+	KeyRings []string
+
+	// Logger receives one line per request. Nil discards.
+	Logger *slog.Logger
+}
+
+// Server is a running emulator.
+type Server struct {
+	instanceID string
+	apiKeys    map[string]bool
+	firstKey   string
+	log        *slog.Logger
+
+	ln     net.Listener
+	srv    *http.Server
+	caPEM  []byte
+	pool   *x509.CertPool
+	closed chan struct{}
+
+	mu               sync.Mutex
+	keys             map[string]*key   // by ID
+	aliases          map[string]string // alias -> key ID
+	rings            map[string]bool
+	tokens           map[string]time.Time // access token -> expiry
+	tokenTTL         time.Duration
+	allowRotate      bool
+	allowEarlyEnable bool
+	latency          time.Duration
+	failNext         int
+	failStatus       int
+	down             bool
+	requests         int
+	now              func() time.Time
+}
+
+// New starts an emulator on a free loopback port.
+func New(cfg Config) (*Server, error) { return Start("127.0.0.1:0", cfg) }
+
+// Start starts an emulator listening on addr.
+func Start(addr string, cfg Config) (*Server, error) {
+	s := &Server{
+		instanceID:       cfg.InstanceID,
+		apiKeys:          map[string]bool{},
+		log:              cfg.Logger,
+		closed:           make(chan struct{}),
+		keys:             map[string]*key{},
+		aliases:          map[string]string{},
+		rings:            map[string]bool{"default": true},
+		tokens:           map[string]time.Time{},
+		tokenTTL:         cfg.TokenTTL,
+		allowRotate:      cfg.AllowFrequentRotation,
+		allowEarlyEnable: cfg.AllowEarlyEnable,
+		now:              time.Now,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.instanceID == "" {
+		s.instanceID = newUUID()
+	}
+	if s.tokenTTL <= 0 {
+		s.tokenTTL = time.Hour
+	}
+	for _, k := range cfg.APIKeys {
+		s.apiKeys[k] = true
+		if s.firstKey == "" {
+			s.firstKey = k
+		}
+	}
+	if len(s.apiKeys) == 0 {
+		s.firstKey = randomHex(22)
+		s.apiKeys[s.firstKey] = true
+	}
+	for _, r := range cfg.KeyRings {
+		s.rings[r] = true
+	}
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("hpcs emulator: listen: %w", err)
+	}
+	cert, err := s.newCertificate(ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	s.srv = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		defer close(s.closed)
+		s.srv.Serve(s.ln)
+	}()
+	return s, nil
+}
+
+// newCertificate makes a self-signed ECDSA certificate for the listen
+// address and localhost. It is its own CA, so the PEM is the trust
+// anchor clients need.
+func (s *Server) newCertificate(addr string) (tls.Certificate, error) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "HPCS emulator"},
+		NotBefore:             time.Now().Add(-time.Minute),
+		NotAfter:              time.Now().Add(7 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("hpcs emulator: create certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	s.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	s.pool = x509.NewCertPool()
+	s.pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv, Leaf: leaf}, nil
+}
+
+// URL is the base URL of both the key management API and IAM, e.g.
+// https://127.0.0.1:41234 (the Key Protect API lives under /api/v2/, IAM
+// under /identity/token and /oidc/token).
+func (s *Server) URL() string { return "https://" + s.ln.Addr().String() }
+
+// TokenURL is the IAM token endpoint.
+func (s *Server) TokenURL() string { return s.URL() + "/identity/token" }
+
+// InstanceID is the instance GUID.
+func (s *Server) InstanceID() string { return s.instanceID }
+
+// APIKey is an API key the token endpoint accepts.
+func (s *Server) APIKey() string { return s.firstKey }
+
+// CertPool returns a pool that trusts the emulator's certificate.
+func (s *Server) CertPool() *x509.CertPool { return s.pool.Clone() }
+
+// CAPEM returns the emulator's certificate in PEM form.
+func (s *Server) CAPEM() []byte { return append([]byte(nil), s.caPEM...) }
+
+// Close stops the emulator and drops open connections.
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	<-s.closed
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// SetLatency delays every request by d before it is handled.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// FailNext makes the next n key management requests fail with status
+// (a 5xx), as a burst of server errors would.
+func (s *Server) FailNext(n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failNext, s.failStatus = n, status
+}
+
+// InvalidateTokens makes every issued access token invalid, as if they
+// had all expired. Clients must fetch new ones.
+func (s *Server) InvalidateTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.tokens)
+}
+
+// SetDown makes the emulator drop every connection without an answer
+// (down=true) or serve again (down=false).
+func (s *Server) SetDown(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = down
+}
+
+// SetAllowFrequentRotation lifts or restores the one-rotation-per-hour
+// rule.
+func (s *Server) SetAllowFrequentRotation(allow bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.allowRotate = allow
+}
+
+// Requests reports how many HTTP requests reached the emulator.
+func (s *Server) Requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+// middleware applies the fault switches before routing.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.requests++
+		down, latency := s.down, s.latency
+		fail := 0
+		if s.failNext > 0 && len(r.URL.Path) > 7 && r.URL.Path[:7] == "/api/v2" {
+			s.failNext--
+			fail = s.failStatus
+		}
+		s.mu.Unlock()
+		if down {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					conn.Close()
+					return
+				}
+			}
+			panic(http.ErrAbortHandler)
+		}
+		if latency > 0 {
+			t := time.NewTimer(latency)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
+		if fail != 0 {
+			e := errUnavailable()
+			e.status = fail
+			writeError(w, e)
+			return
+		}
+		s.log.Debug("hpcs emulator", "method", r.Method, "path", r.URL.Path)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Run starts an emulator on addr, creates a root key, writes the CA
+// certificate to a temporary file and prints what a kes config needs to
+// out. It blocks until ctx is done, then stops the emulator.
+func Run(ctx context.Context, addr string, cfg Config, out io.Writer) error {
+	s, err := Start(addr, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	root, err := s.CreateRootKey("kes-root-key")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp("", "hpcs-emulator-ca-*.pem")
+	if err != nil {
+		return fmt.Errorf("hpcs emulator: write CA certificate: %w", err)
+	}
+	caPath := f.Name()
+	defer os.Remove(caPath)
+	if _, err := f.Write(s.CAPEM()); err != nil {
+		f.Close()
+		return fmt.Errorf("hpcs emulator: write CA certificate: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("hpcs emulator: write CA certificate: %w", err)
+	}
+	fmt.Fprintf(out, "HPCS emulator running (test use only; keys live in memory)\n")
+	fmt.Fprintf(out, "  endpoint:     %s\n", s.URL())
+	fmt.Fprintf(out, "  iam endpoint: %s\n", s.URL())
+	fmt.Fprintf(out, "  instance ID:  %s\n", s.InstanceID())
+	fmt.Fprintf(out, "  root key ID:  %s\n", root)
+	if len(cfg.APIKeys) == 0 {
+		// Printed because nobody else knows it: it was generated for this
+		// run of a throw-away test service.
+		fmt.Fprintf(out, "  API key:      %s (generated for this run)\n", s.APIKey())
+	}
+	fmt.Fprintf(out, "  CA PEM:       %s\n", caPath)
+	<-ctx.Done()
+	return nil
+}
