@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"strings"
@@ -219,7 +221,8 @@ func (s *Server) Start(addr string) error {
 		// HTTP/2 does not allow.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		ConnState:    s.connState,
-		ErrorLog:     nil,
+		// Fault injection causes handshake errors on purpose.
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	s.ln = &downListener{Listener: ln, s: s}
 	s.url = "https://" + ln.Addr().String() + s.prefix
