@@ -31,7 +31,8 @@ const maxName = 90 - len(aliasPrefix)
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // listPage is the page size of List; the service allows up to 5000.
-const listPage = 1000
+// A variable so that tests can cross page boundaries with few keys.
+var listPage = 1000
 
 // Store keeps keys as standard keys in an HPCS / Key Protect instance,
 // sealed by a root key. It implements keystore.Store and is safe for
