@@ -582,14 +582,19 @@ func TestLostAnswers(t *testing.T) {
 		t.Fatalf("Create of a taken name after a reset = %v, want ErrKeyExists", err)
 	}
 
+	em.SetFaultFilter("PutSecretValue")
 	em.DropResponseNext(1)
 	if err := s.Replace(ctx, "k", []byte("mine"), []byte("new")); err != nil {
 		t.Fatalf("Replace whose answer was lost: %v", err)
 	}
-	if raw, _ := em.Secret(testBox, "k"); raw.Versions != 2 {
-		t.Fatalf("lost-answer Replace stored %d versions, want 2", raw.Versions)
+	if raw, _ := em.Secret(testBox, "k"); raw.Versions != 2 || string(raw.Data) != `"bmV3"` {
+		t.Fatalf("lost-answer Replace left %d versions, current %s; want 2, \"bmV3\"", raw.Versions, raw.Data)
+	}
+	if n := em.Count("PutSecretValue"); n != 1 {
+		t.Fatalf("PutSecretValue was sent %d times, want 1: a landed version must not be written twice", n)
 	}
 
+	em.SetFaultFilter("DeleteSecret")
 	em.DropResponseNext(1)
 	if err := s.Delete(ctx, "k"); err != nil {
 		t.Fatalf("Delete whose answer was lost: %v", err)
@@ -665,5 +670,71 @@ func TestBoxDeletedWhileRunning(t *testing.T) {
 	var ue *keystore.UnavailableError
 	if !errors.As(err, &ue) || ue.Reason != "box not found" || errors.Is(err, keystore.ErrKeyNotFound) {
 		t.Fatalf("Get in a missing box = %v, want UnavailableError(box not found)", err)
+	}
+}
+
+// TestReplaceFaults drives Replace through failures of its write and
+// through a writer that slips in between its steps.
+func TestReplaceFaults(t *testing.T) {
+	em := startEmulator(t, emulator.Config{})
+	s := openStore(t, configFor(em))
+	ctx := context.Background()
+	if err := s.Create(ctx, "k", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	em.SetFaultFilter("PutSecretValue")
+
+	// The write never reached the server: it is repeated once.
+	em.ResetNext(1)
+	if err := s.Replace(ctx, "k", []byte("v1"), []byte("v2")); err != nil {
+		t.Fatalf("Replace through a reset write: %v", err)
+	}
+	em.FailNext(1, 503)
+	if err := s.Replace(ctx, "k", []byte("v2"), []byte("v3")); err != nil {
+		t.Fatalf("Replace through a 503 write: %v", err)
+	}
+	if raw, _ := em.Secret(testBox, "k"); raw.Versions != 3 || string(raw.Data) != `"djM="` {
+		t.Fatalf("after two Replaces: %d versions, current %s; want 3, \"djM=\"", raw.Versions, raw.Data)
+	}
+	// Failing for good: the caller sees the classified error, the key
+	// keeps its value.
+	em.FailNext(DefaultRetries+1, 500)
+	if err := s.Replace(ctx, "k", []byte("v3"), []byte("v4")); !keystore.IsUnreachable(err) {
+		t.Fatalf("Replace through endless 500s = %v, want UnreachableError", err)
+	}
+	em.FailNext(0, 0)
+	if got, _ := s.Get(ctx, "k"); string(got) != "v3" {
+		t.Fatalf("value after a failed Replace = %q, want v3", got)
+	}
+
+	// Another node writes between our write and our re-check.
+	checkouts := 0
+	em.SetHook(func(action string) {
+		if action != "CheckoutSecret" {
+			return
+		}
+		if checkouts++; checkouts == 2 {
+			em.SeedSecret(testBox, emulator.RawSecret{Name: "k", Data: json.RawMessage(`"b3RoZXI="`)})
+		}
+	})
+	if err := s.Replace(ctx, "k", []byte("v3"), []byte("v4")); !errors.Is(err, keystore.ErrConflict) {
+		t.Fatalf("Replace overtaken by another writer = %v, want ErrConflict", err)
+	}
+	em.SetHook(nil)
+	if got, _ := s.Get(ctx, "k"); string(got) != "other" {
+		t.Fatalf("value = %q, want the other writer's", got)
+	}
+
+	// The key is deleted between our read and our write.
+	em.SetHook(func(action string) {
+		if action == "PutSecretValue" {
+			em.SetHook(nil)
+			if err := s.Delete(ctx, "k"); err != nil {
+				t.Errorf("Delete from the hook: %v", err)
+			}
+		}
+	})
+	if err := s.Replace(ctx, "k", []byte("other"), []byte("v5")); !errors.Is(err, keystore.ErrKeyNotFound) {
+		t.Fatalf("Replace of a key deleted meanwhile = %v, want ErrKeyNotFound", err)
 	}
 }

@@ -133,6 +133,8 @@ type Server struct {
 	reset    int
 	drop     int
 	down     bool
+	only     string
+	hook     func(action string)
 	conns    map[net.Conn]struct{}
 
 	srv      *http.Server
@@ -330,6 +332,26 @@ func (s *Server) DropResponseNext(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.drop = n
+}
+
+// SetFaultFilter restricts FailNext, ResetNext and DropResponseNext to
+// requests for one action, e.g. "PutSecretValue"; requests for other
+// actions pass untouched and do not use up the counts. Empty means every
+// action.
+func (s *Server) SetFaultFilter(action string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.only = action
+}
+
+// SetHook installs a function that is called with the action name of
+// every request before it is handled (after the fault switches), e.g. to
+// let a test change a secret between two requests of a client. It may
+// call the Server's methods. Nil removes the hook.
+func (s *Server) SetHook(h func(action string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hook = h
 }
 
 // RevokeTokens invalidates every access token issued so far, as an

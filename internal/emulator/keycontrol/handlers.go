@@ -43,20 +43,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.counts[action]++
-	latency := s.latency
-	var failCode int
-	if s.fail > 0 {
-		s.fail--
-		failCode = s.failCode
-	}
-	reset := s.reset > 0
-	if reset {
-		s.reset--
-	}
-	drop := false
-	if !reset && failCode == 0 && s.drop > 0 {
-		s.drop--
-		drop = true
+	latency, hook := s.latency, s.hook
+	var (
+		failCode    int
+		reset, drop bool
+	)
+	if s.only == "" || s.only == action {
+		if s.fail > 0 {
+			s.fail--
+			failCode = s.failCode
+		}
+		if reset = failCode == 0 && s.reset > 0; reset {
+			s.reset--
+		}
+		if drop = failCode == 0 && !reset && s.drop > 0; drop {
+			s.drop--
+		}
 	}
 	s.mu.Unlock()
 
@@ -80,6 +82,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if reset {
 		hijackReset(w)
 		return
+	}
+	if hook != nil {
+		hook(action)
 	}
 	if drop {
 		rec := &discardWriter{header: http.Header{}}
