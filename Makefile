@@ -1,0 +1,50 @@
+# The two commands for a fresh machine are `make run` and `make test`.
+
+GO       ?= go
+BIN      ?= kes
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X github.com/kesbridge/kes/edge.Version=$(VERSION) -X github.com/kesbridge/kes/edge.Commit=$(COMMIT)
+FUZZTIME ?= 10s
+
+.PHONY: all build run test deps vet staticcheck unit bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kes
+
+# A development server on 127.0.0.1:7373 with the embedded fs keystore in
+# ./.data. It prints the admin API key and how to use it.
+run: build
+	./$(BIN) server --dev --addr 127.0.0.1:7373 --data .data
+
+# Every check CI runs: system packages the tests need, vet (with and
+# without cgo), staticcheck, and all tests with the race detector.
+test: deps vet staticcheck unit
+
+deps:
+	@scripts/deps.sh
+
+vet:
+	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) build ./...
+	CGO_ENABLED=0 $(GO) vet ./...
+
+staticcheck:
+	$(GO) tool staticcheck ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+# Go benchmarks: the HTTP API (generate/decrypt), the KMIP bridge (Get,
+# Create) and each keystore driver, cold and warm.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+# Runs every fuzz target for FUZZTIME each.
+fuzz:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -f $(BIN)

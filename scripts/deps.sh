@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests use, if they are missing:
+# SoftHSM2 (PKCS#11 tests), OpenSC (pkcs11-tool) and PyKMIP (KMIP
+# interoperability tests, run with /usr/bin/python3).
+set -euo pipefail
+
+missing=()
+[ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null || missing+=(softhsm2)
+command -v pkcs11-tool >/dev/null || missing+=(opensc)
+/usr/bin/python3 -c 'import kmip' >/dev/null 2>&1 || missing+=(python3-pykmip)
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then
+    sudo="sudo"
+  else
+    echo "deps: need root to install ${missing[*]} (apt-get install -y ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq "${missing[@]}" >/dev/null
