@@ -1,0 +1,69 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package hpcs_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	emulator "github.com/kesbridge/kes/internal/emulator/hpcs"
+)
+
+// syncBuffer lets the test read what Run writes from another goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestRun(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- emulator.Run(ctx, "127.0.0.1:0", emulator.Config{InstanceID: "inst-1"}, &out) }()
+	caRE := regexp.MustCompile(`CA PEM: +(\S+)`)
+	var caPath string
+	for caPath == "" {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned early: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if m := caRE.FindStringSubmatch(out.String()); m != nil {
+			caPath = m[1]
+		}
+	}
+	for _, want := range []string{`endpoint: +https://127\.0\.0\.1:\d+`, `instance ID: +inst-1`, `root key ID: +[0-9a-f-]{36}`, `API key: +\S+`} {
+		if !regexp.MustCompile(want).MatchString(out.String()) {
+			t.Errorf("output lacks %s:\n%s", want, out.String())
+		}
+	}
+	pem, err := os.ReadFile(caPath)
+	if err != nil || !bytes.Contains(pem, []byte("BEGIN CERTIFICATE")) {
+		t.Fatalf("CA file %s: %v", caPath, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, err := os.Stat(caPath); !os.IsNotExist(err) {
+		t.Fatalf("CA file left behind: %v", err)
+	}
+}
