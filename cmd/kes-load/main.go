@@ -1,0 +1,343 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+// Command kes-load measures the throughput and latency of a running server,
+// over the KES HTTP API or over KMIP. Every run is bounded in time and in
+// requests, and stops by itself.
+//
+//	kes-load -k --op generate --duration 10s --concurrency 8        # KES_SERVER, KES_API_KEY
+//	kes-load --kmip 127.0.0.1:5696 --cert c.crt --key c.key --ca ca.crt --op get
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/minio/kms-go/kes"
+	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/kmipclient"
+	flag "github.com/spf13/pflag"
+)
+
+const usage = `Usage: kes-load [options]
+
+Sends a bounded load to a running server and reports throughput and latency.
+
+HTTP API (KES_SERVER and KES_API_KEY, as for the kes CLI):
+      --op generate|decrypt|mixed   operation (default generate)
+      --name NAME                   key to use; created if missing (default kes-load)
+  -k, --insecure                    skip server certificate verification
+
+KMIP (--kmip HOST:PORT):
+      --op get|create               operation (default get)
+      --cert FILE --key FILE        client certificate and key
+      --ca FILE                     CA of the server certificate
+      --new-conn                    open a new connection for every request
+
+Bounds:
+  -c, --concurrency N               parallel clients (default 4)
+  -d, --duration D                  run time (default 10s, at most 10m)
+  -n, --requests N                  stop after N requests in total (default 1000000)
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "kes-load: error: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	op          string
+	name        string
+	insecure    bool
+	kmipAddr    string
+	cert, key   string
+	ca          string
+	newConn     bool
+	concurrency int
+	duration    time.Duration
+	requests    int64
+}
+
+func run(args []string, out io.Writer) error {
+	var o options
+	f := flag.NewFlagSet("kes-load", flag.ContinueOnError)
+	f.Usage = func() { fmt.Fprint(os.Stderr, usage) }
+	f.StringVar(&o.op, "op", "", "")
+	f.StringVar(&o.name, "name", "kes-load", "")
+	f.BoolVarP(&o.insecure, "insecure", "k", false, "")
+	f.StringVar(&o.kmipAddr, "kmip", "", "")
+	f.StringVar(&o.cert, "cert", "", "")
+	f.StringVar(&o.key, "key", "", "")
+	f.StringVar(&o.ca, "ca", "", "")
+	f.BoolVar(&o.newConn, "new-conn", false, "")
+	f.IntVarP(&o.concurrency, "concurrency", "c", 4, "")
+	f.DurationVarP(&o.duration, "duration", "d", 10*time.Second, "")
+	f.Int64VarP(&o.requests, "requests", "n", 1_000_000, "")
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	if o.concurrency < 1 || o.concurrency > 1024 {
+		return errors.New("--concurrency must be between 1 and 1024")
+	}
+	if o.duration <= 0 || o.duration > 10*time.Minute {
+		return errors.New("--duration must be between 0 and 10m")
+	}
+	if o.requests < 1 {
+		return errors.New("--requests must be positive")
+	}
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+
+	var (
+		op    func(context.Context) error
+		label string
+		err   error
+	)
+	if o.kmipAddr != "" {
+		op, label, err = kmipOp(ctx, o)
+	} else {
+		op, label, err = httpOp(ctx, o)
+	}
+	if err != nil {
+		return err
+	}
+	r := load(ctx, o, op)
+	r.print(out, label)
+	if r.ok == 0 {
+		return fmt.Errorf("no request succeeded (first error: %v)", r.firstErr)
+	}
+	return nil
+}
+
+func httpOp(ctx context.Context, o options) (func(context.Context) error, string, error) {
+	server := firstEnv("MINIO_KES_SERVER", "KES_SERVER", "MINIO_KMS_KES_ENDPOINT")
+	if server == "" {
+		server = "127.0.0.1:7373"
+	}
+	server = strings.TrimPrefix(server, "http://")
+	if !strings.HasPrefix(server, "https://") {
+		server = "https://" + server
+	}
+	apiKey := firstEnv("MINIO_KES_API_KEY", "KES_API_KEY", "MINIO_KMS_KES_API_KEY")
+	if apiKey == "" {
+		return nil, "", errors.New("no API key: set KES_API_KEY")
+	}
+	key, err := kes.ParseAPIKey(apiKey)
+	if err != nil {
+		return nil, "", errors.New("invalid API key in KES_API_KEY")
+	}
+	cert, err := kes.GenerateCertificate(key)
+	if err != nil {
+		return nil, "", err
+	}
+	client := kes.NewClientWithConfig(server, &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		Certificates:       []tls.Certificate{cert},
+		InsecureSkipVerify: o.insecure,
+	})
+	if err := client.CreateKey(ctx, o.name); err != nil && !errors.Is(err, kes.ErrKeyExists) {
+		return nil, "", fmt.Errorf("failed to create key '%s': %w", o.name, err)
+	}
+	dek, err := client.GenerateKey(ctx, o.name, nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("failed to generate a data key: %w", err)
+	}
+	switch o.op {
+	case "", "generate":
+		return func(ctx context.Context) error {
+			_, err := client.GenerateKey(ctx, o.name, nil)
+			return err
+		}, "HTTP generate", nil
+	case "decrypt":
+		return func(ctx context.Context) error {
+			_, err := client.Decrypt(ctx, o.name, dek.Ciphertext, nil)
+			return err
+		}, "HTTP decrypt", nil
+	case "mixed":
+		var n atomic.Uint64
+		return func(ctx context.Context) error {
+			if n.Add(1)%2 == 0 {
+				_, err := client.Decrypt(ctx, o.name, dek.Ciphertext, nil)
+				return err
+			}
+			_, err := client.GenerateKey(ctx, o.name, nil)
+			return err
+		}, "HTTP generate+decrypt", nil
+	default:
+		return nil, "", fmt.Errorf("unknown HTTP operation '%s'", o.op)
+	}
+}
+
+func kmipOp(ctx context.Context, o options) (func(context.Context) error, string, error) {
+	if o.cert == "" || o.key == "" {
+		return nil, "", errors.New("KMIP needs --cert and --key")
+	}
+	opts := []kmipclient.Option{kmipclient.WithClientCertFiles(o.cert, o.key)}
+	if o.ca != "" {
+		opts = append(opts, kmipclient.WithRootCAFile(o.ca))
+	}
+	if o.insecure {
+		opts = append(opts, kmipclient.WithTlsConfig(&tls.Config{InsecureSkipVerify: true}))
+	}
+	dial := func(ctx context.Context) (*kmipclient.Client, error) {
+		return kmipclient.DialContext(ctx, o.kmipAddr, opts...)
+	}
+	setup, err := dial(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("failed to connect: %w", err)
+	}
+	created, err := setup.Create().AES(256, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt).ExecContext(ctx)
+	if err != nil {
+		setup.Close()
+		return nil, "", fmt.Errorf("failed to create a key: %w", err)
+	}
+	uid := created.UniqueIdentifier
+	setup.Close()
+
+	var request func(context.Context, *kmipclient.Client) error
+	switch o.op {
+	case "", "get":
+		request = func(ctx context.Context, c *kmipclient.Client) error {
+			_, err := c.Get(uid).ExecContext(ctx)
+			return err
+		}
+	case "create":
+		request = func(ctx context.Context, c *kmipclient.Client) error {
+			_, err := c.Create().AES(256, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt).ExecContext(ctx)
+			return err
+		}
+	default:
+		return nil, "", fmt.Errorf("unknown KMIP operation '%s'", o.op)
+	}
+	label := "KMIP " + strings.ToLower(cmp.Or(o.op, "get"))
+	if o.newConn {
+		return func(ctx context.Context) error {
+			c, err := dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return request(ctx, c)
+		}, label + " (new connection per request)", nil
+	}
+	// One connection per worker: a KMIP connection carries one request at
+	// a time.
+	pool := sync.Pool{}
+	var mu sync.Mutex
+	var conns []*kmipclient.Client
+	go func() {
+		<-ctx.Done()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	return func(ctx context.Context) error {
+		c, _ := pool.Get().(*kmipclient.Client)
+		if c == nil {
+			var err error
+			if c, err = dial(ctx); err != nil {
+				return err
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+		err := request(ctx, c)
+		pool.Put(c)
+		return err
+	}, label + " (one connection per client)", nil
+}
+
+type result struct {
+	ok, failed int64
+	firstErr   error
+	elapsed    time.Duration
+	latencies  []time.Duration
+}
+
+func load(ctx context.Context, o options, op func(context.Context) error) result {
+	ctx, cancel := context.WithTimeout(ctx, o.duration)
+	defer cancel()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		r       result
+		issued  atomic.Int64
+		ok, bad atomic.Int64
+	)
+	start := time.Now()
+	for range o.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var lat []time.Duration
+			for ctx.Err() == nil && issued.Add(1) <= o.requests {
+				t := time.Now()
+				err := op(ctx)
+				if ctx.Err() != nil {
+					break // the run ended during this request: do not count it
+				}
+				if err != nil {
+					bad.Add(1)
+					mu.Lock()
+					if r.firstErr == nil {
+						r.firstErr = err
+					}
+					mu.Unlock()
+					continue
+				}
+				ok.Add(1)
+				lat = append(lat, time.Since(t))
+			}
+			mu.Lock()
+			r.latencies = append(r.latencies, lat...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	r.elapsed = time.Since(start)
+	r.ok, r.failed = ok.Load(), bad.Load()
+	slices.Sort(r.latencies)
+	return r
+}
+
+func (r result) print(w io.Writer, label string) {
+	pct := func(p float64) time.Duration {
+		if len(r.latencies) == 0 {
+			return 0
+		}
+		return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))]
+	}
+	fmt.Fprintf(w, "%s: %d ok, %d failed in %s\n", label, r.ok, r.failed, r.elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "throughput: %.0f requests/s\n", float64(r.ok)/r.elapsed.Seconds())
+	fmt.Fprintf(w, "latency: p50 %s  p90 %s  p99 %s  max %s\n", pct(0.50), pct(0.90), pct(0.99), pct(1))
+	if r.firstErr != nil {
+		fmt.Fprintf(w, "first error: %v\n", r.firstErr)
+	}
+}
+
+func firstEnv(names ...string) string {
+	for _, n := range names {
+		if v, ok := os.LookupEnv(n); ok && v != "" {
+			return v
+		}
+	}
+	return ""
+}
