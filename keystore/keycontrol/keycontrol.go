@@ -708,6 +708,9 @@ func (s *Store) sleep(ctx context.Context, attempt int) error {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return fmt.Errorf("keycontrol: %w", context.Cause(ctx))
+		}
 		return &keystore.UnreachableError{Store: storeName, Err: context.Cause(ctx)}
 	}
 }

@@ -89,12 +89,6 @@ func sanitize(s string) string {
 	return s
 }
 
-// tokenResponse is the answer of Login and Renew.
-type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	ExpiresAt   string `json:"expires_at"`
-}
-
 // parseTokenResponse decodes a Login or Renew answer. expires_at is
 // parsed leniently (see parseExpiry); a missing or unreadable expiry is
 // the zero time, which callers treat as "unknown".
