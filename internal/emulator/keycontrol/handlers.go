@@ -42,6 +42,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	action := s.action(r.URL.Path)
 
 	s.mu.Lock()
+	if s.down {
+		// A connection accepted just before SetDown(true) that had not
+		// been registered yet: it gets no answer either.
+		s.mu.Unlock()
+		hijackReset(w)
+		return
+	}
 	s.counts[action]++
 	latency, hook := s.latency, s.hook
 	var (
