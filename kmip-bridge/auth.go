@@ -1,0 +1,159 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package kmipbridge
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+
+	"github.com/kesbridge/kes/internal/keys"
+	"github.com/kesbridge/kes/keystore"
+	"github.com/kesbridge/kes/policy"
+	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/kmipserver"
+)
+
+type userKey struct{}
+
+// authUser is a Username/Password credential that matched Config.Users.
+type authUser struct {
+	name   string
+	policy string
+}
+
+// itemKey carries the per-batch-item record the audit middleware reads.
+type itemKey struct{}
+
+type itemInfo struct {
+	uid string
+}
+
+// authenticate checks the credentials of the request header. A message
+// with a wrong credential fails as a whole.
+func (s *Server) authenticate(next kmipserver.Next, ctx context.Context, req *kmip.RequestMessage) (*kmip.ResponseMessage, error) {
+	a := req.Header.Authentication
+	if a == nil {
+		return next(ctx, req)
+	}
+	creds := append([]kmip.Credential{a.Credential}, a.AdditionalCredential...)
+	var user *authUser
+	for _, c := range creds {
+		if c.CredentialType != kmip.CredentialTypeUsernameAndPassword || c.CredentialValue.UserPassword == nil {
+			continue
+		}
+		up := c.CredentialValue.UserPassword
+		u, ok := s.users[up.Username]
+		// Compare digests so that neither the password's length nor
+		// whether the user exists shows in the timing.
+		given := sha256.Sum256([]byte(up.Password))
+		want := sha256.Sum256([]byte(u.Password))
+		if subtle.ConstantTimeCompare(given[:], want[:]) != 1 || !ok {
+			s.log.Info("kmip: authentication failed", "user", up.Username, "identity", sessionOf(ctx).identity.String())
+			return nil, kmipserver.Errorf(kmip.ResultReasonAuthenticationNotSuccessful, "authentication failed")
+		}
+		user = &authUser{name: up.Username, policy: u.Policy}
+	}
+	if user != nil {
+		ctx = context.WithValue(ctx, userKey{}, user)
+	}
+	return next(ctx, req)
+}
+
+// auditItem maps handler errors to KMIP answers and reports every batch
+// item to the audit hook.
+func (s *Server) auditItem(next kmipserver.BatchItemNext, ctx context.Context, bi *kmip.RequestBatchItem) (*kmip.ResponseBatchItem, error) {
+	info := &itemInfo{}
+	ctx = context.WithValue(ctx, itemKey{}, info)
+	resp, err := next(ctx, bi)
+	if err != nil {
+		err = s.wireError(err)
+	}
+	if s.audit != nil {
+		op, ok := opNames[bi.Operation]
+		if !ok {
+			op = "unsupported"
+		}
+		s.audit(clientName(ctx), op, info.uid, err)
+	}
+	return resp, err
+}
+
+func sessionOf(ctx context.Context) *session {
+	if s, ok := ctx.Value(sessionKey{}).(*session); ok {
+		return s
+	}
+	return &session{}
+}
+
+func clientName(ctx context.Context) string {
+	if u, ok := ctx.Value(userKey{}).(*authUser); ok {
+		return "user:" + u.name
+	}
+	return sessionOf(ctx).identity.String()
+}
+
+// authorize checks whether the client may run op (a path element such as
+// "get") on uid ("" for operations without a target).
+func (s *Server) authorize(ctx context.Context, op, uid string) error {
+	if info, ok := ctx.Value(itemKey{}).(*itemInfo); ok && uid != "" {
+		info.uid = uid
+	}
+	path := "/kmip/" + op
+	if uid != "" {
+		path += "/" + uid
+	}
+	set := s.policies()
+	if set == nil {
+		return errDenied
+	}
+	if u, ok := ctx.Value(userKey{}).(*authUser); ok {
+		p, ok := set.Policies[u.policy]
+		if !ok || p.Verify(path) != nil {
+			return errDenied
+		}
+		return nil
+	}
+	if set.Authorize(sessionOf(ctx).identity.String(), path) != nil {
+		return errDenied
+	}
+	return nil
+}
+
+var errDenied = kmipserver.Errorf(kmip.ResultReasonPermissionDenied, "not authorized: insufficient permissions")
+
+// wireError is the one place where errors become KMIP result reasons and
+// messages. Errors that are not already KMIP errors get a fixed, safe
+// message; their details go to the log.
+func (s *Server) wireError(err error) error {
+	var ke kmipserver.Error
+	switch {
+	case errors.As(err, &ke):
+		return ke
+	case errors.Is(err, keys.ErrKeyNotFound):
+		return kmipserver.Errorf(kmip.ResultReasonItemNotFound, "object not found")
+	case errors.Is(err, keys.ErrKeyExists):
+		return kmipserver.Errorf(kmip.ResultReasonObjectAlreadyExists, "object already exists")
+	case errors.Is(err, policy.ErrNotAllowed):
+		return errDenied
+	case errors.Is(err, keys.ErrNotActive):
+		return kmipserver.Errorf(kmip.ResultReasonPermissionDenied, "object is not active")
+	case keystore.IsUnreachable(err), keystore.IsUnavailable(err):
+		s.log.Warn("kmip: keystore unavailable", "err", err)
+		return kmipserver.Errorf(kmip.ResultReasonGeneralFailure, "keystore unavailable")
+	case errors.Is(err, context.DeadlineExceeded):
+		s.log.Warn("kmip: operation timed out", "err", err)
+		return kmipserver.Errorf(kmip.ResultReasonGeneralFailure, "operation timed out")
+	default:
+		s.log.Error("kmip: operation failed", slog.Any("err", err))
+		return kmipserver.Errorf(kmip.ResultReasonGeneralFailure, "internal server error")
+	}
+}
+
+// kerr returns a KMIP error with a fixed message.
+func kerr(reason kmip.ResultReason, msg string) error {
+	return kmipserver.Error{Reason: reason, Message: msg}
+}

@@ -1,0 +1,66 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+// Package kmipbridge serves the keys of the configured keystore over KMIP
+// 1.0–1.4 (binary TTLV over mutual TLS, normally on TCP port 5696).
+//
+// A KMIP managed object is a key of the keystore: its Unique Identifier is
+// the key name. Keys created over the KES API appear as Active AES (or
+// ChaCha20) 256-bit symmetric keys whose attributes are synthesised from
+// the stored key; objects created or registered over KMIP carry their
+// lifecycle state in keys.Metadata.State and every other attribute in
+// keys.Metadata.KMIP, changed only through keys.Service.Update, so all
+// nodes sharing a keystore see the same objects.
+//
+// # Operations
+//
+// Discover Versions, Query, Create, Register, Get, Get Attributes, Get
+// Attribute List, Add Attribute, Modify Attribute, Delete Attribute,
+// Locate, Activate, Revoke, Destroy and Re-key are implemented. Every other
+// operation answers Operation Not Supported for its batch item only. The
+// Batch Error Continuation Options Continue and Stop are honoured; Undo is
+// refused with Feature Not Supported, since the keystore has no
+// transactions.
+//
+// # Authorisation
+//
+// The client identity is the SHA-256 of its certificate's public key, as on
+// the HTTPS API. Each batch item is checked with policy.Set.Authorize
+// against one of these paths:
+//
+//	/kmip/discover-versions
+//	/kmip/query
+//	/kmip/create
+//	/kmip/register
+//	/kmip/locate
+//	/kmip/get/<uid>
+//	/kmip/get-attributes/<uid>
+//	/kmip/get-attribute-list/<uid>
+//	/kmip/add-attribute/<uid>
+//	/kmip/modify-attribute/<uid>
+//	/kmip/delete-attribute/<uid>
+//	/kmip/activate/<uid>
+//	/kmip/revoke/<uid>
+//	/kmip/destroy/<uid>
+//	/kmip/re-key/<uid>   (the new key needs /kmip/create as well)
+//
+// A Username/Password credential in the request header, if present, must
+// match one of Config.Users; the request is then authorised with that
+// user's policy instead of the certificate identity's. A denied item fails
+// with Permission Denied; the connection stays open.
+//
+// Locate is authorised as a whole with /kmip/locate and returns the
+// matching identifiers without a per-object check: grant it only to
+// clients that may learn key names.
+//
+// # Lifecycle
+//
+// Create and Register produce Pre-Active objects unless an Activation Date
+// in the past is given. Activate makes a Pre-Active object Active. Revoke
+// with reason Key Compromise or CA Compromise makes it Compromised, with
+// any other reason Deactivated. Destroy refuses Active objects with
+// Permission Denied and otherwise deletes the key from the keystore, so it
+// is gone for the KES API as well. The state rules of internal/keys apply
+// to both front doors: generate and encrypt need Active, decrypt accepts
+// Active, Deactivated and Compromised.
+package kmipbridge

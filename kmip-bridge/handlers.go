@@ -1,0 +1,804 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package kmipbridge
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/kesbridge/kes/internal/crypto"
+	"github.com/kesbridge/kes/internal/keys"
+	"github.com/kesbridge/kes/policy"
+	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/kmipserver"
+	"github.com/ovh/kmip-go/payloads"
+)
+
+// supportedVersions in server preference order.
+var supportedVersions = []kmip.ProtocolVersion{kmip.V1_4, kmip.V1_3, kmip.V1_2, kmip.V1_1, kmip.V1_0}
+
+// VendorIdentification is what Query Server Information reports.
+const VendorIdentification = "KES bridge KMIP server"
+
+// opNames are the path names of the implemented operations.
+var opNames = map[kmip.Operation]string{
+	kmip.OperationDiscoverVersions: "discover-versions",
+	kmip.OperationQuery:            "query",
+	kmip.OperationCreate:           "create",
+	kmip.OperationRegister:         "register",
+	kmip.OperationLocate:           "locate",
+	kmip.OperationGet:              "get",
+	kmip.OperationGetAttributes:    "get-attributes",
+	kmip.OperationGetAttributeList: "get-attribute-list",
+	kmip.OperationAddAttribute:     "add-attribute",
+	kmip.OperationModifyAttribute:  "modify-attribute",
+	kmip.OperationDeleteAttribute:  "delete-attribute",
+	kmip.OperationActivate:         "activate",
+	kmip.OperationRevoke:           "revoke",
+	kmip.OperationDestroy:          "destroy",
+	kmip.OperationReKey:            "re-key",
+}
+
+func (s *Server) newExecutor() *kmipserver.BatchExecutor {
+	e := kmipserver.NewBatchExecutor()
+	e.Use(s.authenticate)
+	e.BatchItemUse(s.auditItem)
+	e.Route(kmip.OperationDiscoverVersions, kmipserver.HandleFunc(s.discoverVersions))
+	e.Route(kmip.OperationQuery, kmipserver.HandleFunc(s.query))
+	e.Route(kmip.OperationCreate, kmipserver.HandleFunc(s.create))
+	e.Route(kmip.OperationRegister, kmipserver.HandleFunc(s.register))
+	e.Route(kmip.OperationLocate, kmipserver.HandleFunc(s.locate))
+	e.Route(kmip.OperationGet, kmipserver.HandleFunc(s.get))
+	e.Route(kmip.OperationGetAttributes, kmipserver.HandleFunc(s.getAttributes))
+	e.Route(kmip.OperationGetAttributeList, kmipserver.HandleFunc(s.getAttributeList))
+	e.Route(kmip.OperationAddAttribute, kmipserver.HandleFunc(s.addAttribute))
+	e.Route(kmip.OperationModifyAttribute, kmipserver.HandleFunc(s.modifyAttribute))
+	e.Route(kmip.OperationDeleteAttribute, kmipserver.HandleFunc(s.deleteAttribute))
+	e.Route(kmip.OperationActivate, kmipserver.HandleFunc(s.activate))
+	e.Route(kmip.OperationRevoke, kmipserver.HandleFunc(s.revoke))
+	e.Route(kmip.OperationDestroy, kmipserver.HandleFunc(s.destroy))
+	e.Route(kmip.OperationReKey, kmipserver.HandleFunc(s.rekey))
+	return e
+}
+
+// target resolves the Unique Identifier of a request (or the batch's ID
+// placeholder), checks that it can name a key, and authorises op on it.
+func (s *Server) target(ctx context.Context, op, uid string) (string, error) {
+	if uid == "" {
+		uid = kmipserver.IdPlaceholder(ctx)
+		if uid == "" {
+			return "", kerr(kmip.ResultReasonMissingData, "missing unique identifier")
+		}
+	}
+	if err := s.authorize(ctx, op, uid); err != nil {
+		return "", err
+	}
+	if !policy.ValidName(uid) {
+		return "", kerr(kmip.ResultReasonItemNotFound, "object not found")
+	}
+	return uid, nil
+}
+
+// opContext bounds the keystore calls of one operation.
+func (s *Server) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.readTO)
+}
+
+// view loads the KMIP view of a key.
+func (s *Server) view(ctx context.Context, uid string) (*object, error) {
+	var obj *object
+	err := s.keys.With(ctx, uid, func(o *keys.Object) error {
+		var err error
+		obj, err = objectOf(o)
+		return err
+	})
+	return obj, err
+}
+
+// update changes a key's KMIP view with compare-and-swap.
+func (s *Server) update(ctx context.Context, uid string, fn func(*object, *keys.Object) error) error {
+	return s.keys.Update(ctx, uid, func(o *keys.Object) error {
+		obj, err := objectOf(o)
+		if err != nil {
+			return err
+		}
+		if err := fn(obj, o); err != nil {
+			return err
+		}
+		o.Meta, err = obj.meta()
+		return err
+	})
+}
+
+func (s *Server) discoverVersions(ctx context.Context, req *payloads.DiscoverVersionsRequestPayload) (*payloads.DiscoverVersionsResponsePayload, error) {
+	if err := s.authorize(ctx, "discover-versions", ""); err != nil {
+		return nil, err
+	}
+	resp := &payloads.DiscoverVersionsResponsePayload{}
+	for _, v := range supportedVersions {
+		if len(req.ProtocolVersion) == 0 || slices.Contains(req.ProtocolVersion, v) {
+			resp.ProtocolVersion = append(resp.ProtocolVersion, v)
+		}
+	}
+	return resp, nil
+}
+
+func (s *Server) query(ctx context.Context, req *payloads.QueryRequestPayload) (*payloads.QueryResponsePayload, error) {
+	if err := s.authorize(ctx, "query", ""); err != nil {
+		return nil, err
+	}
+	resp := &payloads.QueryResponsePayload{}
+	for _, f := range req.QueryFunction {
+		switch f {
+		case kmip.QueryFunctionOperations:
+			for _, op := range []kmip.Operation{kmip.OperationCreate, kmip.OperationRegister, kmip.OperationReKey,
+				kmip.OperationLocate, kmip.OperationGet, kmip.OperationGetAttributes, kmip.OperationGetAttributeList,
+				kmip.OperationAddAttribute, kmip.OperationModifyAttribute, kmip.OperationDeleteAttribute,
+				kmip.OperationActivate, kmip.OperationRevoke, kmip.OperationDestroy, kmip.OperationQuery,
+				kmip.OperationDiscoverVersions} {
+				if op != kmip.OperationDiscoverVersions || kmipserver.GetProtocolVersion(ctx) != kmip.V1_0 {
+					resp.Operations = append(resp.Operations, op)
+				}
+			}
+		case kmip.QueryFunctionObjects:
+			resp.ObjectType = []kmip.ObjectType{kmip.ObjectTypeSymmetricKey, kmip.ObjectTypeSecretData, kmip.ObjectTypeOpaqueObject}
+		case kmip.QueryFunctionServerInformation:
+			resp.VendorIdentification = VendorIdentification
+		}
+	}
+	return resp, nil
+}
+
+// newUID returns a random version 4 UUID, which is a valid key name.
+func newUID() (string, error) {
+	var b [16]byte
+	if _, err := io.ReadFull(rand.Reader, b[:]); err != nil {
+		return "", fmt.Errorf("kmip: failed to generate identifier: %w", err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
+}
+
+// applyTemplate stores the client-settable attributes of a template on obj
+// and returns the Cryptographic Algorithm, Length and Activation Date it
+// names. Other attributes (server-managed ones, or ones the bridge does
+// not keep) are ignored, as old clients send extra ones.
+func applyTemplate(obj *object, ta kmip.TemplateAttribute) (alg kmip.CryptographicAlgorithm, length int32, mask *kmip.CryptographicUsageMask, activation *time.Time, err error) {
+	for _, a := range ta.Attribute {
+		switch a.AttributeName {
+		case kmip.AttributeNameCryptographicAlgorithm:
+			v, ok := a.AttributeValue.(kmip.CryptographicAlgorithm)
+			if !ok {
+				return 0, 0, nil, nil, kerr(kmip.ResultReasonInvalidField, "invalid cryptographic algorithm")
+			}
+			alg = v
+		case kmip.AttributeNameCryptographicLength:
+			v, ok := a.AttributeValue.(int32)
+			if !ok {
+				return 0, 0, nil, nil, kerr(kmip.ResultReasonInvalidField, "invalid cryptographic length")
+			}
+			length = v
+		case kmip.AttributeNameCryptographicUsageMask:
+			v, ok := a.AttributeValue.(kmip.CryptographicUsageMask)
+			if !ok {
+				return 0, 0, nil, nil, kerr(kmip.ResultReasonInvalidField, "invalid cryptographic usage mask")
+			}
+			mask = &v
+		case kmip.AttributeNameActivationDate:
+			v, ok := a.AttributeValue.(time.Time)
+			if !ok {
+				return 0, 0, nil, nil, kerr(kmip.ResultReasonInvalidField, "invalid activation date")
+			}
+			activation = &v
+		default:
+			if !clientSettable(a.AttributeName) || a.AttributeValue == nil {
+				continue
+			}
+			if !multiValued(a.AttributeName) && obj.has(a.AttributeName) {
+				return 0, 0, nil, nil, kerr(kmip.ResultReasonInvalidField, "attribute '"+string(a.AttributeName)+"' given twice")
+			}
+			obj.add(a.AttributeName, a.AttributeValue)
+		}
+	}
+	return alg, length, mask, activation, nil
+}
+
+// finish sets the server-managed attributes of a new object and its state.
+func finish(obj *object, v *crypto.KeyVersion, now time.Time, mask *kmip.CryptographicUsageMask, activation *time.Time, format kmip.KeyFormatType) {
+	if mask != nil {
+		obj.set(kmip.AttributeNameCryptographicUsageMask, *mask)
+	}
+	obj.set(kmip.AttributeNameInitialDate, now)
+	obj.state = keys.StatePreActive
+	if activation != nil {
+		obj.set(kmip.AttributeNameActivationDate, activation.UTC().Truncate(time.Second))
+		if !activation.After(now) {
+			obj.state = keys.StateActive
+		}
+	}
+	if d, ok := digestOf(v, format); ok {
+		obj.set(kmip.AttributeNameDigest, d)
+	}
+	obj.touch(now)
+}
+
+// newVersion stores material: 256-bit AES and ChaCha20 keys become KES keys
+// (with a fresh HMAC key, so that they work on the KES API), everything
+// else raw material.
+func newVersion(alg kmip.CryptographicAlgorithm, material []byte, createdBy string, now time.Time) (*crypto.KeyVersion, error) {
+	v := &crypto.KeyVersion{CreatedAt: now, CreatedBy: createdBy}
+	kt := crypto.KeyType(0)
+	if len(material) == crypto.KeySize {
+		switch alg {
+		case kmip.CryptographicAlgorithmAES:
+			kt = crypto.AES256
+		case kmip.CryptographicAlgorithmChaCha20:
+			kt = crypto.ChaCha20
+		}
+	}
+	if kt == 0 {
+		v.Material = crypto.NewSecretBytes(material)
+		return v, nil
+	}
+	key, err := crypto.NewSecretKey(kt, material)
+	if err != nil {
+		return nil, err
+	}
+	hk, err := crypto.GenerateHMACKey(nil)
+	if err != nil {
+		key.Destroy()
+		return nil, err
+	}
+	v.Key, v.HMACKey = key, hk
+	return v, nil
+}
+
+func (s *Server) create(ctx context.Context, req *payloads.CreateRequestPayload) (*payloads.CreateResponsePayload, error) {
+	if err := s.authorize(ctx, "create", ""); err != nil {
+		return nil, err
+	}
+	if req.ObjectType != kmip.ObjectTypeSymmetricKey {
+		return nil, kerr(kmip.ResultReasonInvalidField, "only symmetric keys can be created")
+	}
+	uid, err := s.createKey(ctx, req.TemplateAttribute, nil)
+	if err != nil {
+		return nil, err
+	}
+	kmipserver.SetIdPlaceholder(ctx, uid)
+	return &payloads.CreateResponsePayload{ObjectType: kmip.ObjectTypeSymmetricKey, UniqueIdentifier: uid}, nil
+}
+
+// createKey generates and stores a new AES key described by ta. prepare,
+// if not nil, may add attributes before the key is stored.
+func (s *Server) createKey(ctx context.Context, ta kmip.TemplateAttribute, prepare func(obj *object)) (string, error) {
+	uid, err := newUID()
+	if err != nil {
+		return "", err
+	}
+	obj := &object{uid: uid, typ: kmip.ObjectTypeSymmetricKey}
+	alg, length, mask, activation, err := applyTemplate(obj, ta)
+	if err != nil {
+		return "", err
+	}
+	if alg == 0 {
+		alg = kmip.CryptographicAlgorithmAES
+	}
+	if length == 0 {
+		length = 256
+	}
+	if alg != kmip.CryptographicAlgorithmAES {
+		return "", kerr(kmip.ResultReasonInvalidField, "only AES keys can be created")
+	}
+	if length != 128 && length != 192 && length != 256 {
+		return "", kerr(kmip.ResultReasonInvalidField, "AES keys are 128, 192 or 256 bits long")
+	}
+	if mask == nil {
+		m := kmip.CryptographicUsageEncrypt | kmip.CryptographicUsageDecrypt
+		mask = &m
+	}
+	obj.alg, obj.length = alg, length
+	material := make([]byte, length/8)
+	defer clear(material)
+	if _, err := io.ReadFull(rand.Reader, material); err != nil {
+		return "", fmt.Errorf("kmip: failed to generate key: %w", err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	v, err := newVersion(alg, material, sessionOf(ctx).identity.String(), now)
+	if err != nil {
+		return "", err
+	}
+	defer v.Destroy()
+	finish(obj, v, now, mask, activation, kmip.KeyFormatTypeRaw)
+	if prepare != nil {
+		prepare(obj)
+	}
+	meta, err := obj.meta()
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	if err := s.keys.CreateObject(ctx, uid, v, meta); err != nil {
+		return "", err
+	}
+	return uid, nil
+}
+
+func (s *Server) register(ctx context.Context, req *payloads.RegisterRequestPayload) (*payloads.RegisterResponsePayload, error) {
+	if err := s.authorize(ctx, "register", ""); err != nil {
+		return nil, err
+	}
+	uid, err := newUID()
+	if err != nil {
+		return nil, err
+	}
+	obj := &object{uid: uid, typ: req.ObjectType}
+	alg, length, mask, activation, err := applyTemplate(obj, req.TemplateAttribute)
+	if err != nil {
+		return nil, err
+	}
+
+	var (
+		material []byte
+		block    *kmip.KeyBlock
+		format   = kmip.KeyFormatTypeRaw
+	)
+	switch o := req.Object.(type) {
+	case *kmip.SymmetricKey:
+		block = &o.KeyBlock
+		switch block.KeyFormatType {
+		case kmip.KeyFormatTypeRaw, kmip.KeyFormatTypeTransparentSymmetricKey:
+		default:
+			return nil, kerr(kmip.ResultReasonKeyFormatTypeNotSupported, "symmetric keys are registered in Raw or Transparent Symmetric Key format")
+		}
+	case *kmip.SecretData:
+		block = &o.KeyBlock
+		switch block.KeyFormatType {
+		case kmip.KeyFormatTypeRaw, kmip.KeyFormatTypeOpaque:
+		default:
+			return nil, kerr(kmip.ResultReasonKeyFormatTypeNotSupported, "secret data is registered in Opaque or Raw format")
+		}
+		obj.secretType = o.SecretDataType
+		format = kmip.KeyFormatTypeOpaque
+	case *kmip.OpaqueObject:
+		material = o.OpaqueDataValue
+		obj.opaqueType = o.OpaqueDataType
+		format = 0
+	default:
+		return nil, kerr(kmip.ResultReasonFeatureNotSupported, "object type is not supported")
+	}
+	if block != nil {
+		if block.KeyWrappingData != nil || block.KeyValue == nil || block.KeyValue.Plain == nil {
+			return nil, kerr(kmip.ResultReasonFeatureNotSupported, "wrapped keys are not supported")
+		}
+		if block.KeyCompressionType != 0 {
+			return nil, kerr(kmip.ResultReasonKeyCompressionTypeNotSupported, "key compression is not supported")
+		}
+		km := block.KeyValue.Plain.KeyMaterial
+		switch {
+		case km.Bytes != nil:
+			material = *km.Bytes
+		case km.TransparentSymmetricKey != nil:
+			material = km.TransparentSymmetricKey.Key
+		}
+		if block.CryptographicAlgorithm != 0 {
+			alg = block.CryptographicAlgorithm
+		}
+		if block.CryptographicLength != 0 {
+			length = block.CryptographicLength
+		}
+	}
+	defer clear(material)
+	if len(material) == 0 {
+		return nil, kerr(kmip.ResultReasonInvalidField, "object has no material")
+	}
+	if req.ObjectType == kmip.ObjectTypeSymmetricKey {
+		if length == 0 {
+			length = int32(len(material) * 8)
+		}
+		if int(length) != len(material)*8 {
+			return nil, kerr(kmip.ResultReasonInvalidField, "cryptographic length does not match the key")
+		}
+		if alg == 0 {
+			return nil, kerr(kmip.ResultReasonMissingData, "missing cryptographic algorithm")
+		}
+		obj.alg, obj.length = alg, length
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	v, err := newVersion(obj.alg, material, sessionOf(ctx).identity.String(), now)
+	if err != nil {
+		return nil, err
+	}
+	defer v.Destroy()
+	finish(obj, v, now, mask, activation, format)
+	meta, err := obj.meta()
+	if err != nil {
+		return nil, err
+	}
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	if err := s.keys.CreateObject(octx, uid, v, meta); err != nil {
+		return nil, err
+	}
+	kmipserver.SetIdPlaceholder(ctx, uid)
+	return &payloads.RegisterResponsePayload{UniqueIdentifier: uid}, nil
+}
+
+func (s *Server) get(ctx context.Context, req *payloads.GetRequestPayload) (*payloads.GetResponsePayload, error) {
+	uid, err := s.target(ctx, "get", req.UniqueIdentifier)
+	if err != nil {
+		return nil, err
+	}
+	if req.KeyWrappingSpecification != nil || req.KeyWrapType != 0 {
+		return nil, kerr(kmip.ResultReasonFeatureNotSupported, "key wrapping is not supported")
+	}
+	if req.KeyCompressionType != 0 {
+		return nil, kerr(kmip.ResultReasonKeyCompressionTypeNotSupported, "key compression is not supported")
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	sess := sessionOf(ctx)
+	resp := &payloads.GetResponsePayload{UniqueIdentifier: uid}
+	err = s.keys.With(ctx, uid, func(o *keys.Object) error {
+		obj, err := objectOf(o)
+		if err != nil {
+			return err
+		}
+		var material []byte
+		if err := useMaterial(o.Version, func(b []byte) error { material = slices.Clone(b); return nil }); err != nil {
+			return err
+		}
+		// The copy lives until the response is on the wire.
+		sess.wipe = append(sess.wipe, material)
+		resp.ObjectType = obj.typ
+		switch obj.typ {
+		case kmip.ObjectTypeSymmetricKey:
+			block := kmip.KeyBlock{CryptographicAlgorithm: obj.alg, CryptographicLength: obj.length}
+			switch req.KeyFormatType {
+			case 0, kmip.KeyFormatTypeRaw:
+				block.KeyFormatType = kmip.KeyFormatTypeRaw
+				block.KeyValue = &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: kmip.KeyMaterial{Bytes: &material}}}
+			case kmip.KeyFormatTypeTransparentSymmetricKey:
+				block.KeyFormatType = kmip.KeyFormatTypeTransparentSymmetricKey
+				block.KeyValue = &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: kmip.KeyMaterial{TransparentSymmetricKey: &kmip.TransparentSymmetricKey{Key: material}}}}
+			default:
+				return kerr(kmip.ResultReasonKeyFormatTypeNotSupported, "key format type is not supported for symmetric keys")
+			}
+			resp.Object = &kmip.SymmetricKey{KeyBlock: block}
+		case kmip.ObjectTypeSecretData:
+			f := req.KeyFormatType
+			if f == 0 {
+				f = kmip.KeyFormatTypeOpaque
+			}
+			if f != kmip.KeyFormatTypeOpaque && f != kmip.KeyFormatTypeRaw {
+				return kerr(kmip.ResultReasonKeyFormatTypeNotSupported, "key format type is not supported for secret data")
+			}
+			resp.Object = &kmip.SecretData{SecretDataType: obj.secretType, KeyBlock: kmip.KeyBlock{
+				KeyFormatType: f,
+				KeyValue:      &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: kmip.KeyMaterial{Bytes: &material}}},
+			}}
+		case kmip.ObjectTypeOpaqueObject:
+			if req.KeyFormatType != 0 {
+				return kerr(kmip.ResultReasonKeyFormatTypeNotSupported, "opaque objects have no key format")
+			}
+			resp.Object = &kmip.OpaqueObject{OpaqueDataType: obj.opaqueType, OpaqueDataValue: material}
+		default:
+			return kerr(kmip.ResultReasonFeatureNotSupported, "object type is not supported")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (s *Server) getAttributes(ctx context.Context, req *payloads.GetAttributesRequestPayload) (*payloads.GetAttributesResponsePayload, error) {
+	uid, err := s.target(ctx, "get-attributes", req.UniqueIdentifier)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	obj, err := s.view(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	resp := &payloads.GetAttributesResponsePayload{UniqueIdentifier: uid}
+	if len(req.AttributeName) == 0 {
+		resp.Attribute = obj.all()
+		return resp, nil
+	}
+	for _, n := range req.AttributeName {
+		resp.Attribute = append(resp.Attribute, obj.get(n)...)
+	}
+	return resp, nil
+}
+
+func (s *Server) getAttributeList(ctx context.Context, req *payloads.GetAttributeListRequestPayload) (*payloads.GetAttributeListResponsePayload, error) {
+	uid, err := s.target(ctx, "get-attribute-list", req.UniqueIdentifier)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	obj, err := s.view(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	return &payloads.GetAttributeListResponsePayload{UniqueIdentifier: uid, AttributeName: obj.names()}, nil
+}
+
+var errReadOnly = kerr(kmip.ResultReasonPermissionDenied, "attribute is read-only")
+
+func (s *Server) addAttribute(ctx context.Context, req *payloads.AddAttributeRequestPayload) (*payloads.AddAttributeResponsePayload, error) {
+	uid, err := s.target(ctx, "add-attribute", req.UniqueIdentifier)
+	if err != nil {
+		return nil, err
+	}
+	a := req.Attribute
+	if !clientSettable(a.AttributeName) {
+		return nil, errReadOnly
+	}
+	if a.AttributeValue == nil {
+		return nil, kerr(kmip.ResultReasonInvalidField, "missing attribute value")
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	var added kmip.Attribute
+	err = s.update(ctx, uid, func(obj *object, _ *keys.Object) error {
+		if !multiValued(a.AttributeName) && obj.has(a.AttributeName) {
+			return kerr(kmip.ResultReasonIllegalOperation, "attribute is single-valued and already present")
+		}
+		added = obj.add(a.AttributeName, a.AttributeValue)
+		obj.touch(time.Now().UTC().Truncate(time.Second))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &payloads.AddAttributeResponsePayload{UniqueIdentifier: uid, Attribute: wireAttr(added)}, nil
+}
+
+func (s *Server) modifyAttribute(ctx context.Context, req *payloads.ModifyAttributeRequestPayload) (*payloads.ModifyAttributeResponsePayload, error) {
+	uid, err := s.target(ctx, "modify-attribute", req.UniqueIdentifier)
+	if err != nil {
+		return nil, err
+	}
+	a := req.Attribute
+	activation := a.AttributeName == kmip.AttributeNameActivationDate
+	if !clientSettable(a.AttributeName) && !activation {
+		return nil, errReadOnly
+	}
+	if a.AttributeValue == nil {
+		return nil, kerr(kmip.ResultReasonInvalidField, "missing attribute value")
+	}
+	idx := int32(0)
+	if a.AttributeIndex != nil {
+		idx = *a.AttributeIndex
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	var modified kmip.Attribute
+	err = s.update(ctx, uid, func(obj *object, _ *keys.Object) error {
+		now := time.Now().UTC().Truncate(time.Second)
+		if activation {
+			// The activation date can only move while the object has
+			// not been activated yet.
+			t, ok := a.AttributeValue.(time.Time)
+			if obj.state != keys.StatePreActive {
+				return kerr(kmip.ResultReasonPermissionDenied, "activation date cannot change after activation")
+			}
+			if !ok {
+				return kerr(kmip.ResultReasonInvalidField, "invalid activation date")
+			}
+			i := obj.find(a.AttributeName, idx)
+			if i < 0 {
+				return kerr(kmip.ResultReasonItemNotFound, "attribute not found")
+			}
+			obj.attrs[i].AttributeValue = t.UTC().Truncate(time.Second)
+			if !t.After(now) {
+				obj.state = keys.StateActive
+			}
+			modified = obj.attrs[i]
+			obj.touch(now)
+			return nil
+		}
+		i := obj.find(a.AttributeName, idx)
+		if i < 0 {
+			return kerr(kmip.ResultReasonItemNotFound, "attribute not found")
+		}
+		obj.attrs[i].AttributeValue = a.AttributeValue
+		modified = obj.attrs[i]
+		obj.touch(now)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &payloads.ModifyAttributeResponsePayload{UniqueIdentifier: uid, Attribute: wireAttr(modified)}, nil
+}
+
+func (s *Server) deleteAttribute(ctx context.Context, req *payloads.DeleteAttributeRequestPayload) (*payloads.DeleteAttributeResponsePayload, error) {
+	uid, err := s.target(ctx, "delete-attribute", req.UniqueIdentifier)
+	if err != nil {
+		return nil, err
+	}
+	if !clientSettable(req.AttributeName) {
+		return nil, errReadOnly
+	}
+	idx := int32(0)
+	if req.AttributeIndex != nil {
+		idx = *req.AttributeIndex
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	var deleted kmip.Attribute
+	err = s.update(ctx, uid, func(obj *object, _ *keys.Object) error {
+		i := obj.find(req.AttributeName, idx)
+		if i < 0 {
+			return kerr(kmip.ResultReasonItemNotFound, "attribute not found")
+		}
+		deleted = obj.attrs[i]
+		obj.attrs = slices.Delete(obj.attrs, i, i+1)
+		obj.touch(time.Now().UTC().Truncate(time.Second))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &payloads.DeleteAttributeResponsePayload{UniqueIdentifier: uid, Attribute: wireAttr(deleted)}, nil
+}
+
+func (s *Server) activate(ctx context.Context, req *payloads.ActivateRequestPayload) (*payloads.ActivateResponsePayload, error) {
+	uid, err := s.target(ctx, "activate", req.UniqueIdentifier)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	err = s.update(ctx, uid, func(obj *object, _ *keys.Object) error {
+		if obj.state != keys.StatePreActive {
+			return kerr(kmip.ResultReasonPermissionDenied, "object is not pre-active")
+		}
+		now := time.Now().UTC().Truncate(time.Second)
+		obj.state = keys.StateActive
+		obj.set(kmip.AttributeNameActivationDate, now)
+		obj.touch(now)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &payloads.ActivateResponsePayload{UniqueIdentifier: uid}, nil
+}
+
+func (s *Server) revoke(ctx context.Context, req *payloads.RevokeRequestPayload) (*payloads.RevokeResponsePayload, error) {
+	uid, err := s.target(ctx, "revoke", req.UniqueIdentifier)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	err = s.update(ctx, uid, func(obj *object, _ *keys.Object) error {
+		now := time.Now().UTC().Truncate(time.Second)
+		switch req.RevocationReason.RevocationReasonCode {
+		case kmip.RevocationReasonCodeKeyCompromise, kmip.RevocationReasonCodeCACompromise:
+			occurred := now
+			if req.CompromiseOccurrenceDate != nil {
+				occurred = req.CompromiseOccurrenceDate.UTC().Truncate(time.Second)
+			}
+			obj.state = keys.StateCompromised
+			obj.set(kmip.AttributeNameCompromiseOccurrenceDate, occurred)
+			obj.set(kmip.AttributeNameCompromiseDate, now)
+		default:
+			switch obj.state {
+			case keys.StateActive, keys.StatePreActive:
+				obj.state = keys.StateDeactivated
+				obj.set(kmip.AttributeNameDeactivationDate, now)
+			}
+		}
+		obj.set(kmip.AttributeNameRevocationReason, req.RevocationReason)
+		obj.touch(now)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &payloads.RevokeResponsePayload{UniqueIdentifier: uid}, nil
+}
+
+func (s *Server) destroy(ctx context.Context, req *payloads.DestroyRequestPayload) (*payloads.DestroyResponsePayload, error) {
+	uid, err := s.target(ctx, "destroy", req.UniqueIdentifier)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	// Read from the keystore, not the cache: another node may have just
+	// activated the key.
+	var state keys.State
+	err = s.keys.Update(ctx, uid, func(o *keys.Object) error {
+		state = o.Meta.State
+		return errUnchanged
+	})
+	if err != nil && err != errUnchanged {
+		return nil, err
+	}
+	if state == keys.StateActive {
+		return nil, kerr(kmip.ResultReasonPermissionDenied, "object is active and cannot be destroyed")
+	}
+	if err := s.keys.Delete(ctx, uid); err != nil {
+		return nil, err
+	}
+	return &payloads.DestroyResponsePayload{UniqueIdentifier: uid}, nil
+}
+
+// errUnchanged aborts an Update that only reads.
+var errUnchanged = kerr(kmip.ResultReasonGeneralFailure, "unchanged")
+
+func (s *Server) rekey(ctx context.Context, req *payloads.RekeyRequestPayload) (*payloads.RekeyResponsePayload, error) {
+	uid, err := s.target(ctx, "re-key", req.UniqueIdentifier)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, "create", ""); err != nil {
+		return nil, err
+	}
+	if info, ok := ctx.Value(itemKey{}).(*itemInfo); ok {
+		info.uid = uid
+	}
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	old, err := s.view(octx, uid)
+	if err != nil {
+		return nil, err
+	}
+	if old.typ != kmip.ObjectTypeSymmetricKey || old.alg != kmip.CryptographicAlgorithmAES {
+		return nil, kerr(kmip.ResultReasonIllegalOperation, "only AES keys can be re-keyed")
+	}
+	// The new key inherits the old one's descriptive attributes.
+	ta := kmip.TemplateAttribute{}
+	for _, n := range []kmip.AttributeName{kmip.AttributeNameCryptographicAlgorithm, kmip.AttributeNameCryptographicLength, kmip.AttributeNameCryptographicUsageMask,
+		kmip.AttributeNameName, kmip.AttributeNameObjectGroup, kmip.AttributeNameContactInformation, kmip.AttributeNameApplicationSpecificInformation,
+		kmip.AttributeNameCryptographicParameters, kmip.AttributeNameDescription, kmip.AttributeNameComment} {
+		ta.Attribute = append(ta.Attribute, old.get(n)...)
+	}
+	for _, a := range old.attrs {
+		if a.AttributeName.IsCustom() {
+			ta.Attribute = append(ta.Attribute, a)
+		}
+	}
+	if req.TemplateAttribute != nil {
+		ta.Attribute = append(ta.Attribute, req.TemplateAttribute.Attribute...)
+	}
+	if old.state == keys.StateActive || req.Offset != nil {
+		t := time.Now().UTC().Truncate(time.Second)
+		if req.Offset != nil {
+			t = t.Add(*req.Offset)
+		}
+		ta.Attribute = append(ta.Attribute, kmip.Attribute{AttributeName: kmip.AttributeNameActivationDate, AttributeValue: t})
+	}
+	newUID, err := s.createKey(ctx, ta, func(obj *object) {
+		obj.add(kmip.AttributeNameLink, kmip.Link{LinkType: kmip.LinkTypeReplacedObjectLink, LinkedObjectIdentifier: uid})
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = s.update(octx, uid, func(obj *object, _ *keys.Object) error {
+		obj.add(kmip.AttributeNameLink, kmip.Link{LinkType: kmip.LinkTypeReplacementObjectLink, LinkedObjectIdentifier: newUID})
+		obj.touch(time.Now().UTC().Truncate(time.Second))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	kmipserver.SetIdPlaceholder(ctx, newUID)
+	return &payloads.RekeyResponsePayload{UniqueIdentifier: newUID}, nil
+}

@@ -1,0 +1,334 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package kmipbridge
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/kesbridge/kes/internal/crypto"
+	"github.com/kesbridge/kes/internal/keys"
+	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/ttlv"
+)
+
+// record is the JSON the bridge keeps in keys.Metadata.KMIP. Attributes
+// are kept in their TTLV encoding (a Template-Attribute structure) so that
+// every attribute type, including client-defined x- attributes of any
+// TTLV type, survives unchanged.
+type record struct {
+	Version    int    `json:"v"`
+	Type       uint32 `json:"type"`
+	Algorithm  uint32 `json:"alg,omitempty"`
+	Length     int32  `json:"len,omitempty"`
+	SecretType uint32 `json:"secretType,omitempty"`
+	OpaqueType uint32 `json:"opaqueType,omitempty"`
+	Attributes []byte `json:"attrs,omitempty"`
+}
+
+// object is the KMIP view of a stored key.
+type object struct {
+	uid        string
+	typ        kmip.ObjectType
+	alg        kmip.CryptographicAlgorithm
+	length     int32
+	secretType kmip.SecretDataType
+	opaqueType kmip.OpaqueDataType
+	state      keys.State
+	// attrs are the stored attributes; every AttributeIndex is set.
+	attrs []kmip.Attribute
+	// synthesized is true for keys created over the KES API, which have
+	// no KMIP record yet.
+	synthesized bool
+}
+
+// objectOf returns the KMIP view of o. Keys without a KMIP record get
+// attributes synthesised from the stored key.
+func objectOf(o *keys.Object) (*object, error) {
+	obj := &object{uid: o.Name, state: o.Meta.State}
+	if len(o.Meta.KMIP) == 0 {
+		obj.synthesized = true
+		obj.typ = kmip.ObjectTypeSymmetricKey
+		obj.length = 256
+		obj.alg = kmip.CryptographicAlgorithmAES
+		if o.Version.Key != nil && o.Version.Key.Type() == crypto.ChaCha20 {
+			obj.alg = kmip.CryptographicAlgorithmChaCha20
+		}
+		created := o.Version.CreatedAt
+		if created.IsZero() {
+			created = time.Unix(0, 0)
+		}
+		created = created.UTC().Truncate(time.Second)
+		obj.set(kmip.AttributeNameName, kmip.Name{NameValue: o.Name, NameType: kmip.NameTypeUninterpretedTextString})
+		obj.set(kmip.AttributeNameCryptographicUsageMask, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt)
+		obj.set(kmip.AttributeNameInitialDate, created)
+		if o.Meta.State == keys.StateActive {
+			obj.set(kmip.AttributeNameActivationDate, created)
+		}
+		if d, ok := digestOf(o.Version, kmip.KeyFormatTypeRaw); ok {
+			obj.set(kmip.AttributeNameDigest, d)
+		}
+		obj.set(kmip.AttributeNameLastChangeDate, created)
+		return obj, nil
+	}
+	var rec record
+	if err := json.Unmarshal(o.Meta.KMIP, &rec); err != nil {
+		return nil, fmt.Errorf("kmip: object '%s': malformed attributes: %w", o.Name, err)
+	}
+	obj.typ = kmip.ObjectType(rec.Type)
+	obj.alg = kmip.CryptographicAlgorithm(rec.Algorithm)
+	obj.length = rec.Length
+	obj.secretType = kmip.SecretDataType(rec.SecretType)
+	obj.opaqueType = kmip.OpaqueDataType(rec.OpaqueType)
+	if len(rec.Attributes) > 0 {
+		var ta kmip.TemplateAttribute
+		if err := ttlv.UnmarshalTTLV(rec.Attributes, &ta); err != nil {
+			return nil, fmt.Errorf("kmip: object '%s': malformed attributes: %w", o.Name, err)
+		}
+		obj.attrs = ta.Attribute
+		for i := range obj.attrs {
+			if obj.attrs[i].AttributeIndex == nil {
+				obj.attrs[i].AttributeIndex = new(int32)
+			}
+		}
+	}
+	return obj, nil
+}
+
+// meta returns the metadata that stores obj.
+func (obj *object) meta() (keys.Metadata, error) {
+	rec := record{
+		Version:    1,
+		Type:       uint32(obj.typ),
+		Algorithm:  uint32(obj.alg),
+		Length:     obj.length,
+		SecretType: uint32(obj.secretType),
+		OpaqueType: uint32(obj.opaqueType),
+	}
+	if len(obj.attrs) > 0 {
+		rec.Attributes = ttlv.MarshalTTLV(&kmip.TemplateAttribute{Attribute: obj.attrs})
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return keys.Metadata{}, fmt.Errorf("kmip: failed to encode attributes: %w", err)
+	}
+	return keys.Metadata{State: obj.state, KMIP: b}, nil
+}
+
+// digestOf returns the SHA-256 digest of the object's material in the
+// given key format.
+func digestOf(v *crypto.KeyVersion, format kmip.KeyFormatType) (kmip.Digest, bool) {
+	var sum [32]byte
+	err := useMaterial(v, func(b []byte) error { sum = sha256.Sum256(b); return nil })
+	if err != nil {
+		return kmip.Digest{}, false
+	}
+	return kmip.Digest{HashingAlgorithm: kmip.HashingAlgorithmSHA_256, DigestValue: sum[:], KeyFormatType: format}, true
+}
+
+// useMaterial calls fn with the object's raw material.
+func useMaterial(v *crypto.KeyVersion, fn func([]byte) error) error {
+	switch {
+	case v.Key != nil:
+		return v.Key.Use(fn)
+	case v.Material != nil:
+		return v.Material.Use(fn)
+	default:
+		return errors.New("kmip: object has no key material")
+	}
+}
+
+// kmipState maps a key's state to the KMIP enumeration.
+func kmipState(s keys.State) kmip.State {
+	switch s {
+	case keys.StatePreActive:
+		return kmip.StatePreActive
+	case keys.StateDeactivated:
+		return kmip.StateDeactivated
+	case keys.StateCompromised:
+		return kmip.StateCompromised
+	default:
+		return kmip.StateActive
+	}
+}
+
+// multiValued reports whether an attribute may have several instances.
+func multiValued(name kmip.AttributeName) bool {
+	switch name {
+	case kmip.AttributeNameName, kmip.AttributeNameObjectGroup, kmip.AttributeNameApplicationSpecificInformation,
+		kmip.AttributeNameLink, kmip.AttributeNameAlternativeName:
+		return true
+	}
+	return name.IsCustom()
+}
+
+// clientSettable reports whether clients may set the attribute with
+// Create, Register, Add, Modify or Delete Attribute. Server-managed ones
+// (identifiers, type, algorithm, dates, state, digest) are read-only.
+func clientSettable(name kmip.AttributeName) bool {
+	switch name {
+	case kmip.AttributeNameName, kmip.AttributeNameObjectGroup, kmip.AttributeNameApplicationSpecificInformation,
+		kmip.AttributeNameLink, kmip.AttributeNameAlternativeName, kmip.AttributeNameContactInformation,
+		kmip.AttributeNameOperationPolicyName, kmip.AttributeNameCryptographicParameters,
+		kmip.AttributeNameDescription, kmip.AttributeNameComment, kmip.AttributeNameProcessStartDate,
+		kmip.AttributeNameProtectStopDate, kmip.AttributeNameUsageLimits:
+		return true
+	}
+	return len(name) > 2 && name[:2] == "x-"
+}
+
+// get returns the instances of an attribute, including the ones derived
+// from the object itself.
+func (obj *object) get(name kmip.AttributeName) []kmip.Attribute {
+	switch name {
+	case kmip.AttributeNameUniqueIdentifier:
+		return []kmip.Attribute{{AttributeName: name, AttributeValue: obj.uid}}
+	case kmip.AttributeNameObjectType:
+		return []kmip.Attribute{{AttributeName: name, AttributeValue: obj.typ}}
+	case kmip.AttributeNameState:
+		return []kmip.Attribute{{AttributeName: name, AttributeValue: kmipState(obj.state)}}
+	case kmip.AttributeNameCryptographicAlgorithm:
+		if obj.alg == 0 {
+			return nil
+		}
+		return []kmip.Attribute{{AttributeName: name, AttributeValue: obj.alg}}
+	case kmip.AttributeNameCryptographicLength:
+		if obj.length == 0 {
+			return nil
+		}
+		return []kmip.Attribute{{AttributeName: name, AttributeValue: obj.length}}
+	}
+	var out []kmip.Attribute
+	for _, a := range obj.attrs {
+		if a.AttributeName == name {
+			out = append(out, wireAttr(a))
+		}
+	}
+	return out
+}
+
+// all returns every attribute in a stable order.
+func (obj *object) all() []kmip.Attribute {
+	var out []kmip.Attribute
+	for _, n := range []kmip.AttributeName{kmip.AttributeNameUniqueIdentifier, kmip.AttributeNameObjectType,
+		kmip.AttributeNameCryptographicAlgorithm, kmip.AttributeNameCryptographicLength, kmip.AttributeNameState} {
+		out = append(out, obj.get(n)...)
+	}
+	for _, a := range obj.attrs {
+		out = append(out, wireAttr(a))
+	}
+	return out
+}
+
+// names returns the names of the attributes the object has.
+func (obj *object) names() []kmip.AttributeName {
+	var out []kmip.AttributeName
+	for _, a := range obj.all() {
+		if !slices.Contains(out, a.AttributeName) {
+			out = append(out, a.AttributeName)
+		}
+	}
+	return out
+}
+
+// wireAttr returns a as sent to clients: the index only when it is not 0.
+func wireAttr(a kmip.Attribute) kmip.Attribute {
+	if a.AttributeIndex != nil && *a.AttributeIndex == 0 {
+		a.AttributeIndex = nil
+	}
+	return a
+}
+
+// set replaces all instances of a single-valued attribute, or appends an
+// instance of a multi-valued one.
+func (obj *object) set(name kmip.AttributeName, value any) {
+	if !multiValued(name) {
+		obj.del(name)
+	}
+	obj.add(name, value)
+}
+
+// add appends an instance and returns it.
+func (obj *object) add(name kmip.AttributeName, value any) kmip.Attribute {
+	idx := int32(0)
+	for _, a := range obj.attrs {
+		if a.AttributeName == name && *a.AttributeIndex >= idx {
+			idx = *a.AttributeIndex + 1
+		}
+	}
+	a := kmip.Attribute{AttributeName: name, AttributeIndex: &idx, AttributeValue: value}
+	obj.attrs = append(obj.attrs, a)
+	return a
+}
+
+// del removes all instances of an attribute.
+func (obj *object) del(name kmip.AttributeName) {
+	obj.attrs = slices.DeleteFunc(obj.attrs, func(a kmip.Attribute) bool { return a.AttributeName == name })
+}
+
+// find returns the position of the instance with the given index, or -1.
+func (obj *object) find(name kmip.AttributeName, index int32) int {
+	for i, a := range obj.attrs {
+		if a.AttributeName == name && *a.AttributeIndex == index {
+			return i
+		}
+	}
+	return -1
+}
+
+// has reports whether the attribute has an instance.
+func (obj *object) has(name kmip.AttributeName) bool {
+	return len(obj.get(name)) > 0
+}
+
+// touch records a change.
+func (obj *object) touch(now time.Time) {
+	obj.set(kmip.AttributeNameLastChangeDate, now)
+}
+
+// matches reports whether the object has an instance of the filter
+// attribute with an equal value. Usage masks match when all the filter's
+// bits are set; names match on the value (and type, if given).
+func (obj *object) matches(f kmip.Attribute) bool {
+	for _, a := range obj.get(f.AttributeName) {
+		switch fv := f.AttributeValue.(type) {
+		case kmip.Name:
+			if av, ok := a.AttributeValue.(kmip.Name); ok && av.NameValue == fv.NameValue && (fv.NameType == 0 || fv.NameType == av.NameType) {
+				return true
+			}
+		case kmip.CryptographicUsageMask:
+			if av, ok := a.AttributeValue.(kmip.CryptographicUsageMask); ok && av&fv == fv {
+				return true
+			}
+		case kmip.ApplicationSpecificInformation:
+			if av, ok := a.AttributeValue.(kmip.ApplicationSpecificInformation); ok && av.ApplicationNamespace == fv.ApplicationNamespace && (fv.ApplicationData == "" || fv.ApplicationData == av.ApplicationData) {
+				return true
+			}
+		case time.Time:
+			if av, ok := a.AttributeValue.(time.Time); ok && av.Unix() == fv.Unix() {
+				return true
+			}
+		default:
+			if reflect.DeepEqual(a.AttributeValue, f.AttributeValue) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// inRange reports whether a date attribute lies within [lo, hi].
+func (obj *object) inRange(name kmip.AttributeName, lo, hi time.Time) bool {
+	for _, a := range obj.get(name) {
+		if t, ok := a.AttributeValue.(time.Time); ok && !t.Before(lo.Truncate(time.Second)) && !t.After(hi) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,468 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package kmipbridge
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/kesbridge/kes/identity"
+	"github.com/kesbridge/kes/internal/keys"
+	"github.com/kesbridge/kes/policy"
+	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/kmipserver"
+	"github.com/ovh/kmip-go/ttlv"
+)
+
+// User is a Username/Password credential a KMIP client may send in its
+// request header.
+type User struct {
+	// Password is compared in constant time.
+	Password string
+	// Policy names the policy in Config.Policies() that authorises the
+	// user's requests.
+	Policy string
+}
+
+// Config configures a Server.
+type Config struct {
+	// Keys is the key service the bridge serves. Required.
+	Keys *keys.Service
+
+	// Policies returns the current policy set; it is called for every
+	// batch item so that a reload takes effect at once. Required.
+	Policies func() *policy.Set
+
+	// TLSConfig is the server TLS configuration. Required, with at least
+	// one certificate. It is cloned; if it does not demand a client
+	// certificate, the clone requires one (any certificate: the identity
+	// is its public key, as on the HTTPS API).
+	TLSConfig *tls.Config
+
+	// Users are optional Username/Password credentials by user name.
+	Users map[string]User
+
+	// MaxMessageSize bounds a request message, header included. Zero
+	// means 1,000,000 bytes.
+	MaxMessageSize int
+
+	// ReadTimeout bounds the TLS handshake, reading one message once its
+	// first bytes arrived, writing the response and each operation's
+	// keystore calls. Zero means 30 s.
+	ReadTimeout time.Duration
+
+	// IdleTimeout is how long a connection may wait for its next message.
+	// Zero means 5 min.
+	IdleTimeout time.Duration
+
+	// Logger receives connection and error events. Nil discards them. No
+	// key material or password is ever logged.
+	Logger *slog.Logger
+
+	// Audit, if not nil, is called once per batch item with the client
+	// identity (the certificate identity, or "user:<name>" for a
+	// Username/Password credential), the operation's path name (for
+	// example "get"), the object's unique identifier if any, and the
+	// result (nil on success).
+	Audit func(identity, operation, uid string, result error)
+}
+
+// Defaults for zero Config fields.
+const (
+	DefaultMaxMessageSize = 1_000_000
+	DefaultReadTimeout    = 30 * time.Second
+	DefaultIdleTimeout    = 5 * time.Minute
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("kmip: server closed")
+
+// Server is a KMIP server over a keys.Service.
+type Server struct {
+	keys     *keys.Service
+	policies func() *policy.Set
+	tls      *tls.Config
+	users    map[string]User
+	maxSize  int
+	readTO   time.Duration
+	idleTO   time.Duration
+	log      *slog.Logger
+	audit    func(identity, operation, uid string, result error)
+	exec     *kmipserver.BatchExecutor
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closing   bool
+	wg        sync.WaitGroup
+	done      chan struct{}
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Keys == nil {
+		return nil, errors.New("kmip: invalid config: no key service")
+	}
+	if cfg.Policies == nil {
+		return nil, errors.New("kmip: invalid config: no policies")
+	}
+	if cfg.TLSConfig == nil || len(cfg.TLSConfig.Certificates) == 0 && cfg.TLSConfig.GetCertificate == nil && cfg.TLSConfig.GetConfigForClient == nil {
+		return nil, errors.New("kmip: invalid config: no TLS server certificate")
+	}
+	for name, u := range cfg.Users {
+		if name == "" || u.Password == "" {
+			return nil, errors.New("kmip: invalid config: user with empty name or password")
+		}
+	}
+	tc := cfg.TLSConfig.Clone()
+	if tc.ClientAuth < tls.RequireAnyClientCert || tc.ClientAuth == tls.VerifyClientCertIfGiven {
+		if tc.ClientCAs != nil {
+			tc.ClientAuth = tls.RequireAndVerifyClientCert
+		} else {
+			tc.ClientAuth = tls.RequireAnyClientCert
+		}
+	}
+	if tc.MinVersion == 0 {
+		tc.MinVersion = tls.VersionTLS12
+	}
+	s := &Server{
+		keys:      cfg.Keys,
+		policies:  cfg.Policies,
+		tls:       tc,
+		users:     cfg.Users,
+		maxSize:   cfg.MaxMessageSize,
+		readTO:    cfg.ReadTimeout,
+		idleTO:    cfg.IdleTimeout,
+		log:       cfg.Logger,
+		audit:     cfg.Audit,
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*conn]struct{}{},
+		done:      make(chan struct{}),
+	}
+	if s.maxSize <= 0 {
+		s.maxSize = DefaultMaxMessageSize
+	}
+	if s.readTO <= 0 {
+		s.readTO = DefaultReadTimeout
+	}
+	if s.idleTO <= 0 {
+		s.idleTO = DefaultIdleTimeout
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.exec = s.newExecutor()
+	return s, nil
+}
+
+// Serve accepts connections on ln (a plain TCP listener: the server does
+// the TLS handshake) until Shutdown. It returns ErrServerClosed after
+// Shutdown and the listener's error otherwise.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and similar: wait and retry
+				// rather than stop serving.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("kmip: accept failed", "err", err)
+				select {
+				case <-time.After(backoff):
+				case <-s.done:
+					return ErrServerClosed
+				}
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		cn := &conn{srv: s, raw: c}
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			c.Close()
+			return ErrServerClosed
+		}
+		s.conns[cn] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go cn.serve()
+	}
+}
+
+// Shutdown stops accepting connections, closes idle ones, and waits for
+// connections that are processing a message to answer it and close. When
+// ctx ends first, the remaining connections are closed and ctx's error is
+// returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		close(s.done)
+	}
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.closeIfIdle()
+	}
+	s.mu.Unlock()
+
+	finished := make(chan struct{})
+	go func() { s.wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.raw.Close()
+		}
+		s.mu.Unlock()
+		<-finished
+		return ctx.Err()
+	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// conn is one client connection.
+type conn struct {
+	srv *Server
+	raw net.Conn
+
+	mu   sync.Mutex
+	busy bool
+}
+
+func (c *conn) closeIfIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.busy {
+		c.raw.Close()
+	}
+}
+
+// setBusy marks whether a message is being processed. It reports false if
+// the server is shutting down and the connection must not start a new
+// message.
+func (c *conn) setBusy(busy bool) bool {
+	c.mu.Lock()
+	c.busy = busy
+	c.mu.Unlock()
+	return !busy || !c.srv.isClosing()
+}
+
+type sessionKey struct{}
+
+// session is what the bridge knows about the client of a connection.
+type session struct {
+	identity identity.Identity
+	remote   string
+	// wipe collects buffers holding key material, cleared once the
+	// response is written.
+	wipe [][]byte
+}
+
+func (c *conn) serve() {
+	s := c.srv
+	defer func() {
+		c.raw.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	log := s.log.With("remote", c.raw.RemoteAddr().String())
+
+	tc := tls.Server(c.raw, s.tls)
+	c.setBusy(true)
+	ctx, cancel := context.WithTimeout(context.Background(), s.readTO)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		log.Debug("kmip: TLS handshake failed", "err", err)
+		return
+	}
+	cs := tc.ConnectionState()
+	id, err := identity.FromConnectionState(&cs)
+	if err != nil {
+		log.Info("kmip: rejected client certificate", "err", err)
+		return
+	}
+	sess := &session{identity: id, remote: c.raw.RemoteAddr().String()}
+	base := context.WithValue(context.Background(), sessionKey{}, sess)
+
+	r := bufio.NewReaderSize(tc, 4096)
+	var hdr [8]byte
+	for {
+		if !c.setBusy(false) {
+			return
+		}
+		if err := tc.SetReadDeadline(time.Now().Add(s.idleTO)); err != nil {
+			return
+		}
+		if _, err := io.ReadFull(r, hdr[:1]); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				log.Debug("kmip: connection closed", "err", err)
+			}
+			return
+		}
+		if !c.setBusy(true) {
+			return
+		}
+		deadline := time.Now().Add(s.readTO)
+		if err := tc.SetDeadline(deadline); err != nil {
+			return
+		}
+		if _, err := io.ReadFull(r, hdr[1:]); err != nil {
+			log.Debug("kmip: truncated message header", "err", err)
+			return
+		}
+		n := binary.BigEndian.Uint32(hdr[4:8])
+		if hdr[0] != 0x42 || hdr[1] != 0x00 || hdr[2] != 0x78 || hdr[3] != byte(ttlv.TypeStructure) || int64(n)+8 > int64(s.maxSize) {
+			// The stream cannot be resynchronised: answer and close.
+			msg := "malformed message header"
+			if int64(n)+8 > int64(s.maxSize) {
+				msg = fmt.Sprintf("message exceeds the limit of %d bytes", s.maxSize)
+			}
+			log.Info("kmip: invalid message", "reason", msg)
+			c.write(tc, invalidMessage(hdr[:], msg))
+			return
+		}
+		buf := make([]byte, 8+int(n))
+		copy(buf, hdr[:])
+		if _, err := io.ReadFull(r, buf[8:]); err != nil {
+			log.Debug("kmip: truncated message", "err", err)
+			return
+		}
+		resp := s.handleMessage(base, buf)
+		clear(buf)
+		ok := c.write(tc, resp)
+		for _, b := range sess.wipe {
+			clear(b)
+		}
+		sess.wipe = sess.wipe[:0]
+		if !ok {
+			return
+		}
+	}
+}
+
+func (c *conn) write(tc *tls.Conn, resp []byte) bool {
+	defer clear(resp)
+	if err := tc.SetWriteDeadline(time.Now().Add(c.srv.readTO)); err != nil {
+		return false
+	}
+	_, err := tc.Write(resp)
+	return err == nil
+}
+
+// handleMessage decodes one request message, runs it and returns the
+// encoded response. It never fails: undecodable messages get an Invalid
+// Message response.
+func (s *Server) handleMessage(ctx context.Context, msg []byte) (out []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("kmip: panic while handling a message", "panic", fmt.Sprint(r))
+			out = invalidMessage(msg, "internal error")
+		}
+	}()
+	var req kmip.RequestMessage
+	if err := ttlv.UnmarshalTTLV(msg, &req); err != nil {
+		s.log.Debug("kmip: undecodable message", "err", err)
+		return invalidMessage(msg, "message could not be decoded")
+	}
+	resp := s.exec.HandleRequest(ctx, &req)
+	out = ttlv.MarshalTTLV(resp)
+	if limit := req.Header.MaximumResponseSize; limit > 0 && len(out) > int(limit) {
+		clear(out)
+		for i := range resp.BatchItem {
+			bi := &resp.BatchItem[i]
+			if bi.ResultStatus == kmip.ResultStatusSuccess {
+				bi.ResultStatus = kmip.ResultStatusOperationFailed
+				bi.ResultReason = kmip.ResultReasonResponseTooLarge
+				bi.ResultMessage = "response exceeds the maximum response size"
+				bi.ResponsePayload = nil
+			}
+		}
+		out = ttlv.MarshalTTLV(resp)
+	}
+	return out
+}
+
+// invalidMessage returns an encoded response with one failed batch item,
+// Invalid Message, in the protocol version found at the start of msg if
+// any.
+func invalidMessage(msg []byte, text string) []byte {
+	resp := kmip.ResponseMessage{
+		Header: kmip.ResponseHeader{
+			ProtocolVersion: requestVersion(msg),
+			TimeStamp:       time.Now().Truncate(time.Second),
+			BatchCount:      1,
+		},
+		BatchItem: []kmip.ResponseBatchItem{{
+			ResultStatus:  kmip.ResultStatusOperationFailed,
+			ResultReason:  kmip.ResultReasonInvalidMessage,
+			ResultMessage: text,
+		}},
+	}
+	return ttlv.MarshalTTLV(&resp)
+}
+
+// requestVersion reads the Protocol Version at its fixed place in a
+// request message, or returns 1.0.
+func requestVersion(msg []byte) kmip.ProtocolVersion {
+	// Request Message(8) Request Header(8) Protocol Version(8)
+	// Major(16) Minor(16)
+	if len(msg) < 56 {
+		return kmip.V1_0
+	}
+	be := binary.BigEndian
+	if be.Uint32(msg[24:28]) != 0x42006A02 || be.Uint32(msg[40:44]) != 0x42006B02 {
+		return kmip.V1_0
+	}
+	v := kmip.ProtocolVersion{
+		ProtocolVersionMajor: int32(be.Uint32(msg[32:36])),
+		ProtocolVersionMinor: int32(be.Uint32(msg[48:52])),
+	}
+	for _, sv := range supportedVersions {
+		if v == sv {
+			return v
+		}
+	}
+	return kmip.V1_0
+}
