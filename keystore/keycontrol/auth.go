@@ -24,7 +24,6 @@ func (s *Store) login(ctx context.Context) (*authToken, error) {
 	}
 	action := "Login/" + url.PathEscape(s.vaultID)
 	resp, hdr, err := s.post(ctx, action, "", body, limitSmall)
-	clear(body)
 	var ae *apiError
 	if errors.As(err, &ae) {
 		switch {
@@ -68,7 +67,7 @@ func (s *Store) newToken(op string, resp []byte, hdr http.Header) (*authToken, e
 	if expires.IsZero() {
 		s.log.Warn("keycontrol: access token has no usable expires_at; renewing as if it lived 5 minutes")
 	}
-	return &authToken{value: value, renewAt: now.Add(life / 2)}, nil
+	return &authToken{value: value, obtained: now, renewAt: now.Add(life / 2)}, nil
 }
 
 // lifetime is how long a token expiring at expires lives from now. If the

@@ -85,9 +85,15 @@ type Config struct {
 // authToken is an access token and when to renew it. Tokens are
 // immutable; a new token replaces the pointer.
 type authToken struct {
-	value   string
-	renewAt time.Time
+	value    string
+	obtained time.Time
+	renewAt  time.Time
 }
+
+// freshToken is the age below which a 403 is taken as a missing
+// permission rather than a stale token: logging in again would not help,
+// and doing it for every request would flood KeyControl with logins.
+const freshToken = time.Second
 
 // Store is a keystore.Store on one box of a KeyControl PASM vault.
 type Store struct {
@@ -540,11 +546,15 @@ func (s *Store) authorized(ctx context.Context, op, action string, body []byte, 
 	if !isAuthError(err) {
 		return resp, s.classify(ctx, op, err)
 	}
-	tok, err = s.relogin(ctx, tok)
-	if err != nil {
-		return nil, err
+	// Whether KeyControl answers a stale token with 401 or 403 is not
+	// documented, so both lead to one new login, except a 403 right
+	// after a login.
+	if !isAPIStatus(err, http.StatusForbidden) || time.Since(tok.obtained) >= freshToken {
+		if tok, err = s.relogin(ctx, tok); err != nil {
+			return nil, err
+		}
+		resp, _, err = s.post(ctx, action, tok.value, body, limit)
 	}
-	resp, _, err = s.post(ctx, action, tok.value, body, limit)
 	if isAuthError(err) {
 		var ae *apiError
 		errors.As(err, &ae)
@@ -564,6 +574,11 @@ func (s *Store) authorized(ctx context.Context, op, action string, body []byte, 
 func isAuthError(err error) bool {
 	var ae *apiError
 	return errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden)
+}
+
+func isAPIStatus(err error, status int) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && ae.Status == status
 }
 
 func isAPI(err error, status int, text string) bool {

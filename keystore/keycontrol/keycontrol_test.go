@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -606,7 +607,10 @@ func TestLostAnswers(t *testing.T) {
 
 func TestDownAndRecovery(t *testing.T) {
 	em := startEmulator(t, emulator.Config{TokenTTL: 200 * time.Millisecond})
-	s := openStore(t, configFor(em))
+	var logs syncBuffer
+	cfg := configFor(em)
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := openStore(t, cfg)
 	ctx := context.Background()
 	if err := s.Create(ctx, "k", []byte("value")); err != nil {
 		t.Fatal(err)
@@ -635,6 +639,55 @@ func TestDownAndRecovery(t *testing.T) {
 	}
 	if _, err := s.Status(ctx); err != nil {
 		t.Fatalf("Status after recovery: %v", err)
+	}
+	text := logs.String()
+	if !strings.Contains(text, "cannot refresh the access token") {
+		t.Errorf("the outage was not logged:\n%s", text)
+	}
+	if strings.Contains(text, testPassword) || strings.Contains(text, s.tok.Load().value) {
+		t.Errorf("the log shows a credential:\n%s", text)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func TestResponseSizeLimit(t *testing.T) {
+	em := startEmulator(t, emulator.Config{})
+	s := openStore(t, configFor(em))
+	// A secret whose checkout answer is larger than 1 MB.
+	huge := `"` + strings.Repeat("QUFB", 300_000) + `"`
+	if err := em.SeedSecret(testBox, emulator.RawSecret{Name: "huge", Data: json.RawMessage(huge)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Get(context.Background(), "huge")
+	if err == nil || !strings.Contains(err.Error(), "size limit") || keystore.IsUnreachable(err) {
+		t.Fatalf("Get of a secret above the limit = %v, want a size limit error", err)
+	}
+	if n := em.Count("CheckoutSecret"); n != 1 {
+		t.Fatalf("an oversized answer was fetched %d times, want 1", n)
+	}
+	// Just below the limit works.
+	value := bytes.Repeat([]byte("k"), 700_000)
+	if err := s.Create(context.Background(), "big", value); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(context.Background(), "big"); err != nil || !bytes.Equal(got, value) {
+		t.Fatalf("Get of a 700 kB value: %d bytes, %v", len(got), err)
 	}
 }
 
@@ -736,5 +789,27 @@ func TestReplaceFaults(t *testing.T) {
 	})
 	if err := s.Replace(ctx, "k", []byte("other"), []byte("v5")); !errors.Is(err, keystore.ErrKeyNotFound) {
 		t.Fatalf("Replace of a key deleted meanwhile = %v, want ErrKeyNotFound", err)
+	}
+}
+
+// TestForbiddenDoesNotFloodLogins checks that a box the user may not use
+// costs at most one login per second, not one per request.
+func TestForbiddenDoesNotFloodLogins(t *testing.T) {
+	em := startEmulator(t, emulator.Config{Boxes: []emulator.Box{{Name: testBox}, {Name: "private", Users: []string{"somebody-else"}}}})
+	s := openStore(t, configFor(em))
+	s.boxID = "private" // access withdrawn while running
+	logins, start := em.Count("Login"), time.Now()
+	for range 20 {
+		_, err := s.Get(context.Background(), "k")
+		var ue *keystore.UnavailableError
+		if !errors.As(err, &ue) || ue.Reason != "permission denied" {
+			t.Fatalf("Get in a forbidden box = %v, want UnavailableError(permission denied)", err)
+		}
+	}
+	// One login per freshToken interval at most, however slow the
+	// machine is.
+	allowed := 1 + int(time.Since(start)/freshToken)
+	if n := em.Count("Login") - logins; n > allowed || n >= 20 {
+		t.Fatalf("%d logins for 20 forbidden requests, allowed %d", n, allowed)
 	}
 }
