@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kesbridge/kes/identity"
@@ -746,24 +747,15 @@ func kmipQuery(ctx context.Context, w io.Writer, cfg kmipQueryConfig) error {
 	}
 	conn := nc.(*tls.Conn)
 	state := conn.ConnectionState()
-	// kmipclient dials through this function; the connection is handed
-	// over once and never re-established behind our back.
-	handedOver := false
-	dial := func(context.Context, string) (net.Conn, error) {
-		if handedOver {
-			return nil, errors.New("connection to the server was lost")
-		}
-		handedOver = true
-		return conn, nil
-	}
 	speak := kmip.V1_1 // what vCenter speaks for Discover Versions
 	if cfg.Version != nil {
 		speak = *cfg.Version
 	}
 	opts := []kmipclient.Option{
-		kmipclient.WithDialerUnsafe(dial),
+		kmipclient.WithTransportBuilder(func(context.Context, kmipclient.DialInfo) (kmipclient.Transport, error) {
+			return newKMIPQueryTransport(conn, 1<<20), nil
+		}),
 		kmipclient.EnforceVersion(speak),
-		kmipclient.WithMaxMessageSize(1 << 20),
 	}
 	if cfg.Username != "" {
 		cred := &kmip.Authentication{Credential: kmip.Credential{
@@ -863,6 +855,54 @@ func kmipQuery(ctx context.Context, w io.Writer, cfg kmipQueryConfig) error {
 	fmt.Fprintf(w, "Object types     %s\n", strings.Join(objs, ", "))
 	return nil
 }
+
+// kmipQueryTransport sends one request at a time over an established
+// connection and waits for its answer. It replaces kmipclient's stream
+// transport, whose reader and writer goroutines race when the server
+// closes the connection while a request is being sent: exactly what a
+// server rejecting the client certificate after a TLS 1.3 handshake does.
+type kmipQueryTransport struct {
+	mu     sync.Mutex
+	conn   net.Conn
+	stream ttlv.Stream
+}
+
+func newKMIPQueryTransport(conn net.Conn, maxSize int) *kmipQueryTransport {
+	return &kmipQueryTransport{conn: conn, stream: ttlv.NewStream(conn, maxSize)}
+}
+
+// RoundTrip implements kmipclient.Transport.
+func (t *kmipQueryTransport) RoundTrip(ctx context.Context, msg *kmip.RequestMessage) (*kmip.ResponseMessage, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(time.Minute)
+	}
+	if err := t.conn.SetDeadline(deadline); err != nil {
+		return nil, err
+	}
+	if err := t.stream.Send(msg); err != nil {
+		return nil, err
+	}
+	resp := new(kmip.ResponseMessage)
+	if err := t.stream.Recv(resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// Clone implements kmipclient.Transport. 'kes kmip query' uses a single
+// connection on purpose: it reports on that connection's TLS state.
+func (t *kmipQueryTransport) Clone(context.Context) (kmipclient.Transport, error) {
+	return nil, errors.New("kmip query: a second connection is not supported")
+}
+
+// Close implements kmipclient.Transport.
+func (t *kmipQueryTransport) Close() error { return t.conn.Close() }
 
 // kmipResultError turns a failed batch item into an error that says what
 // the admin has to change.
