@@ -38,6 +38,9 @@ const (
 	msgTooLarge       = "Request body too large"          // Assumed
 )
 
+// ServeHTTP answers one vault API request, after applying the fault
+// switches. It is exported so that a Server can also be mounted behind
+// another listener or called directly in tests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	action := s.action(r.URL.Path)
 
