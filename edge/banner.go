@@ -1,0 +1,85 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package edge
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+
+	"github.com/kesbridge/kes/identity"
+)
+
+// bannerInfo is what the start-up banner shows.
+type bannerInfo struct {
+	cfg    *Config
+	store  string
+	mlock  bool
+	apiKey identity.APIKey // dev mode only
+	kmip   net.Addr
+}
+
+// printBanner writes the start-up banner: what runs, where, and, in dev
+// mode, the admin API key with lines to paste into a shell.
+func printBanner(w io.Writer, b bannerInfo) {
+	version, commit := BuildInfo()
+	line := func(k, v string) { fmt.Fprintf(w, "%-12s %s\n", k, v) }
+	line("Version", version+" commit="+commit)
+	line("Runtime", fmt.Sprintf("%s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH))
+	line("License", "AGPL-3.0")
+	line("KMS", b.store)
+	urls := apiURLs(b.cfg.Addr)
+	line("API", strings.Join(urls, " "))
+	if b.kmip != nil {
+		line("KMIP", b.kmip.String())
+	}
+	if b.cfg.Admin == "" {
+		line("Admin", "<disabled>")
+	} else {
+		line("Admin", string(b.cfg.Admin))
+	}
+	if b.apiKey != nil {
+		line("API Key", b.apiKey.String())
+	}
+	line("Logs", fmt.Sprintf("error=stderr level=%s audit=stdout level=%s", levelName(b.cfg.ErrorLevel), levelName(b.cfg.AuditLevel)))
+	if b.mlock {
+		line("MLock", "enabled")
+	} else {
+		line("MLock", "disabled")
+	}
+	if b.apiKey != nil {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "export KES_SERVER=%s\n", urls[0])
+		fmt.Fprintf(w, "export KES_API_KEY=%s\n", b.apiKey.String())
+		fmt.Fprintln(w, "kes key create -k my-key")
+		fmt.Fprintln(w, "kes key dek -k my-key")
+	}
+	fmt.Fprintln(w)
+}
+
+func levelName(l interface{ String() string }) string {
+	if l.String() == LevelOff.String() {
+		return "off"
+	}
+	return l.String()
+}
+
+// apiURLs are the URLs the API is reachable at: the address, or for an
+// unspecified IP the loopback address and every interface address.
+func apiURLs(addr string) []string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return []string{"https://" + addr}
+	}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		return []string{"https://" + net.JoinHostPort(host, port)}
+	}
+	var urls []string
+	for _, ip := range serverIPs(addr) {
+		urls = append(urls, "https://"+net.JoinHostPort(ip.String(), port))
+	}
+	return urls
+}

@@ -1,0 +1,878 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package edge
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/kesbridge/kes/identity"
+	"github.com/kesbridge/kes/internal/cache"
+	"github.com/kesbridge/kes/policy"
+)
+
+// maxConfigSize bounds the config file; a real one is a few KB.
+const maxConfigSize = 1 << 20
+
+// Defaults of the config file.
+const (
+	DefaultAddr           = "0.0.0.0:7373"
+	DefaultKMIPAddr       = "0.0.0.0:5696"
+	DefaultProxyHeader    = "X-Tls-Client-Cert"
+	DefaultCacheExpiry    = 5 * time.Minute
+	DefaultCacheUnused    = 30 * time.Second
+	DefaultKMIPMaxMessage = 1000000
+	DefaultKMIPRead       = 30 * time.Second
+	DefaultKMIPIdle       = 5 * time.Minute
+)
+
+// Config is a validated server configuration: what ReadConfig returns
+// and what NewServer runs. Fields hold final values (defaults applied,
+// ${ENV} references resolved).
+type Config struct {
+	// Addr is the listen address (ip:port) of the HTTP API.
+	Addr string
+
+	// Admin is the admin identity. Empty means there is no admin (the
+	// config file said "disabled" or another non-identity value).
+	Admin identity.Identity
+
+	TLS TLSConfig
+
+	// API overrides per route path (e.g. "/v1/status", "/v1/key/create/").
+	API map[string]APIConfig
+
+	// Policies by name.
+	Policies map[string]PolicyConfig
+
+	// Cache sets the key cache expiries.
+	Cache cache.Config
+
+	// ErrorLevel is the minimum level of the error log (stderr);
+	// AuditLevel of the audit log (stdout). Audit records are logged at
+	// INFO, so a level above INFO switches the audit log off.
+	ErrorLevel slog.Level
+	AuditLevel slog.Level
+
+	// Keys are created at start-up if they do not exist.
+	Keys []string
+
+	// Keystore is where keys live; Seal optionally wraps it.
+	Keystore KeystoreConfig
+	Seal     *SealConfig
+
+	// KMIP configures the KMIP bridge; nil means no bridge.
+	KMIP *KMIPConfig
+
+	// MLock locks all process memory (mlockall) at start-up.
+	MLock bool
+
+	// Dev marks the configuration made by --dev: TLS comes from
+	// DevCertificate instead of files.
+	Dev bool
+
+	// devCert is the in-memory certificate of dev mode.
+	devCert *tls.Certificate
+}
+
+// TLSConfig is the tls section.
+type TLSConfig struct {
+	KeyFile  string
+	CertFile string
+	// Password decrypts a legacy-encrypted PEM private key.
+	Password string
+	// VerifyClients is tls.auth: on. Off (the default) accepts any client
+	// certificate; its identity is what counts.
+	VerifyClients bool
+	// CAFile is a PEM file or a directory of PEM files with extra CAs.
+	CAFile string
+	// ProxyIdentities are TLS-terminating proxies that forward the client
+	// certificate in ProxyHeader.
+	ProxyIdentities []identity.Identity
+	ProxyHeader     string
+}
+
+// APIConfig overrides the defaults of one route.
+type APIConfig struct {
+	// SkipAuth turns authentication off: the route only identifies.
+	SkipAuth bool
+	// Timeout replaces the route timeout if > 0.
+	Timeout time.Duration
+}
+
+// PolicyConfig is one policy of the config file.
+type PolicyConfig struct {
+	Allow      []string
+	Deny       []string
+	Identities []identity.Identity
+}
+
+// KeystoreConfig holds exactly one non-nil backend.
+type KeystoreConfig struct {
+	FS         *FSConfig
+	KeyControl *KeyControlConfig
+	HPCS       *HPCSConfig
+	PKCS11     *PKCS11Config
+
+	// mem is used by --dev without a data directory.
+	mem bool
+}
+
+// FSConfig is keystore.fs.
+type FSConfig struct{ Path string }
+
+// KeyControlConfig is keystore.entrust.keycontrol.
+type KeyControlConfig struct {
+	Endpoint, VaultID, BoxID string
+	Username, Password       string
+	CAFile                   string
+}
+
+// HPCSConfig is keystore.ibm.hpcs and seal.ibm.hpcs.
+type HPCSConfig struct {
+	Endpoint, InstanceID, RootKeyID, KeyRing string
+	IAMEndpoint, APIKey                      string
+	CAFile                                   string
+}
+
+// PKCS11Config is keystore.pkcs11 and seal.pkcs11 (which has no Store).
+type PKCS11Config struct {
+	Module, Token, PIN, RootKey string
+	CreateRootKey               bool
+	// Store is a directory for the sealed values; empty keeps them on
+	// the token.
+	Store string
+}
+
+// SealConfig holds exactly one non-nil sealer.
+type SealConfig struct {
+	HPCS   *HPCSConfig
+	PKCS11 *PKCS11Config
+}
+
+// KMIPConfig is the kmip section: the KMIP bridge beside the HTTP API.
+type KMIPConfig struct {
+	Addr     string
+	KeyFile  string
+	CertFile string
+	// CAFile holds the CAs that issue client certificates. Required: KMIP
+	// clients are always verified.
+	CAFile string
+	// Compat adds the TLS 1.2 CBC and RSA key exchange suites that older
+	// hypervisors need.
+	Compat         bool
+	Users          map[string]KMIPUser
+	MaxMessageSize int
+	ReadTimeout    time.Duration
+	IdleTimeout    time.Duration
+}
+
+// KMIPUser is a KMIP username/password login and its policy.
+type KMIPUser struct {
+	Password string
+	Policy   string
+}
+
+// The YAML shape. Field tags are the config keys; checkFields reports
+// every key that is not one of them.
+type fileYAML struct {
+	Version string `yaml:"version"`
+	Address string `yaml:"address"`
+	Admin   struct {
+		Identity string `yaml:"identity"`
+	} `yaml:"admin"`
+	TLS struct {
+		Key      string `yaml:"key"`
+		Cert     string `yaml:"cert"`
+		Password string `yaml:"password"`
+		Auth     string `yaml:"auth"`
+		CA       string `yaml:"ca"`
+		Proxy    struct {
+			Identities []string `yaml:"identities"`
+			Header     struct {
+				Cert string `yaml:"cert"`
+			} `yaml:"header"`
+		} `yaml:"proxy"`
+	} `yaml:"tls"`
+	API    map[string]apiYAML    `yaml:"api"`
+	Policy map[string]policyYAML `yaml:"policy"`
+	Cache  struct {
+		Expiry struct {
+			Any     *time.Duration `yaml:"any"`
+			Unused  *time.Duration `yaml:"unused"`
+			Offline time.Duration  `yaml:"offline"`
+		} `yaml:"expiry"`
+	} `yaml:"cache"`
+	Log struct {
+		Error string `yaml:"error"`
+		Audit string `yaml:"audit"`
+	} `yaml:"log"`
+	Keys []struct {
+		Name string `yaml:"name"`
+	} `yaml:"keys"`
+	Keystore *keystoreYAML `yaml:"keystore"`
+	Seal     *sealYAML     `yaml:"seal"`
+	KMIP     *kmipYAML     `yaml:"kmip"`
+	MLock    bool          `yaml:"mlock"`
+}
+
+type apiYAML struct {
+	SkipAuth bool          `yaml:"skip_auth"`
+	Timeout  time.Duration `yaml:"timeout"`
+}
+
+type policyYAML struct {
+	Allow      []string `yaml:"allow"`
+	Deny       []string `yaml:"deny"`
+	Identities []string `yaml:"identities"`
+}
+
+type tlsCAYAML struct {
+	CA string `yaml:"ca"`
+}
+
+type hpcsYAML struct {
+	Endpoint   string `yaml:"endpoint"`
+	InstanceID string `yaml:"instance_id"`
+	RootKeyID  string `yaml:"root_key_id"`
+	KeyRing    string `yaml:"key_ring"`
+	IAM        struct {
+		Endpoint string `yaml:"endpoint"`
+		APIKey   string `yaml:"api_key"`
+	} `yaml:"iam"`
+	TLS tlsCAYAML `yaml:"tls"`
+}
+
+type pkcs11YAML struct {
+	Module        string `yaml:"module"`
+	Token         string `yaml:"token"`
+	PIN           string `yaml:"pin"`
+	RootKey       string `yaml:"root_key"`
+	CreateRootKey bool   `yaml:"create_root_key"`
+	Store         string `yaml:"store"`
+}
+
+type keystoreYAML struct {
+	FS *struct {
+		Path string `yaml:"path"`
+	} `yaml:"fs"`
+	Entrust *struct {
+		KeyControl *struct {
+			Endpoint    string `yaml:"endpoint"`
+			VaultID     string `yaml:"vault_id"`
+			BoxID       string `yaml:"box_id"`
+			Credentials struct {
+				Username string `yaml:"username"`
+				Password string `yaml:"password"`
+			} `yaml:"credentials"`
+			TLS tlsCAYAML `yaml:"tls"`
+		} `yaml:"keycontrol"`
+	} `yaml:"entrust"`
+	IBM *struct {
+		HPCS *hpcsYAML `yaml:"hpcs"`
+	} `yaml:"ibm"`
+	PKCS11 *pkcs11YAML `yaml:"pkcs11"`
+}
+
+type sealYAML struct {
+	IBM *struct {
+		HPCS *hpcsYAML `yaml:"hpcs"`
+	} `yaml:"ibm"`
+	PKCS11 *pkcs11YAML `yaml:"pkcs11"`
+}
+
+type kmipYAML struct {
+	Address string `yaml:"address"`
+	TLS     struct {
+		Key          string `yaml:"key"`
+		Cert         string `yaml:"cert"`
+		CA           string `yaml:"ca"`
+		CipherSuites string `yaml:"cipher_suites"`
+	} `yaml:"tls"`
+	Users map[string]struct {
+		Password string `yaml:"password"`
+		Policy   string `yaml:"policy"`
+	} `yaml:"users"`
+	MaxMessageSize *int `yaml:"max_message_size"`
+	Timeout        struct {
+		Read *time.Duration `yaml:"read"`
+		Idle *time.Duration `yaml:"idle"`
+	} `yaml:"timeout"`
+}
+
+// unsupportedKeystores are minio/kes backends this server does not
+// implement; naming them gets a clear error instead of "unknown field".
+var unsupportedKeystores = []string{"vault", "fortanix", "gemalto", "gcp", "aws", "azure", "kes"}
+
+// ReadConfig reads and validates the config file at path. Unknown or
+// misspelt keys, missing ${ENV} variables and invalid values are errors
+// that name the line.
+func ReadConfig(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("edge: failed to read config: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("edge: failed to read config: %w", err)
+	}
+	if len(b) > maxConfigSize {
+		return nil, errors.New("edge: failed to read config: file is larger than 1 MiB")
+	}
+	return ParseConfig(b)
+}
+
+// ParseConfig parses and validates a config file's content.
+func ParseConfig(b []byte) (*Config, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("edge: config is empty")
+		}
+		return nil, fmt.Errorf("edge: config: %w", err)
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("edge: config line %d: the config must be a mapping", doc.Line)
+	}
+	root := doc.Content[0]
+	if err := substituteEnv(root); err != nil {
+		return nil, err
+	}
+	if err := checkKeystoreNames(root); err != nil {
+		return nil, err
+	}
+	if err := checkFields(root, reflect.TypeFor[fileYAML]()); err != nil {
+		return nil, err
+	}
+	var y fileYAML
+	if err := root.Decode(&y); err != nil {
+		return nil, fmt.Errorf("edge: config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return y.config()
+}
+
+var envRef = regexp.MustCompile(`^\$\{([^{}\s]+)\}$`)
+
+// substituteEnv replaces every scalar of the form ${NAME} by the value of
+// the environment variable before any value is decoded, so that
+// references work for durations and booleans too.
+func substituteEnv(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		m := envRef.FindStringSubmatch(strings.TrimSpace(n.Value))
+		if m == nil {
+			return nil
+		}
+		v, ok := os.LookupEnv(m[1])
+		if !ok {
+			return fmt.Errorf("edge: config line %d: referenced env. variable '%s' not found", n.Line, m[1])
+		}
+		// Clear tag and style so the value is resolved (and typed) as if
+		// it had been written in place.
+		n.Value, n.Tag, n.Style = v, "", 0
+		if v == "" {
+			n.Tag = "!!str"
+		}
+		return nil
+	}
+	for i, c := range n.Content {
+		if n.Kind == yaml.MappingNode && i%2 == 0 {
+			continue // keys are never substituted
+		}
+		if err := substituteEnv(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkKeystoreNames(root *yaml.Node) error {
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value != "keystore" || root.Content[i+1].Kind != yaml.MappingNode {
+			continue
+		}
+		ks := root.Content[i+1]
+		for j := 0; j+1 < len(ks.Content); j += 2 {
+			k := ks.Content[j]
+			if slices.Contains(unsupportedKeystores, k.Value) {
+				return fmt.Errorf("edge: config line %d: keystore '%s' is not supported by this server", k.Line, k.Value)
+			}
+		}
+	}
+	return nil
+}
+
+// checkFields reports the first mapping key in n that the YAML type t
+// does not have, with its line.
+func checkFields(n *yaml.Node, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return nil // a type error the decoder reports
+		}
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			fields[name] = f.Type
+		}
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			ft, ok := fields[k.Value]
+			if !ok {
+				return fmt.Errorf("edge: config line %d: unknown field '%s'", k.Line, k.Value)
+			}
+			if seen[k.Value] {
+				return fmt.Errorf("edge: config line %d: field '%s' appears twice", k.Line, k.Value)
+			}
+			seen[k.Value] = true
+			if err := checkFields(n.Content[i+1], ft); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if seen[k.Value] {
+				return fmt.Errorf("edge: config line %d: '%s' appears twice", k.Line, k.Value)
+			}
+			seen[k.Value] = true
+			if err := checkFields(n.Content[i+1], t.Elem()); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return nil
+		}
+		for _, c := range n.Content {
+			if err := checkFields(c, t.Elem()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("edge: invalid config: "+format, args...)
+}
+
+func (y *fileYAML) config() (*Config, error) {
+	if y.Version != "" && y.Version != "v1" {
+		return nil, invalid("version '%s' is not supported: use 'v1'", y.Version)
+	}
+	c := &Config{
+		Addr:     y.Address,
+		API:      map[string]APIConfig{},
+		Policies: map[string]PolicyConfig{},
+		MLock:    y.MLock,
+	}
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if err := checkAddr(c.Addr); err != nil {
+		return nil, invalid("address: %v", err)
+	}
+
+	admin := strings.TrimSpace(y.Admin.Identity)
+	if admin == "" {
+		return nil, invalid("no admin identity specified (use 'disabled' to run without admin)")
+	}
+	if identity.Valid(admin) {
+		c.Admin = identity.Identity(admin)
+	}
+
+	// TLS
+	c.TLS = TLSConfig{
+		KeyFile:     y.TLS.Key,
+		CertFile:    y.TLS.Cert,
+		Password:    y.TLS.Password,
+		CAFile:      y.TLS.CA,
+		ProxyHeader: y.TLS.Proxy.Header.Cert,
+	}
+	if c.TLS.KeyFile == "" {
+		return nil, invalid("no TLS private key specified")
+	}
+	if c.TLS.CertFile == "" {
+		return nil, invalid("no TLS certificate specified")
+	}
+	switch strings.ToLower(strings.TrimSpace(y.TLS.Auth)) {
+	case "", "off":
+	case "on":
+		c.TLS.VerifyClients = true
+	default:
+		return nil, invalid("tls.auth '%s' is invalid: use 'on' or 'off'", y.TLS.Auth)
+	}
+	if c.TLS.ProxyHeader == "" {
+		c.TLS.ProxyHeader = DefaultProxyHeader
+	}
+	for _, id := range y.TLS.Proxy.Identities {
+		id = strings.TrimSpace(id)
+		if !identity.Valid(id) {
+			return nil, invalid("tls.proxy: '%s' is not an identity", id)
+		}
+		if identity.Identity(id) == c.Admin {
+			return nil, invalid("tls.proxy: the admin identity cannot be a proxy identity")
+		}
+		c.TLS.ProxyIdentities = append(c.TLS.ProxyIdentities, identity.Identity(id))
+	}
+
+	// API
+	for path, a := range y.API {
+		if _, ok := routeByPath[path]; !ok {
+			return nil, invalid("api: '%s' is not an API path", path)
+		}
+		if a.Timeout < 0 {
+			return nil, invalid("api: '%s': timeout is negative", path)
+		}
+		c.API[path] = APIConfig(a)
+	}
+
+	// Policies
+	owner := map[identity.Identity]string{}
+	for name, p := range y.Policy {
+		if !policy.ValidName(name) {
+			return nil, invalid("policy name '%s' is empty, too long or contains invalid characters", name)
+		}
+		pc := PolicyConfig{Allow: p.Allow, Deny: p.Deny}
+		for _, pattern := range slices.Concat(p.Allow, p.Deny) {
+			if pattern == "" {
+				return nil, invalid("policy '%s': empty pattern", name)
+			}
+		}
+		for _, id := range p.Identities {
+			id = strings.TrimSpace(id)
+			if !identity.Valid(id) {
+				return nil, invalid("policy '%s': '%s' is not an identity", name, id)
+			}
+			i := identity.Identity(id)
+			if i == c.Admin {
+				return nil, invalid("policy '%s': identity '%s' is the admin and cannot have a policy", name, id)
+			}
+			if slices.Contains(c.TLS.ProxyIdentities, i) {
+				return nil, invalid("policy '%s': identity '%s' is a proxy and cannot have a policy", name, id)
+			}
+			if other, ok := owner[i]; ok {
+				return nil, invalid("identity '%s' already has a policy ('%s' and '%s')", id, min(other, name), max(other, name))
+			}
+			owner[i] = name
+			pc.Identities = append(pc.Identities, i)
+		}
+		c.Policies[name] = pc
+	}
+
+	// Cache: the defaults minio/kes intended (5m / 30s / off).
+	c.Cache.Expiry = DefaultCacheExpiry
+	if y.Cache.Expiry.Any != nil {
+		c.Cache.Expiry = *y.Cache.Expiry.Any
+	}
+	c.Cache.ExpiryUnused = DefaultCacheUnused
+	if y.Cache.Expiry.Unused != nil {
+		c.Cache.ExpiryUnused = *y.Cache.Expiry.Unused
+	}
+	c.Cache.ExpiryOffline = y.Cache.Expiry.Offline
+	if c.Cache.Expiry < 0 || c.Cache.ExpiryUnused < 0 || c.Cache.ExpiryOffline < 0 {
+		return nil, invalid("cache expiry is negative")
+	}
+
+	var err error
+	if c.ErrorLevel, err = ParseLevel(y.Log.Error); err != nil {
+		return nil, invalid("log.error: %v", err)
+	}
+	if c.AuditLevel, err = ParseLevel(y.Log.Audit); err != nil {
+		return nil, invalid("log.audit: %v", err)
+	}
+
+	for _, k := range y.Keys {
+		if !policy.ValidName(k.Name) {
+			return nil, invalid("keys: key name '%s' is empty, too long or contains invalid characters", k.Name)
+		}
+		if slices.Contains(c.Keys, k.Name) {
+			return nil, invalid("keys: key '%s' is listed twice", k.Name)
+		}
+		c.Keys = append(c.Keys, k.Name)
+	}
+
+	if c.Keystore, err = y.Keystore.config(); err != nil {
+		return nil, err
+	}
+	if y.Seal != nil {
+		if c.Seal, err = y.Seal.config(); err != nil {
+			return nil, err
+		}
+	}
+	if y.KMIP != nil {
+		if c.KMIP, err = y.KMIP.config(c.Policies); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func checkAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("'%s' is not an ip:port address", addr)
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		return fmt.Errorf("'%s' is not a valid IP address", host)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("'%s' is not a valid port", port)
+	}
+	return nil
+}
+
+// ParseLevel parses a log level of the config file: "" or "on" (INFO),
+// "off" (nothing), DEBUG, INFO, WARN or ERROR with an optional +N/-N,
+// or an integer.
+func ParseLevel(s string) (slog.Level, error) {
+	s = strings.TrimSpace(s)
+	switch strings.ToLower(s) {
+	case "", "on":
+		return slog.LevelInfo, nil
+	case "off":
+		return LevelOff, nil
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		return slog.Level(n), nil
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("'%s' is not a log level", s)
+	}
+	return l, nil
+}
+
+// LevelOff is above every level that is logged: a logger at LevelOff
+// says nothing.
+const LevelOff = slog.LevelError + 1
+
+func (y *keystoreYAML) config() (KeystoreConfig, error) {
+	var k KeystoreConfig
+	if y == nil {
+		return k, invalid("no keystore specified")
+	}
+	n := 0
+	if y.FS != nil {
+		n++
+		if y.FS.Path == "" {
+			return k, invalid("keystore.fs: no path specified")
+		}
+		k.FS = &FSConfig{Path: y.FS.Path}
+	}
+	if y.Entrust != nil {
+		kc := y.Entrust.KeyControl
+		if kc == nil {
+			return k, invalid("keystore.entrust: no keycontrol section")
+		}
+		n++
+		switch {
+		case kc.Endpoint == "":
+			return k, invalid("Entrust KeyControl keystore: no endpoint specified")
+		case kc.VaultID == "":
+			return k, invalid("Entrust KeyControl keystore: no vault ID specified")
+		case kc.BoxID == "":
+			return k, invalid("Entrust KeyControl keystore: no box ID specified")
+		case kc.Credentials.Username == "":
+			return k, invalid("Entrust KeyControl keystore: no username specified")
+		case kc.Credentials.Password == "":
+			return k, invalid("Entrust KeyControl keystore: no password specified")
+		}
+		k.KeyControl = &KeyControlConfig{
+			Endpoint: kc.Endpoint, VaultID: kc.VaultID, BoxID: kc.BoxID,
+			Username: kc.Credentials.Username, Password: kc.Credentials.Password,
+			CAFile: kc.TLS.CA,
+		}
+	}
+	if y.IBM != nil {
+		if y.IBM.HPCS == nil {
+			return k, invalid("keystore.ibm: no hpcs section")
+		}
+		n++
+		h, err := y.IBM.HPCS.config("keystore")
+		if err != nil {
+			return k, err
+		}
+		k.HPCS = h
+	}
+	if y.PKCS11 != nil {
+		n++
+		p, err := y.PKCS11.config("keystore")
+		if err != nil {
+			return k, err
+		}
+		k.PKCS11 = p
+	}
+	switch {
+	case n == 0:
+		return k, invalid("no keystore specified")
+	case n > 1:
+		return k, invalid("more than one keystore specified")
+	}
+	return k, nil
+}
+
+func (y *hpcsYAML) config(section string) (*HPCSConfig, error) {
+	switch {
+	case y.Endpoint == "":
+		return nil, invalid("%s.ibm.hpcs: no endpoint specified", section)
+	case y.InstanceID == "":
+		return nil, invalid("%s.ibm.hpcs: no instance ID specified", section)
+	case y.RootKeyID == "":
+		return nil, invalid("%s.ibm.hpcs: no root key ID specified", section)
+	case y.IAM.APIKey == "":
+		return nil, invalid("%s.ibm.hpcs: no IAM API key specified", section)
+	}
+	return &HPCSConfig{
+		Endpoint: y.Endpoint, InstanceID: y.InstanceID, RootKeyID: y.RootKeyID, KeyRing: y.KeyRing,
+		IAMEndpoint: y.IAM.Endpoint, APIKey: y.IAM.APIKey, CAFile: y.TLS.CA,
+	}, nil
+}
+
+func (y *pkcs11YAML) config(section string) (*PKCS11Config, error) {
+	switch {
+	case y.Module == "":
+		return nil, invalid("%s.pkcs11: no module specified", section)
+	case y.Token == "":
+		return nil, invalid("%s.pkcs11: no token specified", section)
+	case y.PIN == "":
+		return nil, invalid("%s.pkcs11: no PIN specified", section)
+	case y.RootKey == "":
+		return nil, invalid("%s.pkcs11: no root key specified", section)
+	case section == "seal" && y.Store != "":
+		return nil, invalid("seal.pkcs11: 'store' is only valid for keystore.pkcs11")
+	}
+	return &PKCS11Config{
+		Module: y.Module, Token: y.Token, PIN: y.PIN, RootKey: y.RootKey,
+		CreateRootKey: y.CreateRootKey, Store: y.Store,
+	}, nil
+}
+
+func (y *sealYAML) config() (*SealConfig, error) {
+	s := &SealConfig{}
+	n := 0
+	if y.IBM != nil {
+		if y.IBM.HPCS == nil {
+			return nil, invalid("seal.ibm: no hpcs section")
+		}
+		n++
+		h, err := y.IBM.HPCS.config("seal")
+		if err != nil {
+			return nil, err
+		}
+		s.HPCS = h
+	}
+	if y.PKCS11 != nil {
+		n++
+		p, err := y.PKCS11.config("seal")
+		if err != nil {
+			return nil, err
+		}
+		s.PKCS11 = p
+	}
+	switch {
+	case n == 0:
+		return nil, invalid("seal: no sealer specified")
+	case n > 1:
+		return nil, invalid("seal: more than one sealer specified")
+	}
+	return s, nil
+}
+
+func (y *kmipYAML) config(policies map[string]PolicyConfig) (*KMIPConfig, error) {
+	k := &KMIPConfig{
+		Addr:           y.Address,
+		KeyFile:        y.TLS.Key,
+		CertFile:       y.TLS.Cert,
+		CAFile:         y.TLS.CA,
+		Users:          map[string]KMIPUser{},
+		MaxMessageSize: DefaultKMIPMaxMessage,
+		ReadTimeout:    DefaultKMIPRead,
+		IdleTimeout:    DefaultKMIPIdle,
+	}
+	if k.Addr == "" {
+		k.Addr = DefaultKMIPAddr
+	}
+	if err := checkAddr(k.Addr); err != nil {
+		return nil, invalid("kmip.address: %v", err)
+	}
+	switch {
+	case k.KeyFile == "":
+		return nil, invalid("kmip.tls: no private key specified")
+	case k.CertFile == "":
+		return nil, invalid("kmip.tls: no certificate specified")
+	case k.CAFile == "":
+		return nil, invalid("kmip.tls: no CA specified: KMIP clients are always verified")
+	}
+	switch y.TLS.CipherSuites {
+	case "", "default":
+	case "compat":
+		k.Compat = true
+	default:
+		return nil, invalid("kmip.tls.cipher_suites '%s' is invalid: use 'default' or 'compat'", y.TLS.CipherSuites)
+	}
+	names := make([]string, 0, len(y.Users))
+	for name := range y.Users {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		u := y.Users[name]
+		if name == "" {
+			return nil, invalid("kmip.users: empty user name")
+		}
+		if u.Password == "" {
+			return nil, invalid("kmip.users: user '%s' has no password", name)
+		}
+		if _, ok := policies[u.Policy]; !ok {
+			return nil, invalid("kmip.users: user '%s': policy '%s' does not exist", name, u.Policy)
+		}
+		k.Users[name] = KMIPUser{Password: u.Password, Policy: u.Policy}
+	}
+	if y.MaxMessageSize != nil {
+		if *y.MaxMessageSize <= 0 {
+			return nil, invalid("kmip.max_message_size must be positive")
+		}
+		k.MaxMessageSize = *y.MaxMessageSize
+	}
+	if y.Timeout.Read != nil {
+		k.ReadTimeout = *y.Timeout.Read
+	}
+	if y.Timeout.Idle != nil {
+		k.IdleTimeout = *y.Timeout.Idle
+	}
+	if k.ReadTimeout <= 0 || k.IdleTimeout <= 0 {
+		return nil, invalid("kmip.timeout values must be positive")
+	}
+	return k, nil
+}

@@ -1,0 +1,126 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package edge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/kesbridge/kes/identity"
+	"github.com/kesbridge/kes/internal/crypto"
+	"github.com/kesbridge/kes/internal/keys"
+	"github.com/kesbridge/kes/keystore"
+	"github.com/kesbridge/kes/policy"
+)
+
+// apiError is an answer whose status and text are decided already.
+type apiError struct {
+	code int
+	msg  string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func newError(code int, msg string) error { return &apiError{code: code, msg: msg} }
+
+// Answers that several handlers give.
+var (
+	errInvalidBody     = newError(http.StatusBadRequest, "invalid request body")
+	errKeyNotFound     = newError(http.StatusNotFound, "key does not exist")
+	errPolicyNotFound  = newError(http.StatusNotFound, "policy does not exist")
+	errIdentityMissing = newError(http.StatusNotFound, "identity does not exist")
+)
+
+// op is what a handler was doing, for the text of keystore failures
+// (minio/kes answers "failed to read key", "failed to create key", ...).
+type op string
+
+const (
+	opRead   op = "failed to read key"
+	opCreate op = "failed to create key"
+	opDelete op = "failed to delete key"
+	opList   op = "failed to list keys"
+)
+
+// wireError maps an error to its status code and message on the wire.
+// It is the one place where the HTTP API decides what a failure looks
+// like; no error text from inside the process reaches a client unless it
+// is listed here.
+func wireError(err error, o op) (int, string) {
+	var (
+		api         *apiError
+		unreachable *keystore.UnreachableError
+		unavailable *keystore.UnavailableError
+		maxBytes    *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &api):
+		return api.code, api.msg
+	case errors.Is(err, keys.ErrKeyNotFound):
+		return http.StatusNotFound, "key does not exist"
+	case errors.Is(err, keys.ErrKeyExists):
+		return http.StatusBadRequest, "key already exists"
+	case errors.Is(err, crypto.ErrDecrypt):
+		return http.StatusBadRequest, crypto.ErrDecrypt.Error()
+	case errors.Is(err, policy.ErrNotAllowed):
+		return http.StatusForbidden, policy.ErrNotAllowed.Error()
+	case errors.Is(err, keys.ErrHMACNotSupported):
+		return http.StatusConflict, "key does not support HMAC"
+	case errors.Is(err, keys.ErrNotActive):
+		return http.StatusConflict, "key is not active"
+	case errors.Is(err, keys.ErrNotEncryptionKey):
+		return http.StatusConflict, "key is not a 256-bit encryption key"
+	case errors.Is(err, identity.ErrNoTLS),
+		errors.Is(err, identity.ErrNoCertificate),
+		errors.Is(err, identity.ErrAmbiguousCertificates):
+		return http.StatusBadRequest, err.Error()
+	case errors.As(err, &maxBytes):
+		return http.StatusBadRequest, "invalid request body"
+	case errors.As(err, &unavailable):
+		return http.StatusBadGateway, unavailable.Reason
+	case errors.As(err, &unreachable), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, string(o)
+	default:
+		return http.StatusBadGateway, string(o)
+	}
+}
+
+// writeError sends {"message":"..."} exactly as minio/kes does: the
+// message is JSON-encoded with a trailing newline before the closing
+// brace, and the length is explicit.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	var b bytes.Buffer
+	b.WriteString(`{"message":`)
+	json.NewEncoder(&b).Encode(msg) // a string always encodes
+	b.WriteString("}")
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(b.Len()))
+	w.WriteHeader(code)
+	w.Write(b.Bytes())
+}
+
+// writeJSON sends a 200 with v encoded by json.Encoder.
+func writeJSON(w http.ResponseWriter, v any) {
+	var b bytes.Buffer
+	if err := json.NewEncoder(&b).Encode(v); err != nil {
+		writeError(w, http.StatusInternalServerError, "failed to encode response")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(b.Len()))
+	w.WriteHeader(http.StatusOK)
+	w.Write(b.Bytes())
+}
+
+// writeOK sends a 200 with an empty body.
+func writeOK(w http.ResponseWriter) {
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+}

@@ -1,0 +1,282 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package edge
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kesbridge/kes/identity"
+	"github.com/kesbridge/kes/keystore"
+	"github.com/kesbridge/kes/policy"
+)
+
+// Version and Commit identify the build. Release builds set them with
+// -ldflags "-X github.com/kesbridge/kes/edge.Version=... -X ...Commit=...";
+// otherwise they come from the VCS information of the binary, or are
+// "<unknown>".
+var (
+	Version string
+	Commit  string
+)
+
+// BuildInfo returns the version and commit the server reports.
+func BuildInfo() (version, commit string) {
+	version, commit = Version, Commit
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			switch {
+			case s.Key == "vcs.time" && version == "":
+				version = strings.ReplaceAll(s.Value, ":", "-")
+			case s.Key == "vcs.revision" && commit == "":
+				commit = s.Value
+			}
+		}
+	}
+	if version == "" {
+		version = "<unknown>"
+	}
+	if commit == "" {
+		commit = "<unknown>"
+	}
+	return version, commit
+}
+
+func (c *call) version() {
+	v, commit := BuildInfo()
+	writeJSON(c.w, struct {
+		Version string `json:"version"`
+		Commit  string `json:"commit"`
+	}{v, commit})
+}
+
+func (c *call) ready() {
+	if _, err := c.st.keys.Status(c.r.Context()); err != nil {
+		if keystore.IsUnreachable(err) {
+			writeError(c.w, http.StatusGatewayTimeout, "key store is not reachable")
+		} else {
+			writeError(c.w, http.StatusBadGateway, "key store is unavailable")
+		}
+		return
+	}
+	writeOK(c.w)
+}
+
+// status answers in the units the clients decode: keystore_latency as a
+// Go duration (nanoseconds), uptime in seconds; an unreachable keystore
+// is also reported as unavailable, which kms-go requires.
+func (c *call) status() {
+	var resp struct {
+		Version     string        `json:"version"`
+		OS          string        `json:"os"`
+		Arch        string        `json:"arch"`
+		UpTime      int64         `json:"uptime"`
+		CPUs        int           `json:"num_cpu"`
+		UsableCPUs  int           `json:"num_cpu_used"`
+		HeapAlloc   uint64        `json:"mem_heap_used"`
+		StackAlloc  uint64        `json:"mem_stack_used"`
+		Latency     time.Duration `json:"keystore_latency,omitempty"`
+		Unreachable bool          `json:"keystore_unreachable,omitempty"`
+		Unavailable bool          `json:"keystore_unavailable,omitempty"`
+	}
+	resp.Version, _ = BuildInfo()
+	resp.OS, resp.Arch = runtime.GOOS, runtime.GOARCH
+	resp.UpTime = int64(math.Round(time.Since(c.srv.started).Seconds()))
+	resp.CPUs, resp.UsableCPUs = runtime.NumCPU(), runtime.GOMAXPROCS(0)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	resp.HeapAlloc, resp.StackAlloc = ms.HeapAlloc, ms.StackSys
+
+	st, err := c.st.keys.Status(c.r.Context())
+	switch {
+	case err == nil:
+		resp.Latency = max(st.Latency, time.Nanosecond)
+	case keystore.IsUnreachable(err):
+		resp.Unreachable, resp.Unavailable = true, true
+	default:
+		resp.Unavailable = true
+	}
+	writeJSON(c.w, resp)
+}
+
+func (c *call) api() {
+	type api struct {
+		Method  string `json:"method"`
+		Path    string `json:"path"`
+		MaxBody int64  `json:"max_body"`
+		Timeout int64  `json:"timeout"`
+	}
+	resp := make([]api, 0, len(c.st.routes))
+	for _, r := range c.st.routes {
+		resp = append(resp, api{r.Method, r.Path, r.MaxBody, int64(r.Timeout / time.Second)})
+	}
+	sort.Slice(resp, func(i, j int) bool { return resp[i].Path < resp[j].Path })
+	writeJSON(c.w, resp)
+}
+
+func (c *call) policyName() (string, bool) {
+	if !policy.ValidName(c.resource) {
+		writeError(c.w, http.StatusBadRequest, fmt.Sprintf("policy name '%s' is empty, too long or contains invalid characters", c.resource))
+		return "", false
+	}
+	return c.resource, true
+}
+
+func (c *call) describePolicy() {
+	name, ok := c.policyName()
+	if !ok {
+		return
+	}
+	p, ok := c.st.policies.Policies[name]
+	if !ok {
+		c.fail(errPolicyNotFound, opRead)
+		return
+	}
+	writeJSON(c.w, struct {
+		Name      string    `json:"name"`
+		CreatedAt time.Time `json:"created_at"`
+		CreatedBy string    `json:"created_by,omitempty"`
+	}{name, p.CreatedAt, p.CreatedBy})
+}
+
+// rules is a policy's patterns as the clients decode them: an object
+// whose keys are the patterns.
+func rules(patterns []string) map[string]struct{} {
+	if len(patterns) == 0 {
+		return nil
+	}
+	m := make(map[string]struct{}, len(patterns))
+	for _, p := range patterns {
+		m[p] = struct{}{}
+	}
+	return m
+}
+
+func (c *call) readPolicy() {
+	name, ok := c.policyName()
+	if !ok {
+		return
+	}
+	p, ok := c.st.policies.Policies[name]
+	if !ok {
+		c.fail(errPolicyNotFound, opRead)
+		return
+	}
+	writeJSON(c.w, struct {
+		Name      string              `json:"name"`
+		Allow     map[string]struct{} `json:"allow,omitempty"`
+		Deny      map[string]struct{} `json:"deny,omitempty"`
+		CreatedAt time.Time           `json:"created_at"`
+		CreatedBy string              `json:"created_by,omitempty"`
+	}{name, rules(p.Allow), rules(p.Deny), p.CreatedAt, p.CreatedBy})
+}
+
+func (c *call) listPolicies() {
+	prefix, ok := c.listPrefix()
+	if !ok {
+		return
+	}
+	names := []string{}
+	for name := range c.st.policies.Policies {
+		if strings.HasPrefix(name, prefix) {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	writeJSON(c.w, struct {
+		Names      []string `json:"names"`
+		ContinueAt string   `json:"continue_at"`
+	}{Names: names})
+}
+
+func (c *call) describeIdentity() {
+	if !policy.ValidName(c.resource) {
+		writeError(c.w, http.StatusBadRequest, fmt.Sprintf("identity '%s' is empty, too long or contains invalid characters", c.resource))
+		return
+	}
+	type response struct {
+		Admin     bool      `json:"admin,omitempty"`
+		Policy    string    `json:"policy,omitempty"`
+		CreatedAt time.Time `json:"created_at"`
+		CreatedBy string    `json:"created_by,omitempty"`
+	}
+	set := c.st.policies
+	if set.Admin != "" && c.resource == set.Admin {
+		writeJSON(c.w, response{Admin: true, CreatedAt: c.st.loadedAt})
+		return
+	}
+	name, ok := set.Identities[c.resource]
+	if !ok {
+		c.fail(errIdentityMissing, opRead)
+		return
+	}
+	writeJSON(c.w, response{Policy: name, CreatedAt: c.st.loadedAt, CreatedBy: set.Admin})
+}
+
+func (c *call) listIdentities() {
+	prefix, ok := c.listPrefix()
+	if !ok {
+		return
+	}
+	ids := []string{}
+	set := c.st.policies
+	if set.Admin != "" && strings.HasPrefix(set.Admin, prefix) {
+		ids = append(ids, set.Admin)
+	}
+	for id := range set.Identities {
+		if strings.HasPrefix(id, prefix) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	writeJSON(c.w, struct {
+		Identities []string `json:"identities"`
+		ContinueAt string   `json:"continue_at"`
+	}{Identities: ids})
+}
+
+// selfDescribe tells the caller who it is. Unlike minio/kes it works for
+// every identity with a policy, and it answers in the flat shape that
+// both kes-go and kms-go decode: policy name, allow and deny side by
+// side.
+func (c *call) selfDescribe() {
+	type response struct {
+		Identity  identity.Identity   `json:"identity"`
+		Admin     bool                `json:"admin,omitempty"`
+		CreatedAt time.Time           `json:"created_at"`
+		CreatedBy string              `json:"created_by,omitempty"`
+		Policy    string              `json:"policy,omitempty"`
+		Allow     map[string]struct{} `json:"allow,omitempty"`
+		Deny      map[string]struct{} `json:"deny,omitempty"`
+	}
+	set := c.st.policies
+	id := string(c.identity)
+	if id != "" && set.Admin != "" && id == set.Admin {
+		writeJSON(c.w, response{Identity: c.identity, Admin: true, CreatedAt: c.st.loadedAt})
+		return
+	}
+	name, ok := set.Identities[id]
+	if id == "" || !ok {
+		c.fail(errIdentityMissing, opRead)
+		return
+	}
+	p := set.Policies[name]
+	writeJSON(c.w, response{
+		Identity:  c.identity,
+		CreatedAt: c.st.loadedAt,
+		CreatedBy: set.Admin,
+		Policy:    name,
+		Allow:     rules(p.Allow),
+		Deny:      rules(p.Deny),
+	})
+}
+
+func (c *call) errorLog() { c.stream(c.srv.errorHub) }
+func (c *call) auditLog() { c.stream(c.srv.auditHub) }

@@ -1,0 +1,111 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package edge
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/kesbridge/kes/keystore"
+	"github.com/kesbridge/kes/keystore/fs"
+	"github.com/kesbridge/kes/keystore/keycontrol"
+	"github.com/kesbridge/kes/keystore/pkcs11"
+)
+
+// OpenKeystore connects to the keystore of cfg and, if cfg has a seal
+// section, wraps it with the sealer. The caller owns the store and must
+// Close it. log receives the drivers' background messages; nil discards
+// them.
+func OpenKeystore(ctx context.Context, cfg *Config, log *slog.Logger) (keystore.Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	store, err := openStore(ctx, &cfg.Keystore, log)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Seal == nil {
+		return store, nil
+	}
+	sealer, err := openSealer(ctx, cfg.Seal, log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return keystore.Seal(store, sealer, log), nil
+}
+
+func openStore(ctx context.Context, k *KeystoreConfig, log *slog.Logger) (keystore.Store, error) {
+	switch {
+	case k.mem:
+		return keystore.NewMem(), nil
+	case k.FS != nil:
+		s, err := fs.New(k.FS.Path)
+		if err != nil {
+			return nil, fmt.Errorf("edge: failed to open keystore: %w", err)
+		}
+		return s, nil
+	case k.KeyControl != nil:
+		c := k.KeyControl
+		roots, err := rootCAs(c.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		s, err := keycontrol.New(ctx, keycontrol.Config{
+			Endpoint: c.Endpoint, VaultID: c.VaultID, BoxID: c.BoxID,
+			Username: c.Username, Password: c.Password,
+			RootCAs: roots, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("edge: failed to connect to Entrust KeyControl: %w", err)
+		}
+		return s, nil
+	case k.HPCS != nil:
+		return nil, errHPCSUnavailable
+	case k.PKCS11 != nil:
+		s, err := pkcs11.NewStore(ctx, pkcs11Config(k.PKCS11, log))
+		if err != nil {
+			return nil, fmt.Errorf("edge: failed to open PKCS#11 keystore: %w", err)
+		}
+		return s, nil
+	default:
+		return nil, fmt.Errorf("edge: no keystore specified")
+	}
+}
+
+func openSealer(ctx context.Context, s *SealConfig, log *slog.Logger) (keystore.Sealer, error) {
+	switch {
+	case s.HPCS != nil:
+		return nil, errHPCSUnavailable
+	case s.PKCS11 != nil:
+		sealer, err := pkcs11.NewSealer(ctx, pkcs11Config(s.PKCS11, log))
+		if err != nil {
+			return nil, fmt.Errorf("edge: failed to open PKCS#11 sealer: %w", err)
+		}
+		return sealer, nil
+	default:
+		return nil, fmt.Errorf("edge: no sealer specified")
+	}
+}
+
+// errHPCSUnavailable: the IBM HPCS driver is not part of this build.
+var errHPCSUnavailable = errors.New("edge: the IBM HPCS keystore is not available in this build")
+
+func pkcs11Config(p *PKCS11Config, log *slog.Logger) pkcs11.Config {
+	return pkcs11.Config{
+		Module: p.Module, TokenLabel: p.Token, PIN: p.PIN, RootKeyLabel: p.RootKey,
+		CreateRootKey: p.CreateRootKey, Dir: p.Store, Logger: log,
+	}
+}
+
+// rootCAs returns nil (the system roots) for an empty path.
+func rootCAs(path string) (*x509.CertPool, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return loadCAs(path)
+}
