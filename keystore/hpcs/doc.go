@@ -22,22 +22,35 @@
 // # Store
 //
 // NewStore returns a keystore.Store that keeps each key as an extractable
-// standard key in the instance: its payload is the value sealed by the
-// root key (as above). The standard key is found through the alias
-// "kes-<name>", because names are not unique in Key Protect but aliases
-// are: the create request carries the alias, so of several concurrent
-// Creates of one name exactly one succeeds. Values too large for one
+// standard key in the instance (named "kes-<name>"), whose payload is the
+// value sealed by the root key as above. Values too large for one
 // standard key (7,500 bytes) are split across several, referenced by ID
-// from the one that carries the alias.
+// from the one that is found by alias.
 //
-// Replace writes a new standard key and then moves the alias: it removes
-// the alias from the old key (which only one of several concurrent
-// Replaces can do, so exactly one wins) and adds it to the new key. The
-// old key is deleted only after the alias has moved, so the value is never
-// lost; between the two alias calls a Get does not find the key, and Get
-// retries briefly to ride over that window. If the process dies in the
-// window, the new value stays in the instance as a standard key named
-// "kes-<name>" without alias; adding the alias by hand restores it.
+// Names are not unique in Key Protect, aliases are, so aliases find our
+// keys. Every write of a key is a new standard key (payloads cannot be
+// changed) with a generation number: Create writes generation 0, each
+// Replace the next one. Even generations carry the alias "kes-<name>",
+// odd ones "kes_<name>", and readers take the higher generation of the
+// two. Creating the next generation with its alias in the create
+// request is the commit: of concurrent Creates or Replaces exactly one
+// gets the alias. The previous generation is deleted only after its
+// successor exists, so a value is never lost and there is no instant
+// without a value; a reader that looks at the two aliases across a
+// commit may miss both once, and Get retries a miss twice (so a Get of a
+// missing name takes about 0.1 s longer). Aliases are never moved,
+// because Key Protect takes up to five minutes to release a deleted alias:
+// on the real service a second write of the same key within that time,
+// or a Create of a name deleted within that time, fails with an error
+// that says so and can be retried later. A writer that dies between
+// commit and cleanup leaves the older generation behind; readers ignore
+// it and the next write deletes it.
+//
+// Known limits: an instance holds at most 1,000 aliases, so at most
+// about 1,000 keys (use an instance or key ring per deployment); a
+// Replace racing with a Delete of the same key can bring the key back
+// with the replaced value; List pages with offsets, so keys created or
+// deleted while it runs may be missed.
 //
 // Store.Rewrap re-wraps every stored value under the newest root key
 // version; this is what `kes key rewrap` does for this store.

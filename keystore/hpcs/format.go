@@ -101,13 +101,15 @@ func decodeWrapped(ct string) ([]byte, error) {
 	return b, nil
 }
 
-// Stored payload of the standard key that carries the alias:
+// Stored payload of the standard key that carries an alias (the head):
 //
-//	0x00 || sealed value                      inline
-//	0x01 || n:uint8 || n × (len:uint8 || key ID)   parts, in order
+//	0x00 || gen:uint64 || sealed value                      inline
+//	0x01 || gen:uint64 || n:uint8 || n × (len:uint8 || key ID)   parts, in order
 //
-// A value whose sealed form is larger than maxInline is split into parts
-// of at most maxInline bytes, each the payload of its own standard key.
+// gen counts the writes of one key: Create writes 0, each Replace the
+// current gen plus one. A value whose sealed form is larger than
+// maxInline is split into parts of at most maxInline bytes, each the
+// payload of its own standard key.
 const (
 	headInline = 0x00
 	headParts  = 0x01
@@ -120,48 +122,60 @@ const (
 
 var errMalformedHead = errors.New("hpcs: malformed stored key")
 
-// parseHead returns either the inline sealed value or the part IDs.
-func parseHead(b []byte) (inline []byte, parts []string, err error) {
-	if len(b) < 1 {
-		return nil, nil, errMalformedHead
+// head is a parsed head payload: either inline or parts is set.
+type head struct {
+	gen    uint64
+	inline []byte
+	parts  []string
+}
+
+func parseHead(b []byte) (head, error) {
+	if len(b) < 9 {
+		return head{}, errMalformedHead
 	}
+	h := head{gen: binary.BigEndian.Uint64(b[1:9])}
+	rest := b[9:]
 	switch b[0] {
 	case headInline:
-		if len(b) < 2 {
-			return nil, nil, errMalformedHead
+		if len(rest) == 0 {
+			return head{}, errMalformedHead
 		}
-		return b[1:], nil, nil
+		h.inline = rest
+		return h, nil
 	case headParts:
-		if len(b) < 2 || b[1] == 0 || int(b[1]) > maxParts {
-			return nil, nil, errMalformedHead
+		if len(rest) < 1 || rest[0] == 0 || int(rest[0]) > maxParts {
+			return head{}, errMalformedHead
 		}
-		n, rest := int(b[1]), b[2:]
+		n := int(rest[0])
+		rest = rest[1:]
 		for range n {
 			if len(rest) < 1 {
-				return nil, nil, errMalformedHead
+				return head{}, errMalformedHead
 			}
 			l := int(rest[0])
 			if l == 0 || len(rest) < 1+l {
-				return nil, nil, errMalformedHead
+				return head{}, errMalformedHead
 			}
-			parts = append(parts, string(rest[1:1+l]))
+			h.parts = append(h.parts, string(rest[1:1+l]))
 			rest = rest[1+l:]
 		}
 		if len(rest) != 0 {
-			return nil, nil, errMalformedHead
+			return head{}, errMalformedHead
 		}
-		return nil, parts, nil
+		return h, nil
 	default:
-		return nil, nil, errMalformedHead
+		return head{}, errMalformedHead
 	}
 }
 
-func marshalHead(inline []byte, parts []string) []byte {
-	if parts == nil {
-		return append([]byte{headInline}, inline...)
+func (h head) marshal() []byte {
+	if h.parts == nil {
+		b := binary.BigEndian.AppendUint64([]byte{headInline}, h.gen)
+		return append(b, h.inline...)
 	}
-	b := []byte{headParts, byte(len(parts))}
-	for _, p := range parts {
+	b := binary.BigEndian.AppendUint64([]byte{headParts}, h.gen)
+	b = append(b, byte(len(h.parts)))
+	for _, p := range h.parts {
 		b = append(b, byte(len(p)))
 		b = append(b, p...)
 	}

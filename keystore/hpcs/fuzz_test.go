@@ -25,15 +25,15 @@ func FuzzParseSealed(f *testing.F) {
 }
 
 func FuzzParseHead(f *testing.F) {
-	f.Add(marshalHead([]byte("sealed"), nil))
-	f.Add(marshalHead(nil, []string{"02fd6835-6001-4482-a892-13bd2085f75d", "12e8c9c2-a162-472d-b7d6-8b9a86b815a6"}))
-	f.Add([]byte{headParts, 0})
+	f.Add(head{gen: 7, inline: []byte("sealed")}.marshal())
+	f.Add(head{gen: 1, parts: []string{"02fd6835-6001-4482-a892-13bd2085f75d", "12e8c9c2-a162-472d-b7d6-8b9a86b815a6"}}.marshal())
+	f.Add([]byte{headParts, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		inline, parts, err := parseHead(b)
+		h, err := parseHead(b)
 		if err != nil {
 			return
 		}
-		if !bytes.Equal(marshalHead(inline, parts), b) {
+		if !bytes.Equal(h.marshal(), b) {
 			t.Fatal("parse and marshal do not round-trip")
 		}
 	})

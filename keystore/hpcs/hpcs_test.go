@@ -290,7 +290,7 @@ func storedVersions(t *testing.T, e *env, s *Store, names []string) map[string]s
 	t.Helper()
 	out := map[string]string{}
 	for _, name := range names {
-		rec, err := s.read(context.Background(), name)
+		rec, _, err := s.read(context.Background(), name)
 		if err != nil {
 			t.Fatalf("read(%s): %v", name, err)
 		}

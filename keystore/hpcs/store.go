@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	kp "github.com/IBM/keyprotect-go-client"
@@ -20,19 +21,27 @@ import (
 	"github.com/kesbridge/kes/keystore"
 )
 
-// aliasPrefix starts the alias (and the name) of every standard key that
-// holds one of our keys. An alias must not be a UUID or a reserved word
-// and needs two characters at least; the prefix takes care of all three.
-const aliasPrefix = "kes-"
+// The two aliases of a key: records with an even generation carry
+// "kes-<name>", records with an odd one "kes_<name>". The prefixes also
+// make every alias long enough, never a UUID and never a reserved word.
+// They differ in their fourth character, so no name's alias can be
+// another name's.
+const (
+	prefixEven = "kes-"
+	prefixOdd  = "kes_"
+)
 
-// maxName keeps "kes-<name>" within the 90 characters of an alias.
-const maxName = 90 - len(aliasPrefix)
+// maxName keeps an alias within its 90 characters.
+const maxName = 90 - len(prefixEven)
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // listPage is the page size of List; the service allows up to 5000.
 // A variable so that tests can cross page boundaries with few keys.
 var listPage = 1000
+
+// errVanished reports that a record disappeared while it was read.
+var errVanished = errors.New("hpcs: stored key changed while it was read")
 
 // Store keeps keys as standard keys in an HPCS / Key Protect instance,
 // sealed by a root key. It implements keystore.Store and is safe for
@@ -54,81 +63,130 @@ func NewStore(ctx context.Context, cfg Config) (*Store, error) {
 	return &Store{c: sealer.c, sealer: sealer}, nil
 }
 
-func aliasOf(name string) (string, error) {
+// aliasesOf returns the even and the odd alias of name.
+func aliasesOf(name string) ([2]string, error) {
 	if len(name) == 0 || len(name) > maxName || !nameRE.MatchString(name) {
-		return "", fmt.Errorf("hpcs: invalid key name %q: use 1 to %d characters of A-Z, a-z, 0-9, _ and -", name, maxName)
+		return [2]string{}, fmt.Errorf("hpcs: invalid key name %q: use 1 to %d characters of A-Z, a-z, 0-9, _ and -", name, maxName)
 	}
-	return aliasPrefix + name, nil
+	return [2]string{prefixEven + name, prefixOdd + name}, nil
 }
 
-// record is one of our keys as found in the instance.
+// record is one write of one of our keys as found in the instance.
 type record struct {
-	id     string   // the standard key with the alias
+	id     string // the standard key that carries the alias
+	alias  string
+	gen    uint64
 	parts  []string // the standard keys with the parts, if any
-	sealed []byte
+	sealed []byte   // nil until the parts are read
 }
 
-// read resolves the alias and fetches the sealed value. Between the two
-// alias calls of a Replace the alias resolves to nothing, so a miss is
-// retried a few times before it counts.
-func (s *Store) read(ctx context.Context, name string) (*record, error) {
-	alias, err := aliasOf(name)
+// fetchHead reads the record under alias, or nil if there is none.
+func (s *Store) fetchHead(ctx context.Context, alias string) (*record, error) {
+	key, err := s.getKey(ctx, alias)
+	if errors.Is(err, keystore.ErrKeyNotFound) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
+	b, err := payloadOf(key)
+	if err != nil {
+		return nil, err
+	}
+	h, err := parseHead(b)
+	if err != nil {
+		return nil, err
+	}
+	if (h.gen%2 == 0) != strings.HasPrefix(alias, prefixEven) {
+		return nil, fmt.Errorf("hpcs: stored key %s has generation %d under alias %s", key.ID, h.gen, alias)
+	}
+	return &record{id: key.ID, alias: alias, gen: h.gen, parts: h.parts, sealed: h.inline}, nil
+}
+
+// fetchParts completes a record's sealed value from its parts.
+func (s *Store) fetchParts(ctx context.Context, r *record) error {
+	if r.parts == nil {
+		return nil
+	}
+	var sealed []byte
+	for _, id := range r.parts {
+		part, err := s.getKey(ctx, id)
+		if errors.Is(err, keystore.ErrKeyNotFound) {
+			// A newer write replaced the record after we read its head.
+			return errVanished
+		}
+		if err != nil {
+			return err
+		}
+		b, err := payloadOf(part)
+		if err != nil {
+			return err
+		}
+		sealed = append(sealed, b...)
+	}
+	r.sealed = sealed
+	return nil
+}
+
+// lookup reads both aliases at once. cur is the record with the higher
+// generation, stale the other one (a leftover of an unfinished write),
+// each nil if absent.
+func (s *Store) lookup(ctx context.Context, aliases [2]string) (cur, stale *record, err error) {
+	var (
+		wg   sync.WaitGroup
+		recs [2]*record
+		errs [2]error
+	)
+	for i := range aliases {
+		wg.Go(func() { recs[i], errs[i] = s.fetchHead(ctx, aliases[i]) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs[0], errs[1]); err != nil {
+		if errs[0] != nil {
+			return nil, nil, errs[0]
+		}
+		return nil, nil, errs[1]
+	}
+	cur, stale = recs[0], recs[1]
+	if cur == nil || (stale != nil && stale.gen > cur.gen) {
+		cur, stale = stale, cur
+	}
+	return cur, stale, nil
+}
+
+// read finds the current record of name with its sealed value. A write
+// in progress can hide the key for an instant (between creating the new
+// record and deleting the old, a reader may look at each alias at the
+// wrong moment), so a miss is retried a few times before it counts.
+func (s *Store) read(ctx context.Context, name string) (cur, stale *record, err error) {
+	aliases, err := aliasesOf(name)
+	if err != nil {
+		return nil, nil, err
+	}
 	wait := 20 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		rec, err := s.readOnce(ctx, alias)
-		if !errors.Is(err, keystore.ErrKeyNotFound) || attempt == 2 {
-			return rec, err
+		cur, stale, err = s.lookup(ctx, aliases)
+		if err == nil && cur != nil {
+			err = s.fetchParts(ctx, cur)
+			if err == nil {
+				return cur, stale, nil
+			}
+		}
+		if err != nil && !errors.Is(err, errVanished) {
+			return nil, nil, err
+		}
+		if attempt == 2 {
+			return nil, nil, keystore.ErrKeyNotFound
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, &keystore.UnreachableError{Store: storeName, Err: ctx.Err()}
+			return nil, nil, &keystore.UnreachableError{Store: storeName, Err: ctx.Err()}
 		case <-t.C:
 		}
 		wait *= 4
 	}
-}
-
-func (s *Store) readOnce(ctx context.Context, alias string) (*record, error) {
-	key, err := s.getKey(ctx, alias)
-	if err != nil {
-		return nil, err
-	}
-	head, err := payloadOf(key)
-	if err != nil {
-		return nil, err
-	}
-	inline, parts, err := parseHead(head)
-	if err != nil {
-		return nil, err
-	}
-	rec := &record{id: key.ID, parts: parts, sealed: inline}
-	if parts == nil {
-		return rec, nil
-	}
-	var sealed []byte
-	for _, id := range parts {
-		part, err := s.getKey(ctx, id)
-		if errors.Is(err, keystore.ErrKeyNotFound) {
-			// The head exists but a part is gone: a concurrent Replace
-			// or Delete removed it after we read the head.
-			return nil, keystore.ErrKeyNotFound
-		}
-		if err != nil {
-			return nil, err
-		}
-		b, err := payloadOf(part)
-		if err != nil {
-			return nil, err
-		}
-		sealed = append(sealed, b...)
-	}
-	rec.sealed = sealed
-	return rec, nil
 }
 
 func (s *Store) getKey(ctx context.Context, idOrAlias string) (*kp.Key, error) {
@@ -164,28 +222,28 @@ func payloadOf(key *kp.Key) ([]byte, error) {
 // since the value was written, the re-wrapped value is written back
 // (best effort).
 func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
-	rec, err := s.read(ctx, name)
+	cur, stale, err := s.read(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	value, resealed, err := s.sealer.Unseal(ctx, name, rec.sealed)
+	value, resealed, err := s.sealer.Unseal(ctx, name, cur.sealed)
 	if err != nil {
 		return nil, err
 	}
 	if resealed != nil {
-		if err := s.swap(ctx, name, rec, resealed); err != nil && !errors.Is(err, keystore.ErrConflict) {
+		if err := s.advance(ctx, name, cur, stale, resealed); err != nil && !errors.Is(err, keystore.ErrConflict) {
 			s.c.log.WarnContext(ctx, "hpcs: failed to write back re-wrapped key", "key", name, "err", err)
 		}
 	}
 	return value, nil
 }
 
-// write stores a sealed value as new standard keys: the parts first, then
-// the head. alias is set on the head if not empty. It returns the head's
-// ID and the parts' IDs.
-func (s *Store) write(ctx context.Context, name, alias string, sealed []byte) (*record, error) {
-	kpName := aliasPrefix + name
-	var parts []string
+// write stores a sealed value as a new record: the parts first, then the
+// head with the alias. The create request carries the alias, so the
+// record appears atomically, and only if the alias was free.
+func (s *Store) write(ctx context.Context, name, alias string, gen uint64, sealed []byte) (*record, error) {
+	kpName := prefixEven + name
+	h := head{gen: gen}
 	if len(sealed) > maxInline {
 		if (len(sealed)+maxInline-1)/maxInline > maxParts {
 			return nil, errors.New("hpcs: value is too large")
@@ -194,28 +252,20 @@ func (s *Store) write(ctx context.Context, name, alias string, sealed []byte) (*
 			chunk := sealed[off:min(off+maxInline, len(sealed))]
 			id, err := s.create(ctx, kpName, "kes: part of a stored key", "", chunk)
 			if err != nil {
-				s.deleteKeys(ctx, parts)
+				s.deleteKeys(ctx, h.parts)
 				return nil, err
 			}
-			parts = append(parts, id)
+			h.parts = append(h.parts, id)
 		}
-	}
-	var head []byte
-	if parts == nil {
-		head = marshalHead(sealed, nil)
 	} else {
-		head = marshalHead(nil, parts)
+		h.inline = sealed
 	}
-	desc := "kes: stored key"
-	if alias == "" {
-		desc = "kes: stored key (pending replacement)"
-	}
-	id, err := s.create(ctx, kpName, desc, alias, head)
+	id, err := s.create(ctx, kpName, "kes: stored key", alias, h.marshal())
 	if err != nil {
-		s.deleteKeys(ctx, parts)
+		s.deleteKeys(ctx, h.parts)
 		return nil, err
 	}
-	return &record{id: id, parts: parts, sealed: sealed}, nil
+	return &record{id: id, alias: alias, gen: gen, parts: h.parts, sealed: sealed}, nil
 }
 
 func (s *Store) create(ctx context.Context, kpName, desc, alias string, payload []byte) (string, error) {
@@ -240,9 +290,35 @@ func (s *Store) create(ctx context.Context, kpName, desc, alias string, payload 
 	return key.ID, nil
 }
 
-// deleteKeys removes standard keys, best effort: leftovers hold sealed
+// removeAlias takes a record out of view. It reports false if the alias
+// was no longer on the record: someone else removed it first.
+func (s *Store) removeAlias(ctx context.Context, r *record) (bool, error) {
+	err := s.c.do(ctx, func(ctx context.Context) error {
+		return s.c.client.DeleteKeyAlias(ctx, r.alias, r.id)
+	})
+	switch statusOf(err) {
+	case http.StatusNotFound, http.StatusGone:
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// deleteRecord removes a record that a newer one supersedes, best
+// effort: a leftover is a lower generation, which readers ignore and the
+// next write removes.
+func (s *Store) deleteRecord(ctx context.Context, r *record) {
+	ctx = context.WithoutCancel(ctx)
+	if _, err := s.removeAlias(ctx, r); err != nil {
+		s.c.log.WarnContext(ctx, "hpcs: failed to remove the alias of a superseded key", "alias", r.alias, "id", r.id, "err", err)
+		return
+	}
+	s.deleteKeys(ctx, append([]string{r.id}, r.parts...))
+}
+
+// deleteKeys deletes standard keys, best effort: leftovers hold sealed
 // values only, which the root key still protects.
 func (s *Store) deleteKeys(ctx context.Context, ids []string) {
+	ctx = context.WithoutCancel(ctx)
 	for _, id := range ids {
 		err := s.c.do(ctx, func(ctx context.Context) error {
 			_, err := s.c.client.DeleteKey(ctx, id, kp.ReturnMinimal)
@@ -254,10 +330,19 @@ func (s *Store) deleteKeys(ctx context.Context, ids []string) {
 	}
 }
 
-// Create stores value under name. The alias in the create request makes
-// it atomic: of concurrent Creates of one name exactly one succeeds.
+// errAliasPending is returned when the service has not yet released an
+// alias that was removed shortly before; IBM documents that this can
+// take up to five minutes.
+func errAliasPending(name, alias string, err error) error {
+	return fmt.Errorf("hpcs: %s: alias %s is still being released by the service after a recent change; try again in a few minutes: %w", name, alias, err)
+}
+
+// Create stores value under name as generation 0 under the even alias.
+// Of concurrent Creates only one can get the alias. If the name exists
+// with an odd generation (the even alias is free then), the check that
+// follows the create finds the odd record and withdraws ours.
 func (s *Store) Create(ctx context.Context, name string, value []byte) error {
-	alias, err := aliasOf(name)
+	aliases, err := aliasesOf(name)
 	if err != nil {
 		return err
 	}
@@ -265,24 +350,39 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.write(ctx, name, alias, sealed)
+	rec, err := s.write(ctx, name, aliases[0], 0, sealed)
 	if statusOf(err) == http.StatusConflict {
-		// Do not trust the reason code alone: a conflict can also be
-		// an instance policy. The name exists if the alias resolves.
-		if _, gerr := s.getKey(ctx, alias); gerr == nil {
+		cur, _, lerr := s.lookup(ctx, aliases)
+		switch {
+		case lerr != nil:
+			return lerr
+		case cur != nil:
 			return keystore.ErrKeyExists
+		default:
+			return errAliasPending(name, aliases[0], err)
 		}
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	odd, err := s.fetchHead(ctx, aliases[1])
+	if err != nil {
+		return err
+	}
+	if odd != nil {
+		s.deleteRecord(ctx, rec)
+		return keystore.ErrKeyExists
+	}
+	return nil
 }
 
 // Replace swaps the value under name from old to value.
 func (s *Store) Replace(ctx context.Context, name string, old, value []byte) error {
-	rec, err := s.read(ctx, name)
+	cur, stale, err := s.read(ctx, name)
 	if err != nil {
 		return err
 	}
-	current, _, err := s.sealer.Unseal(ctx, name, rec.sealed)
+	current, _, err := s.sealer.Unseal(ctx, name, cur.sealed)
 	if err != nil {
 		return err
 	}
@@ -295,83 +395,104 @@ func (s *Store) Replace(ctx context.Context, name string, old, value []byte) err
 	if err != nil {
 		return err
 	}
-	return s.swap(ctx, name, rec, sealed)
+	return s.advance(ctx, name, cur, stale, sealed)
 }
 
-// swap replaces the record rec of name by a new one holding sealed. It
-// fails with ErrConflict if rec is no longer the current record.
-//
-// Order matters: the new record exists before the alias leaves the old
-// one, and the old one is deleted only after the alias has moved, so
-// the value is never lost. Removing the alias from rec is the
-// compare-and-swap: only one of several concurrent swaps can do it.
-func (s *Store) swap(ctx context.Context, name string, rec *record, sealed []byte) error {
-	alias, err := aliasOf(name)
+// advance writes sealed as the successor of cur: generation cur.gen+1
+// under the other alias. Creating the successor is the commit: the alias
+// is unique, so of concurrent writers from cur only one succeeds. Readers
+// take the higher generation, so cur stays current until the successor
+// exists, and is deleted only afterwards: no instant without a value.
+func (s *Store) advance(ctx context.Context, name string, cur, stale *record, sealed []byte) error {
+	aliases, err := aliasesOf(name)
 	if err != nil {
 		return err
 	}
-	next, err := s.write(ctx, name, "", sealed)
-	if err != nil {
-		return err
+	nextAlias := aliases[(cur.gen+1)%2]
+	if stale != nil {
+		// A lower generation left behind; its alias is the one we need.
+		s.deleteRecord(ctx, stale)
 	}
-	newKeys := append([]string{next.id}, next.parts...)
-	err = s.c.do(ctx, func(ctx context.Context) error {
-		return s.c.client.DeleteKeyAlias(ctx, alias, rec.id)
-	})
-	if err != nil {
-		s.deleteKeys(context.WithoutCancel(ctx), newKeys)
-		if st := statusOf(err); st == http.StatusNotFound || st == http.StatusGone {
+	var next *record
+	for attempt := 0; ; attempt++ {
+		next, err = s.write(ctx, name, nextAlias, cur.gen+1, sealed)
+		if err == nil {
+			break
+		}
+		if statusOf(err) != http.StatusConflict {
+			return err
+		}
+		holder, herr := s.fetchHead(ctx, nextAlias)
+		switch {
+		case herr != nil:
+			return herr
+		case holder == nil:
+			return errAliasPending(name, nextAlias, err)
+		case holder.gen > cur.gen:
+			return keystore.ErrConflict // another writer committed first
+		case attempt == 0:
+			s.deleteRecord(ctx, holder) // an older leftover
+		default:
 			return keystore.ErrConflict
 		}
-		return err
 	}
-	// From here on the alias must land somewhere: on the new record, or,
-	// failing that, back on the old one. Neither step may be cut short
-	// by the caller going away.
-	ctx = context.WithoutCancel(ctx)
-	err = s.c.do(ctx, func(ctx context.Context) error {
-		_, err := s.c.client.CreateKeyAlias(ctx, alias, next.id)
-		return err
-	})
-	if err != nil {
-		rerr := s.c.do(ctx, func(ctx context.Context) error {
-			_, err := s.c.client.CreateKeyAlias(ctx, alias, rec.id)
-			return err
-		})
-		if rerr != nil {
-			s.c.log.ErrorContext(ctx, "hpcs: key left without alias; add the alias to one of the standard keys to restore it",
-				"key", name, "alias", alias, "old", rec.id, "new", next.id, "err", rerr)
-			return fmt.Errorf("hpcs: replace %s: alias could not be moved or restored: %w", name, err)
-		}
-		s.deleteKeys(ctx, newKeys)
-		return err
+
+	// Check that cur was still current when we committed: if a newer
+	// generation than ours holds cur's alias, we raced with two writes
+	// in a row and lost; withdraw ours.
+	prev, err := s.fetchHead(ctx, cur.alias)
+	switch {
+	case err != nil:
+		// Ours is committed; cur stays as a leftover that the next
+		// write removes.
+		s.c.log.WarnContext(ctx, "hpcs: could not remove the previous version of a key", "key", name, "err", err)
+		return nil
+	case prev != nil && prev.id == cur.id:
+		s.deleteRecord(ctx, cur)
+	case prev != nil && prev.gen > next.gen:
+		s.deleteRecord(ctx, next)
+		return keystore.ErrConflict
 	}
-	s.deleteKeys(ctx, append([]string{rec.id}, rec.parts...))
 	return nil
 }
 
-// Delete removes the key. Removing the alias first decides concurrent
-// Deletes (only one can) and hides the key at once; the standard keys
-// are deleted afterwards.
+// Delete removes the key. Removing the current record's alias decides
+// between concurrent Deletes (only one can). Delete then looks again and
+// removes what a concurrent Replace may have committed meanwhile.
 func (s *Store) Delete(ctx context.Context, name string) error {
-	alias, err := aliasOf(name)
+	aliases, err := aliasesOf(name)
 	if err != nil {
 		return err
 	}
-	rec, err := s.read(ctx, name)
+	cur, stale, err := s.read(ctx, name)
 	if err != nil {
 		return err
 	}
-	err = s.c.do(ctx, func(ctx context.Context) error {
-		return s.c.client.DeleteKeyAlias(ctx, alias, rec.id)
-	})
-	if st := statusOf(err); st == http.StatusNotFound || st == http.StatusGone {
+	won := false
+	for range 4 {
+		for _, r := range []*record{cur, stale} {
+			if r == nil {
+				continue
+			}
+			ok, err := s.removeAlias(ctx, r)
+			if err != nil {
+				return err
+			}
+			if ok {
+				won = true
+				s.deleteKeys(ctx, append([]string{r.id}, r.parts...))
+			}
+		}
+		if cur, stale, err = s.lookup(ctx, aliases); err != nil {
+			return err
+		}
+		if cur == nil {
+			break
+		}
+	}
+	if !won {
 		return keystore.ErrKeyNotFound
 	}
-	if err != nil {
-		return err
-	}
-	s.deleteKeys(context.WithoutCancel(ctx), append([]string{rec.id}, rec.parts...))
 	return nil
 }
 
@@ -400,7 +521,11 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 		}
 		for _, k := range page.Keys {
 			for _, a := range k.Aliases {
-				if name, ok := strings.CutPrefix(a, aliasPrefix); ok && strings.HasPrefix(name, prefix) {
+				name, ok := strings.CutPrefix(a, prefixEven)
+				if !ok {
+					name, ok = strings.CutPrefix(a, prefixOdd)
+				}
+				if ok && strings.HasPrefix(name, prefix) {
 					names = append(names, name)
 				}
 			}
@@ -429,23 +554,23 @@ func (s *Store) Rewrap(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, name := range names {
-		rec, err := s.read(ctx, name)
+		cur, stale, err := s.read(ctx, name)
 		if errors.Is(err, keystore.ErrKeyNotFound) {
 			continue
 		}
 		if err != nil {
 			return n, fmt.Errorf("hpcs: rewrap %s: %w", name, err)
 		}
-		resealed, err := s.sealer.Reseal(ctx, name, rec.sealed)
+		resealed, err := s.sealer.Reseal(ctx, name, cur.sealed)
 		if err != nil {
 			return n, fmt.Errorf("hpcs: rewrap %s: %w", name, err)
 		}
-		if bytes.Equal(resealed, rec.sealed) {
+		if bytes.Equal(resealed, cur.sealed) {
 			continue
 		}
-		switch err := s.swap(ctx, name, rec, resealed); {
+		switch err := s.advance(ctx, name, cur, stale, resealed); {
 		case errors.Is(err, keystore.ErrConflict):
-			// Replaced meanwhile, hence sealed under the newest version.
+			// Written meanwhile, hence under the newest version.
 		case err != nil:
 			return n, fmt.Errorf("hpcs: rewrap %s: %w", name, err)
 		default:
