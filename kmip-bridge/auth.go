@@ -35,6 +35,10 @@ type itemInfo struct {
 // authenticate checks the credentials of the request header. A message
 // with a wrong credential fails as a whole.
 func (s *Server) authenticate(next kmipserver.Next, ctx context.Context, req *kmip.RequestMessage) (*kmip.ResponseMessage, error) {
+	if req.Header.BatchErrorContinuationOption == 0 && len(req.BatchItem) > 1 {
+		// KMIP's default is Stop; the executor's is Continue.
+		req.Header.BatchErrorContinuationOption = kmip.BatchErrorContinuationOptionStop
+	}
 	a := req.Header.Authentication
 	if a == nil {
 		return next(ctx, req)

@@ -4,11 +4,17 @@
 
 Run by kmip-bridge/pykmip_test.go against the bridge. Usage:
 
-    lifecycle.py CONFIG_FILE KMIP_VERSION NAME_PREFIX < register-key-hex
+    lifecycle.py CONFIG_FILE KMIP_VERSION NAME_PREFIX KES_KEY < register-key-hex
 
 CONFIG_FILE is a pykmip.conf with a [client] section (host, port, certfile,
 keyfile, ca_certs, ...). KMIP_VERSION is one of 1.0, 1.1, 1.2, 1.3, 1.4.
-Standard input holds the hex of the 256-bit AES key to Register.
+NAME_PREFIX makes the names of the keys created here unique. KES_KEY is
+the Unique Identifier of a key created over the KES API, which is only
+read. Standard input holds the hex of the 256-bit AES key to Register.
+
+Besides the named keys that go through the whole lifecycle, the script
+creates one key the way vCenter does (no Name) and leaves it in place, so
+that the caller can compare its material with what the server stores.
 
 Every step is recorded, successful or not, in one JSON object printed to
 standard output, so the Go test can say which step failed. Key material is
@@ -81,10 +87,10 @@ class Recorder:
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) != 5:
         sys.stderr.write(__doc__)
         return 2
-    config_file, version, prefix = sys.argv[1:]
+    config_file, version, prefix, kes_key = sys.argv[1:]
     register_key = binascii.unhexlify(sys.stdin.read().strip())
     logging.disable(logging.CRITICAL)  # PyKMIP logs request bodies at DEBUG
 
@@ -121,6 +127,17 @@ def main():
             ],
         )
         return {"uid": uids["created"]}
+
+    def create_kept():
+        uids["kept"] = client.create(
+            enums.CryptographicAlgorithm.AES,
+            256,
+            cryptographic_usage_mask=[
+                enums.CryptographicUsageMask.ENCRYPT,
+                enums.CryptographicUsageMask.DECRYPT,
+            ],
+        )
+        return {"uid": uids["kept"]}
 
     def register():
         key = pie_objects.SymmetricKey(
@@ -192,7 +209,10 @@ def main():
     if opened is not None:
         steps = [
             ("create", create),
+            ("create_kept", create_kept),
             ("register", register),
+            ("get_kept", lambda: get(uids["kept"])),
+            ("get_kes", lambda: get(kes_key)),
             ("get_created", lambda: get(uids["created"])),
             ("get_registered", lambda: get(uids["registered"])),
             ("get_attributes", get_attributes),
