@@ -1,0 +1,276 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kesbridge/kes/identity"
+	"github.com/minio/kms-go/kes"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+)
+
+// Environment variables, in lookup order: the first one that is set wins.
+// The order is the one minio/kes reads.
+var (
+	envServer   = []string{"MINIO_KES_SERVER", "KES_SERVER", "MINIO_KMS_KES_ENDPOINT"}
+	envAPIKey   = []string{"MINIO_KES_API_KEY", "KES_API_KEY", "MINIO_KMS_KES_API_KEY"}
+	envKeyFile  = []string{"MINIO_KES_KEY_FILE", "KES_CLIENT_KEY", "MINIO_KES_CLIENT_KEY"}
+	envCertFile = []string{"MINIO_KES_CERT_FILE", "KES_CLIENT_CERT", "MINIO_KES_CLIENT_CERT"}
+)
+
+const defaultServer = "127.0.0.1:7373"
+
+// requestTimeout bounds every non-streaming request of a client command.
+const requestTimeout = 30 * time.Second
+
+// lookupEnv returns the value of the first of names that is set and not
+// empty, and that name.
+func lookupEnv(names []string) (value, name string) {
+	for _, n := range names {
+		if v, ok := os.LookupEnv(n); ok && v != "" {
+			return v, n
+		}
+	}
+	return "", ""
+}
+
+// parseEndpoints turns a comma-separated server list into HTTPS URLs:
+// an http:// prefix is stripped and https:// added, because KES speaks
+// only TLS.
+func parseEndpoints(s string) ([]string, error) {
+	var endpoints []string
+	for e := range strings.SplitSeq(s, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		e = strings.TrimPrefix(e, "http://")
+		if !strings.HasPrefix(e, "https://") {
+			e = "https://" + e
+		}
+		endpoints = append(endpoints, strings.TrimSuffix(e, "/"))
+	}
+	if len(endpoints) == 0 {
+		return nil, errors.New("no server endpoint specified")
+	}
+	return endpoints, nil
+}
+
+// clientFlags are the flags every client command accepts.
+type clientFlags struct {
+	insecure bool
+	json     bool
+	color    string
+	enclave  string
+
+	// server and apiKey override the environment; only 'kes ls' has
+	// flags for them, since -s means --short elsewhere.
+	server string
+	apiKey string
+}
+
+func (c *clientFlags) register(fs *pflag.FlagSet) {
+	fs.BoolVarP(&c.insecure, "insecure", "k", false, "Skip server certificate verification.")
+	fs.BoolVar(&c.json, "json", false, "Print output in JSON format.")
+	fs.StringVar(&c.color, "color", "auto", "Colorize output: auto, never or always.")
+	fs.StringVarP(&c.enclave, "enclave", "e", "", "Ignored; accepted for compatibility.")
+	fs.MarkHidden("enclave")
+}
+
+// newClient returns a client for the servers and credentials in the
+// environment (or the flags that override it).
+func (c *clientFlags) newClient() (*kes.Client, error) {
+	server := c.server
+	if server == "" {
+		server, _ = lookupEnv(envServer)
+	}
+	if server == "" {
+		server = defaultServer
+	}
+	endpoints, err := parseEndpoints(server)
+	if err != nil {
+		return nil, err
+	}
+
+	apiKey := c.apiKey
+	if apiKey == "" {
+		apiKey, _ = lookupEnv(envAPIKey)
+	}
+	keyFile, keyEnv := lookupEnv(envKeyFile)
+	certFile, certEnv := lookupEnv(envCertFile)
+
+	var cert tls.Certificate
+	switch {
+	case apiKey != "" && (keyFile != "" || certFile != ""):
+		return nil, errors.New("an API key and a client key/certificate are mutually exclusive: set either " + envAPIKey[1] + " or " + envKeyFile[1] + " and " + envCertFile[1])
+	case apiKey != "":
+		key, err := identity.ParseAPIKey(apiKey)
+		if err != nil {
+			return nil, errors.New("invalid API key")
+		}
+		if cert, err = identity.Certificate(key); err != nil {
+			return nil, fmt.Errorf("failed to create client certificate: %v", err)
+		}
+	case keyFile != "" && certFile == "":
+		return nil, fmt.Errorf("client certificate missing: %s is set but no client certificate", keyEnv)
+	case certFile != "" && keyFile == "":
+		return nil, fmt.Errorf("client private key missing: %s is set but no client private key", certEnv)
+	case keyFile != "":
+		if cert, err = loadClientCertificate(certFile, keyFile); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("no credentials: set %s, or %s and %s", envAPIKey[1], envKeyFile[1], envCertFile[1])
+	}
+
+	client := kes.NewClientWithConfig("", &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: c.insecure,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return &cert, nil
+		},
+	})
+	client.Endpoints = endpoints
+	return client, nil
+}
+
+// loadClientCertificate reads a PEM certificate and private key. An
+// encrypted private key (legacy PEM encryption) asks for its password on
+// the terminal.
+func loadClientCertificate(certFile, keyFile string) (tls.Certificate, error) {
+	certPEM, err := readFile(certFile, 1<<20)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("failed to read client certificate: %v", err)
+	}
+	keyPEM, err := readFile(keyFile, 1<<20)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("failed to read client private key: %v", err)
+	}
+	//lint:ignore SA1019 minio/kes writes legacy-encrypted keys; they must stay readable.
+	if block, _ := pem.Decode(keyPEM); block != nil && x509.IsEncryptedPEMBlock(block) {
+		password, err := readPassword("Enter password for private key " + keyFile + ": ")
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		//lint:ignore SA1019 see above.
+		der, err := x509.DecryptPEMBlock(block, password)
+		clear(password)
+		if err != nil {
+			return tls.Certificate{}, errors.New("failed to decrypt client private key: wrong password or corrupt key")
+		}
+		keyPEM = pem.EncodeToMemory(&pem.Block{Type: block.Type, Bytes: der})
+		clear(der)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	clear(keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("invalid client certificate or private key: %v", err)
+	}
+	return cert, nil
+}
+
+// readFile reads at most limit bytes of a file; larger files are an
+// error, since nothing a command reads is supposed to be big.
+func readFile(name string, limit int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: file is larger than %d bytes", name, limit)
+	}
+	return b, nil
+}
+
+// readPassword prompts on stderr and reads a password from the terminal
+// without echo. When stdin is not a terminal it reads one line from stdin,
+// which lets scripts pipe a password in.
+func readPassword(prompt string) ([]byte, error) {
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(stderr, prompt)
+		p, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read password: %v", err)
+		}
+		return p, nil
+	}
+	var line []byte
+	buf := make([]byte, 1)
+	for len(line) < 4096 {
+		n, err := stdin.Read(buf)
+		if n == 1 {
+			if buf[0] == '\n' {
+				break
+			}
+			line = append(line, buf[0])
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("failed to read password: %v", err)
+		}
+	}
+	return []byte(strings.TrimSuffix(string(line), "\r")), nil
+}
+
+// isTerminal reports whether w is a terminal. Output shapes differ: a
+// terminal gets text for humans, a pipe gets JSON or bare values.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// signalContext returns a context that is cancelled on SIGINT or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// requestContext is signalContext with the per-request timeout.
+func requestContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := signalContext()
+	ctx, cancelTimeout := context.WithTimeout(ctx, requestTimeout)
+	return ctx, func() { cancelTimeout(); cancel() }
+}
+
+// clientError makes errors of the kes client readable: a server error is
+// its message; a connection error names the server.
+func clientError(err error) error {
+	var kerr kes.Error
+	if errors.As(err, &kerr) {
+		return errors.New(kerr.Error())
+	}
+	if cerr, ok := kes.IsConnError(err); ok {
+		return fmt.Errorf("failed to connect to %s: %v", cerr.Host, cerr.Err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errors.New("request timed out")
+	}
+	return err
+}
+
+// writeJSON writes v as one line of JSON.
+func writeJSON(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}

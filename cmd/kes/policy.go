@@ -1,0 +1,178 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/minio/kms-go/kes"
+)
+
+const policyUsage = `Usage:
+    kes policy <command>
+
+Commands:
+    info                     Print information about a policy.
+    show                     Print the rules of a policy.
+    ls                       List policies (deprecated: use 'kes ls -p').
+
+Options:
+    -h, --help               Print command line options.
+
+Policies are defined in the server config file; there is no API to change
+them.
+`
+
+func policyCmd(args []string) error {
+	return dispatch(map[string]func([]string) error{
+		"info": policyInfoCmd,
+		"show": policyShowCmd,
+		"ls":   policyLsCmd,
+	}, "kes policy", policyUsage, args)
+}
+
+const policyInfoUsage = `Usage:
+    kes policy info [options] <name>
+
+Options:
+` + clientOptionsUsage
+
+func policyInfoCmd(args []string) error {
+	var cf clientFlags
+	fs := newFlagSet("kes policy info")
+	cf.register(fs)
+	if err := parseFlags(fs, policyInfoUsage, args); err != nil {
+		return err
+	}
+	if err := nArgs(fs, 1, 1); err != nil {
+		return err
+	}
+	client, err := cf.newClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := requestContext()
+	defer cancel()
+	info, err := client.DescribePolicy(ctx, fs.Arg(0))
+	if err != nil {
+		return clientError(err)
+	}
+	if info.Name == "" {
+		info.Name = fs.Arg(0)
+	}
+	if cf.json {
+		return writeJSON(stdout, info)
+	}
+	return printPolicyInfo(stdout, info)
+}
+
+func printPolicyInfo(w io.Writer, info *kes.PolicyInfo) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-12s%s\n", "Name", info.Name)
+	if !info.CreatedAt.IsZero() {
+		fmt.Fprintf(&b, "%-12s%s\n", "Created At", info.CreatedAt.Local().Format(time.DateTime))
+	}
+	if info.CreatedBy != "" {
+		fmt.Fprintf(&b, "%-12s%s\n", "Created By", info.CreatedBy)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+const policyShowUsage = `Usage:
+    kes policy show [options] <name>
+
+Options:
+` + clientOptionsUsage
+
+// policyJSON is the JSON shape of 'kes policy show --json'.
+type policyJSON struct {
+	Name      string    `json:"name"`
+	Allow     []string  `json:"allow"`
+	Deny      []string  `json:"deny"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	CreatedBy string    `json:"created_by,omitempty"`
+}
+
+func policyShowCmd(args []string) error {
+	var cf clientFlags
+	fs := newFlagSet("kes policy show")
+	cf.register(fs)
+	if err := parseFlags(fs, policyShowUsage, args); err != nil {
+		return err
+	}
+	if err := nArgs(fs, 1, 1); err != nil {
+		return err
+	}
+	client, err := cf.newClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := requestContext()
+	defer cancel()
+	policy, err := client.GetPolicy(ctx, fs.Arg(0))
+	if err != nil {
+		return clientError(err)
+	}
+	v := policyJSON{
+		Name:      fs.Arg(0),
+		Allow:     sortedKeys(policy.Allow),
+		Deny:      sortedKeys(policy.Deny),
+		CreatedAt: policy.CreatedAt,
+		CreatedBy: policy.CreatedBy.String(),
+	}
+	if cf.json {
+		return writeJSON(stdout, v)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-12s%s\n", "Name", v.Name)
+	if !v.CreatedAt.IsZero() {
+		fmt.Fprintf(&b, "%-12s%s\n", "Created At", v.CreatedAt.Local().Format(time.DateTime))
+	}
+	if v.CreatedBy != "" {
+		fmt.Fprintf(&b, "%-12s%s\n", "Created By", v.CreatedBy)
+	}
+	writeRules(&b, "Allow", v.Allow)
+	writeRules(&b, "Deny", v.Deny)
+	_, err = io.WriteString(stdout, b.String())
+	return err
+}
+
+const policyLsUsage = `Usage:
+    kes policy ls [options] [<pattern>]
+
+Deprecated: use 'kes ls -p'.
+
+Options:
+` + clientOptionsUsage
+
+func policyLsCmd(args []string) error {
+	var cf clientFlags
+	fs := newFlagSet("kes policy ls")
+	cf.register(fs)
+	if err := parseFlags(fs, policyLsUsage, args); err != nil {
+		return err
+	}
+	if err := nArgs(fs, 0, 1); err != nil {
+		return err
+	}
+	pattern := "*"
+	if fs.NArg() == 1 {
+		pattern = fs.Arg(0)
+	}
+	client, err := cf.newClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := requestContext()
+	defer cancel()
+	names, err := listNames(ctx, client.ListPolicies, pattern)
+	if err != nil {
+		return clientError(err)
+	}
+	return printNames(stdout, "Policy", names, cf.json)
+}

@@ -1,0 +1,129 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/minio/kms-go/kes"
+)
+
+const statusUsage = `Usage:
+    kes status [options]
+
+Prints the status of the server: version, uptime, the latency this client
+measured, and resource usage. Output to a pipe, or with --json, is JSON.
+
+Options:
+    -s, --short              Print only whether the server is up.
+        --api                List the server's APIs.
+    -k, --insecure           Skip server certificate verification.
+        --json               Print output in JSON format.
+    -h, --help               Print command line options.
+`
+
+func statusCmd(args []string) error {
+	var (
+		cf          clientFlags
+		short, apis bool
+	)
+	fs := newFlagSet("kes status")
+	cf.register(fs)
+	fs.BoolVarP(&short, "short", "s", false, "")
+	fs.BoolVar(&apis, "api", false, "")
+	if err := parseFlags(fs, statusUsage, args); err != nil {
+		return err
+	}
+	if err := nArgs(fs, 0, 0); err != nil {
+		return err
+	}
+	client, err := cf.newClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := requestContext()
+	defer cancel()
+
+	start := time.Now()
+	state, err := client.Status(ctx)
+	if err != nil {
+		return clientError(err)
+	}
+	latency := time.Since(start)
+
+	var routes []kes.API
+	if apis {
+		if routes, err = client.APIs(ctx); err != nil {
+			return clientError(err)
+		}
+		slices.SortFunc(routes, func(a, b kes.API) int { return strings.Compare(a.Path, b.Path) })
+	}
+
+	if cf.json || !isTerminal(stdout) {
+		if apis {
+			return writeJSON(stdout, routes)
+		}
+		return writeJSON(stdout, state)
+	}
+	host := strings.TrimPrefix(client.Endpoints[0], "https://")
+	return printStatus(stdout, host, state, latency, short, routes)
+}
+
+func printStatus(w io.Writer, host string, s kes.State, latency time.Duration, short bool, routes []kes.API) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "● %s\n", host)
+	if !short {
+		fmt.Fprintf(&b, "  %-9s%s\n", "Version", s.Version)
+		fmt.Fprintf(&b, "  %-9s%s\n", "Uptime", formatUptime(s.UpTime))
+		fmt.Fprintf(&b, "  %-9s%s\n", "Latency", latency.Round(time.Millisecond/10))
+		fmt.Fprintf(&b, "  %-9s%s/%s\n", "OS", s.OS, s.Arch)
+		fmt.Fprintf(&b, "  %-9s%d of %d\n", "CPUs", s.UsableCPUs, s.CPUs)
+		fmt.Fprintf(&b, "  %-9s\n", "Memory")
+		fmt.Fprintf(&b, "   · %-6s%s\n", "Heap", formatBytes(s.HeapAlloc))
+		fmt.Fprintf(&b, "   · %-6s%s\n", "Stack", formatBytes(s.StackAlloc))
+	}
+	if routes != nil {
+		fmt.Fprintf(&b, "\n  %-7s %-28s %s\n", "Method", "API", "Timeout")
+		for _, r := range routes {
+			timeout := "none"
+			if r.Timeout > 0 {
+				timeout = r.Timeout.String()
+			}
+			fmt.Fprintf(&b, "  %-7s %-28s %s\n", r.Method, r.Path, timeout)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func formatUptime(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%.0f days %.0f hours", math.Floor(d.Hours()/24), math.Mod(math.Floor(d.Hours()), 24))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%.0f hours", math.Floor(d.Hours()))
+	case d >= 2*time.Minute:
+		return fmt.Sprintf("%.0f minutes", math.Floor(d.Minutes()))
+	default:
+		return fmt.Sprintf("%.0f seconds", math.Floor(d.Seconds()))
+	}
+}
+
+func formatBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
