@@ -417,10 +417,9 @@ func TestPasswordChangedWhileRunning(t *testing.T) {
 	em := startEmulator(t, emulator.Config{})
 	cfg := configFor(em)
 	s := openStore(t, cfg)
-	// Simulate a deleted user: revoke, then make its password wrong by
-	// starting a second store against a different user set is not
-	// possible at runtime, so check the 401-after-relogin path with a
-	// store whose password is wrong but which still holds a token.
+	// The administrator changes the password and revokes the sessions:
+	// the request's new login fails, and says so. (The store's copy is
+	// changed instead of the emulator's, which has no such switch.)
 	s.password = "changed-by-the-administrator"
 	em.RevokeTokens()
 	_, err := s.Get(context.Background(), "k")
