@@ -47,7 +47,8 @@
 // it and the next write deletes it.
 //
 // Known limits: an instance holds at most 1,000 aliases, so at most
-// about 1,000 keys (use an instance or key ring per deployment); a
+// about 1,000 keys (the limit is per instance, so give each deployment
+// its own); a
 // Replace racing with a Delete of the same key can bring the key back
 // with the replaced value; List pages with offsets, so keys created or
 // deleted while it runs may be missed.

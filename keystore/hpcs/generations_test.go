@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	emulator "github.com/kesbridge/kes/internal/emulator/hpcs"
 	"github.com/kesbridge/kes/keystore"
@@ -142,5 +144,38 @@ func TestConcurrentDelete(t *testing.T) {
 	}
 	if won != 1 {
 		t.Fatalf("%d concurrent Deletes succeeded, want 1", won)
+	}
+}
+
+func TestAliasReleaseDelay(t *testing.T) {
+	// The real service may take minutes to release a deleted alias.
+	e := newEnv(t, emulator.Config{AliasReleaseDelay: time.Hour})
+	s := e.store(t)
+	ctx := context.Background()
+	if err := s.Create(ctx, "k", []byte("v0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Replace(ctx, "k", []byte("v0"), []byte("v1")); err != nil {
+		t.Fatalf("first Replace: %v", err)
+	}
+	// The even alias was just released: the next write must wait, and
+	// say so, while reads go on undisturbed.
+	err := s.Replace(ctx, "k", []byte("v1"), []byte("v2"))
+	if err == nil || errors.Is(err, keystore.ErrConflict) || !strings.Contains(err.Error(), "still being released") {
+		t.Fatalf("second Replace within the release delay: %v", err)
+	}
+	mustGet(t, s, "k", "v1")
+	if n := len(e.em.StandardKeys(emulator.StateActive)); n != 1 {
+		t.Fatalf("%d active standard keys after the failed Replace, want 1", n)
+	}
+	if err := s.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Create(ctx, "k", []byte("again"))
+	if err == nil || errors.Is(err, keystore.ErrKeyExists) || !strings.Contains(err.Error(), "still being released") {
+		t.Fatalf("Create of a just deleted name: %v", err)
+	}
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, keystore.ErrKeyNotFound) {
+		t.Fatalf("Get after the failed Create: %v", err)
 	}
 }

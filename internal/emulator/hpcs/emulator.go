@@ -47,6 +47,10 @@ type Config struct {
 	// enabling a key. A test switch, like AllowFrequentRotation.
 	AllowEarlyEnable bool
 
+	// AliasReleaseDelay is how long a deleted alias stays unusable. IBM
+	// documents up to five minutes; zero releases at once.
+	AliasReleaseDelay time.Duration
+
 	// KeyRings are key rings that exist besides "default".
 	KeyRings []string
 
@@ -70,6 +74,8 @@ type Server struct {
 	mu               sync.Mutex
 	keys             map[string]*key   // by ID
 	aliases          map[string]string // alias -> key ID
+	releasing        map[string]time.Time
+	aliasDelay       time.Duration
 	rings            map[string]bool
 	tokens           map[string]time.Time // access token -> expiry
 	tokenTTL         time.Duration
@@ -95,6 +101,8 @@ func Start(addr string, cfg Config) (*Server, error) {
 		closed:           make(chan struct{}),
 		keys:             map[string]*key{},
 		aliases:          map[string]string{},
+		releasing:        map[string]time.Time{},
+		aliasDelay:       cfg.AliasReleaseDelay,
 		rings:            map[string]bool{"default": true},
 		tokens:           map[string]time.Time{},
 		tokenTTL:         cfg.TokenTTL,

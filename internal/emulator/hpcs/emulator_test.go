@@ -644,3 +644,16 @@ func TestGoClient(t *testing.T) {
 		t.Fatalf("GetKey of a missing key: %v", err)
 	}
 }
+
+func TestAliasReleaseDelay(t *testing.T) {
+	f := newFixture(t, emulator.Config{AliasReleaseDelay: time.Hour})
+	a := createKey(t, f, `{"name":"aa","extractable":true,"aliases":["shared"]}`)["id"].(string)
+	b := createKey(t, f, `{"name":"bb","extractable":true}`)["id"].(string)
+	if resp, _ := f.call(t, "DELETE", "/api/v2/keys/"+a+"/aliases/shared", "", nil); resp.StatusCode != 204 {
+		t.Fatalf("delete alias: %d", resp.StatusCode)
+	}
+	resp, body := f.call(t, "GET", "/api/v2/keys/shared", "", nil)
+	wantError(t, resp, body, 404, "KEY_NOT_FOUND_ERR")
+	resp, body = f.call(t, "POST", "/api/v2/keys/"+b+"/aliases/shared", "", nil)
+	wantError(t, resp, body, 409, "KEY_ALIAS_NOT_UNIQUE_ERR")
+}

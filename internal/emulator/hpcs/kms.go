@@ -197,8 +197,12 @@ type reqCtx struct {
 // Key Protect handler runs. The mutex is held while the handler runs, so
 // every request is atomic, which the alias and delete semantics rely on.
 func (s *Server) authed(h func(http.ResponseWriter, *http.Request, reqCtx) *apiError) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	return func(out http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(out, r.Body, maxBody)
+		// The handler writes into a buffer, so that no network write
+		// happens while the lock is held.
+		w := &bufferedWriter{header: http.Header{}}
+		defer w.flush(out)
 		w.Header().Set("correlation-id", r.Header.Get("correlation-id"))
 		s.mu.Lock()
 		err := s.authenticate(r)
@@ -240,6 +244,36 @@ func (s *Server) authenticate(r *http.Request) *apiError {
 		return errUnauthorized()
 	}
 	return nil
+}
+
+type bufferedWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedWriter) Header() http.Header { return b.header }
+
+func (b *bufferedWriter) WriteHeader(status int) {
+	if b.status == 0 {
+		b.status = status
+	}
+}
+
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	b.WriteHeader(http.StatusOK)
+	return b.body.Write(p)
+}
+
+func (b *bufferedWriter) flush(w http.ResponseWriter) {
+	for k, v := range b.header {
+		w.Header()[k] = v
+	}
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	w.WriteHeader(b.status)
+	w.Write(b.body.Bytes())
 }
 
 // lookup finds a key by ID or alias, honouring the key ring header.
@@ -311,6 +345,32 @@ var reservedAliases = map[string]bool{
 	"wrap": true, "unwrap": true, "rewrap": true, "version": true, "versions": true,
 }
 
+// aliasFree reports whether an alias can be given to a key now: it is
+// neither in use nor still being released.
+func (s *Server) aliasFree(a string) bool {
+	if _, taken := s.aliases[a]; taken {
+		return false
+	}
+	if until, ok := s.releasing[a]; ok {
+		if s.now().Before(until) {
+			return false
+		}
+		delete(s.releasing, a)
+	}
+	return true
+}
+
+// releaseAlias removes an alias. IBM documents that a deleted alias can
+// take up to five minutes to be released; Assumed: until then it
+// resolves to nothing and cannot be created again (409, as if taken).
+// The emulator releases at once unless Config.AliasReleaseDelay is set.
+func (s *Server) releaseAlias(a string) {
+	delete(s.aliases, a)
+	if s.aliasDelay > 0 {
+		s.releasing[a] = s.now().Add(s.aliasDelay)
+	}
+}
+
 func validAlias(a string) bool {
 	return aliasRE.MatchString(a) && !uuidRE.MatchString(a) && !reservedAliases[a]
 }
@@ -364,7 +424,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, rc reqCtx)
 		if !validAlias(a) {
 			return errInvalidField("aliases", "2 to 90 characters of A-Z, a-z, 0-9, _ and -, not a UUID or a reserved word")
 		}
-		if _, taken := s.aliases[a]; taken || slices.Contains(res.Aliases[:i], a) {
+		if !s.aliasFree(a) || slices.Contains(res.Aliases[:i], a) {
 			return errAliasTaken()
 		}
 	}
@@ -622,10 +682,10 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, rc reqCtx)
 	for _, v := range k.versions {
 		clear(v.material)
 	}
-	// Assumed: a deleted key gives up its aliases at once (the docs say
-	// releasing an alias can take up to five minutes on the service).
+	// Assumed: a deleted key gives up its aliases, released like a
+	// deleted alias.
 	for _, a := range k.aliases {
-		delete(s.aliases, a)
+		s.releaseAlias(a)
 	}
 	k.aliases = nil
 	if r.Header.Get("Prefer") == "return=representation" {
@@ -662,6 +722,9 @@ func (s *Server) handleCreateAlias(w http.ResponseWriter, r *http.Request, rc re
 	if owner, taken := s.aliases[alias]; taken && owner != k.id {
 		return errAliasTaken()
 	} else if !taken {
+		if !s.aliasFree(alias) {
+			return errAliasTaken()
+		}
 		if len(k.aliases) >= maxAliasesPerKey || len(s.aliases) >= maxAliases {
 			return errAliasQuota()
 		}
@@ -686,7 +749,7 @@ func (s *Server) handleDeleteAlias(w http.ResponseWriter, r *http.Request, rc re
 	if s.aliases[alias] != k.id {
 		return errAliasNotFound()
 	}
-	delete(s.aliases, alias)
+	s.releaseAlias(alias)
 	k.aliases = slices.DeleteFunc(k.aliases, func(a string) bool { return a == alias })
 	w.WriteHeader(http.StatusNoContent)
 	return nil
