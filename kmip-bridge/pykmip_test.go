@@ -1,0 +1,505 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package kmipbridge_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kesbridge/kes/identity"
+	"github.com/kesbridge/kes/internal/keys"
+	"github.com/kesbridge/kes/keystore"
+	kmipbridge "github.com/kesbridge/kes/kmip-bridge"
+	"github.com/kesbridge/kes/policy"
+)
+
+// pykmipPython is the interpreter with Debian's python3-pykmip. Other
+// pythons on the PATH (pyenv) do not have the module.
+const pykmipPython = "/usr/bin/python3"
+
+// requirePyKMIP skips the test when PyKMIP is not installed, except in CI,
+// where a missing PyKMIP is a broken setup and must fail.
+func requirePyKMIP(t *testing.T) {
+	t.Helper()
+	err := exec.Command(pykmipPython, "-c", "import kmip.pie.client").Run()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("PyKMIP is required in CI (apt-get install python3-pykmip): %s -c 'import kmip': %v", pykmipPython, err)
+	}
+	t.Skipf("PyKMIP not available (%s with python3-pykmip): %v", pykmipPython, err)
+}
+
+// pykmipEnv is a running bridge with mutual TLS and the files a PyKMIP
+// client needs to reach it.
+type pykmipEnv struct {
+	dir    string
+	addr   *net.TCPAddr
+	caFile string
+	keys   *keys.Service
+	// client certificates by name, as (certFile, keyFile)
+	clients map[string][2]string
+}
+
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "pykmip interop CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCA{cert: cert, key: key}
+}
+
+// issue writes a certificate and key signed by ca to dir/name.{crt,key}
+// and returns the paths and the certificate's identity.
+func (ca *testCA) issue(t *testing.T, dir, name string, tmpl *x509.Certificate) (certFile, keyFile string, id identity.Identity) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl.SerialNumber = serial
+	tmpl.Subject = pkix.Name{CommonName: name}
+	tmpl.NotBefore = time.Now().Add(-time.Hour)
+	tmpl.NotAfter = time.Now().Add(24 * time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	writeFile(t, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	writeFile(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile, identity.FromCertificate(cert)
+}
+
+func writeFile(t *testing.T, path string, data []byte, perm os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, data, perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startPyKMIPBridge starts the bridge on 127.0.0.1 with the TLS config
+// the server builds from its config file, and three clients: "pykmip"
+// (allowed /kmip/*, certificate with the clientAuth EKU), "vcenter"
+// (allowed /kmip/*, no EKU at all, as vCenter-generated certificates) and
+// "stranger" (valid certificate, no policy). One user "zstack" may log in
+// with a password and gets the "hypervisor" policy.
+func startPyKMIPBridge(t *testing.T) *pykmipEnv {
+	t.Helper()
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	env := &pykmipEnv{dir: dir, caFile: filepath.Join(dir, "ca.crt"), clients: map[string][2]string{}}
+	writeFile(t, env.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}), 0o644)
+
+	serverCert, serverKey, _ := ca.issue(t, dir, "server", &x509.Certificate{
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	})
+	ids := map[string]identity.Identity{}
+	for name, eku := range map[string][]x509.ExtKeyUsage{
+		"pykmip":   {x509.ExtKeyUsageClientAuth},
+		"vcenter":  nil,
+		"stranger": {x509.ExtKeyUsageClientAuth},
+	} {
+		c, k, id := ca.issue(t, dir, name, &x509.Certificate{ExtKeyUsage: eku})
+		env.clients[name] = [2]string{c, k}
+		ids[name] = id
+	}
+
+	tlsConf, err := kmipbridge.LoadTLSConfig(serverCert, serverKey, env.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.keys = keys.New(keys.Config{Store: keystore.NewMem()})
+	t.Cleanup(func() { env.keys.Close() })
+
+	set := &policy.Set{
+		Policies: map[string]*policy.Policy{
+			"all":        {Allow: []string{"/kmip/*"}},
+			"hypervisor": {Allow: []string{"/kmip/*"}, Deny: []string{"/kmip/destroy/*"}},
+		},
+		Identities: map[string]string{
+			ids["pykmip"].String():  "all",
+			ids["vcenter"].String(): "all",
+		},
+	}
+	srv, err := kmipbridge.New(kmipbridge.Config{
+		Keys:        env.keys,
+		Policies:    func() *policy.Set { return set },
+		TLSConfig:   tlsConf,
+		Users:       map[string]kmipbridge.User{"zstack": {Password: "zstack-test-password", Policy: "hypervisor"}},
+		ReadTimeout: 20 * time.Second,
+		IdleTimeout: 20 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.addr = ln.Addr().(*net.TCPAddr)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-served; err != nil && !errors.Is(err, kmipbridge.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return env
+}
+
+// pykmipResult is what testdata/pykmip/lifecycle.py prints.
+type pykmipResult struct {
+	Version string            `json:"version"`
+	UIDs    map[string]string `json:"uids"`
+	Steps   map[string]struct {
+		OK         bool              `json:"ok"`
+		Status     string            `json:"status"`
+		Reason     string            `json:"reason"`
+		Message    string            `json:"message"`
+		Error      string            `json:"error"`
+		UID        string            `json:"uid"`
+		UIDs       []string          `json:"uids"`
+		State      string            `json:"state"`
+		ObjectType string            `json:"object_type"`
+		Algorithm  string            `json:"algorithm"`
+		Length     int               `json:"length"`
+		Material   string            `json:"material_sha256"`
+		Attributes map[string]string `json:"attributes"`
+	} `json:"steps"`
+}
+
+// runLifecycle runs lifecycle.py as client with the given KMIP version.
+// user, if not empty, is sent as a Username/Password credential.
+func (env *pykmipEnv) runLifecycle(t *testing.T, client, version, prefix, kesKey, user, password string, registerKey []byte) *pykmipResult {
+	t.Helper()
+	files := env.clients[client]
+	// PyKMIP's client verifies the server against ca_certs but checks no
+	// host name; PROTOCOL_SSLv23 lets it negotiate TLS 1.3 with Go.
+	conf := fmt.Sprintf(`[client]
+host=127.0.0.1
+port=%d
+certfile=%s
+keyfile=%s
+ca_certs=%s
+cert_reqs=CERT_REQUIRED
+ssl_version=PROTOCOL_SSLv23
+do_handshake_on_connect=True
+suppress_ragged_eofs=True
+timeout=20
+`, env.addr.Port, files[0], files[1], env.caFile)
+	if user != "" {
+		conf += fmt.Sprintf("username=%s\npassword=%s\n", user, password)
+	}
+	confFile := filepath.Join(t.TempDir(), "pykmip.conf")
+	writeFile(t, confFile, []byte(conf), 0o600)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, pykmipPython, filepath.Join("testdata", "pykmip", "lifecycle.py"), confFile, version, prefix, kesKey)
+	cmd.Stdin = strings.NewReader(hex.EncodeToString(registerKey))
+	// An empty HOME keeps ~/.pykmip/pykmip.conf of the machine out of it.
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "PYTHONDONTWRITEBYTECODE=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("lifecycle.py %s: %v\n%s", version, err, stderr.String())
+	}
+	var res pykmipResult
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("lifecycle.py %s: invalid output: %v", version, err)
+	}
+	return &res
+}
+
+// materialDigest returns the SHA-256 of the key material the key service
+// holds for name, as hex, so that tests compare digests and never print
+// key material.
+func materialDigest(t *testing.T, svc *keys.Service, name string) (string, keys.State) {
+	t.Helper()
+	var (
+		sum   string
+		state keys.State
+	)
+	err := svc.With(context.Background(), name, func(o *keys.Object) error {
+		state = o.Meta.State
+		use := func(b []byte) error {
+			d := sha256.Sum256(b)
+			sum = hex.EncodeToString(d[:])
+			return nil
+		}
+		switch {
+		case o.Version.Key != nil:
+			return o.Version.Key.Use(use)
+		case o.Version.Material != nil:
+			return o.Version.Material.Use(use)
+		}
+		return errors.New("object has no key material")
+	})
+	if err != nil {
+		t.Fatalf("key service: %s: %v", name, err)
+	}
+	return sum, state
+}
+
+func TestPyKMIPLifecycle(t *testing.T) {
+	requirePyKMIP(t)
+	env := startPyKMIPBridge(t)
+	ctx := context.Background()
+
+	for _, version := range []string{"1.0", "1.1", "1.2", "1.4"} {
+		t.Run("KMIP "+version, func(t *testing.T) {
+			prefix := "pykmip-" + strings.ReplaceAll(version, ".", "")
+			kesKey := prefix + "-kes"
+			if err := env.keys.Create(ctx, kesKey, "test"); err != nil {
+				t.Fatal(err)
+			}
+			registerKey := make([]byte, 32)
+			if _, err := rand.Read(registerKey); err != nil {
+				t.Fatal(err)
+			}
+			res := env.runLifecycle(t, "pykmip", version, prefix, kesKey, "", "", registerKey)
+			if res.Version != version {
+				t.Fatalf("script ran version %q", res.Version)
+			}
+			step := func(name string) (ok bool) {
+				t.Helper()
+				s, found := res.Steps[name]
+				switch {
+				case !found:
+					t.Errorf("%s: did not run", name)
+				case !s.OK:
+					t.Errorf("%s: failed: %s %s %s %s", name, s.Status, s.Reason, s.Message, s.Error)
+				}
+				return found && s.OK
+			}
+			if !step("open") || !step("create") || !step("register") {
+				t.FailNow()
+			}
+			created, registered := res.UIDs["created"], res.UIDs["registered"]
+
+			// Get returns the key service's material: for a key made over
+			// the KES API, for one created over KMIP without a name (as
+			// vCenter does), and for a registered one.
+			regSum := sha256.Sum256(registerKey)
+			if step("get_kes") {
+				want, _ := materialDigest(t, env.keys, kesKey)
+				if got := res.Steps["get_kes"]; got.Material != want || got.Algorithm != "AES" || got.Length != 256 {
+					t.Errorf("get_kes: algorithm %s, length %d, material matches: %v", got.Algorithm, got.Length, got.Material == want)
+				}
+			}
+			if step("create_kept") && step("get_kept") {
+				want, state := materialDigest(t, env.keys, res.UIDs["kept"])
+				if res.Steps["get_kept"].Material != want {
+					t.Error("get_kept: material differs from the key service's")
+				}
+				if state != keys.StatePreActive {
+					t.Errorf("key created over KMIP is %s in the key service, want PreActive", state)
+				}
+			}
+			if step("get_created") {
+				g := res.Steps["get_created"]
+				if g.ObjectType != "SYMMETRIC_KEY" || g.Algorithm != "AES" || g.Length != 256 {
+					t.Errorf("get_created: %s %s %d", g.ObjectType, g.Algorithm, g.Length)
+				}
+			}
+			if step("get_registered") && res.Steps["get_registered"].Material != hex.EncodeToString(regSum[:]) {
+				t.Error("get_registered: material differs from the registered key")
+			}
+
+			if step("get_attributes") {
+				want := map[string]string{
+					"Object Type":              "SYMMETRIC_KEY",
+					"Cryptographic Algorithm":  "AES",
+					"Cryptographic Length":     "256",
+					"Cryptographic Usage Mask": "12",
+					"State":                    "PRE_ACTIVE",
+					"Name":                     prefix + "-created",
+				}
+				got := res.Steps["get_attributes"].Attributes
+				for k, v := range want {
+					if got[k] != v {
+						t.Errorf("get_attributes: %s = %q, want %q", k, got[k], v)
+					}
+				}
+				if uid := res.Steps["get_attributes"].UID; uid != created {
+					t.Errorf("get_attributes: uid %q, want %q", uid, created)
+				}
+			}
+
+			for name, want := range map[string][]string{
+				"locate_created":    {created},
+				"locate_registered": {registered},
+				"locate_missing":    {},
+			} {
+				if step(name) {
+					if got := res.Steps[name].UIDs; !slices.Equal(got, want) {
+						t.Errorf("%s: found %q, want %q", name, got, want)
+					}
+				}
+			}
+			if step("locate_type") {
+				got := res.Steps["locate_type"].UIDs
+				for _, uid := range []string{created, registered, kesKey} {
+					if !slices.Contains(got, uid) {
+						t.Errorf("locate_type: %q not among %q", uid, got)
+					}
+				}
+			}
+
+			if step("activate") && res.Steps["activate"].State != "ACTIVE" {
+				t.Errorf("state after activate: %s", res.Steps["activate"].State)
+			}
+			// KMIP 1.x: an Active key cannot be destroyed (SKLC-M-2).
+			if s := res.Steps["destroy_active"]; s.OK || s.Reason != "PERMISSION_DENIED" {
+				t.Errorf("destroy of an active key: ok=%v reason=%q, want PERMISSION_DENIED", s.OK, s.Reason)
+			}
+			if step("revoke") && res.Steps["revoke"].State != "DEACTIVATED" {
+				t.Errorf("state after revoke (cessation of operation): %s", res.Steps["revoke"].State)
+			}
+			step("destroy_created")
+			step("destroy_registered")
+			if s := res.Steps["get_destroyed"]; s.OK || s.Reason != "ITEM_NOT_FOUND" {
+				t.Errorf("get of a destroyed key: ok=%v reason=%q, want ITEM_NOT_FOUND", s.OK, s.Reason)
+			}
+			for _, uid := range []string{created, registered} {
+				if _, err := env.keys.Store().Get(ctx, uid); !errors.Is(err, keystore.ErrKeyNotFound) {
+					t.Errorf("key %q destroyed over KMIP is still in the keystore: %v", uid, err)
+				}
+			}
+			if _, err := env.keys.Store().Get(ctx, kesKey); err != nil {
+				t.Errorf("key %q created over the KES API: %v", kesKey, err)
+			}
+		})
+	}
+}
+
+// TestPyKMIPClients covers the trust and authorization set-ups the
+// hypervisor guides describe.
+func TestPyKMIPClients(t *testing.T) {
+	requirePyKMIP(t)
+	env := startPyKMIPBridge(t)
+	ctx := context.Background()
+	if err := env.keys.Create(ctx, "shared", "test"); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := materialDigest(t, env.keys, "shared")
+	registerKey := make([]byte, 32)
+	if _, err := rand.Read(registerKey); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("certificate without EKU", func(t *testing.T) {
+		// vCenter speaks KMIP 1.1 with a certificate that has no
+		// extended key usage.
+		res := env.runLifecycle(t, "vcenter", "1.1", "vc", "shared", "", "", registerKey)
+		for _, s := range []string{"open", "create", "get_kes", "activate", "revoke", "destroy_created"} {
+			if !res.Steps[s].OK {
+				t.Errorf("%s: %+v", s, res.Steps[s])
+			}
+		}
+		if res.Steps["get_kes"].Material != want {
+			t.Error("get: material differs from the key service's")
+		}
+	})
+
+	t.Run("no policy", func(t *testing.T) {
+		res := env.runLifecycle(t, "stranger", "1.2", "stranger", "shared", "", "", registerKey)
+		for _, s := range []string{"create", "get_kes", "locate_type"} {
+			if got := res.Steps[s]; got.OK || got.Reason != "PERMISSION_DENIED" {
+				t.Errorf("%s by an identity without policy: ok=%v reason=%q, want PERMISSION_DENIED", s, got.OK, got.Reason)
+			}
+		}
+		if _, err := env.keys.Store().Get(ctx, "stranger-created"); !errors.Is(err, keystore.ErrKeyNotFound) {
+			t.Errorf("denied create left a key: %v", err)
+		}
+	})
+
+	t.Run("password", func(t *testing.T) {
+		// ZStack's password protection: the user's policy applies and
+		// denies destroy.
+		res := env.runLifecycle(t, "stranger", "1.1", "zs", "shared", "zstack", "zstack-test-password", registerKey)
+		for _, s := range []string{"open", "create", "get_kes", "activate", "revoke"} {
+			if !res.Steps[s].OK {
+				t.Errorf("%s: %+v", s, res.Steps[s])
+			}
+		}
+		if res.Steps["get_kes"].Material != want {
+			t.Error("get: material differs from the key service's")
+		}
+		if got := res.Steps["destroy_created"]; got.OK || got.Reason != "PERMISSION_DENIED" {
+			t.Errorf("destroy denied by the user's policy: ok=%v reason=%q", got.OK, got.Reason)
+		}
+	})
+
+	t.Run("wrong password", func(t *testing.T) {
+		res := env.runLifecycle(t, "pykmip", "1.1", "badpw", "shared", "zstack", "not-the-password", registerKey)
+		if got := res.Steps["create"]; got.OK || got.Reason != "AUTHENTICATION_NOT_SUCCESSFUL" {
+			t.Errorf("create with a wrong password: ok=%v reason=%q message=%q", got.OK, got.Reason, got.Message)
+		}
+	})
+}
