@@ -30,8 +30,6 @@ func newError(code int, msg string) error { return &apiError{code: code, msg: ms
 
 // Answers that several handlers give.
 var (
-	errInvalidBody     = newError(http.StatusBadRequest, "invalid request body")
-	errKeyNotFound     = newError(http.StatusNotFound, "key does not exist")
 	errPolicyNotFound  = newError(http.StatusNotFound, "policy does not exist")
 	errIdentityMissing = newError(http.StatusNotFound, "identity does not exist")
 )
