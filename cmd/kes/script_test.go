@@ -1,0 +1,104 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package main
+
+import (
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"aead.dev/minisign"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain lets the test binary act as the kes command in scripts.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"kes": func() { os.Exit(run(os.Args[1:])) },
+	})
+}
+
+// TestScript runs the terminal sessions in testdata/*.txtar.
+func TestScript(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:   "testdata",
+		Setup: setupScript,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"kesserver": cmdKESServer,
+			"perm":      cmdPerm,
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond == "server" {
+				return haveServer, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
+		RequireUniqueNames: true,
+	})
+}
+
+// setupScript provides signed update files for the update scripts:
+// $WORK/update/kes-new with a valid signature by $MINISIGN_KEY, a copy
+// with one byte changed and the original signature (kes-tampered), and a
+// file signed by another key (kes-other). The private keys never leave
+// this function.
+func setupScript(env *testscript.Env) error {
+	dir := filepath.Join(env.WorkDir, "update")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	pub, priv, err := minisign.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	_, otherPriv, err := minisign.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	bin := []byte("#!/bin/sh\necho 'kes, new version'\n")
+	tampered := append([]byte(nil), bin...)
+	tampered[len(tampered)-2] ^= 0x01
+
+	files := map[string][]byte{
+		"kes-new":              bin,
+		"kes-new.minisig":      minisign.Sign(priv, bin),
+		"kes-tampered":         tampered,
+		"kes-tampered.minisig": minisign.Sign(priv, bin),
+		"kes-other":            bin,
+		"kes-other.minisig":    minisign.Sign(otherPriv, bin),
+		"kes-nosig":            bin,
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	pubText, _ := pub.MarshalText() // with the "untrusted comment" line of a .pub file
+	if err := os.WriteFile(filepath.Join(dir, "minisign.pub"), pubText, 0o644); err != nil {
+		return err
+	}
+	env.Setenv("MINISIGN_KEY", pub.String())
+	return nil
+}
+
+// cmdPerm checks the permission bits of a file: perm FILE 0600.
+func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: perm FILE MODE")
+	}
+	want, err := strconv.ParseUint(args[1], 8, 32)
+	if err != nil {
+		ts.Fatalf("invalid mode %q", args[1])
+	}
+	fi, err := os.Stat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	got := fi.Mode().Perm()
+	if (got == os.FileMode(want)) == neg {
+		ts.Fatalf("%s has mode %s (%#o), want %s%#o", args[0], got, uint32(got), map[bool]string{true: "not ", false: ""}[neg], want)
+	}
+	fmt.Fprintf(ts.Stdout(), "%#o\n", uint32(got))
+}
