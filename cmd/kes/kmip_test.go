@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,16 +17,22 @@ import (
 	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kesbridge/kes/identity"
+	"github.com/kesbridge/kes/internal/keys"
+	"github.com/kesbridge/kes/keystore"
+	kmipbridge "github.com/kesbridge/kes/kmip-bridge"
+	"github.com/kesbridge/kes/policy"
 )
 
 // runKes runs the CLI with args and returns its exit code and output.
@@ -541,6 +548,124 @@ func TestKMIPQueryTrustErrors(t *testing.T) {
 			if code, _, _ := runKes(t, args...); code != 2 {
 				t.Errorf("kes %s: exit %d, want 2", strings.Join(args, " "), code)
 			}
+		}
+	})
+}
+
+// startBridge runs the KMIP bridge in-process with the TLS files of p,
+// the way the server builds it from its config, and lets the identities
+// in allowed use every KMIP operation.
+func startBridge(t *testing.T, p kmipPKI, allowed ...string) string {
+	t.Helper()
+	tlsConf, err := kmipbridge.LoadTLSConfig(p.serverCert, p.serverKey, filepath.Join(p.caDir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := keys.New(keys.Config{Store: keystore.NewMem()})
+	t.Cleanup(func() { svc.Close() })
+	set := &policy.Set{
+		Policies:   map[string]*policy.Policy{"hypervisor": {Allow: []string{"/kmip/*"}}},
+		Identities: map[string]string{},
+	}
+	for _, id := range allowed {
+		set.Identities[id] = "hypervisor"
+	}
+	srv, err := kmipbridge.New(kmipbridge.Config{
+		Keys:        svc,
+		Policies:    func() *policy.Set { return set },
+		TLSConfig:   tlsConf,
+		ReadTimeout: 10 * time.Second,
+		IdleTimeout: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-served; err != nil && !errors.Is(err, kmipbridge.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// outputField returns the value of a "Label   value" line of kmip query.
+func outputField(t *testing.T, out, label string) string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(line, label+" "); ok {
+			return strings.TrimSpace(rest)
+		}
+	}
+	t.Fatalf("no %q line in:\n%s", label, out)
+	return ""
+}
+
+func TestKMIPQueryBridge(t *testing.T) {
+	p := newKMIPPKI(t)
+	clientID := identity.FromCertificate(readCertFile(t, p.clientCert)).String()
+	serverID := identity.FromCertificate(readCertFile(t, p.serverCert)).String()
+	addr := startBridge(t, p, clientID)
+	caFile := filepath.Join(p.caDir, "ca.crt")
+
+	t.Run("negotiated", func(t *testing.T) {
+		out, _ := mustRunKes(t, "kmip", "query", addr, "--cert", p.clientCert, "--key", p.clientKey, "--ca", caFile, "--timeout", "10s")
+		if got := outputField(t, out, "Server identity"); got != serverID {
+			t.Errorf("server identity %s, want %s", got, serverID)
+		}
+		if got := outputField(t, out, "Client identity"); got != clientID {
+			t.Errorf("client identity %s, want %s", got, clientID)
+		}
+		if got := outputField(t, out, "Server trust"); !strings.HasPrefix(got, "verified") {
+			t.Errorf("server trust %q", got)
+		}
+		if got := outputField(t, out, "TLS"); !strings.HasPrefix(got, "TLS 1.") {
+			t.Errorf("TLS %q", got)
+		}
+		offered := strings.Split(outputField(t, out, "KMIP offered"), ", ")
+		if !slices.Contains(offered, "1.1") || !slices.Contains(offered, "1.4") {
+			t.Errorf("offered versions %q lack 1.1 or 1.4", offered)
+		}
+		if got := outputField(t, out, "KMIP used"); got != offered[0] {
+			t.Errorf("used %s, want the server's first choice %s", got, offered[0])
+		}
+		if got := outputField(t, out, "Vendor"); got != kmipbridge.VendorIdentification {
+			t.Errorf("vendor %q", got)
+		}
+		ops := strings.Split(outputField(t, out, "Operations"), ", ")
+		for _, op := range []string{"DiscoverVersions", "Query", "Create", "Get", "GetAttributes", "AddAttribute", "Activate", "Locate"} {
+			if !slices.Contains(ops, op) {
+				t.Errorf("operation %s missing from %q", op, ops)
+			}
+		}
+	})
+
+	t.Run("KMIP 1.1 with compat suites", func(t *testing.T) {
+		out, _ := mustRunKes(t, "kmip", "query", addr, "--cert", p.clientCert, "--key", p.clientKey, "--ca", caFile,
+			"--version", "1.1", "--cipher-suites", "compat")
+		if got := outputField(t, out, "KMIP used"); got != "1.1" {
+			t.Errorf("used %s, want 1.1", got)
+		}
+	})
+
+	t.Run("identity without policy", func(t *testing.T) {
+		tmp := t.TempDir()
+		cert, key := filepath.Join(tmp, "s.crt"), filepath.Join(tmp, "s.key")
+		out, _ := mustRunKes(t, "kmip", "client", "new", "stranger", "--dir", p.caDir, "--key-type", "ecdsa", "--out-cert", cert, "--out-key", key)
+		id := printedIdentity(t, out)
+		code, _, errOut := runKes(t, "kmip", "query", addr, "--cert", cert, "--key", key, "--ca", caFile)
+		if code != 1 || !strings.Contains(errOut, "denied") || !strings.Contains(errOut, id) {
+			t.Fatalf("exit %d, stderr %q; want 1, a denial naming identity %s", code, errOut, id)
 		}
 	})
 }
