@@ -45,14 +45,15 @@ var (
 // conn is what the Sealer and the Store share: one client, one token
 // cache, one transport.
 type conn struct {
-	client    *kp.Client
-	tokens    *tokenSource
-	transport *http.Transport
-	timeout   time.Duration
-	endpoint  string
-	rootKeyID string
-	log       *slog.Logger
-	closed    atomic.Bool
+	client     *kp.Client // root key actions
+	ringClient *kp.Client // stored keys, in Config.KeyRing
+	tokens     *tokenSource
+	transport  *http.Transport
+	timeout    time.Duration
+	endpoint   string
+	rootKeyID  string
+	log        *slog.Logger
+	closed     atomic.Bool
 }
 
 func newConn(cfg Config) (*conn, error) {
@@ -68,24 +69,38 @@ func newConn(cfg Config) (*conn, error) {
 		ResponseHeaderTimeout: cfg.timeout(),
 		ForceAttemptHTTP2:     true,
 	}
-	client, err := kp.NewWithLogger(kp.ClientConfig{
-		BaseURL:    strings.TrimRight(cfg.Endpoint, "/"),
-		InstanceID: cfg.InstanceID,
-		KeyRing:    cfg.KeyRing,
-		Timeout:    cfg.timeout().Seconds(),
-		// Authorization is set per call from our own token source; the
-		// client's own source is never used.
-		APIKey: "",
-	}, limitTransport{transport}, kp.NewLogger(func(...any) {}))
+	newClient := func(ring string) (*kp.Client, error) {
+		c, err := kp.NewWithLogger(kp.ClientConfig{
+			BaseURL:    strings.TrimRight(cfg.Endpoint, "/"),
+			InstanceID: cfg.InstanceID,
+			KeyRing:    ring,
+			Timeout:    cfg.timeout().Seconds(),
+			// Authorization is set per call from our own token source;
+			// the client's own source is never used.
+			APIKey: "",
+		}, limitTransport{transport}, kp.NewLogger(func(...any) {}))
+		if err != nil {
+			return nil, fmt.Errorf("hpcs: %w", err)
+		}
+		return c, nil
+	}
+	// The root key is addressed without a key ring, so the service finds
+	// it in whatever ring it lives; only the stored keys use KeyRing.
+	client, err := newClient("")
 	if err != nil {
-		return nil, fmt.Errorf("hpcs: %w", err)
+		return nil, err
+	}
+	ringClient, err := newClient(cfg.KeyRing)
+	if err != nil {
+		return nil, err
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &conn{
-		client: client,
+		client:     client,
+		ringClient: ringClient,
 		tokens: &tokenSource{
 			url:    tokenURL(cfg.iamEndpoint()),
 			apiKey: cfg.APIKey,

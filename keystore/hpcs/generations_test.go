@@ -179,3 +179,26 @@ func TestAliasReleaseDelay(t *testing.T) {
 		t.Fatalf("Get after the failed Create: %v", err)
 	}
 }
+
+func TestKeyRing(t *testing.T) {
+	e := newEnv(t, emulator.Config{KeyRings: []string{"kes"}})
+	e.cfg.KeyRing = "kes"
+	s := e.store(t)
+	ctx := context.Background()
+	if err := s.Create(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	mustGet(t, s, "k", "v")
+	ids := e.em.StandardKeys(emulator.StateActive)
+	if len(ids) != 1 || e.em.KeyRingOf(ids[0]) != "kes" {
+		t.Fatalf("standard keys %v are not in ring kes", ids)
+	}
+	if e.em.KeyRingOf(e.root) != "default" {
+		t.Fatal("the root key moved")
+	}
+	e.cfg.KeyRing = "missing"
+	bad := e.store(t) // the root key is still found: it is looked up without a ring
+	if err := bad.Create(ctx, "k2", []byte("v")); err == nil {
+		t.Fatal("Create in a missing key ring succeeded")
+	}
+}

@@ -192,7 +192,7 @@ func (s *Store) read(ctx context.Context, name string) (cur, stale *record, err 
 func (s *Store) getKey(ctx context.Context, idOrAlias string) (*kp.Key, error) {
 	var key *kp.Key
 	err := s.c.do(ctx, func(ctx context.Context) (err error) {
-		key, err = s.c.client.GetKey(ctx, idOrAlias)
+		key, err = s.c.ringClient.GetKey(ctx, idOrAlias)
 		return err
 	})
 	if statusOf(err) == http.StatusNotFound {
@@ -278,7 +278,7 @@ func (s *Store) create(ctx context.Context, kpName, desc, alias string, payload 
 	}
 	var key *kp.Key
 	err := s.c.do(ctx, func(ctx context.Context) (err error) {
-		key, err = s.c.client.CreateKeyWithOptions(ctx, kpName, true, opts...)
+		key, err = s.c.ringClient.CreateKeyWithOptions(ctx, kpName, true, opts...)
 		return err
 	})
 	if err != nil {
@@ -294,7 +294,7 @@ func (s *Store) create(ctx context.Context, kpName, desc, alias string, payload 
 // was no longer on the record: someone else removed it first.
 func (s *Store) removeAlias(ctx context.Context, r *record) (bool, error) {
 	err := s.c.do(ctx, func(ctx context.Context) error {
-		return s.c.client.DeleteKeyAlias(ctx, r.alias, r.id)
+		return s.c.ringClient.DeleteKeyAlias(ctx, r.alias, r.id)
 	})
 	switch statusOf(err) {
 	case http.StatusNotFound, http.StatusGone:
@@ -321,7 +321,7 @@ func (s *Store) deleteKeys(ctx context.Context, ids []string) {
 	ctx = context.WithoutCancel(ctx)
 	for _, id := range ids {
 		err := s.c.do(ctx, func(ctx context.Context) error {
-			_, err := s.c.client.DeleteKey(ctx, id, kp.ReturnMinimal)
+			_, err := s.c.ringClient.DeleteKey(ctx, id, kp.ReturnMinimal)
 			return err
 		})
 		if err != nil && statusOf(err) != http.StatusGone && statusOf(err) != http.StatusNotFound {
@@ -508,7 +508,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 		var page *kp.Keys
 		off := offset
 		err := s.c.do(ctx, func(ctx context.Context) (err error) {
-			page, err = s.c.client.ListKeys(ctx, &kp.ListKeysOptions{
+			page, err = s.c.ringClient.ListKeys(ctx, &kp.ListKeysOptions{
 				Extractable: &extractable,
 				Limit:       &limit,
 				Offset:      &off,

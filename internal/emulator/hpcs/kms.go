@@ -1042,3 +1042,13 @@ func (s *Server) Protect(id string, n int) {
 		k.protecting = n
 	}
 }
+
+// KeyRingOf returns the key ring of a key, or "" if there is no such key.
+func (s *Server) KeyRingOf(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k, ok := s.keys[id]; ok {
+		return k.ring
+	}
+	return ""
+}
