@@ -277,13 +277,14 @@ func (c *conn) closeIfIdle() {
 }
 
 // setBusy marks whether a message is being processed. It reports false if
-// the server is shutting down and the connection must not start a new
-// message.
+// the server is shutting down: the connection must then close rather than
+// wait for or start a message. Shutdown closes connections it finds idle;
+// one that turns idle after that sees the shutdown here.
 func (c *conn) setBusy(busy bool) bool {
 	c.mu.Lock()
 	c.busy = busy
 	c.mu.Unlock()
-	return !busy || !c.srv.isClosing()
+	return !c.srv.isClosing()
 }
 
 type sessionKey struct{}
