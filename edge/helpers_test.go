@@ -119,7 +119,8 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 // switchStore is a keystore that can be made unreachable.
 type switchStore struct {
 	*keystore.MemStore
-	down atomic.Bool
+	down   atomic.Bool
+	closed atomic.Int32
 }
 
 var errDown = &keystore.UnreachableError{Store: "test", Err: errors.New("connection refused")}
@@ -160,7 +161,10 @@ func (s *switchStore) Status(ctx context.Context) (keystore.State, error) {
 }
 
 // Close keeps the shared memory store open across reloads.
-func (s *switchStore) Close() error { return nil }
+func (s *switchStore) Close() error {
+	s.closed.Add(1)
+	return nil
+}
 
 // env is a running server with its PKI and clients.
 type env struct {
@@ -342,3 +346,5 @@ func errorBody(msg string) string {
 func identityOf(k kes.APIKey) string { return k.Identity().String() }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
