@@ -346,7 +346,9 @@ func TestRunDev(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	dir := t.TempDir()
-	go func() { done <- Run(ctx, Options{Dev: true, Addr: addr, DataDir: dir, Stdout: out, Stderr: &syncBuffer{}}) }()
+	go func() {
+		done <- Run(ctx, Options{Dev: true, Addr: addr, DataDir: dir, Stdout: out, Stderr: &syncBuffer{}})
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
