@@ -44,8 +44,10 @@ type Config struct {
 	// IAMEndpoint.
 	APIKey string
 
-	// RootCAs verifies the servers' certificates. Nil means the system
-	// roots.
+	// RootCAs verifies the certificates of both Endpoint and
+	// IAMEndpoint. Nil means the system roots. A pool for a private CA
+	// must also trust IAM's CA when IAMEndpoint is IBM's public one, so
+	// build it on x509.SystemCertPool.
 	RootCAs *x509.CertPool
 
 	// Timeout bounds each call, retries included. Zero means

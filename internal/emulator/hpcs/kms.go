@@ -228,6 +228,7 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, reqCtx) *apiE
 func (s *Server) authenticate(r *http.Request) *apiError {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
+		// Assumed: a missing token is answered like an invalid one.
 		return errUnauthorized()
 	}
 	scheme, token, ok := strings.Cut(auth, " ")
@@ -500,6 +501,7 @@ func (s *Server) handleVersions(w http.ResponseWriter, r *http.Request, rc reqCt
 	if e != nil {
 		return e
 	}
+	// Assumed: the 409 for non-active keys uses KEY_ACTION_INVALID_STATE_ERR.
 	if k.state != StateActive && r.URL.Query().Get("allKeyStates") != "true" {
 		return errInvalidState("Key versions could not be listed", "Key is not in a valid state: set allKeyStates=true for non-active keys")
 	}
@@ -800,6 +802,8 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request, rc reqCtx)
 	if k.extractable && k.state != StateDestroyed {
 		return errRootRequired(action)
 	}
+	// Assumed: every action on a deleted key is 410 KEY_DELETED_ERR; the
+	// reference documents it for delete and unwrap.
 	if k.state == StateDestroyed {
 		if action == "unwrap" {
 			return errDeleted("The key has been deleted and is no longer available. Please provide a valid key when performing an 'unwrap' action")
@@ -812,6 +816,8 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request, rc reqCtx)
 	}
 	switch action {
 	case "wrap":
+		// Assumed: an action body is optional for wrap (create & wrap)
+		// and ignored for disable and enable.
 		return s.wrap(w, k, req)
 	case "unwrap", "rewrap":
 		if empty || req.Ciphertext == nil || *req.Ciphertext == "" {
@@ -829,6 +835,8 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request, rc reqCtx)
 		if k.state != StateSuspended {
 			return errInvalidState("Key is not in suspended state: Key could not be enabled", "Key is not in a valid state")
 		}
+		// Assumed: the reference infers REQ_TOO_EARLY_ERR for an enable
+		// within 30 seconds of the disable that the docs ask to wait.
 		if !s.allowEarlyEnable && now.Sub(k.disabled) < enableWait {
 			return errTooEarly()
 		}
@@ -932,6 +940,8 @@ func (s *Server) rotate(w http.ResponseWriter, k *key, req actionRequest) *apiEr
 		return errInvalidState("Key is not in active state: Key could not be rotated", "Key is not in a valid state")
 	}
 	now := s.now()
+	// Assumed: only rotations count towards the one-per-hour rule, not
+	// the key's creation.
 	if !s.allowRotate && !k.rotated.IsZero() && now.Sub(k.rotated) < rotationInterval {
 		return errRotation()
 	}
