@@ -1,0 +1,283 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package edge
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	testAdmin = "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22"
+	testID    = "da9f4e5b8a2b41c4f6e9e2d1c2a0e28ac1a9a8b1f1a8b9a3e4c5d6e7f8091a2b"
+)
+
+// minimal is the smallest valid config; tests append or replace parts.
+const minimal = `version: v1
+admin:
+  identity: ` + testAdmin + `
+tls:
+  key: ./server.key
+  cert: ./server.crt
+keystore:
+  fs:
+    path: ./keys
+`
+
+func TestParseConfigDefaults(t *testing.T) {
+	cfg, err := ParseConfig([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "0.0.0.0:7373" || string(cfg.Admin) != testAdmin || cfg.TLS.VerifyClients || cfg.TLS.ProxyHeader != "X-Tls-Client-Cert" {
+		t.Fatalf("%+v", cfg)
+	}
+	// The intended defaults, not minio/kes's configureCache bug.
+	if cfg.Cache.Expiry != 5*time.Minute || cfg.Cache.ExpiryUnused != 30*time.Second || cfg.Cache.ExpiryOffline != 0 {
+		t.Fatalf("cache %+v", cfg.Cache)
+	}
+	if cfg.ErrorLevel != slog.LevelInfo || cfg.AuditLevel != slog.LevelInfo {
+		t.Fatalf("levels %v %v", cfg.ErrorLevel, cfg.AuditLevel)
+	}
+	if cfg.Keystore.FS == nil || cfg.Keystore.FS.Path != "./keys" || cfg.KMIP != nil || cfg.Seal != nil || cfg.MLock {
+		t.Fatalf("%+v", cfg.Keystore)
+	}
+}
+
+func TestParseConfigFull(t *testing.T) {
+	t.Setenv("TEST_OFFLINE", "1h")
+	t.Setenv("TEST_MLOCK", "true")
+	t.Setenv("TEST_ID", testID)
+	cfg, err := ParseConfig([]byte(`version: v1
+address: 127.0.0.1:7000
+admin:
+  identity: disabled
+tls:
+  key: k
+  cert: c
+  password: pw
+  auth: on
+  ca: ca.pem
+  proxy:
+    identities: [` + testAdmin + `]
+    header:
+      cert: X-Cert
+api:
+  /v1/status:
+    skip_auth: true
+    timeout: 3s
+  /v1/key/create/:
+    timeout: 1m
+policy:
+  p1:
+    allow: [/v1/status]
+    deny: [/v1/key/*]
+    identities: ["${TEST_ID}"]
+cache:
+  expiry:
+    any: 0s
+    unused: 1m
+    offline: ${TEST_OFFLINE}
+log:
+  error: WARN+1
+  audit: "off"
+keys:
+- name: a
+- name: b
+mlock: ${TEST_MLOCK}
+keystore:
+  entrust:
+    keycontrol:
+      endpoint: https://kc
+      vault_id: v
+      box_id: b
+      credentials: {username: u, password: p}
+      tls: {ca: kc.pem}
+seal:
+  pkcs11:
+    module: /lib/p11.so
+    token: t
+    pin: "1234"
+    root_key: r
+    create_root_key: true
+kmip:
+  tls: {key: k, cert: c, ca: ca, cipher_suites: compat}
+  users:
+    vc: {password: x, policy: p1}
+  max_message_size: 5000
+  timeout: {read: 1s, idle: 2s}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case cfg.Admin != "", cfg.Addr != "127.0.0.1:7000", !cfg.TLS.VerifyClients, cfg.TLS.ProxyHeader != "X-Cert", len(cfg.TLS.ProxyIdentities) != 1:
+		t.Fatalf("admin/tls: %+v", cfg)
+	case !cfg.API["/v1/status"].SkipAuth || cfg.API["/v1/key/create/"].Timeout != time.Minute:
+		t.Fatalf("api: %+v", cfg.API)
+	case string(cfg.Policies["p1"].Identities[0]) != testID:
+		t.Fatalf("policy: %+v", cfg.Policies)
+	case cfg.Cache.Expiry != 0 || cfg.Cache.ExpiryUnused != time.Minute || cfg.Cache.ExpiryOffline != time.Hour:
+		t.Fatalf("cache: %+v", cfg.Cache)
+	case cfg.ErrorLevel != slog.LevelWarn+1 || cfg.AuditLevel != LevelOff:
+		t.Fatalf("log: %v %v", cfg.ErrorLevel, cfg.AuditLevel)
+	case len(cfg.Keys) != 2 || !cfg.MLock:
+		t.Fatalf("keys/mlock: %v %v", cfg.Keys, cfg.MLock)
+	case cfg.Keystore.KeyControl == nil || cfg.Keystore.KeyControl.Password != "p" || cfg.Keystore.KeyControl.CAFile != "kc.pem":
+		t.Fatalf("keystore: %+v", cfg.Keystore)
+	case cfg.Seal == nil || cfg.Seal.PKCS11 == nil || !cfg.Seal.PKCS11.CreateRootKey || cfg.Seal.PKCS11.PIN != "1234":
+		t.Fatalf("seal: %+v", cfg.Seal)
+	case cfg.KMIP == nil || cfg.KMIP.Addr != "0.0.0.0:5696" || !cfg.KMIP.Compat || cfg.KMIP.MaxMessageSize != 5000 ||
+		cfg.KMIP.ReadTimeout != time.Second || cfg.KMIP.IdleTimeout != 2*time.Second || cfg.KMIP.Users["vc"].Policy != "p1":
+		t.Fatalf("kmip: %+v", cfg.KMIP)
+	}
+}
+
+func TestParseConfigHPCS(t *testing.T) {
+	cfg, err := ParseConfig([]byte(strings.Replace(minimal, "  fs:\n    path: ./keys\n", `  ibm:
+    hpcs:
+      endpoint: https://x
+      instance_id: i
+      root_key_id: r
+      key_ring: kr
+      iam: {endpoint: https://iam, api_key: k}
+      tls: {ca: ca}
+`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := cfg.Keystore.HPCS
+	if h == nil || h.KeyRing != "kr" || h.IAMEndpoint != "https://iam" || h.APIKey != "k" || h.CAFile != "ca" {
+		t.Fatalf("%+v", h)
+	}
+}
+
+// TestParseConfigErrors checks that every mistake is reported, with the
+// line where the file has one.
+func TestParseConfigErrors(t *testing.T) {
+	replace := func(old, new string) string { return strings.Replace(minimal, old, new, 1) }
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown top-level", minimal + "roott: x\n", "edge: config line 10: unknown field 'roott'"},
+		{"unknown nested", replace("  cert: ./server.crt\n", "  cert: ./server.crt\n  certs: x\n"), "edge: config line 7: unknown field 'certs'"},
+		{"unknown in map value", minimal + "policy:\n  p:\n    alow: [x]\n", "edge: config line 12: unknown field 'alow'"},
+		{"unknown keystore field", replace("    path: ./keys", "    path: ./keys\n    paht: x"), "edge: config line 10: unknown field 'paht'"},
+		{"unsupported keystore", replace("  fs:\n    path: ./keys\n", "  vault:\n    endpoint: x\n"), "edge: config line 8: keystore 'vault' is not supported by this server"},
+		{"unsupported aws", replace("  fs:\n    path: ./keys\n", "  aws:\n    secretsmanager: {}\n"), "keystore 'aws' is not supported by this server"},
+		{"missing env", replace("./keys", "${EDGE_TEST_MISSING_VAR}"), "edge: config line 9: referenced env. variable 'EDGE_TEST_MISSING_VAR' not found"},
+		{"duplicate field", minimal + "address: 1.2.3.4:1\naddress: 1.2.3.4:2\n", "line 11: field 'address' appears twice"},
+		{"bad version", replace("version: v1", "version: v2"), "version 'v2' is not supported"},
+		{"bad type", minimal + "cache:\n  expiry:\n    any: soon\n", "line 12"},
+		{"no admin", replace("  identity: "+testAdmin, "  identity: \"\""), "no admin identity specified"},
+		{"no key", replace("  key: ./server.key\n", ""), "no TLS private key specified"},
+		{"no cert", replace("  cert: ./server.crt\n", ""), "no TLS certificate specified"},
+		{"bad auth", replace("tls:\n", "tls:\n  auth: maybe\n"), "tls.auth 'maybe' is invalid"},
+		{"bad address", minimal + "address: localhost:7373\n", "'localhost' is not a valid IP address"},
+		{"bad api path", minimal + "api:\n  /v1/nope: {timeout: 1s}\n", "'/v1/nope' is not an API path"},
+		{"negative timeout", minimal + "api:\n  /v1/status: {timeout: -1s}\n", "timeout is negative"},
+		{"bad policy name", minimal + "policy:\n  a.b: {}\n", "policy name 'a.b'"},
+		{"bad identity", minimal + "policy:\n  p: {identities: [bob]}\n", "'bob' is not an identity"},
+		{"admin in policy", minimal + "policy:\n  p: {identities: [" + testAdmin + "]}\n", "is the admin and cannot have a policy"},
+		{"two policies", minimal + "policy:\n  p: {identities: [" + testID + "]}\n  q: {identities: [" + testID + "]}\n", "already has a policy"},
+		{"admin as proxy", replace("tls:\n", "tls:\n  proxy: {identities: ["+testAdmin+"]}\n"), "admin identity cannot be a proxy"},
+		{"proxy in policy", replace("tls:\n", "tls:\n  proxy: {identities: ["+testID+"]}\n") + "policy:\n  p: {identities: [" + testID + "]}\n", "is a proxy and cannot have a policy"},
+		{"negative cache", minimal + "cache:\n  expiry:\n    unused: -1s\n", "cache expiry is negative"},
+		{"bad level", minimal + "log:\n  error: LOUD\n", "'LOUD' is not a log level"},
+		{"bad key name", minimal + "keys:\n- name: a/b\n", "key name 'a/b'"},
+		{"duplicate key", minimal + "keys:\n- name: a\n- name: a\n", "key 'a' is listed twice"},
+		{"no keystore", replace("keystore:\n  fs:\n    path: ./keys\n", ""), "no keystore specified"},
+		{"empty keystore", replace("  fs:\n    path: ./keys\n", "  {}\n"), "no keystore specified"},
+		{"two keystores", replace("  fs:\n", "  pkcs11: {module: m, token: t, pin: p, root_key: r}\n  fs:\n"), "more than one keystore specified"},
+		{"fs no path", replace("    path: ./keys\n", "    path: \"\"\n"), "keystore.fs: no path specified"},
+		{"keycontrol no vault", replace("  fs:\n    path: ./keys\n", "  entrust:\n    keycontrol: {endpoint: x, box_id: b, credentials: {username: u, password: p}}\n"), "Entrust KeyControl keystore: no vault ID specified"},
+		{"keycontrol no password", replace("  fs:\n    path: ./keys\n", "  entrust:\n    keycontrol: {endpoint: x, vault_id: v, box_id: b, credentials: {username: u}}\n"), "no password specified"},
+		{"hpcs no api key", replace("  fs:\n    path: ./keys\n", "  ibm:\n    hpcs: {endpoint: x, instance_id: i, root_key_id: r}\n"), "keystore.ibm.hpcs: no IAM API key specified"},
+		{"pkcs11 no pin", replace("  fs:\n    path: ./keys\n", "  pkcs11: {module: m, token: t, root_key: r}\n"), "keystore.pkcs11: no PIN specified"},
+		{"seal empty", minimal + "seal: {}\n", "seal: no sealer specified"},
+		{"seal two", minimal + "seal:\n  pkcs11: {module: m, token: t, pin: p, root_key: r}\n  ibm:\n    hpcs: {endpoint: x, instance_id: i, root_key_id: r, iam: {api_key: k}}\n", "seal: more than one sealer specified"},
+		{"seal store", minimal + "seal:\n  pkcs11: {module: m, token: t, pin: p, root_key: r, store: d}\n", "'store' is only valid for keystore.pkcs11"},
+		{"kmip no ca", minimal + "kmip:\n  tls: {key: k, cert: c}\n", "kmip.tls: no CA specified"},
+		{"kmip bad suites", minimal + "kmip:\n  tls: {key: k, cert: c, ca: a, cipher_suites: weak}\n", "cipher_suites 'weak' is invalid"},
+		{"kmip unknown policy", minimal + "kmip:\n  tls: {key: k, cert: c, ca: a}\n  users:\n    u: {password: p, policy: nope}\n", "policy 'nope' does not exist"},
+		{"kmip no password", minimal + "policy:\n  p: {}\nkmip:\n  tls: {key: k, cert: c, ca: a}\n  users:\n    u: {policy: p}\n", "user 'u' has no password"},
+		{"kmip bad size", minimal + "kmip:\n  tls: {key: k, cert: c, ca: a}\n  max_message_size: 0\n", "max_message_size must be positive"},
+		{"kmip unknown field", minimal + "kmip:\n  tls: {key: k, cert: c, ca: a}\n  port: 5696\n", "line 12: unknown field 'port'"},
+		{"not a mapping", "- a\n", "the config must be a mapping"},
+		{"empty", "", "config is empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestEnvSubstitution checks that ${ENV} works for every value type and
+// only for whole values.
+func TestEnvSubstitution(t *testing.T) {
+	t.Setenv("EDGE_ADDR", "127.0.0.1:9999")
+	t.Setenv("EDGE_DUR", "7s")
+	t.Setenv("EDGE_BOOL", "true")
+	cfg, err := ParseConfig([]byte(minimal + `address: " ${EDGE_ADDR} "
+api:
+  /v1/ready: {skip_auth: "${EDGE_BOOL}", timeout: "${EDGE_DUR}"}
+keys:
+- name: x-${EDGE_DUR}
+`))
+	if err == nil {
+		t.Fatalf("partial reference accepted as key name: %v", cfg.Keys)
+	}
+	cfg, err = ParseConfig([]byte(minimal + `address: " ${EDGE_ADDR} "
+api:
+  /v1/ready: {skip_auth: "${EDGE_BOOL}", timeout: "${EDGE_DUR}"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:9999" || !cfg.API["/v1/ready"].SkipAuth || cfg.API["/v1/ready"].Timeout != 7*time.Second {
+		t.Fatalf("%+v", cfg)
+	}
+}
+
+// TestReferenceConfig parses the annotated server-config.yaml at the
+// repository root.
+func TestReferenceConfig(t *testing.T) {
+	t.Setenv("KES_ADMIN_IDENTITY", testAdmin)
+	t.Setenv("MINIO_KES_IDENTITY", testID)
+	cfg, err := ReadConfig(filepath.Join("..", "server-config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Keystore.FS == nil || len(cfg.Policies["minio"].Allow) == 0 || len(cfg.Keys) != 1 {
+		t.Fatalf("%+v", cfg)
+	}
+
+}
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(minimal))
+	f.Add([]byte(minimal + "kmip:\n  tls: {key: k, cert: c, ca: a}\n"))
+	f.Add([]byte(minimal + "policy:\n  p: {identities: [${X}]}\n"))
+	f.Add([]byte("a: &x [*x]\n"))
+	if b, err := os.ReadFile(filepath.Join("..", "server-config.yaml")); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cfg, err := ParseConfig(b)
+		if err == nil && cfg == nil {
+			t.Fatal("nil config without error")
+		}
+	})
+}
