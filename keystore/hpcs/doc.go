@@ -9,9 +9,9 @@
 //
 // NewSealer returns a keystore.Sealer whose Seal is the root key's wrap
 // action with the key name as additional authenticated data, so a sealed
-// value copied under another name does not unseal. Values up to 4 KiB are
-// wrapped directly. Larger ones (the wrap action's plaintext limit is not
-// documented) are encrypted locally with AES-256-GCM under a data key that
+// value copied under another name does not unseal. Values of 1 byte to
+// 4 KiB are wrapped directly. Larger ones (the wrap action's plaintext
+// limit is not documented) and empty ones are encrypted locally with AES-256-GCM under a data key that
 // the service generates and wraps in the same call ("create and wrap");
 // either way the root key decides whether the value can be read.
 //

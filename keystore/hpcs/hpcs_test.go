@@ -76,11 +76,20 @@ func (e *env) sealer(t testing.TB) *Sealer {
 
 func (e *env) store(t testing.TB) *Store {
 	t.Helper()
-	s, err := NewStore(context.Background(), e.cfg)
+	ks, err := NewStore(context.Background(), e.cfg)
 	if err != nil {
 		t.Fatalf("NewStore: %v", err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { ks.Close() })
+	s, ok := ks.(*Store)
+	if !ok {
+		t.Fatalf("NewStore returned a %T", ks)
+	}
+	if _, ok := ks.(interface {
+		Rewrap(context.Context) (int, error)
+	}); !ok {
+		t.Fatal("the store has no Rewrap method")
+	}
 	return s
 }
 
@@ -182,6 +191,19 @@ func TestConfigCheck(t *testing.T) {
 				t.Fatal("NewSealer accepted an invalid config")
 			}
 		})
+	}
+}
+
+func TestSealEmpty(t *testing.T) {
+	s := newEnv(t, emulator.Config{}).sealer(t)
+	ctx := context.Background()
+	sealed, err := s.Seal(ctx, "empty", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, _, err := s.Unseal(ctx, "empty", sealed)
+	if err != nil || len(pt) != 0 {
+		t.Fatalf("Unseal of an empty value = %d bytes, %v", len(pt), err)
 	}
 }
 

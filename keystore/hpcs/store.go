@@ -54,8 +54,15 @@ type Store struct {
 var _ keystore.Store = (*Store)(nil)
 
 // NewStore connects to the instance and checks that the root key is
-// usable.
-func NewStore(ctx context.Context, cfg Config) (*Store, error) {
+// usable. The store is a *Store; its Rewrap method is found by type
+// assertion:
+//
+//	if r, ok := store.(interface {
+//		Rewrap(context.Context) (int, error)
+//	}); ok {
+//		n, err := r.Rewrap(ctx)
+//	}
+func NewStore(ctx context.Context, cfg Config) (keystore.Store, error) {
 	sealer, err := NewSealer(ctx, cfg)
 	if err != nil {
 		return nil, err
