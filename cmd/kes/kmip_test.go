@@ -555,7 +555,7 @@ func TestKMIPQueryTrustErrors(t *testing.T) {
 // startBridge runs the KMIP bridge in-process with the TLS files of p,
 // the way the server builds it from its config, and lets the identities
 // in allowed use every KMIP operation.
-func startBridge(t *testing.T, p kmipPKI, allowed ...string) string {
+func startBridge(t *testing.T, p kmipPKI, users map[string]kmipbridge.User, allowed ...string) string {
 	t.Helper()
 	tlsConf, err := kmipbridge.LoadTLSConfig(p.serverCert, p.serverKey, filepath.Join(p.caDir, "ca.crt"))
 	if err != nil {
@@ -574,6 +574,7 @@ func startBridge(t *testing.T, p kmipPKI, allowed ...string) string {
 		Keys:        svc,
 		Policies:    func() *policy.Set { return set },
 		TLSConfig:   tlsConf,
+		Users:       users,
 		ReadTimeout: 10 * time.Second,
 		IdleTimeout: 10 * time.Second,
 	})
@@ -615,7 +616,8 @@ func TestKMIPQueryBridge(t *testing.T) {
 	p := newKMIPPKI(t)
 	clientID := identity.FromCertificate(readCertFile(t, p.clientCert)).String()
 	serverID := identity.FromCertificate(readCertFile(t, p.serverCert)).String()
-	addr := startBridge(t, p, clientID)
+	users := map[string]kmipbridge.User{"zstack": {Password: "test-password", Policy: "hypervisor"}}
+	addr := startBridge(t, p, users, clientID)
 	caFile := filepath.Join(p.caDir, "ca.crt")
 
 	t.Run("negotiated", func(t *testing.T) {
@@ -666,6 +668,19 @@ func TestKMIPQueryBridge(t *testing.T) {
 		code, _, errOut := runKes(t, "kmip", "query", addr, "--cert", cert, "--key", key, "--ca", caFile)
 		if code != 1 || !strings.Contains(errOut, "denied") || !strings.Contains(errOut, id) {
 			t.Fatalf("exit %d, stderr %q; want 1, a denial naming identity %s", code, errOut, id)
+		}
+
+		// The same certificate with the user's password gets the
+		// user's policy.
+		t.Setenv("KES_KMIP_PASSWORD", "test-password")
+		out, _ = mustRunKes(t, "kmip", "query", addr, "--cert", cert, "--key", key, "--ca", caFile, "--username", "zstack", "--version", "1.1")
+		if got := outputField(t, out, "Vendor"); got != kmipbridge.VendorIdentification {
+			t.Errorf("vendor %q", got)
+		}
+		t.Setenv("KES_KMIP_PASSWORD", "wrong-password")
+		code, _, errOut = runKes(t, "kmip", "query", addr, "--cert", cert, "--key", key, "--ca", caFile, "--username", "zstack")
+		if code != 1 || !strings.Contains(errOut, "rejected the credentials") || strings.Contains(errOut, "wrong-password") {
+			t.Fatalf("wrong password: exit %d, stderr %q", code, errOut)
 		}
 	})
 }
