@@ -17,6 +17,7 @@ import (
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/kmipserver"
 	"github.com/ovh/kmip-go/payloads"
+	"github.com/ovh/kmip-go/ttlv"
 )
 
 // supportedVersions in server preference order.
@@ -149,6 +150,7 @@ func (s *Server) query(ctx context.Context, req *payloads.QueryRequestPayload) (
 			resp.ObjectType = []kmip.ObjectType{kmip.ObjectTypeSymmetricKey, kmip.ObjectTypeSecretData, kmip.ObjectTypeOpaqueObject}
 		case kmip.QueryFunctionServerInformation:
 			resp.VendorIdentification = VendorIdentification
+			resp.ServerInformation = &ttlv.Value{Tag: kmip.TagServerInformation, Value: ttlv.Struct{}}
 		}
 	}
 	return resp, nil

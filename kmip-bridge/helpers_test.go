@@ -185,12 +185,18 @@ func (e *env) tlsConfig(cert *tls.Certificate) *tls.Config {
 // raw opens a TLS connection for hand-made messages.
 func (e *env) raw(cert tls.Certificate) *tls.Conn {
 	e.t.Helper()
+	return e.rawFor(e.t, cert)
+}
+
+// rawFor is raw for a test other than the one that started the server.
+func (e *env) rawFor(t testing.TB, cert tls.Certificate) *tls.Conn {
+	t.Helper()
 	c, err := tls.Dial("tcp", e.addr, e.tlsConfig(&cert))
 	if err != nil {
-		e.t.Fatalf("dial: %v", err)
+		t.Fatalf("dial: %v", err)
 	}
 	c.SetDeadline(time.Now().Add(20 * time.Second))
-	e.t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { c.Close() })
 	return c
 }
 
