@@ -204,7 +204,7 @@ func (c *conn) classify(ctx context.Context, err error) error {
 		case s == http.StatusForbidden:
 			return &keystore.UnavailableError{Store: storeName, Reason: reasonDenied, Err: errors.New(sanitize(kerr.Message))}
 		}
-		return err
+		return fmt.Errorf("hpcs: %w", err)
 	}
 	if keystore.IsUnreachable(err) || keystore.IsUnavailable(err) {
 		return err
