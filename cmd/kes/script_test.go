@@ -5,6 +5,7 @@ package main
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,6 +31,8 @@ func TestScript(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"kesserver": cmdKESServer,
 			"perm":      cmdPerm,
+			"getjson":   cmdGetJSON,
+			"wantjson":  cmdWantJSON,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "server" {
@@ -101,4 +104,37 @@ func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("%s has mode %s (%#o), want %s%#o", args[0], got, uint32(got), map[bool]string{true: "not ", false: ""}[neg], want)
 	}
 	fmt.Fprintf(ts.Stdout(), "%#o\n", uint32(got))
+}
+
+// cmdGetJSON sets an environment variable to a string field of the JSON
+// object on the last command's stdout: getjson VAR FIELD.
+func cmdGetJSON(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: getjson VAR FIELD")
+	}
+	ts.Setenv(args[0], jsonField(ts, args[1]))
+}
+
+// cmdWantJSON checks a string field of the JSON object on the last
+// command's stdout: wantjson FIELD VALUE. Unlike a stdout regexp it
+// compares base64 values literally.
+func cmdWantJSON(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: wantjson FIELD VALUE")
+	}
+	if got := jsonField(ts, args[0]); (got == args[1]) == neg {
+		ts.Fatalf("field %q is %q; want %s%q", args[0], got, map[bool]string{true: "not ", false: ""}[neg], args[1])
+	}
+}
+
+func jsonField(ts *testscript.TestScript, field string) string {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(ts.ReadFile("stdout")), &m); err != nil {
+		ts.Fatalf("stdout is not a JSON object: %v", err)
+	}
+	v, ok := m[field].(string)
+	if !ok {
+		ts.Fatalf("stdout has no string field %q", field)
+	}
+	return v
 }

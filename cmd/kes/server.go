@@ -1,8 +1,6 @@
 // Copyright The KES bridge authors.
 // SPDX-License-Identifier: AGPL-3.0-only
 
-//go:build kesedge
-
 package main
 
 import (
