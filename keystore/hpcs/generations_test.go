@@ -202,3 +202,29 @@ func TestKeyRing(t *testing.T) {
 		t.Fatal("Create in a missing key ring succeeded")
 	}
 }
+
+func TestStandardKeyDeletedOutOfBand(t *testing.T) {
+	e := newEnv(t, emulator.Config{})
+	s := e.store(t)
+	ctx := context.Background()
+	if err := s.Create(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	// An operator revokes one key by deleting its standard key.
+	admin, actx := e.admin(t)
+	for _, id := range e.em.StandardKeys(emulator.StateActive) {
+		if _, err := admin.DeleteKey(actx, id, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, keystore.ErrKeyNotFound) {
+		t.Fatalf("Get of a revoked key: %v", err)
+	}
+	if names, err := s.List(ctx, ""); err != nil || len(names) != 0 {
+		t.Fatalf("List after revocation = %q, %v", names, err)
+	}
+	if err := s.Create(ctx, "k", []byte("new")); err != nil {
+		t.Fatalf("Create after revocation: %v", err)
+	}
+	mustGet(t, s, "k", "new")
+}

@@ -57,3 +57,16 @@ func TestParseCiphertextStrict(t *testing.T) {
 		t.Fatal("a ciphertext opened under another key ID")
 	}
 }
+
+func FuzzParseSearch(f *testing.F) {
+	for _, s := range []string{"exact:std-a,", "name:std,", "alias:the-root,", "not:exact:x,", "escape:name:x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		match, err := parseSearch(s)
+		if err != nil || match == nil {
+			return
+		}
+		match(&key{name: "kes-a", aliases: []string{"kes-a"}})
+	})
+}
