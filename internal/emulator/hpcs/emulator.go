@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -278,7 +279,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		s.requests++
 		down, latency := s.down, s.latency
 		fail := 0
-		if s.failNext > 0 && len(r.URL.Path) > 7 && r.URL.Path[:7] == "/api/v2" {
+		if s.failNext > 0 && strings.HasPrefix(r.URL.Path, "/api/v2/") {
 			s.failNext--
 			fail = s.failStatus
 		}
