@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -33,10 +34,20 @@ func TestScript(t *testing.T) {
 			"perm":      cmdPerm,
 			"getjson":   cmdGetJSON,
 			"wantjson":  cmdWantJSON,
+			"softhsm":   cmdSoftHSM,
 		},
 		Condition: func(cond string) (bool, error) {
-			if cond == "server" {
+			switch cond {
+			case "server":
 				return haveServer, nil
+			case "cgo":
+				return haveCgo, nil
+			case "softhsm":
+				_, err := exec.LookPath("softhsm2-util")
+				if err == nil {
+					_, err = os.Stat(softhsmModule)
+				}
+				return err == nil, nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -137,4 +148,27 @@ func jsonField(ts *testscript.TestScript, field string) string {
 		ts.Fatalf("stdout has no string field %q", field)
 	}
 	return v
+}
+
+// softhsmModule is where Debian's softhsm2 package installs the module.
+const softhsmModule = "/usr/lib/softhsm/libsofthsm2.so"
+
+// cmdSoftHSM initialises a SoftHSM2 token with PIN 1234 in $WORK and
+// points SOFTHSM2_CONF at it for the commands that follow:
+//
+//	softhsm LABEL
+func cmdSoftHSM(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: softhsm LABEL")
+	}
+	tokens := ts.MkAbs("softhsm-tokens")
+	ts.Check(os.MkdirAll(tokens, 0o700))
+	conf := ts.MkAbs("softhsm2.conf")
+	ts.Check(os.WriteFile(conf, []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600))
+	cmd := exec.Command("softhsm2-util", "--init-token", "--free", "--label", args[0], "--pin", "1234", "--so-pin", "123456")
+	cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+conf)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		ts.Fatalf("softhsm2-util --init-token: %v\n%s", err, out)
+	}
+	ts.Setenv("SOFTHSM2_CONF", conf)
 }
