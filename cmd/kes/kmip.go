@@ -169,6 +169,9 @@ func kmipCAInitCmd(args []string) error {
 	if days <= 0 {
 		return usagef("kes kmip ca init: --days must be positive")
 	}
+	if err := checkKeyType("kes kmip ca init", keyType); err != nil {
+		return err
+	}
 	if name == "" {
 		return usagef("kes kmip ca init: --name must not be empty")
 	}
@@ -184,7 +187,6 @@ func kmipCAInitCmd(args []string) error {
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber:          nil, // set by issue
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             now.Add(-5 * time.Minute),
 		NotAfter:              now.AddDate(0, 0, days),
@@ -272,14 +274,14 @@ Examples:
 
 func kmipServerCertCmd(args []string) error {
 	var (
-		dnsNames, ips     []string
-		name, dir         string
-		days              int
-		keyType           string
-		outCert, outKey   string
-		force             bool
-		ipAddrs           []net.IP
-		firstName, sanErr string
+		dnsNames, ips   []string
+		name, dir       string
+		days            int
+		keyType         string
+		outCert, outKey string
+		force           bool
+		ipAddrs         []net.IP
+		firstName       string
 	)
 	fs := newFlagSet("kes kmip server-cert")
 	fs.StringSliceVar(&dnsNames, "dns", nil, "")
@@ -300,16 +302,15 @@ func kmipServerCertCmd(args []string) error {
 	if days <= 0 {
 		return usagef("kes kmip server-cert: --days must be positive")
 	}
+	if err := checkKeyType("kes kmip server-cert", keyType); err != nil {
+		return err
+	}
 	for _, s := range ips {
 		ip := net.ParseIP(strings.TrimSpace(s))
 		if ip == nil {
-			sanErr = s
-			break
+			return usagef("kes kmip server-cert: invalid IP address '%s'", s)
 		}
 		ipAddrs = append(ipAddrs, ip)
-	}
-	if sanErr != "" {
-		return usagef("kes kmip server-cert: invalid IP address '%s'", sanErr)
 	}
 	for i, d := range dnsNames {
 		dnsNames[i] = strings.TrimSpace(d)
@@ -515,6 +516,9 @@ func kmipClientNewCmd(args []string) error {
 	}
 	if days <= 0 {
 		return usagef("kes kmip client new: --days must be positive")
+	}
+	if err := checkKeyType("kes kmip client new", keyType); err != nil {
+		return err
 	}
 	name := fs.Arg(0)
 	if name == "" {
@@ -996,6 +1000,15 @@ func loadCA(dir string) (*kmipCA, error) {
 		return nil, fmt.Errorf("%s does not belong to %s", keyPath, filepath.Join(dir, caCertFile))
 	}
 	return &kmipCA{cert: cert, key: key}, nil
+}
+
+// checkKeyType validates --key-type before anything is read or written.
+func checkKeyType(cmd, keyType string) error {
+	switch strings.ToLower(keyType) {
+	case "rsa", "ecdsa":
+		return nil
+	}
+	return usagef("%s: invalid --key-type '%s': use rsa or ecdsa", cmd, keyType)
 }
 
 // generateKey returns a new private key of the --key-type.
