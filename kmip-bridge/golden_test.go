@@ -88,7 +88,7 @@ func init() {
 var refAttributes = []string{"Lease Time", "Fresh", "Original Creation Date", "Random Number Generator", "Sensitive",
 	"Always Sensitive", "Extractable", "Never Extractable", "Key Value Present"}
 
-func oasisRoot(t *testing.T) string {
+func oasisRoot(t testing.TB) string {
 	t.Helper()
 	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
 	if err != nil {
