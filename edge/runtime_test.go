@@ -242,6 +242,20 @@ func TestTLSModes(t *testing.T) {
 		}
 	})
 
+	t.Run("http/1.1", func(t *testing.T) {
+		e := start(t, p, admin, baseConfig(p, identityOf(admin), identityOf(newAPIKey(t)), ""))
+		tr := &http.Transport{TLSClientConfig: e.clientTLS(apiCert(t, admin)), TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr}).Get(e.url + "/v1/key/list")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != 1 || resp.StatusCode != 200 {
+			t.Fatalf("%s %d", resp.Proto, resp.StatusCode)
+		}
+	})
+
 	t.Run("no client cert", func(t *testing.T) {
 		e := start(t, p, admin, baseConfig(p, identityOf(admin), identityOf(newAPIKey(t)), ""))
 		req, _ := http.NewRequest("GET", e.url+"/version", nil)

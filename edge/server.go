@@ -175,8 +175,12 @@ func (s *Server) newState(ctx context.Context, cfg *Config) (*state, error) {
 		HealthInterval: s.opts.HealthInterval,
 		Logger:         s.errLog,
 	})
+	// The configured keys are created with a bound: a keystore that
+	// hangs must not hang start-up or a reload.
+	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	for _, name := range cfg.Keys {
-		err := st.keys.Create(ctx, name, string(cfg.Admin))
+		err := st.keys.Create(kctx, name, string(cfg.Admin))
 		if err != nil && !errors.Is(err, keys.ErrKeyExists) {
 			st.keys.Close()
 			return nil, fmt.Errorf("edge: failed to create key '%s': %w", name, err)

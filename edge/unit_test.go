@@ -15,8 +15,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kesbridge/kes/internal/crypto"
 	"github.com/kesbridge/kes/internal/keys"
@@ -194,4 +198,28 @@ func TestOpenKeystoreFS(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "k")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestSlowSubscriber checks that a subscriber that does not read never
+// blocks publishing: events beyond its buffer are dropped and counted.
+func TestSlowSubscriber(t *testing.T) {
+	m := newMetrics(time.Now())
+	h := newHub(m.auditEvents, m.auditDropped)
+	_, cancel := h.subscribe()
+	defer cancel()
+	for range subscriberBuffer + 10 {
+		h.publish([]byte("{}\n"))
+	}
+	if got := counterValue(m.auditDropped); got != 10 {
+		t.Fatalf("dropped %v, want 10", got)
+	}
+	if got := counterValue(m.auditEvents); got != subscriberBuffer {
+		t.Fatalf("delivered %v, want %d", got, subscriberBuffer)
+	}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	c.Write(&m)
+	return m.GetCounter().GetValue()
 }
