@@ -31,9 +31,8 @@
 // the new object with the next sequence number before it destroys the old
 // one, so a crash in between leaves two objects and never none; Get and
 // List use the highest sequence number and Replace and Delete remove the
-// leftovers. (SoftHSM2 also lets C_SetAttributeValue change CKA_VALUE of a
-// data object in place, but that rewrites the object where a crash can
-// lose it, and other HSMs refuse it.)
+// leftovers. Changing CKA_VALUE in place is not an option: SoftHSM2 2.6.1
+// answers C_SetAttributeValue on it with CKR_ATTRIBUTE_READ_ONLY.
 //
 // # Concurrency
 //

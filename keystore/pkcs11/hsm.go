@@ -51,6 +51,14 @@ type module struct {
 	// older generation are gone.
 	gen atomic.Uint64
 
+	// objects is write-locked around operations that create or destroy
+	// token objects and read-locked around all others. SoftHSM2 2.6.1
+	// fails C_CreateObject now and then with CKR_GENERAL_ERROR or
+	// CKR_TEMPLATE_INCONSISTENT while other threads use the token
+	// (SoftHSMv2 issue #573); writes are rare enough that excluding
+	// everything else meanwhile costs little.
+	objects sync.RWMutex
+
 	mu     sync.Mutex // guards refs and tokens
 	refs   int
 	tokens map[string]int // users per token label, to log out with the last one
@@ -139,6 +147,7 @@ type hsm struct {
 	rootLabel string
 	log       *slog.Logger
 	sem       chan struct{} // one slot per session in use
+	done      chan struct{} // closed by Close, to stop waiting for a slot
 
 	mu     sync.Mutex
 	closed bool
@@ -181,9 +190,10 @@ func openHSM(ctx context.Context, cfg Config) (*hsm, error) {
 		rootLabel: cfg.RootKeyLabel,
 		log:       log,
 		sem:       make(chan struct{}, size),
+		done:      make(chan struct{}),
 		modGen:    mod.gen.Load(),
 	}
-	err = h.do(ctx, func(sh pkcs11.SessionHandle) error {
+	err = h.doRaw(ctx, cfg.CreateRootKey, func(sh pkcs11.SessionHandle) error {
 		root, err := h.findRootKey(sh)
 		if errors.Is(err, errRootKeyNotFound) && cfg.CreateRootKey {
 			root, err = h.createRootKey(sh)
@@ -223,9 +233,25 @@ func (h *hsm) String() string {
 // session fails because the token, the module or the login went away, do
 // recovers and runs fn once more. fn must be safe to repeat.
 func (h *hsm) do(ctx context.Context, fn func(sh pkcs11.SessionHandle) error) error {
+	return classify(h.doRaw(ctx, false, fn))
+}
+
+// doWrite is do for operations that create or destroy token objects.
+func (h *hsm) doWrite(ctx context.Context, fn func(sh pkcs11.SessionHandle) error) error {
+	return classify(h.doRaw(ctx, true, fn))
+}
+
+// doRaw is do without classify, for callers that report errors
+// differently (the constructors).
+func (h *hsm) doRaw(ctx context.Context, write bool, fn func(sh pkcs11.SessionHandle) error) error {
 	for attempt := 0; ; attempt++ {
 		s, err := h.acquire(ctx)
 		if err == nil {
+			if write {
+				h.mod.objects.Lock()
+			} else {
+				h.mod.objects.RLock()
+			}
 			h.mod.use.RLock()
 			err = fn(s.h)
 			if hasCode(err, pkcs11.CKR_USER_NOT_LOGGED_IN) {
@@ -236,6 +262,11 @@ func (h *hsm) do(ctx context.Context, fn func(sh pkcs11.SessionHandle) error) er
 				}
 			}
 			h.mod.use.RUnlock()
+			if write {
+				h.mod.objects.Unlock()
+			} else {
+				h.mod.objects.RUnlock()
+			}
 			h.release(s, err)
 			if err == nil {
 				return nil
@@ -244,11 +275,14 @@ func (h *hsm) do(ctx context.Context, fn func(sh pkcs11.SessionHandle) error) er
 		if attempt == 0 && recoverable(err) {
 			h.log.WarnContext(ctx, "pkcs11: recovering from token error", "token", h.token, "err", err)
 			if rerr := h.recover(s.epoch, err); rerr != nil {
-				return classify(rerr)
+				if errors.Is(rerr, errClosed) {
+					return rerr
+				}
+				return &keystore.UnreachableError{Store: storeName, Err: rerr}
 			}
 			continue
 		}
-		return classify(err)
+		return err
 	}
 }
 
@@ -261,6 +295,8 @@ func (h *hsm) acquire(ctx context.Context) (session, error) {
 	default:
 		select {
 		case h.sem <- struct{}{}:
+		case <-h.done:
+			return session{}, errClosed
 		case <-ctx.Done():
 			return session{epoch: h.currentEpoch()}, ctx.Err()
 		}
@@ -439,6 +475,7 @@ func (h *hsm) Close() error {
 		return nil
 	}
 	h.closed = true
+	close(h.done)
 	h.mu.Unlock()
 	for range cap(h.sem) {
 		h.sem <- struct{}{}
@@ -592,7 +629,7 @@ func (h *hsm) seal(sh pkcs11.SessionHandle, name string, plaintext []byte) ([]by
 	p, mech := gcm(iv, name)
 	defer p.Free()
 	if err := h.mod.ctx.EncryptInit(sh, mech, root); err != nil {
-		return nil, fmt.Errorf("C_EncryptInit: %w", err)
+		return nil, fmt.Errorf("C_EncryptInit: %w", h.keyError(sh, err))
 	}
 	ciphertext, err := h.mod.ctx.Encrypt(sh, plaintext)
 	if err != nil {
@@ -623,7 +660,7 @@ func (h *hsm) unseal(sh pkcs11.SessionHandle, name string, sealed []byte) ([]byt
 	p, mech := gcm(iv, name)
 	defer p.Free()
 	if err := h.mod.ctx.DecryptInit(sh, mech, root); err != nil {
-		return nil, fmt.Errorf("C_DecryptInit: %w", err)
+		return nil, fmt.Errorf("C_DecryptInit: %w", h.keyError(sh, err))
 	}
 	plaintext, err := h.mod.ctx.Decrypt(sh, ciphertext)
 	if hasCode(err, pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_ENCRYPTED_DATA_INVALID, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE) {
@@ -633,6 +670,21 @@ func (h *hsm) unseal(sh pkcs11.SessionHandle, name string, sealed []byte) ([]byt
 		return nil, fmt.Errorf("C_Decrypt: %w", err)
 	}
 	return plaintext, nil
+}
+
+// keyError explains a failure to use the cached root key handle. After a
+// logout the private root key is invisible and SoftHSM2 answers
+// CKR_OBJECT_HANDLE_INVALID; after the key was replaced the handle is
+// stale. The first needs a login, the second a fresh lookup.
+func (h *hsm) keyError(sh pkcs11.SessionHandle, err error) error {
+	if !hasCode(err, pkcs11.CKR_KEY_HANDLE_INVALID, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
+		return err
+	}
+	if info, ierr := h.mod.ctx.GetSessionInfo(sh); ierr == nil &&
+		info.State != pkcs11.CKS_RW_USER_FUNCTIONS && info.State != pkcs11.CKS_RO_USER_FUNCTIONS {
+		return pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN)
+	}
+	return pkcs11.Error(pkcs11.CKR_KEY_HANDLE_INVALID)
 }
 
 // Codes after which the session handle is invalid.

@@ -136,7 +136,7 @@ func (s *tokenStore) Create(ctx context.Context, name string, value []byte) erro
 		return err
 	}
 	defer s.locks.lock(name)()
-	return s.h.do(ctx, func(sh pkcs11.SessionHandle) error {
+	return s.h.doWrite(ctx, func(sh pkcs11.SessionHandle) error {
 		objs, err := s.h.find(sh, dataTemplate(name), 1)
 		if err != nil {
 			return err
@@ -179,7 +179,7 @@ func (s *tokenStore) Replace(ctx context.Context, name string, old, value []byte
 	}
 	defer s.locks.lock(name)()
 	var stale []pkcs11.ObjectHandle
-	err := s.h.do(ctx, func(sh pkcs11.SessionHandle) error {
+	err := s.h.doWrite(ctx, func(sh pkcs11.SessionHandle) error {
 		cur, err := s.read(sh, name)
 		if err != nil {
 			return err
@@ -206,7 +206,7 @@ func (s *tokenStore) Replace(ctx context.Context, name string, old, value []byte
 	if err != nil {
 		return err
 	}
-	if err := s.h.do(ctx, func(sh pkcs11.SessionHandle) error { return s.destroy(sh, stale) }); err != nil {
+	if err := s.h.doWrite(ctx, func(sh pkcs11.SessionHandle) error { return s.destroy(sh, stale) }); err != nil {
 		s.h.log.WarnContext(ctx, "pkcs11: failed to remove the replaced object of a key", "key", name, "err", err)
 	}
 	return nil
@@ -217,7 +217,7 @@ func (s *tokenStore) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	defer s.locks.lock(name)()
-	return s.h.do(ctx, func(sh pkcs11.SessionHandle) error {
+	return s.h.doWrite(ctx, func(sh pkcs11.SessionHandle) error {
 		objs, err := s.h.find(sh, dataTemplate(name), 0)
 		if err != nil {
 			return err
