@@ -27,9 +27,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/kesbridge/kes/identity"
+	kmipbridge "github.com/kesbridge/kes/kmip-bridge"
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/kmipclient"
 	"github.com/ovh/kmip-go/payloads"
@@ -610,25 +612,6 @@ Examples:
 // preference order.
 var kmipVersions = []kmip.ProtocolVersion{kmip.V1_4, kmip.V1_3, kmip.V1_2, kmip.V1_1, kmip.V1_0}
 
-// compatCipherSuites adds to Go's defaults the TLS 1.2 suites of the KMIP
-// 1.x authentication profiles that Go implements. They are CBC or RSA key
-// exchange suites, so they are offered only on request.
-var compatCipherSuites = []uint16{
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
-	tls.TLS_RSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_RSA_WITH_AES_128_CBC_SHA256,
-	tls.TLS_RSA_WITH_AES_128_CBC_SHA,
-	tls.TLS_RSA_WITH_AES_256_CBC_SHA,
-}
-
 func kmipQueryCmd(args []string) error {
 	var (
 		certFile, keyFile, caFile string
@@ -690,7 +673,10 @@ func kmipQueryCmd(args []string) error {
 	switch cipherSuites {
 	case "default":
 	case "compat":
-		tlsConf.CipherSuites = compatCipherSuites
+		// The suites the bridge offers with cipher_suites: compat; as a
+		// client they reach servers that only speak the KMIP 1.x TLS 1.2
+		// suites.
+		tlsConf.CipherSuites = kmipbridge.CompatCipherSuites()
 	default:
 		return usagef("kes kmip query: invalid --cipher-suites '%s': use default or compat", cipherSuites)
 	}
@@ -954,7 +940,7 @@ func explainTLSError(err error, serverName string) error {
 		case strings.Contains(s, "handshake failure"), strings.Contains(s, "protocol version"), strings.Contains(s, "insufficient security"):
 			return fmt.Errorf("no common TLS version or cipher suite; try --cipher-suites compat: %w", err)
 		}
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
 		return fmt.Errorf("the server closed the connection; it may have rejected the client certificate: %w", err)
 	}
 	return err

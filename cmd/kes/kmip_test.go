@@ -439,8 +439,9 @@ func TestKMIPClientNew(t *testing.T) {
 	})
 }
 
-// kmipTLSServer is a bare TLS listener that completes handshakes and
-// answers nothing: enough to test the trust errors of 'kes kmip query'.
+// kmipTLSServer is a bare TLS listener that completes handshakes, reads
+// the first request and closes the connection without an answer: enough
+// to test the TLS errors of 'kes kmip query'.
 func kmipTLSServer(t *testing.T, conf *tls.Config) string {
 	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", conf)
@@ -458,7 +459,7 @@ func kmipTLSServer(t *testing.T, conf *tls.Config) string {
 				defer c.Close()
 				c.SetDeadline(time.Now().Add(5 * time.Second))
 				if c.(*tls.Conn).Handshake() == nil {
-					io.Copy(io.Discard, io.LimitReader(c, 1<<16))
+					io.ReadFull(c, make([]byte, 8))
 				}
 			}()
 		}
@@ -538,6 +539,35 @@ func TestKMIPQueryTrustErrors(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("TLS 1.2 RSA suites only", func(t *testing.T) {
+		// A server like PyKMIP's: TLS 1.2 and the KMIP 1.x suite
+		// AES128-SHA256 only, which needs an RSA certificate.
+		tmp := t.TempDir()
+		cert, key := filepath.Join(tmp, "rsa.crt"), filepath.Join(tmp, "rsa.key")
+		mustRunKes(t, "kmip", "server-cert", "--dir", p.caDir, "--ip", "127.0.0.1", "--out-cert", cert, "--out-key", key)
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := p.serverTLS(t)
+		conf.Certificates = []tls.Certificate{pair}
+		conf.MaxVersion = tls.VersionTLS12
+		conf.CipherSuites = []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA256}
+		oldAddr := kmipTLSServer(t, conf)
+		args := []string{"kmip", "query", oldAddr, "--cert", p.clientCert, "--key", p.clientKey, "--ca", filepath.Join(p.caDir, "ca.crt")}
+
+		code, _, errOut := runKes(t, args...)
+		if code != 1 || !strings.Contains(errOut, "try --cipher-suites compat") {
+			t.Fatalf("default suites: exit %d, stderr %q", code, errOut)
+		}
+		// With compat the handshake succeeds; this server then hangs up
+		// instead of answering.
+		code, _, errOut = runKes(t, append(args, "--cipher-suites", "compat")...)
+		if code != 1 || !strings.Contains(errOut, "closed the connection") || strings.Contains(errOut, "cipher suite") {
+			t.Fatalf("compat suites: exit %d, stderr %q", code, errOut)
+		}
+	})
 
 	t.Run("usage", func(t *testing.T) {
 		for _, args := range [][]string{
