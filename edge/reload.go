@@ -91,13 +91,13 @@ func Run(ctx context.Context, opts Options) error {
 		srv.Shutdown(context.Background())
 		return err
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	printBanner(opts.Stdout, bannerInfo{cfg: cfg, store: srv.Keys().Store().String(), mlock: mlock, apiKey: apiKey, kmip: srv.KMIPAddr()})
-
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	printBanner(opts.Stdout, bannerInfo{cfg: cfg, store: srv.Keys().Store().String(), mlock: mlock, apiKey: apiKey, kmip: srv.KMIPAddr()})
 	for {
 		select {
 		case <-ctx.Done():

@@ -134,18 +134,7 @@ func (c *call) fail(err error, o op) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
-	defer func() {
-		if p := recover(); p != nil {
-			if p == http.ErrAbortHandler {
-				panic(p)
-			}
-			// Never echo the panic value: it may hold request data.
-			s.errLog.Error("internal error: handler panicked", "req.method", r.Method, "req.path", r.URL.Path)
-			if !rec.wroteHeader {
-				writeError(rec, http.StatusInternalServerError, "internal server error")
-			}
-		}
-	}()
+	defer s.recoverHandler(rec, r)
 
 	rt, resource, ok := findRoute(r.URL.Path)
 	if !ok {
@@ -187,11 +176,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 		c.r = r
 	}
+	// Registered last so it runs first: the audit record and metrics see
+	// the 500 it writes.
+	defer s.recoverHandler(rec, r)
 	if err := s.authenticate(c); err != nil {
 		c.fail(err, opRead)
 		return
 	}
 	rt.handle(c)
+}
+
+// recoverHandler turns a panic into a 500 that says nothing about it, as
+// the last line of defence: nothing a client sends should panic.
+func (s *Server) recoverHandler(rec *recorder, r *http.Request) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	if p == http.ErrAbortHandler {
+		panic(p)
+	}
+	// Never log or echo the panic value: it may hold request data.
+	s.errLog.Error("internal error: handler panicked", "req.method", r.Method, "req.path", r.URL.Path)
+	if !rec.wroteHeader {
+		writeError(rec, http.StatusInternalServerError, "internal server error")
+	}
 }
 
 // recorder remembers the status code for audit and metrics, and passes
