@@ -53,21 +53,3 @@ type Config struct {
 	// Logger receives recoveries and cleanup failures; nil discards them.
 	Logger *slog.Logger
 }
-
-const defaultPoolSize = 4
-
-func (c *Config) validate() error {
-	switch {
-	case c.Module == "":
-		return errors.New("pkcs11: no module path")
-	case c.TokenLabel == "":
-		return errors.New("pkcs11: no token label")
-	case c.PIN == "":
-		return errors.New("pkcs11: no PIN")
-	case c.RootKeyLabel == "":
-		return errors.New("pkcs11: no root key label")
-	case c.PoolSize < 0:
-		return errors.New("pkcs11: pool size is negative")
-	}
-	return nil
-}

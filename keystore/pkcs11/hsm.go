@@ -21,6 +21,24 @@ import (
 
 const storeName = "pkcs11"
 
+const defaultPoolSize = 4
+
+func (c *Config) validate() error {
+	switch {
+	case c.Module == "":
+		return errors.New("pkcs11: no module path")
+	case c.TokenLabel == "":
+		return errors.New("pkcs11: no token label")
+	case c.PIN == "":
+		return errors.New("pkcs11: no PIN")
+	case c.RootKeyLabel == "":
+		return errors.New("pkcs11: no root key label")
+	case c.PoolSize < 0:
+		return errors.New("pkcs11: pool size is negative")
+	}
+	return nil
+}
+
 var (
 	errWrongPIN        = errors.New("pkcs11: login failed: wrong PIN")
 	errPINLocked       = errors.New("pkcs11: login failed: PIN locked")
