@@ -448,7 +448,7 @@ func (s *Server) get(ctx context.Context, req *payloads.GetRequestPayload) (*pay
 	sess := sessionOf(ctx)
 	resp := &payloads.GetResponsePayload{UniqueIdentifier: uid}
 	err = s.keys.With(ctx, uid, func(o *keys.Object) error {
-		obj, err := objectOf(o)
+		obj, err := headerOf(o)
 		if err != nil {
 			return err
 		}

@@ -263,3 +263,8 @@ func wantReason(t testing.TB, bi kmip.ResponseBatchItem, reason kmip.ResultReaso
 			ttlv.EnumStr(bi.ResultReason), bi.ResultMessage, ttlv.EnumStr(reason))
 	}
 }
+
+// sessionContext returns a context as a connection of e.client has it.
+func sessionContext(e *env) context.Context {
+	return context.WithValue(context.Background(), sessionKey{}, &session{identity: identity.Identity(idOf(e.client))})
+}

@@ -48,6 +48,38 @@ type object struct {
 	synthesized bool
 }
 
+// recordHeader is record without the attributes, for operations (Get)
+// that need only the object's type: decoding attributes is most of the
+// cost of a Get.
+type recordHeader struct {
+	Type       uint32          `json:"type"`
+	Algorithm  uint32          `json:"alg,omitempty"`
+	Length     int32           `json:"len,omitempty"`
+	SecretType uint32          `json:"secretType,omitempty"`
+	OpaqueType uint32          `json:"opaqueType,omitempty"`
+	Attributes json.RawMessage `json:"attrs,omitempty"`
+}
+
+// headerOf returns the KMIP view of o without its attributes.
+func headerOf(o *keys.Object) (*object, error) {
+	if len(o.Meta.KMIP) == 0 {
+		return objectOf(o)
+	}
+	var rec recordHeader
+	if err := json.Unmarshal(o.Meta.KMIP, &rec); err != nil {
+		return nil, fmt.Errorf("kmip: object '%s': malformed attributes: %w", o.Name, err)
+	}
+	return &object{
+		uid:        o.Name,
+		state:      o.Meta.State,
+		typ:        kmip.ObjectType(rec.Type),
+		alg:        kmip.CryptographicAlgorithm(rec.Algorithm),
+		length:     rec.Length,
+		secretType: kmip.SecretDataType(rec.SecretType),
+		opaqueType: kmip.OpaqueDataType(rec.OpaqueType),
+	}, nil
+}
+
 // objectOf returns the KMIP view of o. Keys without a KMIP record get
 // attributes synthesised from the stored key.
 func objectOf(o *keys.Object) (*object, error) {
@@ -168,6 +200,10 @@ func multiValued(name kmip.AttributeName) bool {
 	return name.IsCustom()
 }
 
+// operationPolicyName is deprecated since KMIP 1.3, but clients such as
+// Synology DSM still send it with Register.
+const operationPolicyName kmip.AttributeName = "Operation Policy Name"
+
 // clientSettable reports whether clients may set the attribute with
 // Create, Register, Add, Modify or Delete Attribute. Server-managed ones
 // (identifiers, type, algorithm, dates, state, digest) are read-only.
@@ -175,7 +211,7 @@ func clientSettable(name kmip.AttributeName) bool {
 	switch name {
 	case kmip.AttributeNameName, kmip.AttributeNameObjectGroup, kmip.AttributeNameApplicationSpecificInformation,
 		kmip.AttributeNameLink, kmip.AttributeNameAlternativeName, kmip.AttributeNameContactInformation,
-		kmip.AttributeNameOperationPolicyName, kmip.AttributeNameCryptographicParameters,
+		operationPolicyName, kmip.AttributeNameCryptographicParameters,
 		kmip.AttributeNameDescription, kmip.AttributeNameComment, kmip.AttributeNameProcessStartDate,
 		kmip.AttributeNameProtectStopDate, kmip.AttributeNameUsageLimits:
 		return true

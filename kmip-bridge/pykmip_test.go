@@ -230,6 +230,10 @@ type pykmipResult struct {
 		Length     int               `json:"length"`
 		Material   string            `json:"material_sha256"`
 		Attributes map[string]string `json:"attributes"`
+		Versions   []string          `json:"versions"`
+		Operations []string          `json:"operations"`
+		Objects    []string          `json:"object_types"`
+		Vendor     string            `json:"vendor"`
 	} `json:"steps"`
 }
 
@@ -339,6 +343,30 @@ func TestPyKMIPLifecycle(t *testing.T) {
 			}
 			if !step("open") || !step("create") || !step("register") {
 				t.FailNow()
+			}
+
+			// Every version the bridge speaks, newest first. A 1.0
+			// message gets the answer too: Discover Versions is a 1.1
+			// operation, but answering it costs nothing and helps clients
+			// that probe with their lowest version.
+			if step("discover_versions") {
+				if got := res.Steps["discover_versions"].Versions; !slices.Equal(got, []string{"1.4", "1.3", "1.2", "1.1", "1.0"}) {
+					t.Errorf("discover_versions: %q", got)
+				}
+			}
+			if step("query") {
+				q := res.Steps["query"]
+				if q.Vendor != kmipbridge.VendorIdentification {
+					t.Errorf("query: vendor %q", q.Vendor)
+				}
+				for _, op := range []string{"CREATE", "REGISTER", "GET", "GET_ATTRIBUTES", "LOCATE", "ACTIVATE", "REVOKE", "DESTROY", "QUERY"} {
+					if !slices.Contains(q.Operations, op) {
+						t.Errorf("query: operation %s missing from %q", op, q.Operations)
+					}
+				}
+				if !slices.Contains(q.Objects, "SYMMETRIC_KEY") {
+					t.Errorf("query: object types %q lack SYMMETRIC_KEY", q.Objects)
+				}
 			}
 			created, registered := res.UIDs["created"], res.UIDs["registered"]
 

@@ -116,6 +116,42 @@ def main():
             "material_sha256": hashlib.sha256(obj.value).hexdigest(),
         }
 
+    def check_result(result):
+        status = enum_name(result.result_status)
+        if status != "SUCCESS":
+            raise pie_exceptions.KmipOperationFailure(
+                result.result_status.value,
+                result.result_reason.value,
+                result.result_message.value,
+            )
+
+    def discover_versions():
+        result = client.proxy.discover_versions()
+        check_result(result)
+        return {
+            "versions": [
+                "%d.%d" % (v.major, v.minor)
+                for v in (result.protocol_versions or [])
+            ]
+        }
+
+    def query():
+        result = client.proxy.query(
+            query_functions=[
+                enums.QueryFunction.QUERY_OPERATIONS,
+                enums.QueryFunction.QUERY_OBJECTS,
+                enums.QueryFunction.QUERY_SERVER_INFORMATION,
+            ]
+        )
+        check_result(result)
+        return {
+            "operations": [enum_name(o) for o in (result.operations or [])],
+            "object_types": [
+                enum_name(o) for o in (result.object_types or [])
+            ],
+            "vendor": enum_name(result.vendor_identification),
+        }
+
     def create():
         uids["created"] = client.create(
             enums.CryptographicAlgorithm.AES,
@@ -208,6 +244,8 @@ def main():
     opened = rec.run("open", lambda: client.open())
     if opened is not None:
         steps = [
+            ("discover_versions", discover_versions),
+            ("query", query),
             ("create", create),
             ("create_kept", create_kept),
             ("register", register),

@@ -1,0 +1,49 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package kmipbridge
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/kesbridge/kes/internal/keys"
+	"github.com/kesbridge/kes/keystore"
+	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/payloads"
+)
+
+// downStore is a MemStore whose writes fail as an unreachable remote
+// keystore's do while down is set.
+type downStore struct {
+	*keystore.MemStore
+	down atomic.Bool
+}
+
+const downDetail = "dial tcp 10.0.0.1:443: connection refused"
+
+func (s *downStore) Create(ctx context.Context, name string, value []byte) error {
+	if s.down.Load() {
+		return &keystore.UnreachableError{Err: errors.New(downDetail)}
+	}
+	return s.MemStore.Create(ctx, name, value)
+}
+
+func TestKeystoreUnreachable(t *testing.T) {
+	store := &downStore{MemStore: keystore.NewMem()}
+	e := newEnv(t, func(c *Config) {
+		c.Keys.Close()
+		c.Keys = keys.New(keys.Config{Store: store})
+	})
+	t.Cleanup(func() { e.srv.keys.Close() })
+	store.down.Store(true)
+	resp := send(t, e.raw(e.client), request(kmip.V1_4, &payloads.CreateRequestPayload{ObjectType: kmip.ObjectTypeSymmetricKey}))
+	bi := resp.BatchItem[0]
+	wantReason(t, bi, kmip.ResultReasonGeneralFailure)
+	if strings.Contains(bi.ResultMessage, "10.0.0.1") || bi.ResultMessage != "keystore unavailable" {
+		t.Fatalf("result message %q", bi.ResultMessage)
+	}
+}
