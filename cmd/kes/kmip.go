@@ -1172,21 +1172,17 @@ func checkNotExist(paths ...string) error {
 	return nil
 }
 
-// writeFile writes data to path with mode perm through a temporary file
-// and a rename, so that a private key is never readable with a wider mode,
-// not even for a moment, and an existing file is replaced atomically.
+// writeFile writes data to path with mode perm through a temporary file,
+// so that a private key is never readable with a wider mode, not even for
+// a moment. An existing file is replaced atomically if overwrite is set
+// and never touched otherwise.
 func writeFile(path string, data []byte, perm os.FileMode, overwrite bool) error {
-	if !overwrite {
-		if err := checkNotExist(path); err != nil {
-			return err
-		}
-	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".kes-*.tmp")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
+	defer os.Remove(tmp) // after a rename or link, only the extra name goes
 	if err := f.Chmod(perm); err != nil {
 		f.Close()
 		return err
@@ -1202,5 +1198,21 @@ func writeFile(path string, data []byte, perm os.FileMode, overwrite bool) error
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if overwrite {
+		return os.Rename(tmp, path)
+	}
+	// A hard link fails if path exists, so two commands writing the same
+	// file cannot overwrite each other.
+	switch err := os.Link(tmp, path); {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("%s already exists (use --force to overwrite)", path)
+	default:
+		// File systems without hard links.
+		if err := checkNotExist(path); err != nil {
+			return err
+		}
+		return os.Rename(tmp, path)
+	}
 }
