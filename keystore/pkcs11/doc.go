@@ -39,7 +39,13 @@
 // Sessions come from a pool of at most Config.PoolSize sessions; callers
 // wait for a free one until their context ends. Create, Replace and
 // Delete of one name are serialised inside the process, which makes
-// Create exactly-one-winner and Replace a compare-and-swap. Two processes
+// Create exactly-one-winner and Replace a compare-and-swap. Operations
+// that create or destroy token objects also exclude every other operation
+// on the same module in the process, because SoftHSM2 2.6.1 fails
+// C_CreateObject now and then while other threads use the token
+// (SoftHSMv2 issue #573). Get remembers the object handle of each name to
+// skip C_FindObjects, which SoftHSM2 answers by reading every object of
+// the token; a remembered handle is checked on use. Two processes
 // that share one token (or one directory) are not serialised against each
 // other on the token: run one writer per token. With Config.Dir, Create is
 // exactly-one-winner across processes too (the blob is linked into place,

@@ -764,3 +764,37 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoStoresOneToken writes through one store and reads through
+// another on the same token, as a second process would: the reader must
+// not serve a value from an object that was replaced or deleted.
+func TestTwoStoresOneToken(t *testing.T) {
+	ctx := context.Background()
+	cfg := newToken(t)
+	w := newTestStore(t, cfg)
+	r := newTestStore(t, cfg)
+	if err := w.Create(ctx, "my-key", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Get(ctx, "my-key"); err != nil || string(got) != "v1" {
+		t.Fatalf("Get = %q, %v; want v1", got, err)
+	}
+	if err := w.Replace(ctx, "my-key", []byte("v1"), []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Get(ctx, "my-key"); err != nil || string(got) != "v2" {
+		t.Fatalf("Get after Replace elsewhere = %q, %v; want v2", got, err)
+	}
+	if err := w.Delete(ctx, "my-key"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Get(ctx, "my-key"); !errors.Is(err, keystore.ErrKeyNotFound) {
+		t.Fatalf("Get after Delete elsewhere: got %v, want ErrKeyNotFound", err)
+	}
+	if err := r.Create(ctx, "my-key", []byte("v3")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := w.Get(ctx, "my-key"); err != nil || string(got) != "v3" {
+		t.Fatalf("Get after re-create elsewhere = %q, %v; want v3", got, err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kesbridge/kes/keystore"
@@ -44,6 +45,76 @@ func NewStore(ctx context.Context, cfg Config) (keystore.Store, error) {
 type tokenStore struct {
 	h     *hsm
 	locks nameLocks
+
+	// handles remembers the newest object of each name read or written,
+	// so that Get skips C_FindObjects: SoftHSM2 searches by reading every
+	// object of the token, which costs milliseconds per hundred keys. A
+	// cached handle is checked (label and application) on use and dropped
+	// with the sessions on recovery.
+	mu      sync.Mutex
+	handles map[string]cachedHandle
+}
+
+type cachedHandle struct {
+	obj   pkcs11.ObjectHandle
+	epoch uint64
+}
+
+func (s *tokenStore) cached(name string) (pkcs11.ObjectHandle, bool) {
+	epoch := s.h.currentEpoch()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.handles[name]
+	if !ok || c.epoch != epoch {
+		return 0, false
+	}
+	return c.obj, true
+}
+
+func (s *tokenStore) remember(name string, obj pkcs11.ObjectHandle) {
+	epoch := s.h.currentEpoch()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handles == nil {
+		s.handles = map[string]cachedHandle{}
+	}
+	s.handles[name] = cachedHandle{obj: obj, epoch: epoch}
+}
+
+func (s *tokenStore) forget(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.handles, name)
+}
+
+// readCached reads the sealed value through the cached handle of name. ok
+// is false when there is none or it no longer is an object of name.
+func (s *tokenStore) readCached(sh pkcs11.SessionHandle, name string) (sealed []byte, ok bool, err error) {
+	obj, ok := s.cached(name)
+	if !ok {
+		return nil, false, nil
+	}
+	attrs, err := s.h.mod.ctx.GetAttributeValue(sh, obj, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_APPLICATION, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil),
+	})
+	if hasCode(err, pkcs11.CKR_OBJECT_HANDLE_INVALID, pkcs11.CKR_ATTRIBUTE_TYPE_INVALID, pkcs11.CKR_ATTRIBUTE_SENSITIVE) {
+		s.forget(name)
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("C_GetAttributeValue: %w", err)
+	}
+	if string(attrs[0].Value) != name || string(attrs[1].Value) != Application {
+		s.forget(name)
+		return nil, false, nil
+	}
+	_, sealed, err = parseRecord(attrs[2].Value)
+	if err != nil {
+		return nil, false, fmt.Errorf("pkcs11: object of key '%s': %w", name, err)
+	}
+	return sealed, true, nil
 }
 
 func dataTemplate(name string) []*pkcs11.Attribute {
@@ -68,6 +139,7 @@ func checkName(name string) error {
 type current struct {
 	seq     uint64
 	sealed  []byte
+	newest  pkcs11.ObjectHandle
 	handles []pkcs11.ObjectHandle // every object of the name, newest included
 }
 
@@ -100,7 +172,7 @@ func (s *tokenStore) read(sh pkcs11.SessionHandle, name string) (current, error)
 			}
 			cur.handles = append(cur.handles, o)
 			if !found || seq > cur.seq {
-				cur.seq, cur.sealed, found = seq, sealed, true
+				cur.seq, cur.sealed, cur.newest, found = seq, sealed, o, true
 			}
 		}
 		if found {
@@ -116,9 +188,11 @@ func (s *tokenStore) create(sh pkcs11.SessionHandle, name string, seq uint64, se
 		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_VALUE, marshalRecord(seq, sealed)),
 	)
-	if _, err := s.h.mod.ctx.CreateObject(sh, tmpl); err != nil {
+	obj, err := s.h.mod.ctx.CreateObject(sh, tmpl)
+	if err != nil {
 		return fmt.Errorf("C_CreateObject: %w", err)
 	}
+	s.remember(name, obj)
 	return nil
 }
 
@@ -159,11 +233,19 @@ func (s *tokenStore) Get(ctx context.Context, name string) ([]byte, error) {
 	defer s.locks.rlock(name)()
 	var value []byte
 	err := s.h.do(ctx, func(sh pkcs11.SessionHandle) error {
-		cur, err := s.read(sh, name)
+		sealed, ok, err := s.readCached(sh, name)
 		if err != nil {
 			return err
 		}
-		value, err = s.h.unseal(sh, name, cur.sealed)
+		if !ok {
+			cur, err := s.read(sh, name)
+			if err != nil {
+				return err
+			}
+			s.remember(name, cur.newest)
+			sealed = cur.sealed
+		}
+		value, err = s.h.unseal(sh, name, sealed)
 		return err
 	})
 	return value, err
@@ -225,6 +307,7 @@ func (s *tokenStore) Delete(ctx context.Context, name string) error {
 		if len(objs) == 0 {
 			return keystore.ErrKeyNotFound
 		}
+		s.forget(name)
 		return s.destroy(sh, objs)
 	})
 }
