@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -242,9 +243,13 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// baseContext is the parent of every command's context. Tests replace it
+// to stop long-running commands without signals.
+var baseContext = context.Background
+
 // signalContext returns a context that is cancelled on SIGINT or SIGTERM.
 func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return signal.NotifyContext(baseContext(), os.Interrupt, syscall.SIGTERM)
 }
 
 // requestContext is signalContext with the per-request timeout.
@@ -261,11 +266,19 @@ func clientError(err error) error {
 	if errors.As(err, &kerr) {
 		return errors.New(kerr.Error())
 	}
-	if cerr, ok := kes.IsConnError(err); ok {
-		return fmt.Errorf("failed to connect to %s: %v", cerr.Host, cerr.Err)
-	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return errors.New("request timed out")
+	}
+	if cerr, ok := kes.IsConnError(err); ok {
+		err = cerr.Err
+	}
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		host := uerr.URL
+		if u, perr := url.Parse(uerr.URL); perr == nil {
+			host = u.Host
+		}
+		return fmt.Errorf("failed to connect to %s: %v", host, uerr.Err)
 	}
 	return err
 }

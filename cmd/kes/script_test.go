@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"aead.dev/minisign"
@@ -61,6 +62,10 @@ func TestScript(t *testing.T) {
 // file signed by another key (kes-other). The private keys never leave
 // this function.
 func setupScript(env *testscript.Env) error {
+	// Under -race every exited command would sleep a second (the race
+	// runtime's atexit_sleep_ms): scripts exec kes many times.
+	env.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+
 	dir := filepath.Join(env.WorkDir, "update")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
