@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -96,14 +97,20 @@ func openModule(path, token string) (*module, error) {
 	if modules.m == nil {
 		modules.m = map[string]*module{}
 	}
-	m := modules.m[path]
+	// Two paths to one library (a symlink, as in Debian's SoftHSM2
+	// package) load it once: they must share one module.
+	key := path
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		key = real
+	}
+	m := modules.m[key]
 	if m == nil {
 		ctx := pkcs11.New(path)
 		if ctx == nil {
 			return nil, fmt.Errorf("pkcs11: cannot load module '%s'", path)
 		}
 		m = &module{path: path, ctx: ctx, tokens: map[string]int{}}
-		modules.m[path] = m
+		modules.m[key] = m
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
