@@ -95,9 +95,9 @@ func streamAuditLog(ctx context.Context, client *kes.Client, w io.Writer, asJSON
 	return stream.Close()
 }
 
-// formatAuditEvent formats one audit log table row. The server sends the
-// response time in milliseconds, which the client library decodes as a
-// Duration of nanoseconds: the value is scaled back here.
+// formatAuditEvent formats one audit log table row. The response time is
+// a Go duration on the wire (nanoseconds), as this server sends it and
+// the client library decodes it; minio/kes sent milliseconds instead.
 func formatAuditEvent(e kes.AuditEvent) string {
 	id := e.ClientIdentity.String()
 	if len(id) > 10 {
@@ -108,7 +108,10 @@ func formatAuditEvent(e kes.AuditEvent) string {
 		ip = e.ClientIP.String()
 	}
 	status := strconv.Itoa(e.StatusCode)
-	latency := time.Duration(e.ResponseTime) * time.Millisecond
+	latency := e.ResponseTime
+	if latency > time.Millisecond {
+		latency = latency.Round(time.Microsecond)
+	}
 	return fmt.Sprintf("%-9s %-7s %-11s %-16s %-40s %s\n",
 		e.Timestamp.Local().Format(time.TimeOnly), status, id, ip, e.APIPath, latency)
 }

@@ -188,7 +188,7 @@ func TestOutputShapes(t *testing.T) {
 		ClientIP:       net.ParseIP("10.1.2.3"),
 		ClientIdentity: "0426fa9a04bc2756b92fbe8a97e1a1e07b53ecf04ed33da22c33e5c9faeb8cbb",
 		StatusCode:     200,
-		ResponseTime:   12, // milliseconds on the wire
+		ResponseTime:   12*time.Millisecond + 345*time.Nanosecond,
 	})
 	for _, want := range []string{"03:04:05", " 200 ", "0426fa9a04 ", "10.1.2.3", "/v1/key/create/my-key", "12ms\n"} {
 		if !strings.Contains(row, want) {

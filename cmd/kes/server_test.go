@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"sync"
 	"time"
@@ -35,6 +36,13 @@ type testServer struct {
 // startServer starts a dev server (edge.Run with Dev) on a free loopback
 // port with its data in dataDir, and waits until it answers.
 func startServer(dataDir string) (*testServer, error) {
+	return start(edge.Options{Dev: true, DataDir: dataDir})
+}
+
+// start runs edge.Run with opts on a free loopback port and waits until
+// the server answers. A dev server's admin API key is taken from its
+// banner.
+func start(opts edge.Options) (*testServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -44,11 +52,9 @@ func startServer(dataDir string) (*testServer, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{Addr: addr, cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}, errOut: &syncBuffer{}}
-	go func() {
-		s.done <- edge.Run(ctx, edge.Options{Addr: addr, Dev: true, DataDir: dataDir, Stdout: s.out, Stderr: s.errOut})
-	}()
+	opts.Addr, opts.Stdout, opts.Stderr = addr, s.out, s.errOut
+	go func() { s.done <- edge.Run(ctx, opts) }()
 
-	// The banner prints the admin API key; then the server must answer.
 	apiKeyRE := regexp.MustCompile(`KES_API_KEY=(kes:v1:[A-Za-z0-9+/=]+)`)
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		select {
@@ -57,9 +63,13 @@ func startServer(dataDir string) (*testServer, error) {
 			return nil, fmt.Errorf("server stopped: %v\n%s", err, s.errOut)
 		default:
 		}
-		if m := apiKeyRE.FindStringSubmatch(s.out.String()); m != nil {
-			s.APIKey = m[1]
-			if s.ready() {
+		if opts.Dev {
+			if m := apiKeyRE.FindStringSubmatch(s.out.String()); m != nil {
+				s.APIKey = m[1]
+			}
+		}
+		if s.ready() {
+			if !opts.Dev || s.APIKey != "" {
 				return s, nil
 			}
 		}
@@ -69,8 +79,18 @@ func startServer(dataDir string) (*testServer, error) {
 	return nil, errors.New("server did not become ready")
 }
 
+// ready reports whether the server answers GET /version, which needs a
+// TLS client certificate but no authorization.
 func (s *testServer) ready() bool {
-	client, err := s.Client()
+	key := s.APIKey
+	if key == "" {
+		k, err := kes.GenerateAPIKey(nil)
+		if err != nil {
+			return false
+		}
+		key = k.String()
+	}
+	client, err := (&testServer{Addr: s.Addr, APIKey: key}).Client()
 	if err != nil {
 		return false
 	}
@@ -101,19 +121,38 @@ func (s *testServer) Stop() {
 	<-s.done
 }
 
-// cmdKESServer starts a dev server for the rest of the script and sets
-// KES_SERVER and KES_API_KEY for the kes commands that follow:
+// cmdKESServer starts a server for the rest of the script on a free
+// loopback port and sets KES_SERVER for the kes commands that follow. A
+// dev server (no argument) keeps its data in $WORK/kes-data, and
+// KES_API_KEY is set to its admin API key. $VARs in a config file are
+// expanded from the script's environment:
 //
-//	kesserver
+//	kesserver [-config FILE]
 func cmdKESServer(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 0 {
-		ts.Fatalf("usage: kesserver")
+	var opts edge.Options
+	switch {
+	case neg:
+		ts.Fatalf("usage: kesserver [-config FILE]")
+	case len(args) == 0:
+		opts = edge.Options{Dev: true, DataDir: ts.MkAbs("kes-data")}
+	case len(args) == 2 && args[0] == "-config":
+		// The server runs in the test process, whose working directory
+		// and environment are not the script's: expand $VARs (e.g.
+		// $WORK) from the script's environment first.
+		config := os.Expand(ts.ReadFile(args[1]), ts.Getenv)
+		file := ts.MkAbs(args[1] + ".expanded")
+		ts.Check(os.WriteFile(file, []byte(config), 0o600))
+		opts = edge.Options{ConfigFile: file}
+	default:
+		ts.Fatalf("usage: kesserver [-config FILE]")
 	}
-	s, err := startServer(ts.MkAbs("kes-data"))
+	s, err := start(opts)
 	ts.Check(err)
 	ts.Defer(s.Stop)
 	ts.Setenv("KES_SERVER", s.Addr)
-	ts.Setenv("KES_API_KEY", s.APIKey)
+	if opts.Dev {
+		ts.Setenv("KES_API_KEY", s.APIKey)
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and many readers.
