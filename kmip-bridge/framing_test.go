@@ -27,10 +27,7 @@ func wantClosed(t *testing.T, c io.Reader) {
 }
 
 func TestFraming(t *testing.T) {
-	e := newEnv(t, func(c *Config) {
-		c.MaxMessageSize = 4096
-		c.ReadTimeout = 300 * time.Millisecond
-	})
+	e := newEnv(t, func(c *Config) { c.MaxMessageSize = 4096 })
 	dv := unhex(t, vcDiscoverVersions)
 
 	t.Run("garbage inside a well-framed message", func(t *testing.T) {
@@ -72,6 +69,7 @@ func TestFraming(t *testing.T) {
 	})
 
 	t.Run("truncated", func(t *testing.T) {
+		e := newEnv(t, func(c *Config) { c.ReadTimeout = time.Second })
 		c := e.raw(e.client)
 		if _, err := c.Write(dv[:50]); err != nil {
 			t.Fatal(err)
@@ -99,7 +97,8 @@ func TestFraming(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.IdleTimeout = 100 * time.Millisecond })
+	// Long enough for a handshake and one exchange on a loaded machine.
+	e := newEnv(t, func(c *Config) { c.IdleTimeout = time.Second })
 	c := e.raw(e.client)
 	wantOK(t, exchange(t, c, unhex(t, vcDiscoverVersions)).BatchItem[0])
 	wantClosed(t, c)
