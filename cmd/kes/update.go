@@ -268,7 +268,11 @@ func download(ctx context.Context, client *http.Client, rawURL string, limit int
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("failed to download %s: %v", req.URL.Redacted(), errors.Unwrap(err))
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return nil, fmt.Errorf("failed to download %s: %v", req.URL.Redacted(), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
