@@ -77,7 +77,9 @@ func (c *call) importKey() {
 	}
 	defer clear(req.Key)
 	typ := crypto.AES256 // the kes CLI sends the zero value
-	if req.Cipher != "" {
+	if req.Cipher == "" {
+		req.Cipher = typ.String()
+	} else {
 		t, err := crypto.ParseKeyType(req.Cipher)
 		if err != nil {
 			writeError(c.w, http.StatusNotAcceptable, fmt.Sprintf("algorithm '%s' is not supported", req.Cipher))

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 )
 
 // errKMIPUnavailable is returned when a kmip section is configured but
@@ -109,30 +110,34 @@ func verifyKMIPClient(raw [][]byte, roots *x509.CertPool) error {
 }
 
 // StartKMIP starts the KMIP bridge of the current config, if it has a
-// kmip section.
+// kmip section. Run calls it after NewServer; Reload restarts the bridge
+// by itself.
 func (s *Server) StartKMIP(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.startKMIP(ctx, s.cur.Load().cfg)
+	if s.kmip != nil {
+		return nil
+	}
+	return s.startKMIP(ctx, s.cur.Load())
 }
 
 // KMIPAddr returns the address the KMIP bridge listens on, or nil.
 func (s *Server) KMIPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.kmip == nil {
 		return nil
 	}
 	return s.kmip.ln.Addr()
 }
 
-func (s *Server) startKMIP(ctx context.Context, cfg *Config) error {
-	if cfg.KMIP == nil {
+// startKMIP starts a bridge over the key service of st. The caller holds
+// s.mu.
+func (s *Server) startKMIP(ctx context.Context, st *state) error {
+	if st.cfg.KMIP == nil {
 		return nil
 	}
-	tlsConf, err := kmipTLS(cfg.KMIP)
-	if err != nil {
-		return err
-	}
-	r, err := s.newKMIPBridge(ctx, cfg, tlsConf)
+	r, err := s.newKMIPBridge(ctx, st)
 	if err != nil {
 		return err
 	}
@@ -140,6 +145,7 @@ func (s *Server) startKMIP(ctx context.Context, cfg *Config) error {
 	return nil
 }
 
+// stopKMIP stops the running bridge, if any. The caller holds s.mu.
 func (s *Server) stopKMIP(ctx context.Context) error {
 	if s.kmip == nil {
 		return nil
@@ -151,19 +157,21 @@ func (s *Server) stopKMIP(ctx context.Context) error {
 	return err
 }
 
-// restartKMIP replaces the bridge after a reload: it serves the new key
-// service, users and TLS.
-func (s *Server) restartKMIP(ctx context.Context, cfg *Config) error {
-	if s.kmip == nil && cfg.KMIP == nil {
-		return nil
+// kmipAudit records a KMIP batch item like an API call: on stdout and on
+// the audit stream, with the path the policy checked (/kmip/<op>/<uid>).
+func (s *Server) kmipAudit(id, operation, uid string, result error) {
+	path := "/kmip/" + operation
+	if uid != "" {
+		path += "/" + uid
 	}
-	if err := s.stopKMIP(ctx); err != nil {
-		s.errLog.Warn("failed to stop KMIP bridge", "err", err)
+	code := http.StatusOK
+	if result != nil {
+		code, _ = wireError(result, opRead)
 	}
-	return s.startKMIP(ctx, cfg)
+	s.auditRecord("kmip call", path, nil, id, code, 0)
 }
 
-// newKMIPBridge starts the bridge on cfg.KMIP.Addr.
-func (s *Server) newKMIPBridge(_ context.Context, _ *Config, _ *tls.Config) (*kmipRunner, error) {
+// newKMIPBridge starts the bridge on the kmip address over st.
+func (s *Server) newKMIPBridge(_ context.Context, _ *state) (*kmipRunner, error) {
 	return nil, errKMIPUnavailable
 }

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,12 +139,22 @@ func (s *Server) audit(c *call, code int, took time.Duration) {
 	if msg == "" {
 		msg = "api call"
 	}
+	s.auditRecord(msg, c.r.Method+" "+c.r.URL.Path, c.ip, string(c.identity), code, took)
+}
+
+// auditRecord writes one audit record. what is "METHOD path" for HTTP
+// calls and "/kmip/..." for KMIP batch items.
+func (s *Server) auditRecord(msg, what string, ip net.IP, id string, code int, took time.Duration) {
+	method, path, ok := strings.Cut(what, " ")
+	if !ok {
+		method, path = "", what
+	}
 	if s.auditLog.Enabled(context.Background(), slog.LevelInfo) {
 		s.auditLog.LogAttrs(context.Background(), slog.LevelInfo, msg,
-			slog.String("req.method", c.r.Method),
-			slog.String("req.path", c.r.URL.Path),
-			slog.String("req.ip", ipString(c.ip)),
-			slog.String("req.identity", string(c.identity)),
+			slog.String("req.method", method),
+			slog.String("req.path", path),
+			slog.String("req.ip", ipString(ip)),
+			slog.String("req.identity", id),
 			slog.Int("res.code", code),
 			slog.Duration("res.time", took),
 		)
@@ -152,9 +164,9 @@ func (s *Server) audit(c *call, code int, took time.Duration) {
 	}
 	var e auditEvent
 	e.Time = time.Now().UTC()
-	e.Request.IP = ipString(c.ip)
-	e.Request.Path = c.r.URL.Path
-	e.Request.Identity = string(c.identity)
+	e.Request.IP = ipString(ip)
+	e.Request.Path = path
+	e.Request.Identity = id
 	e.Response.Code = code
 	e.Response.Time = took
 	line, err := json.Marshal(e)

@@ -74,6 +74,7 @@ type state struct {
 	policies  *policy.Set
 	tls       *tls.Config
 	clientCAs *x509.CertPool
+	kmipTLS   *tls.Config
 	routes    map[string]*route
 	proxies   map[identity.Identity]struct{}
 	loadedAt  time.Time
@@ -163,6 +164,13 @@ func (s *Server) newState(ctx context.Context, cfg *Config) (*state, error) {
 	st.tls, st.clientCAs, err = serverTLS(cfg, skipAuth, s.errLog)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.KMIP != nil {
+		// Checked before anything is opened, so that a broken kmip
+		// section fails a reload instead of taking the bridge down.
+		if st.kmipTLS, err = kmipTLS(cfg.KMIP); err != nil {
+			return nil, err
+		}
 	}
 
 	store, err := s.opts.OpenStore(ctx, cfg, s.errLog)
@@ -281,8 +289,13 @@ func (s *Server) Reload(ctx context.Context, cfg *Config) error {
 	}
 	old := s.cur.Swap(st)
 	s.setLevels(cfg)
+	// The old bridge serves the old key service: stop it before the old
+	// state may close, then start one over the new state.
+	if err := s.stopKMIP(ctx); err != nil {
+		s.errLog.Warn("failed to stop KMIP bridge", "err", err)
+	}
 	old.retire()
-	if err := s.restartKMIP(ctx, cfg); err != nil {
+	if err := s.startKMIP(ctx, st); err != nil {
 		s.errLog.Error("failed to restart KMIP bridge", "err", err)
 		return err
 	}
