@@ -172,6 +172,11 @@ type hsm struct {
 	rootLabel string
 	log       *slog.Logger
 	sem       chan struct{} // one slot per session in use
+
+	// recovering is write-locked for a whole recovery and read-locked
+	// while opening a session, so that nobody opens one on a library
+	// that is being re-initialised and then fails for good.
+	recovering sync.RWMutex
 	done      chan struct{} // closed by Close, to stop waiting for a slot
 
 	mu     sync.Mutex
@@ -345,9 +350,14 @@ func (h *hsm) acquire(ctx context.Context) (session, error) {
 		h.mu.Unlock()
 		return s, nil
 	}
-	slot, slotOK := h.slot, h.slotOK
 	h.mu.Unlock()
 
+	h.recovering.RLock()
+	defer h.recovering.RUnlock()
+	h.mu.Lock()
+	slot, slotOK := h.slot, h.slotOK
+	s.epoch = h.epoch
+	h.mu.Unlock()
 	h.mod.use.RLock()
 	defer h.mod.use.RUnlock()
 	var err error
@@ -420,6 +430,8 @@ func (h *hsm) dropLocked() {
 // or drops the sessions and, if the library itself failed, re-initialises
 // it. Nothing happens if another goroutine recovered since epoch.
 func (h *hsm) recover(epoch uint64, err error) error {
+	h.recovering.Lock()
+	defer h.recovering.Unlock()
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -538,6 +539,39 @@ func TestRecovery(t *testing.T) {
 	}
 }
 
+// TestConcurrentRecovery restarts the module under many waiting callers:
+// each must recover, whether it runs the recovery or waits for another.
+func TestConcurrentRecovery(t *testing.T) {
+	ctx := context.Background()
+	cfg := newToken(t)
+	s := newTestStore(t, cfg)
+	if err := s.Create(ctx, "my-key", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	for _, reinit := range []bool{false, true} {
+		// Fill the pool with sessions that the restart invalidates.
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() { s.Get(ctx, "my-key") })
+		}
+		wg.Wait()
+		restartModule(t, reinit)
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Go(func() {
+				if got, err := s.Get(ctx, "my-key"); err != nil || string(got) != "v" {
+					errs <- fmt.Errorf("Get = %q, %v", got, err)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("reinit=%v: %v", reinit, err)
+		}
+	}
+}
+
 func TestRootKeyDeleted(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t, newToken(t))
@@ -731,6 +765,8 @@ func TestCloseAndString(t *testing.T) {
 func TestSharedModule(t *testing.T) {
 	ctx := context.Background()
 	cfg := newToken(t)
+	var logs bytes.Buffer // only written under the handler's own lock
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	a := newTestStore(t, cfg)
 	// The same library under its real path (the Debian path is a
 	// symlink) is the same module.
@@ -754,6 +790,10 @@ func TestSharedModule(t *testing.T) {
 	c := newTestStore(t, cfg)
 	if got, err := c.Get(ctx, "k"); err != nil || string(got) != "v" {
 		t.Fatalf("Get from a new store = %q, %v", got, err)
+	}
+	// Closing a must neither finalise the module nor log b out.
+	if strings.Contains(logs.String(), "recovering") {
+		t.Fatalf("a user of the module had to recover after another one closed:\n%s", logs.String())
 	}
 }
 
