@@ -177,7 +177,7 @@ type hsm struct {
 	// while opening a session, so that nobody opens one on a library
 	// that is being re-initialised and then fails for good.
 	recovering sync.RWMutex
-	done      chan struct{} // closed by Close, to stop waiting for a slot
+	done       chan struct{} // closed by Close, to stop waiting for a slot
 
 	mu     sync.Mutex
 	closed bool
