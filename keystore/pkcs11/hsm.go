@@ -125,8 +125,8 @@ func openModule(path, token string) (*module, error) {
 	return m, nil
 }
 
-// release drops a reference. It reports whether the caller was the last
-// user of token, and finalises the library with its last user.
+// release drops a reference to the module and to token, and finalises
+// the library with its last user.
 func (m *module) release(token string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
