@@ -30,7 +30,8 @@ func TestNoClientCertificate(t *testing.T) {
 
 func TestAuthorization(t *testing.T) {
 	e := newEnv(t)
-	stranger := e.pki.issue(t, "stranger", false)
+	// Self-signed, as the certificate of a KES API key.
+	stranger := e.pki.selfSigned(t)
 	getter := e.pki.issue(t, "getter", false)
 	e.policies.Store(&policy.Set{
 		Policies: map[string]*policy.Policy{

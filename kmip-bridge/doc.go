@@ -51,12 +51,14 @@
 //
 // Locate is authorised as a whole with /kmip/locate and returns the
 // matching identifiers without a per-object check: grant it only to
-// clients that may learn key names.
+// clients that may learn key names. It reads every key of the keystore,
+// so its cost grows with the number of keys.
 //
 // # Lifecycle
 //
 // Create and Register produce Pre-Active objects unless an Activation Date
-// in the past is given. Activate makes a Pre-Active object Active. Revoke
+// in the past is given; a future Activation Date is recorded but does not
+// activate the object by itself (Activate does). Activate makes a Pre-Active object Active. Revoke
 // with reason Key Compromise or CA Compromise makes it Compromised, with
 // any other reason Deactivated. Destroy refuses Active objects with
 // Permission Denied and otherwise deletes the key from the keystore, so it

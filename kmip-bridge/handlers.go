@@ -753,9 +753,6 @@ func (s *Server) rekey(ctx context.Context, req *payloads.RekeyRequestPayload) (
 	if err := s.authorize(ctx, "create", ""); err != nil {
 		return nil, err
 	}
-	if info, ok := ctx.Value(itemKey{}).(*itemInfo); ok {
-		info.uid = uid
-	}
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
 	old, err := s.view(octx, uid)

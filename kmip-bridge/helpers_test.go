@@ -268,3 +268,20 @@ func wantReason(t testing.TB, bi kmip.ResponseBatchItem, reason kmip.ResultReaso
 func sessionContext(e *env) context.Context {
 	return context.WithValue(context.Background(), sessionKey{}, &session{identity: identity.Identity(idOf(e.client))})
 }
+
+// selfSigned returns a self-signed client certificate, as a KES API key
+// produces.
+func (*pki) selfSigned(t testing.TB) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "self"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}

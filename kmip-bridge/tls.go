@@ -65,7 +65,14 @@ func LoadTLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) 
 	}
 	// Verify the chain ourselves: crypto/tls would demand the clientAuth
 	// extended key usage.
-	conf.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+	conf.VerifyPeerCertificate = verifyChain(pool)
+	return conf, nil
+}
+
+// verifyChain returns a VerifyPeerCertificate function that accepts a
+// client certificate chaining to roots, whatever its extended key usage.
+func verifyChain(roots *x509.CertPool) func([][]byte, [][]*x509.Certificate) error {
+	return func(raw [][]byte, _ [][]*x509.Certificate) error {
 		if len(raw) == 0 {
 			return errors.New("kmip: no client certificate")
 		}
@@ -81,11 +88,10 @@ func LoadTLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) 
 		for _, c := range certs[1:] {
 			inter.AddCert(c)
 		}
-		_, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		_, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 		if err != nil {
 			return fmt.Errorf("kmip: client certificate not trusted: %w", err)
 		}
 		return nil
 	}
-	return conf, nil
 }
