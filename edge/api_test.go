@@ -392,3 +392,44 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("exposition: %s", resp.header.Get("Content-Type"))
 	}
 }
+
+// TestLegacyKey stores a key in minio/kes's legacy JSON format and uses it
+// through the API: it decrypts minio/kes's reference ciphertexts (JSON and
+// binary formats) and has no HMAC key (409).
+func TestLegacyKey(t *testing.T) {
+	p := newPKI(t)
+	admin := newAPIKey(t)
+	e := start(t, p, admin, baseConfig(p, identityOf(admin), identityOf(newAPIKey(t)), ""))
+	ctx := context.Background()
+	legacy := `{"bytes":"` + base64.StdEncoding.EncodeToString(make([]byte, 32)) + `","algorithm":"AES256","created_at":"2020-01-01T00:00:00Z","created_by":"` + identityOf(admin) + `"}`
+	if err := e.store.MemStore.Create(ctx, "legacy", []byte(legacy)); err != nil {
+		t.Fatal(err)
+	}
+	c := e.kms(admin)
+	for _, ct := range []string{
+		`{"aead":"AES-256-GCM-HMAC-SHA-256","iv":"xLxIN3tSCkg2xMafuvwUwg==","nonce":"gu0mGwUkwcvMEoi5","bytes":"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc="}`,
+		mustB64(t, "zwdDgHeRlIFRnJ7+DIhs/ka7GFK2CFSfDELqg1VCyTQzZ58o7MAdupMLk3ZjlMo2ZUDwldL2o41nAWDc"),
+	} {
+		pt, err := c.Decrypt(ctx, "legacy", []byte(ct), nil)
+		if err != nil || !bytes.Equal(pt, make([]byte, 16)) {
+			t.Fatalf("decrypt %q: %x %v", ct[:10], pt, err)
+		}
+	}
+	r := e.do(e.raw(apiCert(t, admin)), "PUT", "/v1/key/hmac/legacy", strings.NewReader(`{"message":"aGVsbG8="}`))
+	if r.code != 409 || r.body != errorBody("key does not support HMAC") {
+		t.Fatalf("hmac on legacy key: %d %q", r.code, r.body)
+	}
+	info, err := c.DescribeKey(ctx, "legacy")
+	if err != nil || info.CreatedAt.Year() != 2020 {
+		t.Fatalf("describe: %+v %v", info, err)
+	}
+}
+
+func mustB64(t *testing.T, s string) string {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

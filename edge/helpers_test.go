@@ -245,6 +245,13 @@ keystore:
 // on 127.0.0.1 and stops it at the end of the test.
 func start(t testing.TB, p *pki, admin kes.APIKey, yaml string) *env {
 	t.Helper()
+	return startWith(t, p, admin, yaml, false)
+}
+
+// startWith is start; with realStore the server opens the configured
+// keystore itself (OpenKeystore) instead of the switchable one.
+func startWith(t testing.TB, p *pki, admin kes.APIKey, yaml string, realStore bool) *env {
+	t.Helper()
 	e := &env{t: t, pki: p, admin: admin, store: &switchStore{MemStore: keystore.NewMem()}, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	e.yamlPath = filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(e.yamlPath, []byte(yaml), 0o600); err != nil {
@@ -254,13 +261,17 @@ func start(t testing.TB, p *pki, admin kes.APIKey, yaml string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(context.Background(), cfg, ServerOptions{
+	opts := ServerOptions{
 		Stdout: e.stdout, Stderr: e.stderr,
 		OpenStore: func(context.Context, *Config, *slog.Logger) (keystore.Store, error) {
 			return e.store, nil
 		},
 		HealthInterval: 20 * time.Millisecond,
-	})
+	}
+	if realStore {
+		opts.OpenStore = nil
+	}
+	srv, err := NewServer(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
