@@ -223,3 +223,32 @@ func counterValue(c prometheus.Counter) float64 {
 	c.Write(&m)
 	return m.GetCounter().GetValue()
 }
+
+// TestLoadCAs reads CA certificates from a file and from a directory.
+func TestLoadCAs(t *testing.T) {
+	p := newPKI(t)
+	leaf := p.issue(t, "", "", x509.ExtKeyUsageClientAuth, nil)
+	verify := func(pool *x509.CertPool) error {
+		_, err := leaf.Leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		return err
+	}
+	pool, err := loadCAs(p.caFile)
+	if err != nil || verify(pool) != nil {
+		t.Fatalf("file: %v", err)
+	}
+	dir := t.TempDir()
+	b, _ := os.ReadFile(p.caFile)
+	os.WriteFile(filepath.Join(dir, "a.pem"), b, 0o600)
+	os.WriteFile(filepath.Join(dir, "README"), []byte("not a certificate"), 0o600)
+	pool, err = loadCAs(dir)
+	if err != nil || verify(pool) != nil {
+		t.Fatalf("dir: %v", err)
+	}
+	bad := filepath.Join(dir, "README")
+	if _, err := loadCAs(bad); err == nil {
+		t.Fatal("file without certificates accepted")
+	}
+	if _, err := loadCAs(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
