@@ -57,7 +57,11 @@ func (s *Server) authenticate(next kmipserver.Next, ctx context.Context, req *km
 		want := sha256.Sum256([]byte(u.Password))
 		if subtle.ConstantTimeCompare(given[:], want[:]) != 1 || !ok {
 			s.log.Info("kmip: authentication failed", "user", up.Username, "identity", sessionOf(ctx).identity.String())
-			return nil, kmipserver.Errorf(kmip.ResultReasonAuthenticationNotSuccessful, "authentication failed")
+			err := kmipserver.Errorf(kmip.ResultReasonAuthenticationNotSuccessful, "authentication failed")
+			if s.audit != nil {
+				s.audit(sessionOf(ctx).identity.String(), "authenticate", "", err)
+			}
+			return nil, err
 		}
 		user = &authUser{name: up.Username, policy: u.Policy}
 	}

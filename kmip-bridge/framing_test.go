@@ -71,14 +71,20 @@ func TestFraming(t *testing.T) {
 	t.Run("truncated", func(t *testing.T) {
 		e := newEnv(t, func(c *Config) { c.ReadTimeout = time.Second })
 		c := e.raw(e.client)
-		if _, err := c.Write(dv[:50]); err != nil {
+		if _, err := c.Write(dv[:60]); err != nil {
 			t.Fatal(err)
 		}
-		// The read timeout ends the half message; no answer is sent.
-		b, _ := io.ReadAll(c)
-		if len(b) != 0 {
-			t.Fatalf("answer to a truncated message: %x", b)
+		// The read timeout ends the half message: the server answers
+		// Invalid Message and closes.
+		var resp kmip.ResponseMessage
+		if err := ttlv.UnmarshalTTLV(readMessage(t, c), &resp); err != nil {
+			t.Fatal(err)
 		}
+		if resp.Header.ProtocolVersion != kmip.V1_1 {
+			t.Fatalf("version %v", resp.Header.ProtocolVersion)
+		}
+		wantReason(t, resp.BatchItem[0], kmip.ResultReasonInvalidMessage)
+		wantClosed(t, c)
 	})
 
 	t.Run("unsupported version", func(t *testing.T) {

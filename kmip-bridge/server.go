@@ -74,8 +74,10 @@ type Config struct {
 	// Audit, if not nil, is called once per batch item with the client
 	// identity (the certificate identity, or "user:<name>" for a
 	// Username/Password credential), the operation's path name (for
-	// example "get"), the object's unique identifier if any, and the
-	// result (nil on success).
+	// example "get", or "unsupported"), the object's unique identifier
+	// if any, and the result (nil on success). A message rejected for a
+	// wrong Username/Password is reported once, as operation
+	// "authenticate". Results are KMIP errors with safe messages.
 	Audit func(identity, operation, uid string, result error)
 }
 
@@ -359,6 +361,7 @@ func (c *conn) serve() {
 		}
 		if _, err := io.ReadFull(r, hdr[1:]); err != nil {
 			log.Debug("kmip: truncated message header", "err", err)
+			c.write(tc, invalidMessage(nil, "truncated message"))
 			return
 		}
 		n := binary.BigEndian.Uint32(hdr[4:8])
@@ -374,8 +377,12 @@ func (c *conn) serve() {
 		}
 		buf := make([]byte, 8+int(n))
 		copy(buf, hdr[:])
-		if _, err := io.ReadFull(r, buf[8:]); err != nil {
+		if got, err := io.ReadFull(r, buf[8:]); err != nil {
+			// Answer what we can, then close: the stream cannot be
+			// resynchronised.
 			log.Debug("kmip: truncated message", "err", err)
+			c.write(tc, invalidMessage(buf[:8+got], "truncated message"))
+			clear(buf)
 			return
 		}
 		resp := s.handleMessage(base, buf)
@@ -460,7 +467,7 @@ func invalidMessage(msg []byte, text string) []byte {
 func requestVersion(msg []byte) kmip.ProtocolVersion {
 	// Request Message(8) Request Header(8) Protocol Version(8)
 	// Major(16) Minor(16)
-	if len(msg) < 56 {
+	if len(msg) < 52 {
 		return kmip.V1_0
 	}
 	be := binary.BigEndian
