@@ -64,7 +64,12 @@ func parseEndpoints(s string) ([]string, error) {
 		if !strings.HasPrefix(e, "https://") {
 			e = "https://" + e
 		}
-		endpoints = append(endpoints, strings.TrimSuffix(e, "/"))
+		e = strings.TrimSuffix(e, "/")
+		u, err := url.Parse(e)
+		if err != nil || u.Scheme != "https" || u.Host == "" || strings.HasSuffix(u.Host, ":") || u.User != nil || strings.Contains(u.Path, "//") {
+			return nil, fmt.Errorf("invalid server endpoint '%s'", e)
+		}
+		endpoints = append(endpoints, e)
 	}
 	if len(endpoints) == 0 {
 		return nil, errors.New("no server endpoint specified")
@@ -76,7 +81,6 @@ func parseEndpoints(s string) ([]string, error) {
 type clientFlags struct {
 	insecure bool
 	json     bool
-	color    string
 	enclave  string
 
 	// server and apiKey override the environment; only 'kes ls' has
@@ -88,7 +92,7 @@ type clientFlags struct {
 func (c *clientFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVarP(&c.insecure, "insecure", "k", false, "Skip server certificate verification.")
 	fs.BoolVar(&c.json, "json", false, "Print output in JSON format.")
-	fs.StringVar(&c.color, "color", "auto", "Colorize output: auto, never or always.")
+	fs.StringVar(&colorMode, "color", "auto", "Colorize output: auto, never or always.")
 	fs.StringVarP(&c.enclave, "enclave", "e", "", "Ignored; accepted for compatibility.")
 	fs.MarkHidden("enclave")
 }
@@ -96,6 +100,9 @@ func (c *clientFlags) register(fs *pflag.FlagSet) {
 // newClient returns a client for the servers and credentials in the
 // environment (or the flags that override it).
 func (c *clientFlags) newClient() (*kes.Client, error) {
+	if colorMode != "auto" && colorMode != "never" && colorMode != "always" {
+		return nil, usagef("invalid --color '%s': use auto, never or always", colorMode)
+	}
 	server := c.server
 	if server == "" {
 		server, _ = lookupEnv(envServer)
@@ -234,6 +241,22 @@ func readPassword(prompt string) ([]byte, error) {
 		}
 	}
 	return []byte(strings.TrimSuffix(string(line), "\r")), nil
+}
+
+// colorMode is the --color flag of the running command.
+var colorMode = "auto"
+
+// useColor reports whether output to w may use ANSI styles: with
+// --color=auto only on a terminal, and not if NO_COLOR is set.
+func useColor(w io.Writer) bool {
+	switch colorMode {
+	case "always":
+		return true
+	case "never":
+		return false
+	default:
+		return isTerminal(w) && os.Getenv("NO_COLOR") == ""
+	}
 }
 
 // isTerminal reports whether w is a terminal. Output shapes differ: a

@@ -415,7 +415,7 @@ func printNames(w io.Writer, header string, names []string, asJSON bool) error {
 		return nil
 	}
 	var b strings.Builder
-	if isTerminal(w) {
+	if useColor(w) {
 		b.WriteString("\x1b[4m" + header + "\x1b[0m\n")
 	} else {
 		b.WriteString(header + "\n")

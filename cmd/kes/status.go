@@ -77,14 +77,18 @@ func statusCmd(args []string) error {
 
 func printStatus(w io.Writer, host string, s kes.State, latency time.Duration, short bool, routes []kes.API) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "● %s\n", host)
+	if useColor(w) {
+		fmt.Fprintf(&b, "\x1b[1;32m●\x1b[0m \x1b[1m%s\x1b[0m\n", host)
+	} else {
+		fmt.Fprintf(&b, "● %s\n", host)
+	}
 	if !short {
 		fmt.Fprintf(&b, "  %-9s%s\n", "Version", s.Version)
 		fmt.Fprintf(&b, "  %-9s%s\n", "Uptime", formatUptime(s.UpTime))
 		fmt.Fprintf(&b, "  %-9s%s\n", "Latency", latency.Round(time.Millisecond/10))
 		fmt.Fprintf(&b, "  %-9s%s/%s\n", "OS", s.OS, s.Arch)
 		fmt.Fprintf(&b, "  %-9s%d of %d\n", "CPUs", s.UsableCPUs, s.CPUs)
-		fmt.Fprintf(&b, "  %-9s\n", "Memory")
+		fmt.Fprintf(&b, "  %s\n", "Memory")
 		fmt.Fprintf(&b, "   · %-6s%s\n", "Heap", formatBytes(s.HeapAlloc))
 		fmt.Fprintf(&b, "   · %-6s%s\n", "Stack", formatBytes(s.StackAlloc))
 	}
