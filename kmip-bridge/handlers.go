@@ -49,22 +49,38 @@ func (s *Server) newExecutor() *kmipserver.BatchExecutor {
 	e := kmipserver.NewBatchExecutor()
 	e.Use(s.authenticate)
 	e.BatchItemUse(s.auditItem)
-	e.Route(kmip.OperationDiscoverVersions, kmipserver.HandleFunc(s.discoverVersions))
-	e.Route(kmip.OperationQuery, kmipserver.HandleFunc(s.query))
-	e.Route(kmip.OperationCreate, kmipserver.HandleFunc(s.create))
-	e.Route(kmip.OperationRegister, kmipserver.HandleFunc(s.register))
-	e.Route(kmip.OperationLocate, kmipserver.HandleFunc(s.locate))
-	e.Route(kmip.OperationGet, kmipserver.HandleFunc(s.get))
-	e.Route(kmip.OperationGetAttributes, kmipserver.HandleFunc(s.getAttributes))
-	e.Route(kmip.OperationGetAttributeList, kmipserver.HandleFunc(s.getAttributeList))
-	e.Route(kmip.OperationAddAttribute, kmipserver.HandleFunc(s.addAttribute))
-	e.Route(kmip.OperationModifyAttribute, kmipserver.HandleFunc(s.modifyAttribute))
-	e.Route(kmip.OperationDeleteAttribute, kmipserver.HandleFunc(s.deleteAttribute))
-	e.Route(kmip.OperationActivate, kmipserver.HandleFunc(s.activate))
-	e.Route(kmip.OperationRevoke, kmipserver.HandleFunc(s.revoke))
-	e.Route(kmip.OperationDestroy, kmipserver.HandleFunc(s.destroy))
-	e.Route(kmip.OperationReKey, kmipserver.HandleFunc(s.rekey))
+	e.Route(kmip.OperationDiscoverVersions, handle(s, s.discoverVersions))
+	e.Route(kmip.OperationQuery, handle(s, s.query))
+	e.Route(kmip.OperationCreate, handle(s, s.create))
+	e.Route(kmip.OperationRegister, handle(s, s.register))
+	e.Route(kmip.OperationLocate, handle(s, s.locate))
+	e.Route(kmip.OperationGet, handle(s, s.get))
+	e.Route(kmip.OperationGetAttributes, handle(s, s.getAttributes))
+	e.Route(kmip.OperationGetAttributeList, handle(s, s.getAttributeList))
+	e.Route(kmip.OperationAddAttribute, handle(s, s.addAttribute))
+	e.Route(kmip.OperationModifyAttribute, handle(s, s.modifyAttribute))
+	e.Route(kmip.OperationDeleteAttribute, handle(s, s.deleteAttribute))
+	e.Route(kmip.OperationActivate, handle(s, s.activate))
+	e.Route(kmip.OperationRevoke, handle(s, s.revoke))
+	e.Route(kmip.OperationDestroy, handle(s, s.destroy))
+	e.Route(kmip.OperationReKey, handle(s, s.rekey))
 	return e
+}
+
+// handle adapts a typed operation handler and turns a panic in it into a
+// General Failure with a safe message (the library's own recovery would
+// send the panic text to the client and log to the global logger).
+func handle[Req, Resp kmip.OperationPayload](s *Server, h func(context.Context, Req) (Resp, error)) kmipserver.OperationHandler {
+	return kmipserver.HandleFunc(func(ctx context.Context, req Req) (resp Resp, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("kmip: panic in operation handler", "operation", req.Operation(), "panic", fmt.Sprint(r))
+				var zero Resp
+				resp, err = zero, kerr(kmip.ResultReasonGeneralFailure, "internal server error")
+			}
+		}()
+		return h(ctx, req)
+	})
 }
 
 // target resolves the Unique Identifier of a request (or the batch's ID

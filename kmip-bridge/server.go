@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"sync"
 	"time"
@@ -51,7 +52,8 @@ type Config struct {
 	// ClientCAs, with any extended key usage.
 	TLSConfig *tls.Config
 
-	// Users are optional Username/Password credentials by user name.
+	// Users are optional Username/Password credentials by user name. The
+	// map is copied.
 	Users map[string]User
 
 	// MaxMessageSize bounds a request message, header included. Zero
@@ -77,7 +79,8 @@ type Config struct {
 	// example "get", or "unsupported"), the object's unique identifier
 	// if any, and the result (nil on success). A message rejected for a
 	// wrong Username/Password is reported once, as operation
-	// "authenticate". Results are KMIP errors with safe messages.
+	// "authenticate". Results are KMIP errors with safe messages. It is
+	// called from many connections at once.
 	Audit func(identity, operation, uid string, result error)
 }
 
@@ -149,7 +152,7 @@ func New(cfg Config) (*Server, error) {
 		keys:      cfg.Keys,
 		policies:  cfg.Policies,
 		tls:       tc,
-		users:     cfg.Users,
+		users:     maps.Clone(cfg.Users),
 		maxSize:   cfg.MaxMessageSize,
 		readTO:    cfg.ReadTimeout,
 		idleTO:    cfg.IdleTimeout,
