@@ -347,7 +347,7 @@ func ParseConfig(b []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("edge: config is empty")
 		}
-		return nil, fmt.Errorf("edge: config: %w", err)
+		return nil, yamlError(err)
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("edge: config line %d: the config must be a mapping", doc.Line)
@@ -364,9 +364,24 @@ func ParseConfig(b []byte) (*Config, error) {
 	}
 	var y fileYAML
 	if err := root.Decode(&y); err != nil {
-		return nil, fmt.Errorf("edge: config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		// yaml.v3 lists every type error as "line N: ..."; the first one
+		// says enough and keeps the message on one line.
+		var te *yaml.TypeError
+		if errors.As(err, &te) && len(te.Errors) > 0 {
+			return nil, fmt.Errorf("edge: config %s", te.Errors[0])
+		}
+		return nil, yamlError(err)
 	}
 	return y.config()
+}
+
+// yamlError turns a yaml.v3 error into "edge: config line N: ...".
+func yamlError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if strings.HasPrefix(msg, "line ") {
+		return errors.New("edge: config " + msg)
+	}
+	return errors.New("edge: config: " + msg)
 }
 
 var envRef = regexp.MustCompile(`^\$\{([^{}\s]+)\}$`)

@@ -173,7 +173,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"missing env", replace("./keys", "${EDGE_TEST_MISSING_VAR}"), "edge: config line 9: referenced env. variable 'EDGE_TEST_MISSING_VAR' not found"},
 		{"duplicate field", minimal + "address: 1.2.3.4:1\naddress: 1.2.3.4:2\n", "line 11: field 'address' appears twice"},
 		{"bad version", replace("version: v1", "version: v2"), "version 'v2' is not supported"},
-		{"bad type", minimal + "cache:\n  expiry:\n    any: soon\n", "line 12"},
+		{"bad type", minimal + "cache:\n  expiry:\n    any: soon\n", "edge: config line 12: cannot unmarshal !!str `soon` into time.Duration"},
 		{"no admin", replace("  identity: "+testAdmin, "  identity: \"\""), "no admin identity specified"},
 		{"no key", replace("  key: ./server.key\n", ""), "no TLS private key specified"},
 		{"no cert", replace("  cert: ./server.crt\n", ""), "no TLS certificate specified"},
@@ -208,6 +208,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"kmip no password", minimal + "policy:\n  p: {}\nkmip:\n  tls: {key: k, cert: c, ca: a}\n  users:\n    u: {policy: p}\n", "user 'u' has no password"},
 		{"kmip bad size", minimal + "kmip:\n  tls: {key: k, cert: c, ca: a}\n  max_message_size: 0\n", "max_message_size must be positive"},
 		{"kmip unknown field", minimal + "kmip:\n  tls: {key: k, cert: c, ca: a}\n  port: 5696\n", "line 12: unknown field 'port'"},
+		{"syntax", minimal + "cache: [\n", "edge: config line 10: did not find expected node content"},
 		{"not a mapping", "- a\n", "the config must be a mapping"},
 		{"empty", "", "config is empty"},
 	}
