@@ -20,16 +20,19 @@ Options:
         --addr IP:PORT       The address of the server (default: 0.0.0.0:7373,
                              or the 'address' of the config file).
         --config FILE        Path to the server config file.
-        --dev                Start a development server with an in-memory
-                             keystore and a random admin API key.
-        --data DIR           Directory for the server's local state.
+        --dev                Start a development server: a self-signed
+                             certificate, a random admin API key and an
+                             in-memory keystore (or a filesystem one with
+                             --data).
+        --data DIR           Keep the development server's keys in DIR.
         --mlock              Lock all process memory into RAM, so that keys
                              are never swapped to disk.
     -h, --help               Print command line options.
 
 Examples:
     $ kes server --dev
-    $ kes server --config config.yml --addr :7000
+    $ kes server --dev --addr 127.0.0.1:7373 --data ./kes-data
+    $ kes server --config config.yml --addr 0.0.0.0:7000
 `
 
 func serverCmd(args []string) error {
