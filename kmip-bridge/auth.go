@@ -90,6 +90,13 @@ func (s *Server) auditItem(next kmipserver.BatchItemNext, ctx context.Context, b
 	return resp, err
 }
 
+// auditUID records the identifier of an object an operation created.
+func auditUID(ctx context.Context, uid string) {
+	if info, ok := ctx.Value(itemKey{}).(*itemInfo); ok {
+		info.uid = uid
+	}
+}
+
 func sessionOf(ctx context.Context) *session {
 	if s, ok := ctx.Value(sessionKey{}).(*session); ok {
 		return s

@@ -289,6 +289,7 @@ func (s *Server) create(ctx context.Context, req *payloads.CreateRequestPayload)
 		return nil, err
 	}
 	kmipserver.SetIdPlaceholder(ctx, uid)
+	auditUID(ctx, uid)
 	return &payloads.CreateResponsePayload{ObjectType: kmip.ObjectTypeSymmetricKey, UniqueIdentifier: uid}, nil
 }
 
@@ -445,6 +446,7 @@ func (s *Server) register(ctx context.Context, req *payloads.RegisterRequestPayl
 		return nil, err
 	}
 	kmipserver.SetIdPlaceholder(ctx, uid)
+	auditUID(ctx, uid)
 	return &payloads.RegisterResponsePayload{UniqueIdentifier: uid}, nil
 }
 

@@ -77,7 +77,7 @@ type Config struct {
 	// identity (the certificate identity, or "user:<name>" for a
 	// Username/Password credential), the operation's path name (for
 	// example "get", or "unsupported"), the object's unique identifier
-	// if any, and the result (nil on success). A message rejected for a
+	// if any (for Create and Register the new object's), and the result (nil on success). A message rejected for a
 	// wrong Username/Password is reported once, as operation
 	// "authenticate". Results are KMIP errors with safe messages. It is
 	// called from many connections at once.
