@@ -149,7 +149,7 @@ func cmdKESServer(ts *testscript.TestScript, neg bool, args []string) {
 	s, err := start(opts)
 	ts.Check(err)
 	ts.Defer(s.Stop)
-	ts.Setenv("KES_SERVER", s.Addr)
+	ts.Setenv("KES_SERVER", "https://"+s.Addr) // as the README exports it
 	if opts.Dev {
 		ts.Setenv("KES_API_KEY", s.APIKey)
 	}
