@@ -61,6 +61,9 @@ func TestAuthorization(t *testing.T) {
 		wantReason(t, resp.BatchItem[1], kmip.ResultReasonPermissionDenied)
 		wantReason(t, resp.BatchItem[2], kmip.ResultReasonPermissionDenied)
 		wantReason(t, resp.BatchItem[3], kmip.ResultReasonPermissionDenied)
+		if !e.audited(idOf(getter), "destroy", id, true) || !e.audited(idOf(getter), "get", id, false) {
+			t.Fatal("audit records missing")
+		}
 	})
 
 	t.Run("policy reload", func(t *testing.T) {

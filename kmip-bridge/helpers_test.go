@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -111,6 +112,26 @@ type env struct {
 	client   tls.Certificate
 	policies atomic.Pointer[policy.Set]
 	audit    atomic.Int64
+
+	mu      sync.Mutex
+	records []auditRecord
+}
+
+type auditRecord struct {
+	identity, operation, uid string
+	err                      error
+}
+
+// audited reports whether the audit hook saw a matching call.
+func (e *env) audited(identity, operation, uid string, failed bool) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.records {
+		if r.identity == identity && r.operation == operation && r.uid == uid && (r.err != nil) == failed {
+			return true
+		}
+	}
+	return false
 }
 
 type envOption func(*Config)
@@ -131,7 +152,12 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		Keys:      e.keys,
 		Policies:  func() *policy.Set { return e.policies.Load() },
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{p.server}, CipherSuites: CompatCipherSuites()},
-		Audit:     func(string, string, string, error) { e.audit.Add(1) },
+		Audit: func(id, op, uid string, err error) {
+			e.audit.Add(1)
+			e.mu.Lock()
+			e.records = append(e.records, auditRecord{id, op, uid, err})
+			e.mu.Unlock()
+		},
 	}
 	for _, o := range opts {
 		o(&cfg)
