@@ -291,6 +291,46 @@ func TestLogStream(t *testing.T) {
 	}
 }
 
+// TestErrorLogStream subscribes to the error log of a real server and
+// sees the TLS handshake error of a client that speaks plain text.
+func TestErrorLogStream(t *testing.T) {
+	srv, err := startServer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	client, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	subscribed := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- streamErrorLog(ctx, client, &out, false, func() { close(subscribed) }) }()
+	select {
+	case <-subscribed:
+	case err := <-done:
+		t.Fatalf("streamErrorLog: %v", err)
+	}
+	c, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+	c.Close()
+	for !strings.Contains(out.String(), "handshake") {
+		select {
+		case err := <-done:
+			t.Fatalf("stream ended before the event: %v\n%s", err, out.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	<-done
+}
+
 // TestServerCommand runs 'kes server --dev' in-process until cancelled.
 func TestServerCommand(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
