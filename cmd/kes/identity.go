@@ -227,6 +227,16 @@ func identityNewCmd(args []string) error {
 	if (keyFile == "") != (certFile == "") {
 		return usagef("kes identity new: '--key' and '--cert' must be given together")
 	}
+	if keyFile == "" {
+		for _, name := range []string{"ip", "dns", "expiry", "encrypt"} {
+			if fs.Changed(name) {
+				return usagef("kes identity new: '--%s' needs '--key' and '--cert'", name)
+			}
+		}
+		if fs.NArg() > 0 {
+			return usagef("kes identity new: a subject needs '--key' and '--cert'")
+		}
+	}
 	if expiry <= 0 {
 		return usagef("kes identity new: '--expiry' must be positive")
 	}
