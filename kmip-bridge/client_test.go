@@ -266,6 +266,21 @@ func TestBatch(t *testing.T) {
 	wantReason(t, resp.BatchItem[0], kmip.ResultReasonItemNotFound)
 	wantOK(t, resp.BatchItem[1])
 
+	// Undo needs transactions the keystore does not have: the whole
+	// message is refused and nothing runs.
+	msg = request(kmip.V1_2, create, create)
+	msg.Header.BatchErrorContinuationOption = kmip.BatchErrorContinuationOptionUndo
+	resp = send(t, c, msg)
+	if len(resp.BatchItem) != 1 {
+		t.Fatalf("%d items for a refused message", len(resp.BatchItem))
+	}
+	wantReason(t, resp.BatchItem[0], kmip.ResultReasonFeatureNotSupported)
+
+	// A wrong Batch Count is an invalid message.
+	msg = request(kmip.V1_2, create)
+	msg.Header.BatchCount = 2
+	wantReason(t, send(t, c, msg).BatchItem[0], kmip.ResultReasonInvalidMessage)
+
 	// An unsupported operation fails alone.
 	msg = request(kmip.V1_2, kmip.NewUnknownPayload(kmip.OperationCertify), &payloads.QueryRequestPayload{QueryFunction: []kmip.QueryFunction{kmip.QueryFunctionServerInformation}})
 	msg.Header.BatchErrorContinuationOption = kmip.BatchErrorContinuationOptionContinue
