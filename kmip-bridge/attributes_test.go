@@ -94,3 +94,28 @@ func TestAttributeInstances(t *testing.T) {
 type sharedStore struct{ keystore.Store }
 
 func (sharedStore) Close() error { return nil }
+
+// TestAttributesByVersion: listings leave out attributes the client's
+// protocol version does not define.
+func TestAttributesByVersion(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial(e.client)
+	id := c.Create().AES(256, kmip.CryptographicUsageEncrypt).MustExec().UniqueIdentifier
+	c.AddAttribute(id, kmip.AttributeNameDescription, "disk key").MustExec()
+	conn := e.raw(e.client)
+	for _, tc := range []struct {
+		v    kmip.ProtocolVersion
+		want bool
+	}{{kmip.V1_0, false}, {kmip.V1_3, false}, {kmip.V1_4, true}} {
+		resp := send(t, conn, request(tc.v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id}, &payloads.GetAttributeListRequestPayload{UniqueIdentifier: id}))
+		wantOK(t, resp.BatchItem[0])
+		wantOK(t, resp.BatchItem[1])
+		ga := resp.BatchItem[0].ResponsePayload.(*payloads.GetAttributesResponsePayload)
+		has := slices.ContainsFunc(ga.Attribute, func(a kmip.Attribute) bool { return a.AttributeName == kmip.AttributeNameDescription })
+		gl := resp.BatchItem[1].ResponsePayload.(*payloads.GetAttributeListResponsePayload)
+		listed := slices.Contains(gl.AttributeName, kmip.AttributeNameDescription)
+		if has != tc.want || listed != tc.want || len(ga.Attribute) < 8 {
+			t.Fatalf("%v: description in attributes %v, in list %v (%d attributes)", tc.v, has, listed, len(ga.Attribute))
+		}
+	}
+}

@@ -532,7 +532,12 @@ func (s *Server) getAttributes(ctx context.Context, req *payloads.GetAttributesR
 	}
 	resp := &payloads.GetAttributesResponsePayload{UniqueIdentifier: uid}
 	if len(req.AttributeName) == 0 {
-		resp.Attribute = obj.all()
+		v := kmipserver.GetProtocolVersion(ctx)
+		for _, a := range obj.all() {
+			if inVersion(a.AttributeName, v) {
+				resp.Attribute = append(resp.Attribute, a)
+			}
+		}
 		return resp, nil
 	}
 	for _, n := range req.AttributeName {
@@ -552,7 +557,9 @@ func (s *Server) getAttributeList(ctx context.Context, req *payloads.GetAttribut
 	if err != nil {
 		return nil, err
 	}
-	return &payloads.GetAttributeListResponsePayload{UniqueIdentifier: uid, AttributeName: obj.names()}, nil
+	v := kmipserver.GetProtocolVersion(ctx)
+	names := slices.DeleteFunc(obj.names(), func(n kmip.AttributeName) bool { return !inVersion(n, v) })
+	return &payloads.GetAttributeListResponsePayload{UniqueIdentifier: uid, AttributeName: names}, nil
 }
 
 var errReadOnly = kerr(kmip.ResultReasonPermissionDenied, "attribute is read-only")

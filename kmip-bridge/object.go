@@ -368,3 +368,33 @@ func (obj *object) inRange(name kmip.AttributeName, lo, hi time.Time) bool {
 	}
 	return false
 }
+
+// sinceVersion is the KMIP version that introduced an attribute, for the
+// attributes newer than 1.0. Listings for an older client leave them out:
+// clients may reject attribute names their version does not define.
+var sinceVersion = map[kmip.AttributeName]kmip.ProtocolVersion{
+	kmip.AttributeNameCertificateLength:         kmip.V1_1,
+	kmip.AttributeNameFresh:                     kmip.V1_1,
+	kmip.AttributeNameX509CertificateIdentifier: kmip.V1_1,
+	kmip.AttributeNameX509CertificateSubject:    kmip.V1_1,
+	kmip.AttributeNameX509CertificateIssuer:     kmip.V1_1,
+	kmip.AttributeNameDigitalSignatureAlgorithm: kmip.V1_1,
+	kmip.AttributeNameAlternativeName:           kmip.V1_2,
+	kmip.AttributeNameKeyValuePresent:           kmip.V1_2,
+	kmip.AttributeNameKeyValueLocation:          kmip.V1_2,
+	kmip.AttributeNameOriginalCreationDate:      kmip.V1_2,
+	kmip.AttributeNameRandomNumberGenerator:     kmip.V1_3,
+	kmip.AttributeNamePKCS_12FriendlyName:       kmip.V1_4,
+	kmip.AttributeNameDescription:               kmip.V1_4,
+	kmip.AttributeNameComment:                   kmip.V1_4,
+	kmip.AttributeNameSensitive:                 kmip.V1_4,
+	kmip.AttributeNameAlwaysSensitive:           kmip.V1_4,
+	kmip.AttributeNameExtractable:               kmip.V1_4,
+	kmip.AttributeNameNeverExtractable:          kmip.V1_4,
+}
+
+// inVersion reports whether the attribute exists in protocol version v.
+func inVersion(name kmip.AttributeName, v kmip.ProtocolVersion) bool {
+	since, ok := sinceVersion[name]
+	return !ok || ttlv.CompareVersions(v, since) >= 0
+}
