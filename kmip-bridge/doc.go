@@ -18,9 +18,22 @@
 // Attribute List, Add Attribute, Modify Attribute, Delete Attribute,
 // Locate, Activate, Revoke, Destroy and Re-key are implemented. Every other
 // operation answers Operation Not Supported for its batch item only. The
-// Batch Error Continuation Options Continue and Stop are honoured; Undo is
-// refused with Feature Not Supported, since the keystore has no
-// transactions.
+// Batch Error Continuation Options Continue and Stop (the default) are
+// honoured; Undo is refused with Feature Not Supported, since the keystore
+// has no transactions. Unique Batch Item IDs are echoed, and the ID
+// placeholder set by Create, Register, Re-key and Locate serves later
+// items of the batch that name no object.
+//
+// # Objects
+//
+// Create makes AES-128, -192 and -256 keys. Register accepts Symmetric
+// Keys (Raw or Transparent Symmetric Key format), Secret Data and Opaque
+// Objects. 256-bit AES (and ChaCha20) keys are stored as KES keys with a
+// fresh HMAC key, so that once Active they serve the KES API's generate,
+// encrypt and decrypt; other material is stored as raw bytes. Get answers
+// Raw for symmetric keys unless Transparent Symmetric Key is asked for,
+// Opaque for secret data, and Key Format Type Not Supported for any other
+// format; key wrapping and compression are not supported.
 //
 // # Authorisation
 //
