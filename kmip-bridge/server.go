@@ -185,6 +185,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		ln.Close()
 		return ErrServerClosed
 	}
 	s.listeners[ln] = struct{}{}
@@ -202,8 +203,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.isClosing() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if !errors.Is(err, net.ErrClosed) {
 				// Out of file descriptors and similar: wait and retry
 				// rather than stop serving.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
