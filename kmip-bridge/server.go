@@ -179,8 +179,10 @@ func New(cfg Config) (*Server, error) {
 }
 
 // Serve accepts connections on ln (a plain TCP listener: the server does
-// the TLS handshake) until Shutdown. It returns ErrServerClosed after
-// Shutdown and the listener's error otherwise.
+// the TLS handshake) until Shutdown, which closes ln. It returns
+// ErrServerClosed after Shutdown, and the listener's error if ln was
+// closed by someone else; other accept errors (such as running out of
+// file descriptors) are retried with a backoff.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closing {
