@@ -26,7 +26,10 @@ import (
 // github.com/ovh/kmip-go replayed against the bridge, for the profiles it
 // claims: Symmetric Key Lifecycle (SKLC), Symmetric Key Foundry (SKFF),
 // Opaque Managed Object Store (OMOS), Tape Library (TL), and the baseline
-// test cases of the 1.0–1.2 test-case document (TC 3.1.1–3.1.5).
+// test cases of the 1.0–1.2 test-case document that use what the bridge
+// implements (TC 3.1.x basic operations, 4.1 revoke, 7.1–7.2 message
+// extensions, 9.1–9.4 re-key, 12.1 maximum response size) with their 1.4
+// counterparts (TC-REKEY, TC-I18N).
 //
 // Comparison rules (anything not listed must match exactly, in order):
 //   - Text strings "$UNIQUE_IDENTIFIER_n" in an expected response bind to
@@ -40,6 +43,8 @@ import (
 //     and the names of a Get Attribute List response, are compared as sets
 //     (their order is not specified). Attributes that only the reference
 //     server kept (refAttributes) may be missing.
+//   - Attribute names are compared with runs of spaces collapsed: some
+//     1.0–1.2 vectors carry layout spaces inside them.
 //   - Query responses are server-specific: the Operation and Object Type
 //     lists and the Vendor Identification text are not compared, the
 //     other fields are.
@@ -48,7 +53,7 @@ import (
 // goldenSkips: the one place for skipped cases. A key "file" skips the
 // whole case; "file#n" sends message n but does not compare its response.
 
-var goldenFiles = regexp.MustCompile(`^(SKLC[-_]M|SKFF[-_]M|OMOS[-_]M|TL[-_]M|TC_31[1-5]_)`)
+var goldenFiles = regexp.MustCompile(`^(SKLC[-_]M|SKFF[-_]M|OMOS[-_]M|TL[-_]M|TC_31[1-5]_|TC_41_|TC_9[1-4]_|TC_121_|TC_7[12]_|TC-REKEY|TC-I18N)`)
 
 var goldenSkips = map[string]string{}
 
@@ -65,6 +70,14 @@ func init() {
 		"v1.4/SKFF-M-4-14.xml", "v1.4/SKFF-M-8-14.xml", "v1.4/SKFF-M-12-14.xml",
 	} {
 		goldenSkips[f] = des
+	}
+	dates := "sets Activation and Deactivation Dates so that the state follows them; the bridge changes state only with Activate and Revoke (and Create/Register with an Activation Date)"
+	for _, f := range []string{
+		"v1.0/TC_92_10_Existing_Key_Expired_Re_key_with_Same_Life_cycle.xml", "v1.0/TC_94_10_Create_Key_Re_key_with_New_Life_cycle.xml",
+		"v1.1/TC_92_11_Existing_Key_Expired_Re_key_with_Same_Life_cycle.xml", "v1.1/TC_94_11_Create_Key_Re_key_with_New_Life_cycle.xml",
+		"v1.2/TC_92_12_Existing_Key_Expired_Re_key_with_Same_Life_cycle.xml", "v1.2/TC_94_12_Create_Key_Re_key_with_New_Life_cycle.xml",
+	} {
+		goldenSkips[f] = dates
 	}
 	rng := "asks for the Random Number Generator attribute with the reference server's generator; the bridge's keys come from the operating system's CSPRNG and it does not report the attribute"
 	for _, f := range []string{"v1.4/SKFF-M-10-14.xml#1", "v1.4/SKFF-M-11-14.xml#1"} {
@@ -250,11 +263,11 @@ func queryFields(s ttlv.Struct) ttlv.Struct {
 func attrName(v ttlv.Value) string {
 	switch x := v.Value.(type) {
 	case string:
-		return x
+		return strings.Join(strings.Fields(x), " ")
 	case ttlv.Struct:
 		if len(x) > 0 {
 			if s, ok := x[0].Value.(string); ok {
-				return s
+				return strings.Join(strings.Fields(s), " ")
 			}
 		}
 	}
@@ -300,6 +313,9 @@ func (g *golden) compare(want, got ttlv.Value, path string) error {
 		}
 		if want.Tag == kmip.TagResultMessage {
 			return nil
+		}
+		if want.Tag == kmip.TagAttributeName {
+			w = strings.Join(strings.Fields(w), " ")
 		}
 		if uidRe.MatchString(w) && uidRe.FindString(w) == w {
 			if bound, ok := g.uids[w]; ok {

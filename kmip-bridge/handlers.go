@@ -787,7 +787,8 @@ func (s *Server) rekey(ctx context.Context, req *payloads.RekeyRequestPayload) (
 	if old.typ != kmip.ObjectTypeSymmetricKey || old.alg != kmip.CryptographicAlgorithmAES {
 		return nil, kerr(kmip.ResultReasonIllegalOperation, "only AES keys can be re-keyed")
 	}
-	// The new key inherits the old one's descriptive attributes.
+	// The new key inherits the old one's descriptive attributes and
+	// takes over its names.
 	ta := kmip.TemplateAttribute{}
 	for _, n := range []kmip.AttributeName{kmip.AttributeNameCryptographicAlgorithm, kmip.AttributeNameCryptographicLength, kmip.AttributeNameCryptographicUsageMask,
 		kmip.AttributeNameName, kmip.AttributeNameObjectGroup, kmip.AttributeNameContactInformation, kmip.AttributeNameApplicationSpecificInformation,
@@ -802,7 +803,9 @@ func (s *Server) rekey(ctx context.Context, req *payloads.RekeyRequestPayload) (
 	if req.TemplateAttribute != nil {
 		ta.Attribute = append(ta.Attribute, req.TemplateAttribute.Attribute...)
 	}
-	if old.state == keys.StateActive || req.Offset != nil {
+	// A key that was activated is replaced by one activated after the
+	// offset (default 0, so at once).
+	if old.has(kmip.AttributeNameActivationDate) {
 		t := time.Now().UTC().Truncate(time.Second)
 		if req.Offset != nil {
 			t = t.Add(*req.Offset)
@@ -817,6 +820,7 @@ func (s *Server) rekey(ctx context.Context, req *payloads.RekeyRequestPayload) (
 	}
 	err = s.update(octx, uid, func(obj *object, _ *keys.Object) error {
 		obj.add(kmip.AttributeNameLink, kmip.Link{LinkType: kmip.LinkTypeReplacementObjectLink, LinkedObjectIdentifier: newUID})
+		obj.del(kmip.AttributeNameName)
 		obj.touch(time.Now().UTC().Truncate(time.Second))
 		return nil
 	})
