@@ -143,6 +143,12 @@ func TestRekey(t *testing.T) {
 	if s := attrValue(t, links.Attribute, kmip.AttributeNameState); s != kmip.StateActive {
 		t.Fatalf("new key state %v", s)
 	}
+	if n, _ := attrValue(t, c.GetAttributes(nid, kmip.AttributeNameName).MustExec().Attribute, kmip.AttributeNameName).(kmip.Name); n.NameValue != "rk" {
+		t.Fatalf("new key name %+v", n)
+	}
+	if loc := c.Locate().WithName("rk").MustExec(); !slices.Equal(loc.UniqueIdentifier, []string{nid}) {
+		t.Fatalf("the name did not move to the new key: %v", loc.UniqueIdentifier)
+	}
 	old := c.GetAttributes(id, kmip.AttributeNameLink).MustExec()
 	if l, _ := attrValue(t, old.Attribute, kmip.AttributeNameLink).(kmip.Link); l.LinkType != kmip.LinkTypeReplacementObjectLink || l.LinkedObjectIdentifier != nid {
 		t.Fatalf("old key link: %+v", old.Attribute)
