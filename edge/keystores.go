@@ -6,12 +6,12 @@ package edge
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 
 	"github.com/kesbridge/kes/keystore"
 	"github.com/kesbridge/kes/keystore/fs"
+	"github.com/kesbridge/kes/keystore/hpcs"
 	"github.com/kesbridge/kes/keystore/keycontrol"
 	"github.com/kesbridge/kes/keystore/pkcs11"
 )
@@ -65,7 +65,15 @@ func openStore(ctx context.Context, k *KeystoreConfig, log *slog.Logger) (keysto
 		}
 		return s, nil
 	case k.HPCS != nil:
-		return nil, errHPCSUnavailable
+		cfg, err := hpcsConfig(k.HPCS, log)
+		if err != nil {
+			return nil, err
+		}
+		s, err := hpcs.NewStore(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("edge: failed to connect to IBM HPCS: %w", err)
+		}
+		return s, nil
 	case k.PKCS11 != nil:
 		s, err := pkcs11.NewStore(ctx, pkcs11Config(k.PKCS11, log))
 		if err != nil {
@@ -80,7 +88,15 @@ func openStore(ctx context.Context, k *KeystoreConfig, log *slog.Logger) (keysto
 func openSealer(ctx context.Context, s *SealConfig, log *slog.Logger) (keystore.Sealer, error) {
 	switch {
 	case s.HPCS != nil:
-		return nil, errHPCSUnavailable
+		cfg, err := hpcsConfig(s.HPCS, log)
+		if err != nil {
+			return nil, err
+		}
+		sealer, err := hpcs.NewSealer(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("edge: failed to connect to the IBM HPCS sealer: %w", err)
+		}
+		return sealer, nil
 	case s.PKCS11 != nil:
 		sealer, err := pkcs11.NewSealer(ctx, pkcs11Config(s.PKCS11, log))
 		if err != nil {
@@ -92,8 +108,16 @@ func openSealer(ctx context.Context, s *SealConfig, log *slog.Logger) (keystore.
 	}
 }
 
-// errHPCSUnavailable: the IBM HPCS driver is not part of this build.
-var errHPCSUnavailable = errors.New("edge: the IBM HPCS keystore is not available in this build")
+func hpcsConfig(h *HPCSConfig, log *slog.Logger) (hpcs.Config, error) {
+	roots, err := rootCAs(h.CAFile)
+	if err != nil {
+		return hpcs.Config{}, err
+	}
+	return hpcs.Config{
+		Endpoint: h.Endpoint, InstanceID: h.InstanceID, RootKeyID: h.RootKeyID, KeyRing: h.KeyRing,
+		IAMEndpoint: h.IAMEndpoint, APIKey: h.APIKey, RootCAs: roots, Logger: log,
+	}, nil
+}
 
 func pkcs11Config(p *PKCS11Config, log *slog.Logger) pkcs11.Config {
 	return pkcs11.Config{

@@ -11,40 +11,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-)
 
-// errKMIPUnavailable is returned when a kmip section is configured but
-// this build has no KMIP bridge.
-var errKMIPUnavailable = errors.New("edge: the KMIP bridge is not available in this build")
+	kmipbridge "github.com/kesbridge/kes/kmip-bridge"
+)
 
 // kmipRunner is a started KMIP bridge.
 type kmipRunner struct {
 	ln       net.Listener
 	shutdown func(context.Context) error
 	done     chan struct{}
-}
-
-// compatSuites are the TLS 1.2 suites that Go implements beyond its
-// defaults and that older KMIP clients offer (CBC, RSA key exchange), on
-// top of the default ECDHE-GCM suites.
-var compatSuites = []uint16{
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
-	tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
-	tls.TLS_RSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_RSA_WITH_AES_128_CBC_SHA256,
-	tls.TLS_RSA_WITH_AES_128_CBC_SHA,
-	tls.TLS_RSA_WITH_AES_256_CBC_SHA,
 }
 
 // kmipTLS builds the bridge's TLS config: the kmip certificate, client
@@ -77,7 +52,7 @@ func kmipTLS(cfg *KMIPConfig) (*tls.Config, error) {
 		},
 	}
 	if cfg.Compat {
-		conf.CipherSuites = compatSuites
+		conf.CipherSuites = kmipbridge.CompatCipherSuites()
 	}
 	return conf, nil
 }
@@ -171,7 +146,39 @@ func (s *Server) kmipAudit(id, operation, uid string, result error) {
 	s.auditRecord("kmip call", path, nil, id, code, 0)
 }
 
-// newKMIPBridge starts the bridge on the kmip address over st.
-func (s *Server) newKMIPBridge(_ context.Context, _ *state) (*kmipRunner, error) {
-	return nil, errKMIPUnavailable
+// newKMIPBridge starts the bridge on the kmip address over the key
+// service of st. Policies are read from the current state for every
+// request, so a reload takes effect at once.
+func (s *Server) newKMIPBridge(_ context.Context, st *state) (*kmipRunner, error) {
+	k := st.cfg.KMIP
+	users := make(map[string]kmipbridge.User, len(k.Users))
+	for name, u := range k.Users {
+		users[name] = kmipbridge.User{Password: u.Password, Policy: u.Policy}
+	}
+	b, err := kmipbridge.New(kmipbridge.Config{
+		Keys:           st.keys,
+		Policies:       s.Policies,
+		TLSConfig:      st.kmipTLS,
+		Users:          users,
+		MaxMessageSize: k.MaxMessageSize,
+		ReadTimeout:    k.ReadTimeout,
+		IdleTimeout:    k.IdleTimeout,
+		Logger:         s.errLog.With("component", "kmip"),
+		Audit:          s.kmipAudit,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("edge: kmip: %w", err)
+	}
+	ln, err := net.Listen("tcp", k.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("edge: kmip: failed to listen: %w", err)
+	}
+	r := &kmipRunner{ln: ln, shutdown: b.Shutdown, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		if err := b.Serve(ln); err != nil && !errors.Is(err, kmipbridge.ErrServerClosed) {
+			s.errLog.Error("KMIP bridge stopped", "err", err)
+		}
+	}()
+	return r, nil
 }
