@@ -272,6 +272,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	return srv.Serve(tls.NewListener(ln, s.TLSConfig()))
 }
 
+// ErrKMIPRestart is returned (wrapped) by Reload when the new
+// configuration is in effect but its KMIP bridge failed to start.
+var ErrKMIPRestart = errors.New("edge: config reloaded, but the KMIP bridge did not start")
+
 // Reload replaces the whole configuration: a new keystore connection and
 // cache, policies, TLS, log levels and KMIP bridge. If cfg cannot be
 // applied, the error is returned and the old configuration keeps
@@ -296,8 +300,7 @@ func (s *Server) Reload(ctx context.Context, cfg *Config) error {
 	}
 	old.retire()
 	if err := s.startKMIP(ctx, st); err != nil {
-		s.errLog.Error("failed to restart KMIP bridge", "err", err)
-		return err
+		return fmt.Errorf("%w: %w", ErrKMIPRestart, err)
 	}
 	return nil
 }
