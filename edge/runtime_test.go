@@ -88,6 +88,16 @@ func TestLogStreams(t *testing.T) {
 	if !found {
 		t.Fatal("no error event")
 	}
+	// kes-go v0.2.1 decodes the same stream.
+	gaudit, err := e.kesgo(admin).AuditLog(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gaudit.Close()
+	c.DescribeKey(ctx, "audited")
+	if !gaudit.Next() || gaudit.Event().APIPath != "/v1/key/describe/audited" || gaudit.Event().StatusCode != 200 {
+		t.Fatalf("kes-go audit event: %+v", gaudit.Event())
+	}
 	if !strings.Contains(e.stdout.String(), "secret key 'audited' created") {
 		t.Fatalf("stdout audit log: %q", e.stdout.String())
 	}
