@@ -7,15 +7,19 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/kesbridge/kes/internal/emulator/hpcs"
 	hpcsstore "github.com/kesbridge/kes/keystore/hpcs"
+	"github.com/rogpeppe/go-internal/testscript"
 )
 
 // TestRewrapHPCS re-wraps the keys of a real HPCS store, backed by the
@@ -55,7 +59,12 @@ func TestRewrapHPCS(t *testing.T) {
 	if n, err := rewrapKeys(ctx, store, "*"); err != nil || n != 0 {
 		t.Fatalf("before rotation: rewrapKeys = %d, %v; want 0, nil", n, err)
 	}
-	rotateRootKey(t, em, root)
+	if err := rotateRootKey(em, root); err != nil {
+		t.Fatal(err)
+	}
+	if v := em.KeyVersions(root); len(v) != 2 {
+		t.Fatalf("root key has %d versions after rotation, want 2", len(v))
+	}
 	if n, err := rewrapKeys(ctx, store, "*"); err != nil || n != 2 {
 		t.Fatalf("after rotation: rewrapKeys = %d, %v; want 2, nil", n, err)
 	}
@@ -72,13 +81,12 @@ func TestRewrapHPCS(t *testing.T) {
 
 // rotateRootKey rotates a root key through the Key Protect API, as an
 // operator would.
-func rotateRootKey(t *testing.T, em *hpcs.Server, id string) {
-	t.Helper()
+func rotateRootKey(em *hpcs.Server, id string) error {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: em.CertPool()}}}
 	form := url.Values{"grant_type": {"urn:ibm:params:oauth:grant-type:apikey"}, "apikey": {em.APIKey()}}
 	resp, err := client.Post(em.TokenURL(), "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	var token struct {
 		AccessToken string `json:"access_token"`
@@ -86,26 +94,60 @@ func rotateRootKey(t *testing.T, em *hpcs.Server, id string) {
 	err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&token)
 	resp.Body.Close()
 	if err != nil || token.AccessToken == "" {
-		t.Fatalf("IAM token: status %d, %v", resp.StatusCode, err)
+		return fmt.Errorf("IAM token: status %d, %v", resp.StatusCode, err)
 	}
 
 	req, err := http.NewRequest(http.MethodPost, em.URL()+"/api/v2/keys/"+id+"/actions/rotate", strings.NewReader("{}"))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+token.AccessToken)
 	req.Header.Set("bluemix-instance", em.InstanceID())
 	req.Header.Set("Content-Type", "application/vnd.ibm.kms.key_action+json")
 	resp, err = client.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		t.Fatalf("rotate: %s: %s", resp.Status, body)
+		return fmt.Errorf("rotate: %s: %s", resp.Status, body)
 	}
-	if v := em.KeyVersions(id); len(v) != 2 {
-		t.Fatalf("root key has %d versions after rotation, want 2", len(v))
-	}
+	return nil
 }
+
+// cmdHPCSEmulator starts an HPCS emulator with a root key for the rest of
+// the script and sets what a config needs: HPCS_ENDPOINT,
+// HPCS_INSTANCE_ID, HPCS_ROOT_KEY_ID, HPCS_API_KEY and HPCS_CA (a file in
+// $WORK). 'hpcsemulator rotate' rotates the root key.
+//
+//	hpcsemulator [rotate]
+func cmdHPCSEmulator(ts *testscript.TestScript, neg bool, args []string) {
+	switch {
+	case neg || len(args) > 1 || (len(args) == 1 && args[0] != "rotate"):
+		ts.Fatalf("usage: hpcsemulator [rotate]")
+	case len(args) == 1:
+		em, ok := emulators.Load(ts)
+		if !ok {
+			ts.Fatalf("no HPCS emulator running")
+		}
+		ts.Check(rotateRootKey(em.(*hpcs.Server), ts.Getenv("HPCS_ROOT_KEY_ID")))
+		return
+	}
+	em, err := hpcs.Start("127.0.0.1:0", hpcs.Config{AllowFrequentRotation: true})
+	ts.Check(err)
+	ts.Defer(func() { emulators.Delete(ts); em.Close() })
+	root, err := em.CreateRootKey("kes-root")
+	ts.Check(err)
+	ca := ts.MkAbs("hpcs-ca.pem")
+	ts.Check(os.WriteFile(ca, em.CAPEM(), 0o644))
+	ts.Setenv("HPCS_ENDPOINT", em.URL())
+	ts.Setenv("HPCS_INSTANCE_ID", em.InstanceID())
+	ts.Setenv("HPCS_ROOT_KEY_ID", root)
+	ts.Setenv("HPCS_API_KEY", em.APIKey())
+	ts.Setenv("HPCS_CA", ca)
+	emulators.Store(ts, em)
+}
+
+// emulators maps a running script to its HPCS emulator.
+var emulators sync.Map

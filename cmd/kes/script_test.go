@@ -31,11 +31,12 @@ func TestScript(t *testing.T) {
 		Dir:   "testdata",
 		Setup: setupScript,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"kesserver": cmdKESServer,
-			"perm":      cmdPerm,
-			"getjson":   cmdGetJSON,
-			"wantjson":  cmdWantJSON,
-			"softhsm":   cmdSoftHSM,
+			"kesserver":    cmdKESServer,
+			"perm":         cmdPerm,
+			"getjson":      cmdGetJSON,
+			"wantjson":     cmdWantJSON,
+			"softhsm":      cmdSoftHSM,
+			"hpcsemulator": cmdHPCSEmulator,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
