@@ -149,5 +149,5 @@ func cmdHPCSEmulator(ts *testscript.TestScript, neg bool, args []string) {
 	emulators.Store(ts, em)
 }
 
-// emulators maps a running script to its HPCS emulator.
-var emulators sync.Map
+// Running scripts' emulators, by *testscript.TestScript.
+var emulators, kcEmulators sync.Map

@@ -37,6 +37,7 @@ func TestScript(t *testing.T) {
 			"wantjson":     cmdWantJSON,
 			"softhsm":      cmdSoftHSM,
 			"hpcsemulator": cmdHPCSEmulator,
+			"kcemulator":   cmdKCEmulator,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
