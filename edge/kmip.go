@@ -13,6 +13,9 @@ import (
 	"net/http"
 
 	kmipbridge "github.com/kesbridge/kes/kmip-bridge"
+	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/kmipserver"
+	"github.com/ovh/kmip-go/ttlv"
 )
 
 // kmipRunner is a started KMIP bridge.
@@ -139,11 +142,35 @@ func (s *Server) kmipAudit(id, operation, uid string, result error) {
 	if uid != "" {
 		path += "/" + uid
 	}
-	code := http.StatusOK
+	code, reason := http.StatusOK, ""
 	if result != nil {
-		code, _ = wireError(result, opRead)
+		code, reason = kmipResult(result)
 	}
-	s.auditRecord("kmip call", path, nil, id, code, 0)
+	s.auditRecord("kmip call", path, nil, id, code, reason, 0)
+}
+
+// kmipResult returns, for a failed KMIP batch item, the HTTP status of
+// the audit record's code and the name of the KMIP result reason. The
+// bridge hands the audit hook KMIP errors, never the errors of the key
+// service, so wireError cannot classify them.
+func kmipResult(err error) (int, string) {
+	var ke kmipserver.Error
+	if !errors.As(err, &ke) {
+		return http.StatusInternalServerError, ttlv.EnumStr(kmip.ResultReasonGeneralFailure)
+	}
+	code := http.StatusBadRequest
+	switch ke.Reason {
+	case kmip.ResultReasonItemNotFound:
+		code = http.StatusNotFound
+	case kmip.ResultReasonAuthenticationNotSuccessful:
+		code = http.StatusUnauthorized
+	case kmip.ResultReasonPermissionDenied:
+		code = http.StatusForbidden
+	case kmip.ResultReasonGeneralFailure:
+		// Keystore failures and timeouts, as the HTTP API's 502.
+		code = http.StatusBadGateway
+	}
+	return code, ttlv.EnumStr(ke.Reason)
 }
 
 // newKMIPBridge starts the bridge on the kmip address over the key

@@ -58,6 +58,20 @@ func TestKMIPBridge(t *testing.T) {
 	}
 	eventually(t, "kmip audit", func() bool { return strings.Contains(e.stdout.String(), "req.path=/kmip/create") })
 
+	// A failed batch item is audited with its KMIP result reason and the
+	// status the HTTP API gives for the same failure.
+	if _, err := c.Get("no-such-key").Exec(); err == nil {
+		t.Fatal("Get of a missing key succeeded")
+	}
+	eventually(t, "kmip failure audit", func() bool {
+		for _, l := range strings.Split(e.stdout.String(), "\n") {
+			if strings.Contains(l, "req.path=/kmip/get/no-such-key ") {
+				return strings.Contains(l, " req.identity="+kid+" res.code=404 res.kmip_reason=ItemNotFound ")
+			}
+		}
+		return false
+	})
+
 	cfg, err := ReadConfig(e.yamlPath)
 	if err != nil {
 		t.Fatal(err)

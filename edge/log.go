@@ -128,8 +128,11 @@ type auditEvent struct {
 		Identity string `json:"identity,omitempty"`
 	} `json:"request"`
 	Response struct {
-		Code int           `json:"code"`
-		Time time.Duration `json:"time"`
+		Code int `json:"code"`
+		// KMIPReason names the KMIP result reason of a failed KMIP
+		// batch item; clients of the KES API ignore it.
+		KMIPReason string        `json:"kmip_reason,omitempty"`
+		Time       time.Duration `json:"time"`
 	} `json:"response"`
 }
 
@@ -139,25 +142,30 @@ func (s *Server) audit(c *call, code int, took time.Duration) {
 	if msg == "" {
 		msg = "api call"
 	}
-	s.auditRecord(msg, c.r.Method+" "+c.r.URL.Path, c.ip, string(c.identity), code, took)
+	s.auditRecord(msg, c.r.Method+" "+c.r.URL.Path, c.ip, string(c.identity), code, "", took)
 }
 
 // auditRecord writes one audit record. what is "METHOD path" for HTTP
-// calls and "/kmip/..." for KMIP batch items.
-func (s *Server) auditRecord(msg, what string, ip net.IP, id string, code int, took time.Duration) {
+// calls and "/kmip/..." for KMIP batch items; kmipReason is the KMIP
+// result reason of a failed batch item and empty otherwise.
+func (s *Server) auditRecord(msg, what string, ip net.IP, id string, code int, kmipReason string, took time.Duration) {
 	method, path, ok := strings.Cut(what, " ")
 	if !ok {
 		method, path = "", what
 	}
 	if s.auditLog.Enabled(context.Background(), slog.LevelInfo) {
-		s.auditLog.LogAttrs(context.Background(), slog.LevelInfo, msg,
+		attrs := []slog.Attr{
 			slog.String("req.method", method),
 			slog.String("req.path", path),
 			slog.String("req.ip", ipString(ip)),
 			slog.String("req.identity", id),
 			slog.Int("res.code", code),
-			slog.Duration("res.time", took),
-		)
+		}
+		if kmipReason != "" {
+			attrs = append(attrs, slog.String("res.kmip_reason", kmipReason))
+		}
+		attrs = append(attrs, slog.Duration("res.time", took))
+		s.auditLog.LogAttrs(context.Background(), slog.LevelInfo, msg, attrs...)
 	}
 	if !s.auditHub.active() {
 		return
@@ -168,6 +176,7 @@ func (s *Server) auditRecord(msg, what string, ip net.IP, id string, code int, t
 	e.Request.Path = path
 	e.Request.Identity = id
 	e.Response.Code = code
+	e.Response.KMIPReason = kmipReason
 	e.Response.Time = took
 	line, err := json.Marshal(e)
 	if err != nil {
