@@ -5,25 +5,22 @@ package hpcs
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kesbridge/kes/internal/emulator/emutls"
 )
 
 // Config configures an emulator.
@@ -138,12 +135,14 @@ func Start(addr string, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hpcs emulator: listen: %w", err)
 	}
-	cert, err := s.newCertificate(ln.Addr().String())
+	host, _, _ := net.SplitHostPort(ln.Addr().String())
+	certs, err := emutls.New("HPCS emulator", host)
 	if err != nil {
 		ln.Close()
-		return nil, err
+		return nil, fmt.Errorf("hpcs emulator: %w", err)
 	}
-	s.ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	s.caPEM, s.pool = certs.CAPEM, certs.Pool
+	s.ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{certs.Server}, MinVersion: tls.VersionTLS12})
 	s.srv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -154,46 +153,6 @@ func Start(addr string, cfg Config) (*Server, error) {
 		s.srv.Serve(s.ln)
 	}()
 	return s, nil
-}
-
-// newCertificate makes a self-signed ECDSA certificate for the listen
-// address and localhost. It is its own CA, so the PEM is the trust
-// anchor clients need.
-func (s *Server) newCertificate(addr string) (tls.Certificate, error) {
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "HPCS emulator"},
-		NotBefore:             time.Now().Add(-time.Minute),
-		NotAfter:              time.Now().Add(7 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("hpcs emulator: create certificate: %w", err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	s.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	s.pool = x509.NewCertPool()
-	s.pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv, Leaf: leaf}, nil
 }
 
 // URL is the base URL of both the key management API and IAM, e.g.
@@ -210,10 +169,10 @@ func (s *Server) InstanceID() string { return s.instanceID }
 // APIKey is an API key the token endpoint accepts.
 func (s *Server) APIKey() string { return s.firstKey }
 
-// CertPool returns a pool that trusts the emulator's certificate.
+// CertPool returns a pool holding only the CA of the emulator's certificate.
 func (s *Server) CertPool() *x509.CertPool { return s.pool.Clone() }
 
-// CAPEM returns the emulator's certificate in PEM form.
+// CAPEM returns the CA of the emulator's certificate in PEM form.
 func (s *Server) CAPEM() []byte { return append([]byte(nil), s.caPEM...) }
 
 // Close stops the emulator and drops open connections.

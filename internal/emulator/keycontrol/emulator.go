@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kesbridge/kes/internal/emulator/emutls"
 )
 
 // Defaults used when a Config field is left empty. They are fixed, not
@@ -193,13 +195,11 @@ func New(cfg Config) (*Server, error) {
 		seen[b.Name], seen[b.ID] = true, true
 		s.boxes = append(s.boxes, &box{Box: b, secrets: map[string]*secret{}})
 	}
-	cert, caPEM, err := newCertificates(cfg.Hosts)
+	certs, err := emutls.New("keycontrol-emulator", cfg.Hosts...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("emulator: %w", err)
 	}
-	s.cert, s.caPEM = cert, caPEM
-	s.pool = x509.NewCertPool()
-	s.pool.AppendCertsFromPEM(caPEM)
+	s.cert, s.caPEM, s.pool = certs.Server, certs.CAPEM, certs.Pool
 	return s, nil
 }
 

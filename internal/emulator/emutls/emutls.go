@@ -1,7 +1,7 @@
 // Copyright The KES bridge authors.
 // SPDX-License-Identifier: AGPL-3.0-only
 
-package keycontrol
+package emutls
 
 import (
 	"crypto/ecdsa"
@@ -17,19 +17,33 @@ import (
 	"time"
 )
 
-// newCertificates creates a throw-away CA and a server certificate issued
-// by it for loopback and the given extra host names or IP addresses. The
-// CA is separate from the leaf so that clients trust it the way they
-// trust a real KeyControl CA (tls.ca), not by pinning the leaf.
-func newCertificates(hosts []string) (tls.Certificate, []byte, error) {
+// Certificates is a CA and a server certificate issued by it.
+type Certificates struct {
+	// Server is the server certificate with its chain (leaf, CA) and
+	// private key, ready for tls.Config.Certificates.
+	Server tls.Certificate
+
+	// CAPEM is the CA certificate in PEM form, what clients put in
+	// their CA file.
+	CAPEM []byte
+
+	// Pool holds only the CA certificate.
+	Pool *x509.CertPool
+}
+
+// New creates a fresh CA named "<name> CA" and a server certificate for
+// localhost, 127.0.0.1, ::1 and the given extra host names or IP
+// addresses (empty ones are skipped). Both are valid from an hour ago
+// for ten years.
+func New(name string, hosts ...string) (*Certificates, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("emulator: generate CA key: %w", err)
+		return nil, fmt.Errorf("emutls: generate CA key: %w", err)
 	}
 	now := time.Now()
 	caTmpl := &x509.Certificate{
 		SerialNumber:          randSerial(),
-		Subject:               pkix.Name{CommonName: "KeyControl emulator CA"},
+		Subject:               pkix.Name{CommonName: name + " CA"},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -39,20 +53,20 @@ func newCertificates(hosts []string) (tls.Certificate, []byte, error) {
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("emulator: create CA certificate: %w", err)
+		return nil, fmt.Errorf("emutls: create CA certificate: %w", err)
 	}
 	caCert, err := x509.ParseCertificate(caDER)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("emulator: parse CA certificate: %w", err)
+		return nil, fmt.Errorf("emutls: parse CA certificate: %w", err)
 	}
 
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("emulator: generate server key: %w", err)
+		return nil, fmt.Errorf("emutls: generate server key: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: randSerial(),
-		Subject:      pkix.Name{CommonName: "keycontrol-emulator"},
+		Subject:      pkix.Name{CommonName: name},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(10 * 365 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -69,16 +83,21 @@ func newCertificates(hosts []string) (tls.Certificate, []byte, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("emulator: create server certificate: %w", err)
+		return nil, fmt.Errorf("emutls: create server certificate: %w", err)
 	}
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	return tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key}, caPEM, nil
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	return &Certificates{
+		Server: tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key},
+		CAPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		Pool:   pool,
+	}, nil
 }
 
 func randSerial() *big.Int {
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		panic("emulator: crypto/rand failed: " + err.Error())
+		panic("emutls: crypto/rand failed: " + err.Error())
 	}
 	return n
 }
