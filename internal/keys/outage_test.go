@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	emulator "github.com/kesbridge/kes/internal/emulator/keycontrol"
 	"github.com/kesbridge/kes/internal/cache"
+	emulator "github.com/kesbridge/kes/internal/emulator/keycontrol"
 	"github.com/kesbridge/kes/internal/keys"
 	"github.com/kesbridge/kes/keystore"
 	"github.com/kesbridge/kes/keystore/keycontrol"
