@@ -16,8 +16,9 @@ import (
 	"github.com/ovh/kmip-go/payloads"
 )
 
-// downStore is a MemStore whose writes fail as an unreachable remote
-// keystore's do while down is set.
+// downStore is a MemStore whose writes and reads fail as an unreachable
+// remote keystore's do while down is set; List keeps working, as a
+// listing served before the outage would.
 type downStore struct {
 	*keystore.MemStore
 	down atomic.Bool
@@ -32,6 +33,13 @@ func (s *downStore) Create(ctx context.Context, name string, value []byte) error
 	return s.MemStore.Create(ctx, name, value)
 }
 
+func (s *downStore) Get(ctx context.Context, name string) ([]byte, error) {
+	if s.down.Load() {
+		return nil, &keystore.UnreachableError{Err: errors.New(downDetail)}
+	}
+	return s.MemStore.Get(ctx, name)
+}
+
 func TestKeystoreUnreachable(t *testing.T) {
 	store := &downStore{MemStore: keystore.NewMem()}
 	e := newEnv(t, func(c *Config) {
@@ -44,6 +52,27 @@ func TestKeystoreUnreachable(t *testing.T) {
 	bi := resp.BatchItem[0]
 	wantReason(t, bi, kmip.ResultReasonGeneralFailure)
 	if strings.Contains(bi.ResultMessage, "10.0.0.1") || bi.ResultMessage != "keystore unavailable" {
+		t.Fatalf("result message %q", bi.ResultMessage)
+	}
+}
+
+// TestLocateKeystoreUnreachable checks that Locate reports an outage
+// rather than an empty result when the keys it lists cannot be read.
+func TestLocateKeystoreUnreachable(t *testing.T) {
+	store := &downStore{MemStore: keystore.NewMem()}
+	e := newEnv(t, func(c *Config) {
+		c.Keys.Close()
+		c.Keys = keys.New(keys.Config{Store: store})
+	})
+	t.Cleanup(func() { e.srv.keys.Close() })
+	if err := store.MemStore.Create(context.Background(), "stored-before-outage", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	store.down.Store(true)
+	resp := send(t, e.raw(e.client), request(kmip.V1_4, &payloads.LocateRequestPayload{}))
+	bi := resp.BatchItem[0]
+	wantReason(t, bi, kmip.ResultReasonGeneralFailure)
+	if bi.ResultMessage != "keystore unavailable" {
 		t.Fatalf("result message %q", bi.ResultMessage)
 	}
 }

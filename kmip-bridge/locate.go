@@ -7,6 +7,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/kesbridge/kes/keystore"
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/kmipserver"
 	"github.com/ovh/kmip-go/payloads"
@@ -122,6 +123,10 @@ func (s *Server) locate(ctx context.Context, req *locateRequest) (*payloads.Loca
 		}
 		obj, err := s.view(octx, name)
 		if err != nil {
+			if keystore.IsUnreachable(err) || keystore.IsUnavailable(err) || octx.Err() != nil {
+				// An outage is not an empty result.
+				return nil, err
+			}
 			// Deleted since List, or unreadable: not a match.
 			continue
 		}
