@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kesbridge/kes/internal/emulator/emutest"
 	emulator "github.com/kesbridge/kes/internal/emulator/keycontrol"
 	"github.com/kesbridge/kes/keystore"
 	"github.com/kesbridge/kes/keystore/keystoretest"
@@ -606,7 +607,7 @@ func TestLostAnswers(t *testing.T) {
 
 func TestDownAndRecovery(t *testing.T) {
 	em := startEmulator(t, emulator.Config{TokenTTL: 200 * time.Millisecond})
-	var logs syncBuffer
+	var logs emutest.SyncBuffer
 	cfg := configFor(em)
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := openStore(t, cfg)
@@ -646,23 +647,6 @@ func TestDownAndRecovery(t *testing.T) {
 	if strings.Contains(text, testPassword) || strings.Contains(text, s.tok.Load().value) {
 		t.Errorf("the log shows a credential:\n%s", text)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func TestResponseSizeLimit(t *testing.T) {

@@ -8,34 +8,16 @@ import (
 	"context"
 	"os"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/kesbridge/kes/internal/emulator/emutest"
 	emulator "github.com/kesbridge/kes/internal/emulator/hpcs"
 )
 
-// syncBuffer lets the test read what Run writes from another goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out emutest.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- emulator.Run(ctx, "127.0.0.1:0", emulator.Config{InstanceID: "inst-1"}, &out) }()
 	caRE := regexp.MustCompile(`CA PEM: +(\S+)`)

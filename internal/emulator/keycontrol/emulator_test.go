@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kesbridge/kes/internal/emulator/emutest"
 )
 
 const (
@@ -420,7 +422,7 @@ func TestConcurrentCreate(t *testing.T) {
 func TestRun(t *testing.T) {
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out emutest.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, "127.0.0.1:0", Config{CAFile: caFile}, &out) }()
 	deadline := time.Now().Add(10 * time.Second)
@@ -444,23 +446,6 @@ func TestRun(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // FuzzHandlers feeds arbitrary bodies to every action: the emulator must
