@@ -48,43 +48,14 @@ func kmipTLS(cfg *KMIPConfig) (*tls.Config, error) {
 		// RequireAnyClientCert plus our own verification instead of
 		// RequireAndVerifyClientCert, whose check insists on the
 		// clientAuth EKU.
-		ClientAuth: tls.RequireAnyClientCert,
-		ClientCAs:  pool,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			return verifyKMIPClient(raw, pool)
-		},
+		ClientAuth:            tls.RequireAnyClientCert,
+		ClientCAs:             pool,
+		VerifyPeerCertificate: kmipbridge.VerifyClientChain(pool),
 	}
 	if cfg.Compat {
 		conf.CipherSuites = kmipbridge.CompatCipherSuites()
 	}
 	return conf, nil
-}
-
-func verifyKMIPClient(raw [][]byte, roots *x509.CertPool) error {
-	if len(raw) == 0 {
-		return errors.New("tls: client certificate is required")
-	}
-	certs := make([]*x509.Certificate, len(raw))
-	for i, r := range raw {
-		c, err := x509.ParseCertificate(r)
-		if err != nil {
-			return errors.New("tls: invalid client certificate")
-		}
-		certs[i] = c
-	}
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	_, err := certs[0].Verify(x509.VerifyOptions{
-		Roots:         roots,
-		Intermediates: inter,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	})
-	if err != nil {
-		return fmt.Errorf("tls: client certificate is not trusted: %w", err)
-	}
-	return nil
 }
 
 // StartKMIP starts the KMIP bridge of the current config, if it has a

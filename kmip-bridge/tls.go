@@ -65,13 +65,15 @@ func LoadTLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) 
 	}
 	// Verify the chain ourselves: crypto/tls would demand the clientAuth
 	// extended key usage.
-	conf.VerifyPeerCertificate = verifyChain(pool)
+	conf.VerifyPeerCertificate = VerifyClientChain(pool)
 	return conf, nil
 }
 
-// verifyChain returns a VerifyPeerCertificate function that accepts a
-// client certificate chaining to roots, whatever its extended key usage.
-func verifyChain(roots *x509.CertPool) func([][]byte, [][]*x509.Certificate) error {
+// VerifyClientChain returns a tls.Config.VerifyPeerCertificate function
+// that accepts a client certificate chain whose leaf chains to roots,
+// whatever its extended key usage, and refuses an empty one. Use it with
+// tls.RequireAnyClientCert.
+func VerifyClientChain(roots *x509.CertPool) func([][]byte, [][]*x509.Certificate) error {
 	return func(raw [][]byte, _ [][]*x509.Certificate) error {
 		if len(raw) == 0 {
 			return errors.New("kmip: no client certificate")
