@@ -6,11 +6,8 @@ package fs
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kesbridge/kes/internal/atomicfile"
 	"github.com/kesbridge/kes/keystore"
 )
 
@@ -53,14 +51,14 @@ func New(dir string) (*Store, error) {
 	return &Store{dir: dir, lock: lock}, nil
 }
 
-// path returns the file of a key. Names with a path separator or a dot
-// are rejected, so that no name can escape the directory or collide with
-// the store's own files (which all start with a dot).
-func (s *Store) path(name string) (string, error) {
+// checkName rejects names with a path separator or a dot, so that no
+// name can escape the directory or collide with the store's own files
+// (which all start with a dot).
+func checkName(name string) error {
 	if name == "" || strings.ContainsAny(name, `/\.`) || strings.ContainsRune(name, 0) {
-		return "", fmt.Errorf("fs: invalid key name %q", name)
+		return fmt.Errorf("fs: invalid key name %q", name)
 	}
-	return filepath.Join(s.dir, name), nil
+	return nil
 }
 
 // write takes the in-process and the cross-process write lock.
@@ -77,82 +75,37 @@ func (s *Store) write(fn func() error) error {
 	return fn()
 }
 
-// tempFile writes value to a new synced temporary file and returns its path.
-func (s *Store) tempFile(value []byte) (string, error) {
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := filepath.Join(s.dir, ".tmp-"+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return "", err
-	}
-	_, err = f.Write(value)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return "", err
-	}
-	return tmp, nil
-}
-
-func (s *Store) syncDir() error {
-	d, err := os.Open(s.dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // Create writes a new key file. Linking the synced temporary file into
 // place is atomic and fails if the name exists.
 func (s *Store) Create(_ context.Context, name string, value []byte) error {
-	path, err := s.path(name)
-	if err != nil {
+	if err := checkName(name); err != nil {
 		return err
 	}
 	return s.write(func() error {
-		tmp, err := s.tempFile(value)
-		if err != nil {
-			return fmt.Errorf("fs: failed to create key: %w", err)
-		}
-		defer os.Remove(tmp)
-		if err := os.Link(tmp, path); err != nil {
+		if err := atomicfile.Create(s.dir, name, value); err != nil {
 			if errors.Is(err, fs.ErrExist) {
 				return keystore.ErrKeyExists
 			}
 			return fmt.Errorf("fs: failed to create key: %w", err)
 		}
-		return s.syncDir()
+		return nil
 	})
 }
 
 // Get reads a key file.
 func (s *Store) Get(_ context.Context, name string) ([]byte, error) {
-	path, err := s.path(name)
-	if err != nil {
+	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
+	value, err := atomicfile.Read(s.dir, name, maxValueSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, keystore.ErrKeyNotFound
 	}
-	if err != nil {
-		return nil, fmt.Errorf("fs: failed to read key: %w", err)
-	}
-	defer f.Close()
-	value, err := io.ReadAll(io.LimitReader(f, maxValueSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("fs: failed to read key: %w", err)
-	}
-	if len(value) > maxValueSize {
-		clear(value)
+	if errors.Is(err, atomicfile.ErrTooLarge) {
 		return nil, fmt.Errorf("fs: key '%s' is larger than %d bytes", name, maxValueSize)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fs: failed to read key: %w", err)
 	}
 	return value, nil
 }
@@ -160,8 +113,7 @@ func (s *Store) Get(_ context.Context, name string) ([]byte, error) {
 // Replace renames a synced new file over the old one if the old one still
 // holds old.
 func (s *Store) Replace(ctx context.Context, name string, old, value []byte) error {
-	path, err := s.path(name)
-	if err != nil {
+	if err := checkName(name); err != nil {
 		return err
 	}
 	return s.write(func() error {
@@ -174,48 +126,34 @@ func (s *Store) Replace(ctx context.Context, name string, old, value []byte) err
 		if !same {
 			return keystore.ErrConflict
 		}
-		tmp, err := s.tempFile(value)
-		if err != nil {
+		if err := atomicfile.Replace(s.dir, name, value); err != nil {
 			return fmt.Errorf("fs: failed to replace key: %w", err)
 		}
-		if err := os.Rename(tmp, path); err != nil {
-			os.Remove(tmp)
-			return fmt.Errorf("fs: failed to replace key: %w", err)
-		}
-		return s.syncDir()
+		return nil
 	})
 }
 
 // Delete removes a key file.
 func (s *Store) Delete(_ context.Context, name string) error {
-	path, err := s.path(name)
-	if err != nil {
+	if err := checkName(name); err != nil {
 		return err
 	}
 	return s.write(func() error {
-		if err := os.Remove(path); err != nil {
+		if err := atomicfile.Remove(s.dir, name); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return keystore.ErrKeyNotFound
 			}
 			return fmt.Errorf("fs: failed to delete key: %w", err)
 		}
-		return s.syncDir()
+		return nil
 	})
 }
 
 // List returns the names of the key files that start with prefix.
 func (s *Store) List(_ context.Context, prefix string) ([]string, error) {
-	entries, err := os.ReadDir(s.dir)
+	names, err := atomicfile.List(s.dir, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("fs: failed to list keys: %w", err)
-	}
-	names := []string{}
-	for _, e := range entries { // ReadDir sorts by name
-		name := e.Name()
-		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") || !strings.HasPrefix(name, prefix) {
-			continue
-		}
-		names = append(names, name)
 	}
 	return names, nil
 }

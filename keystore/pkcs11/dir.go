@@ -6,16 +6,14 @@
 package pkcs11
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/kesbridge/kes/internal/atomicfile"
 	"github.com/kesbridge/kes/keystore"
 )
 
@@ -23,9 +21,8 @@ import (
 // the largest stored key (well below 1 MiB) plus format overhead.
 const maxBlobFile = 1 << 20
 
-// dirBlobs keeps one sealed value per file. Writes go to a temporary file
-// that is synced and then linked (create) or renamed (replace) into place,
-// so a reader sees the old or the new file, never a partial one.
+// dirBlobs keeps one sealed value per file, written atomically (see
+// package atomicfile).
 type dirBlobs struct {
 	path string
 }
@@ -73,110 +70,54 @@ func (d *dirBlobs) exists(name string) (bool, error) {
 }
 
 func (d *dirBlobs) read(name string) ([]byte, error) {
-	f, err := os.Open(filepath.Join(d.path, name))
+	b, err := atomicfile.Read(d.path, name, maxBlobFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, keystore.ErrKeyNotFound
 	}
-	if err != nil {
-		return nil, fmt.Errorf("pkcs11: store directory: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxBlobFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("pkcs11: store directory: %w", err)
-	}
-	if len(b) > maxBlobFile {
+	if errors.Is(err, atomicfile.ErrTooLarge) {
 		return nil, fmt.Errorf("pkcs11: blob of key %q is larger than %d bytes", name, maxBlobFile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pkcs11: store directory: %w", err)
 	}
 	return b, nil
 }
 
-// writeTemp writes b to a new, synced temporary file and returns its path.
-func (d *dirBlobs) writeTemp(b []byte) (string, error) {
-	var r [8]byte
-	rand.Read(r[:])
-	tmp := filepath.Join(d.path, ".tmp-"+hex.EncodeToString(r[:]))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("pkcs11: store directory: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("pkcs11: store directory: %w", err)
-	}
-	return tmp, nil
-}
-
-// create links the blob into place; the link fails if the name exists,
-// also when another process created it.
+// create fails with keystore.ErrKeyExists if the name exists, also when
+// another process created it.
 func (d *dirBlobs) create(name string, b []byte) error {
-	tmp, err := d.writeTemp(b)
-	if err != nil {
-		return err
+	err := atomicfile.Create(d.path, name, b)
+	if errors.Is(err, fs.ErrExist) {
+		return keystore.ErrKeyExists
 	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, filepath.Join(d.path, name)); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return keystore.ErrKeyExists
-		}
+	if err != nil {
 		return fmt.Errorf("pkcs11: store directory: %w", err)
 	}
-	return d.sync()
+	return nil
 }
 
 func (d *dirBlobs) replace(name string, b []byte) error {
-	tmp, err := d.writeTemp(b)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(d.path, name)); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Replace(d.path, name, b); err != nil {
 		return fmt.Errorf("pkcs11: store directory: %w", err)
 	}
-	return d.sync()
+	return nil
 }
 
 func (d *dirBlobs) remove(name string) error {
-	err := os.Remove(filepath.Join(d.path, name))
+	err := atomicfile.Remove(d.path, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return keystore.ErrKeyNotFound
 	}
 	if err != nil {
 		return fmt.Errorf("pkcs11: store directory: %w", err)
 	}
-	return d.sync()
+	return nil
 }
 
 func (d *dirBlobs) list(prefix string) ([]string, error) {
-	entries, err := os.ReadDir(d.path) // sorted by name
+	names, err := atomicfile.List(d.path, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("pkcs11: store directory: %w", err)
 	}
-	var names []string
-	for _, e := range entries {
-		if n := e.Name(); e.Type().IsRegular() && !strings.HasPrefix(n, ".") && strings.HasPrefix(n, prefix) {
-			names = append(names, n)
-		}
-	}
 	return names, nil
-}
-
-// sync makes a link, rename or removal durable.
-func (d *dirBlobs) sync() error {
-	f, err := os.Open(d.path)
-	if err != nil {
-		return fmt.Errorf("pkcs11: store directory: %w", err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("pkcs11: store directory: %w", err)
-	}
-	return nil
 }
