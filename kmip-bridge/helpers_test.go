@@ -208,6 +208,26 @@ func (e *env) tlsConfig(cert *tls.Certificate) *tls.Config {
 	return c
 }
 
+// refused reports whether the bridge refuses a session with cert (nil:
+// no certificate). With TLS 1.3 the server's refusal shows only on the
+// first read.
+func (e *env) refused(cert *tls.Certificate) bool {
+	e.t.Helper()
+	c, err := tls.Dial("tcp", e.addr, e.tlsConfig(cert))
+	if err != nil {
+		return true
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err = c.Write(unhex(e.t, vcDiscoverVersions)); err == nil {
+		_, err = c.Read(make([]byte, 8))
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		e.t.Fatal("the bridge neither answered nor closed the session")
+	}
+	return err != nil
+}
+
 // raw opens a TLS connection for hand-made messages.
 func (e *env) raw(cert tls.Certificate) *tls.Conn {
 	e.t.Helper()
