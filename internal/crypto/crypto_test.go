@@ -9,6 +9,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 func b64(t *testing.T, s string) []byte {
@@ -236,4 +238,31 @@ func TestMetaAndMaterial(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestParseErrorWipesKeys checks that a stored value that fails to parse
+// after its secret key was read gives that key's memory back.
+func TestParseErrorWipesKeys(t *testing.T) {
+	var sk, hk, raw []byte
+	sk = protowire.AppendTag(sk, 1, protowire.BytesType)
+	sk = protowire.AppendBytes(sk, make([]byte, KeySize))
+	sk = protowire.AppendTag(sk, 2, protowire.VarintType)
+	sk = protowire.AppendVarint(sk, uint64(AES256))
+	hk = protowire.AppendTag(hk, 1, protowire.BytesType)
+	hk = protowire.AppendBytes(hk, make([]byte, KeySize))
+	hk = protowire.AppendTag(hk, 2, protowire.VarintType)
+	hk = protowire.AppendVarint(hk, 7) // not SHA-256
+	raw = protowire.AppendTag(raw, fieldKey, protowire.BytesType)
+	raw = protowire.AppendBytes(raw, sk)
+	raw = protowire.AppendTag(raw, fieldHMACKey, protowire.BytesType)
+	raw = protowire.AppendBytes(raw, hk)
+
+	locked, unlocked := MemoryStats()
+	if v, err := ParseKeyVersion([]byte(base64.StdEncoding.EncodeToString(raw))); err == nil {
+		v.Destroy()
+		t.Fatal("ParseKeyVersion accepted an unknown HMAC hash")
+	}
+	if l, u := MemoryStats(); l != locked || u != unlocked {
+		t.Fatalf("key slots in use after a failed parse: %d locked, %d unlocked; want %d, %d", l, u, locked, unlocked)
+	}
 }

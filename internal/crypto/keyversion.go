@@ -163,12 +163,13 @@ func ParseKeyVersion(b []byte) (*KeyVersion, error) {
 	return v, nil
 }
 
-func parseProtoKey(raw []byte) (v *KeyVersion, err error) {
-	v = new(KeyVersion)
+func parseProtoKey(raw []byte) (_ *KeyVersion, err error) {
+	// v is not the named result: every error return sets that to nil,
+	// and the keys parsed so far must still be wiped.
+	v := new(KeyVersion)
 	defer func() {
 		if err != nil {
 			v.Destroy()
-			v = nil
 		}
 	}()
 	var seenKey, seenHMAC bool
