@@ -68,12 +68,18 @@ func (v *KeyVersion) Destroy() {
 // MarshalText encodes v as standard padded base64 of its protobuf form,
 // the value minio/kes stores.
 func (v *KeyVersion) MarshalText() ([]byte, error) {
-	var raw []byte
+	// raw and sk/hk are sized so that no append reallocates: a
+	// reallocation would leave an unwiped copy of the key behind.
+	size := 192 + len(v.CreatedBy) + len(v.Meta)
+	if v.Material != nil {
+		size += v.Material.Len()
+	}
+	raw := make([]byte, 0, size)
 	defer func() { clear(raw) }()
 
 	if v.Key != nil {
 		err := v.Key.Use(func(key []byte) error {
-			var sk []byte
+			sk := make([]byte, 0, 48)
 			sk = protowire.AppendTag(sk, 1, protowire.BytesType)
 			sk = protowire.AppendBytes(sk, key)
 			sk = protowire.AppendTag(sk, 2, protowire.VarintType)
@@ -92,7 +98,7 @@ func (v *KeyVersion) MarshalText() ([]byte, error) {
 	}
 	if v.HMACKey != nil {
 		err := v.HMACKey.use(func(key []byte) {
-			var hk []byte
+			hk := make([]byte, 0, 48)
 			hk = protowire.AppendTag(hk, 1, protowire.BytesType)
 			hk = protowire.AppendBytes(hk, key)
 			hk = protowire.AppendTag(hk, 2, protowire.VarintType)
