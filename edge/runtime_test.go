@@ -387,7 +387,11 @@ func TestRunDev(t *testing.T) {
 		}
 	}
 	if !strings.Contains(out.String(), "export KES_SERVER=https://"+addr) || !strings.Contains(out.String(), "Filesystem: "+dir) {
-		t.Fatalf("banner:\n%s", out.String())
+		banner := out.String()
+		if apiKey != "" { // the banner holds the admin API key
+			banner = strings.ReplaceAll(banner, apiKey, "<api key>")
+		}
+		t.Fatalf("banner:\n%s", banner)
 	}
 	key, err := kes.ParseAPIKey(apiKey)
 	if err != nil {
