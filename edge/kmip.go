@@ -60,10 +60,13 @@ func kmipTLS(cfg *KMIPConfig) (*tls.Config, error) {
 
 // StartKMIP starts the KMIP bridge of the current config, if it has a
 // kmip section. Run calls it after NewServer; Reload restarts the bridge
-// by itself.
+// by itself. After Shutdown it fails: nothing would stop the bridge.
 func (s *Server) StartKMIP(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("edge: kmip: server is shut down")
+	}
 	if s.kmip != nil {
 		return nil
 	}

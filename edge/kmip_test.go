@@ -82,4 +82,11 @@ func TestKMIPBridge(t *testing.T) {
 	if _, err := dial().GetAttributes(id, kmip.AttributeNameState).Exec(); err != nil {
 		t.Fatalf("after reload: %v", err)
 	}
+
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.StartKMIP(ctx); err == nil || e.srv.KMIPAddr() != nil {
+		t.Fatalf("bridge started after shutdown: %v", err)
+	}
 }
