@@ -22,6 +22,7 @@ func (s *Store) login(ctx context.Context) (*authToken, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keycontrol: login: %w", err)
 	}
+	defer clear(body) // holds the password
 	action := "Login/" + url.PathEscape(s.vaultID)
 	resp, hdr, err := s.post(ctx, action, "", body, limitSmall)
 	var ae *apiError

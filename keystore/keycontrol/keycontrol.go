@@ -523,6 +523,7 @@ func (s *Store) do(ctx context.Context, op, action string, req any, limit int64,
 	if err != nil {
 		return nil, fmt.Errorf("keycontrol: %s: %w", op, err)
 	}
+	defer clear(body) // CreateSecret and PutSecretValue carry a key
 	var resp []byte
 	attempt := func(ctx context.Context) error {
 		var err error
