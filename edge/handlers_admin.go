@@ -121,22 +121,24 @@ func (c *call) api() {
 	writeJSON(c.w, resp)
 }
 
-func (c *call) policyName() (string, bool) {
-	if !policy.ValidName(c.resource) {
-		writeError(c.w, http.StatusBadRequest, fmt.Sprintf("policy name '%s' is empty, too long or contains invalid characters", c.resource))
-		return "", false
-	}
-	return c.resource, true
-}
-
-func (c *call) describePolicy() {
-	name, ok := c.policyName()
-	if !ok {
-		return
+// lookupPolicy returns the policy the resource names, or answers 400 or 404.
+func (c *call) lookupPolicy() (string, *policy.Policy, bool) {
+	name := c.resource
+	if !policy.ValidName(name) {
+		writeError(c.w, http.StatusBadRequest, fmt.Sprintf("policy name '%s' is empty, too long or contains invalid characters", name))
+		return "", nil, false
 	}
 	p, ok := c.st.policies.Policies[name]
 	if !ok {
 		c.fail(errPolicyNotFound, opRead)
+		return "", nil, false
+	}
+	return name, p, true
+}
+
+func (c *call) describePolicy() {
+	name, p, ok := c.lookupPolicy()
+	if !ok {
 		return
 	}
 	writeJSON(c.w, struct {
@@ -160,13 +162,8 @@ func rules(patterns []string) map[string]struct{} {
 }
 
 func (c *call) readPolicy() {
-	name, ok := c.policyName()
+	name, p, ok := c.lookupPolicy()
 	if !ok {
-		return
-	}
-	p, ok := c.st.policies.Policies[name]
-	if !ok {
-		c.fail(errPolicyNotFound, opRead)
 		return
 	}
 	writeJSON(c.w, struct {
