@@ -317,6 +317,23 @@ func (s *Server) findBox(id string) *box {
 	return nil
 }
 
+// secretFor resolves the box and the secret of req for user, writing the
+// error answer if either is missing (for DeleteSecret and
+// PutSecretValue, the 404 text is inferred from CheckoutSecret). It must
+// be called with s.mu held.
+func (s *Server) secretFor(w http.ResponseWriter, req secretRequest, user string) (*box, *secret) {
+	b := s.boxFor(w, *req.BoxID, user)
+	if b == nil {
+		return nil, nil
+	}
+	sec := b.findSecret(*req.SecretID)
+	if sec == nil {
+		writeError(w, http.StatusNotFound, msgSecretNotFound)
+		return nil, nil
+	}
+	return b, sec
+}
+
 // findSecret looks a secret up by name or ID. Must hold s.mu.
 func (b *box) findSecret(id string) *secret {
 	if sec, ok := b.secrets[id]; ok {
@@ -443,13 +460,8 @@ func (s *Server) checkoutSecret(w http.ResponseWriter, r *http.Request, user str
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := s.boxFor(w, *req.BoxID, user)
-	if b == nil {
-		return
-	}
-	sec := b.findSecret(*req.SecretID)
+	_, sec := s.secretFor(w, req.secretRequest, user)
 	if sec == nil {
-		writeError(w, http.StatusNotFound, msgSecretNotFound)
 		return
 	}
 	// Versions count from 1; no version means the latest.
@@ -488,13 +500,8 @@ func (s *Server) putSecretValue(w http.ResponseWriter, r *http.Request, user str
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := s.boxFor(w, *req.BoxID, user)
-	if b == nil {
-		return
-	}
-	sec := b.findSecret(*req.SecretID)
+	_, sec := s.secretFor(w, req.secretRequest, user)
 	if sec == nil {
-		writeError(w, http.StatusNotFound, msgSecretNotFound)
 		return
 	}
 	// Assumed: PutSecretValue appends a version that becomes the current
@@ -511,14 +518,8 @@ func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request, user strin
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := s.boxFor(w, *req.BoxID, user)
-	if b == nil {
-		return
-	}
-	sec := b.findSecret(*req.SecretID)
+	b, sec := s.secretFor(w, req, user)
 	if sec == nil {
-		// Inferred from CheckoutSecret.
-		writeError(w, http.StatusNotFound, msgSecretNotFound)
 		return
 	}
 	// Assumed: deleting removes every version at once.
