@@ -6,6 +6,7 @@ package kmipbridge
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -755,7 +756,7 @@ func (s *Server) destroy(ctx context.Context, req *payloads.DestroyRequestPayloa
 		state = o.Meta.State
 		return errUnchanged
 	})
-	if err != nil && err != errUnchanged {
+	if err != nil && !errors.Is(err, errUnchanged) {
 		return nil, err
 	}
 	if state == keys.StateActive {
