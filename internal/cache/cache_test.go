@@ -26,6 +26,20 @@ func newCache(t *testing.T, cfg Config) *Cache[*value] {
 	return c
 }
 
+// eventually waits until cond holds, failing the test after a few
+// seconds: background work (the eviction loop, a release timer) runs on
+// its own schedule, which a busy machine stretches.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestSingleFlight(t *testing.T) {
 	c := newCache(t, Config{})
 	var loads atomic.Int32
@@ -86,10 +100,7 @@ func TestExpiryAny(t *testing.T) {
 	var loads atomic.Int32
 	load := func(context.Context) (*value, error) { loads.Add(1); return &value{}, nil }
 	first, _ := c.Get(context.Background(), "k", load)
-	time.Sleep(200 * time.Millisecond)
-	if !first.released.Load() {
-		t.Fatal("expired entry was not released by the eviction loop")
-	}
+	eventually(t, "expired entry was not released by the eviction loop", first.released.Load)
 	second, _ := c.Get(context.Background(), "k", load)
 	if second == first || loads.Load() != 2 {
 		t.Fatalf("Get after expiry did not reload (loads=%d)", loads.Load())
@@ -189,7 +200,9 @@ func TestDeleteRacingLoad(t *testing.T) {
 	c := newCache(t, Config{LoadTimeout: 100 * time.Millisecond})
 	started, finish := make(chan struct{}), make(chan struct{})
 	stale := &value{name: "stale"}
+	loaded := make(chan struct{})
 	go func() {
+		defer close(loaded)
 		c.Get(context.Background(), "k", func(context.Context) (*value, error) {
 			close(started)
 			<-finish
@@ -199,15 +212,12 @@ func TestDeleteRacingLoad(t *testing.T) {
 	<-started
 	c.Delete("k") // the key was deleted while its old value was loading
 	close(finish)
-	time.Sleep(20 * time.Millisecond)
+	<-loaded // else the next Get could join the racing load
 	v, _ := c.Get(context.Background(), "k", func(context.Context) (*value, error) { return &value{name: "fresh"}, nil })
 	if v.name != "fresh" {
 		t.Fatal("a load that raced with Delete was cached")
 	}
-	time.Sleep(200 * time.Millisecond)
-	if !stale.released.Load() {
-		t.Fatal("the uncached value of a racing load was never released")
-	}
+	eventually(t, "the uncached value of a racing load was never released", stale.released.Load)
 }
 
 func TestCallerContext(t *testing.T) {
