@@ -103,9 +103,11 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	w.Write(b.Bytes())
 }
 
-// writeJSON sends a 200 with v encoded by json.Encoder.
+// writeJSON sends a 200 with v encoded by json.Encoder. The encoded
+// body is wiped once written: it may hold plaintext keys.
 func writeJSON(w http.ResponseWriter, v any) {
 	var b bytes.Buffer
+	defer func() { clear(b.Bytes()) }()
 	if err := json.NewEncoder(&b).Encode(v); err != nil {
 		writeError(w, http.StatusInternalServerError, "failed to encode response")
 		return
