@@ -264,7 +264,29 @@ func TestReferenceConfig(t *testing.T) {
 	if cfg.Keystore.FS == nil || len(cfg.Policies["minio"].Allow) == 0 || len(cfg.Keys) != 1 {
 		t.Fatalf("%+v", cfg)
 	}
+}
 
+// TestExampleConfigs parses the hypervisor examples, which must stay
+// valid configs with their kmip section.
+func TestExampleConfigs(t *testing.T) {
+	t.Setenv("KES_ADMIN_IDENTITY", testAdmin)
+	for i, env := range []string{"VCENTER_IDENTITY", "KMIP_CHECK_IDENTITY", "ZSTACK_IDENTITY"} {
+		t.Setenv(env, strings.Repeat(string(rune('a'+i)), 64))
+	}
+	t.Setenv("KMIP_VCENTER_PASSWORD", "example-password")
+	t.Setenv("KMIP_ZSTACK_PASSWORD", "example-password")
+	for _, name := range []string{"vsphere", "zstack"} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := ReadConfig(filepath.Join("..", "examples", name, "server-config.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Not printed: the section holds passwords.
+			if cfg.KMIP == nil || cfg.KMIP.Addr != "0.0.0.0:5696" || len(cfg.KMIP.Users) == 0 {
+				t.Fatal("kmip section missing or incomplete")
+			}
+		})
+	}
 }
 
 func FuzzParseConfig(f *testing.F) {
