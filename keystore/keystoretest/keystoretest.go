@@ -293,7 +293,10 @@ func testValues(ctx context.Context, t *testing.T, s keystore.Store, _ Options) 
 	}
 }
 
-func testConcurrentCreate(ctx context.Context, t *testing.T, s keystore.Store, opts Options) {
+// race runs op from opts.Concurrency goroutines at once and returns the
+// indexes of those that succeeded. Every failure must be lost.
+func race(t *testing.T, opts Options, lost error, op func(i int) error) []int {
+	t.Helper()
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
@@ -304,21 +307,28 @@ func testConcurrentCreate(ctx context.Context, t *testing.T, s keystore.Store, o
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := s.Create(ctx, "raced", []byte(fmt.Sprintf("node-%d", i)))
+			err := op(i)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err == nil:
 				winners = append(winners, i)
-			case !errors.Is(err, keystore.ErrKeyExists):
+			case !errors.Is(err, lost):
 				others = append(others, err)
 			}
 		}()
 	}
 	wg.Wait()
 	if len(others) > 0 {
-		t.Fatalf("concurrent Create failed with errors other than ErrKeyExists: %v", others)
+		t.Fatalf("concurrent calls failed with errors other than %v: %v", lost, others)
 	}
+	return winners
+}
+
+func testConcurrentCreate(ctx context.Context, t *testing.T, s keystore.Store, opts Options) {
+	winners := race(t, opts, keystore.ErrKeyExists, func(i int) error {
+		return s.Create(ctx, "raced", []byte(fmt.Sprintf("node-%d", i)))
+	})
 	if len(winners) != 1 {
 		t.Fatalf("%d concurrent Creates succeeded, want exactly 1", len(winners))
 	}
@@ -329,31 +339,9 @@ func testConcurrentCreate(ctx context.Context, t *testing.T, s keystore.Store, o
 
 func testConcurrentReplace(ctx context.Context, t *testing.T, s keystore.Store, opts Options) {
 	mustCreate(ctx, t, s, "raced", []byte("v0"))
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		winners []int
-		others  []error
-	)
-	for i := range opts.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := s.Replace(ctx, "raced", []byte("v0"), []byte(fmt.Sprintf("v1-%d", i)))
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				winners = append(winners, i)
-			case !errors.Is(err, keystore.ErrConflict):
-				others = append(others, err)
-			}
-		}()
-	}
-	wg.Wait()
-	if len(others) > 0 {
-		t.Fatalf("concurrent Replace failed with errors other than ErrConflict: %v", others)
-	}
+	winners := race(t, opts, keystore.ErrConflict, func(i int) error {
+		return s.Replace(ctx, "raced", []byte("v0"), []byte(fmt.Sprintf("v1-%d", i)))
+	})
 	if len(winners) != 1 {
 		t.Fatalf("%d concurrent Replaces from the same old value succeeded, want exactly 1", len(winners))
 	}
