@@ -77,10 +77,12 @@ type Config struct {
 	// identity (the certificate identity, or "user:<name>" for a
 	// Username/Password credential), the operation's path name (for
 	// example "get", or "unsupported"), the object's unique identifier
-	// if any (for Create and Register the new object's), and the result (nil on success). A message rejected for a
-	// wrong Username/Password is reported once, as operation
-	// "authenticate". Results are KMIP errors with safe messages. It is
-	// called from many connections at once.
+	// if any (for Create and Register the new object's), and the result
+	// (nil on success). A message rejected for a wrong Username/Password
+	// is reported once, as operation "authenticate". A failed result is
+	// a kmipserver.Error: its Reason is the item's KMIP Result Reason and
+	// its message is safe to record. It is called from many connections
+	// at once.
 	Audit func(identity, operation, uid string, result error)
 }
 
