@@ -11,9 +11,10 @@
 // action with the key name as additional authenticated data, so a sealed
 // value copied under another name does not unseal. Values of 1 byte to
 // 4 KiB are wrapped directly. Larger ones (the wrap action's plaintext
-// limit is not documented) and empty ones are encrypted locally with AES-256-GCM under a data key that
-// the service generates and wraps in the same call ("create and wrap");
-// either way the root key decides whether the value can be read.
+// limit is not documented) and empty ones are encrypted locally with
+// AES-256-GCM under a data key that the service generates and wraps in
+// the same call ("create and wrap"); either way the root key decides
+// whether the value can be read.
 //
 // When the root key has been rotated, unwrap returns the value re-wrapped
 // under the newest version and Unseal hands it back as resealed, which
@@ -23,9 +24,10 @@
 //
 // NewStore returns a keystore.Store that keeps each key as an extractable
 // standard key in the instance (named "kes-<name>"), whose payload is the
-// value sealed by the root key as above. Values too large for one
-// standard key (7,500 bytes) are split across several, referenced by ID
-// from the one that is found by alias.
+// value sealed by the root key as above. A standard key holds at most
+// 7,500 bytes, so a sealed value above 5,000 bytes (leaving room for
+// base64) is split across several, referenced by ID from the one that
+// is found by alias.
 //
 // Names are not unique in Key Protect, aliases are, so aliases find our
 // keys. Every write of a key is a new standard key (payloads cannot be
@@ -48,9 +50,8 @@
 //
 // Known limits: an instance holds at most 1,000 aliases, so at most
 // about 1,000 keys (the limit is per instance, so give each deployment
-// its own); a
-// Replace racing with a Delete of the same key can bring the key back
-// with the replaced value; List pages with offsets, so keys created or
+// its own); a Replace racing with a Delete of the same key can bring the
+// key back with the replaced value; List pages with offsets, so keys created or
 // deleted while it runs may be missed.
 //
 // Store.Rewrap re-wraps every stored value under the newest root key
