@@ -196,8 +196,9 @@ type reqCtx struct {
 // authed checks the bearer token, the instance and the key ring before a
 // Key Protect handler runs. Assumed: the service does not insist on the
 // documented Content-Type and Accept values, since the Go client sends
-// "accept: application/json" and no Content-Type at all. The mutex is held while the handler runs, so
-// every request is atomic, which the alias and delete semantics rely on.
+// "accept: application/json" and no Content-Type at all. The mutex is
+// held while the handler runs, so every request is atomic, which the
+// alias and delete semantics rely on.
 func (s *Server) authed(h func(http.ResponseWriter, *http.Request, reqCtx) *apiError) http.HandlerFunc {
 	return func(out http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(out, r.Body, maxBody)
