@@ -49,7 +49,8 @@ func newFixture(t *testing.T, cfg emulator.Config) *fixture {
 		ExpiresIn   int    `json:"expires_in"`
 	}
 	if err := json.Unmarshal(body, &tok); err != nil || tok.TokenType != "Bearer" || tok.ExpiresIn != 3600 || tok.AccessToken == "" {
-		t.Fatalf("token response %s", body)
+		// Not the body: it holds the token.
+		t.Fatalf("token response: type %q, expires_in %d, token present %v, %v", tok.TokenType, tok.ExpiresIn, tok.AccessToken != "", err)
 	}
 	f.token = tok.AccessToken
 	return f
