@@ -5,7 +5,8 @@
 // Services / Key Protect: the IAM token endpoint and the subset of the Key
 // Protect v2 key management API that the keystore driver uses (create,
 // get, list, delete, aliases and the wrap, unwrap, rewrap, rotate, disable
-// and enable actions), served over real TLS with a self-signed certificate.
+// and enable actions), served over real TLS with a certificate issued by
+// a throw-away CA (see package emutls).
 //
 // It follows the contract recorded in the project's reference notes
 // (status codes, error envelope, reason codes, key states, rotation
