@@ -260,6 +260,7 @@ func (s *Service) Generate(ctx context.Context, name string, assoc []byte) (plai
 		}
 		dek := make([]byte, crypto.KeySize)
 		if _, err := io.ReadFull(s.rand, dek); err != nil {
+			clear(dek)
 			return fmt.Errorf("keys: failed to generate data key: %w", err)
 		}
 		ct, err := key.Encrypt(dek, assoc)
