@@ -137,6 +137,7 @@ func decodeSecretData(body []byte) ([]byte, error) {
 	if err := json.Unmarshal(body, &v); err != nil {
 		return nil, errors.New("malformed response")
 	}
+	defer clear(v.SecretData) // a copy of the key's encoding
 	var s string
 	if err := json.Unmarshal(v.SecretData, &s); err != nil {
 		return nil, errors.New("secret_data is not a string: the secret was not written by KES")
