@@ -7,7 +7,7 @@ COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X github.com/kesbridge/kes/edge.Version=$(VERSION) -X github.com/kesbridge/kes/edge.Commit=$(COMMIT)
 FUZZTIME ?= 10s
 
-.PHONY: all build run test deps vet staticcheck unit bench fuzz clean
+.PHONY: all build run test deps vet staticcheck unit bench load fuzz clean
 
 all: build
 
@@ -41,6 +41,11 @@ unit:
 # Create) and each keystore driver, cold and warm.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+# The load tool against a development server on a free loopback port:
+# HTTP generate and decrypt throughput and latency (LOAD_DURATION each).
+load:
+	@scripts/load.sh
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:

@@ -281,6 +281,7 @@ func load(ctx context.Context, o options, op func(context.Context) error) result
 		r       result
 		issued  atomic.Int64
 		ok, bad atomic.Int64
+		last    atomic.Int64 // when the last counted request finished
 	)
 	start := time.Now()
 	for range o.concurrency {
@@ -304,7 +305,9 @@ func load(ctx context.Context, o options, op func(context.Context) error) result
 					continue
 				}
 				ok.Add(1)
-				lat = append(lat, time.Since(t))
+				now := time.Now()
+				last.Store(int64(now.Sub(start)))
+				lat = append(lat, now.Sub(t))
 			}
 			mu.Lock()
 			r.latencies = append(r.latencies, lat...)
@@ -312,7 +315,9 @@ func load(ctx context.Context, o options, op func(context.Context) error) result
 		}()
 	}
 	wg.Wait()
-	r.elapsed = time.Since(start)
+	// Requests cut off by the end of the run are not counted, so neither
+	// is the time spent waiting for them.
+	r.elapsed = max(time.Duration(last.Load()), time.Millisecond)
 	r.ok, r.failed = ok.Load(), bad.Load()
 	slices.Sort(r.latencies)
 	return r
