@@ -40,6 +40,10 @@ const (
 var (
 	errClosed       = errors.New("hpcs: closed")
 	errNotAuthentic = errors.New("hpcs: unseal failed: sealed value is not authentic")
+
+	// errTooLarge reports an answer above maxResponse: a protocol
+	// error, not an outage, so it must not switch the cache offline.
+	errTooLarge = errors.New("hpcs: answer exceeds the size limit")
 )
 
 // conn is what the Sealer and the Store share: one client, one token
@@ -137,7 +141,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n += int64(n)
 	if b.n > maxResponse {
-		return n, errors.New("response body too large")
+		return n, errTooLarge
 	}
 	return n, err
 }
@@ -206,7 +210,7 @@ func (c *conn) classify(ctx context.Context, err error) error {
 		}
 		return fmt.Errorf("hpcs: %w", err)
 	}
-	if keystore.IsUnreachable(err) || keystore.IsUnavailable(err) {
+	if keystore.IsUnreachable(err) || keystore.IsUnavailable(err) || errors.Is(err, errTooLarge) {
 		return err
 	}
 	var uerr *kp.URLError
