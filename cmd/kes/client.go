@@ -310,3 +310,61 @@ func clientError(err error) error {
 func writeJSON(w io.Writer, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
+
+// parseClientFlags parses the command line of a client command that takes
+// only the common client flags and min to max positional arguments
+// (max < 0: no limit).
+func parseClientFlags(name, usage string, args []string, min, max int) (*clientFlags, *pflag.FlagSet, error) {
+	cf := new(clientFlags)
+	fs := newFlagSet(name)
+	cf.register(fs)
+	if err := parseFlags(fs, usage, args); err != nil {
+		return nil, nil, err
+	}
+	if err := nArgs(fs, min, max); err != nil {
+		return nil, nil, err
+	}
+	return cf, fs, nil
+}
+
+// forEachName calls op for each name, one request at a time, and stops
+// at the first error.
+func forEachName(names []string, op func(context.Context, string) error) error {
+	for _, name := range names {
+		ctx, cancel := requestContext()
+		err := op(ctx, name)
+		cancel()
+		if err != nil {
+			return clientError(err)
+		}
+	}
+	return nil
+}
+
+// legacyLsCmd runs one of the deprecated 'ls' sub-commands (key, policy,
+// identity): it prints the names that list returns for an optional
+// pattern, '*' by default.
+func legacyLsCmd[T ~string](name, usage, header string, args []string, list func(*kes.Client, context.Context, string, int) ([]T, string, error)) error {
+	cf, fs, err := parseClientFlags(name, usage, args, 0, 1)
+	if err != nil {
+		return err
+	}
+	pattern := "*"
+	if fs.NArg() == 1 {
+		pattern = fs.Arg(0)
+	}
+	client, err := cf.newClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := requestContext()
+	defer cancel()
+	next := func(ctx context.Context, prefix string, n int) ([]T, string, error) {
+		return list(client, ctx, prefix, n)
+	}
+	names, err := listNames(ctx, next, pattern)
+	if err != nil {
+		return clientError(err)
+	}
+	return printNames(stdout, header, names, cf.json)
+}

@@ -413,13 +413,8 @@ Options:
 ` + clientOptionsUsage
 
 func identityInfoCmd(args []string) error {
-	var cf clientFlags
-	fs := newFlagSet("kes identity info")
-	cf.register(fs)
-	if err := parseFlags(fs, identityInfoUsage, args); err != nil {
-		return err
-	}
-	if err := nArgs(fs, 0, 1); err != nil {
+	cf, fs, err := parseClientFlags("kes identity info", identityInfoUsage, args, 0, 1)
+	if err != nil {
 		return err
 	}
 	client, err := cf.newClient()
@@ -480,16 +475,22 @@ func printIdentityInfo(w io.Writer, info *kes.IdentityInfo, policy *kes.Policy, 
 	if v.Policy != "" {
 		fmt.Fprintf(&b, "%-12s%s\n", "Policy", v.Policy)
 	}
-	if !v.CreatedAt.IsZero() {
-		fmt.Fprintf(&b, "%-12s%s\n", "Created At", v.CreatedAt.Local().Format(time.DateTime))
-	}
-	if v.CreatedBy != "" {
-		fmt.Fprintf(&b, "%-12s%s\n", "Created By", v.CreatedBy)
-	}
+	writeCreated(&b, v.CreatedAt, v.CreatedBy)
 	writeRules(&b, "Allow", v.Allow)
 	writeRules(&b, "Deny", v.Deny)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeCreated adds the creation time and creator, where the server
+// reported them.
+func writeCreated(b *strings.Builder, createdAt time.Time, createdBy string) {
+	if !createdAt.IsZero() {
+		fmt.Fprintf(b, "%-12s%s\n", "Created At", createdAt.Local().Format(time.DateTime))
+	}
+	if createdBy != "" {
+		fmt.Fprintf(b, "%-12s%s\n", "Created By", createdBy)
+	}
 }
 
 func writeRules(b *strings.Builder, title string, rules []string) {
@@ -520,28 +521,5 @@ Options:
 ` + clientOptionsUsage
 
 func identityLsCmd(args []string) error {
-	var cf clientFlags
-	fs := newFlagSet("kes identity ls")
-	cf.register(fs)
-	if err := parseFlags(fs, identityLsUsage, args); err != nil {
-		return err
-	}
-	if err := nArgs(fs, 0, 1); err != nil {
-		return err
-	}
-	pattern := "*"
-	if fs.NArg() == 1 {
-		pattern = fs.Arg(0)
-	}
-	client, err := cf.newClient()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := requestContext()
-	defer cancel()
-	names, err := listNames(ctx, client.ListIdentities, pattern)
-	if err != nil {
-		return clientError(err)
-	}
-	return printNames(stdout, "Identity", names, cf.json)
+	return legacyLsCmd("kes identity ls", identityLsUsage, "Identity", args, (*kes.Client).ListIdentities)
 }

@@ -66,28 +66,15 @@ Options:
 ` + clientOptionsUsage
 
 func keyCreateCmd(args []string) error {
-	var cf clientFlags
-	fs := newFlagSet("kes key create")
-	cf.register(fs)
-	if err := parseFlags(fs, keyCreateUsage, args); err != nil {
-		return err
-	}
-	if err := nArgs(fs, 1, -1); err != nil {
+	cf, fs, err := parseClientFlags("kes key create", keyCreateUsage, args, 1, -1)
+	if err != nil {
 		return err
 	}
 	client, err := cf.newClient()
 	if err != nil {
 		return err
 	}
-	for _, name := range fs.Args() {
-		ctx, cancel := requestContext()
-		err := client.CreateKey(ctx, name)
-		cancel()
-		if err != nil {
-			return clientError(err)
-		}
-	}
-	return nil
+	return forEachName(fs.Args(), client.CreateKey)
 }
 
 const keyImportUsage = `Usage:
@@ -99,13 +86,8 @@ Options:
 ` + clientOptionsUsage
 
 func keyImportCmd(args []string) error {
-	var cf clientFlags
-	fs := newFlagSet("kes key import")
-	cf.register(fs)
-	if err := parseFlags(fs, keyImportUsage, args); err != nil {
-		return err
-	}
-	if err := nArgs(fs, 2, 2); err != nil {
+	cf, fs, err := parseClientFlags("kes key import", keyImportUsage, args, 2, 2)
+	if err != nil {
 		return err
 	}
 	key, err := base64.StdEncoding.DecodeString(fs.Arg(1))
@@ -132,13 +114,8 @@ Options:
 ` + clientOptionsUsage
 
 func keyInfoCmd(args []string) error {
-	var cf clientFlags
-	fs := newFlagSet("kes key info")
-	cf.register(fs)
-	if err := parseFlags(fs, keyInfoUsage, args); err != nil {
-		return err
-	}
-	if err := nArgs(fs, 1, 1); err != nil {
+	cf, fs, err := parseClientFlags("kes key info", keyInfoUsage, args, 1, 1)
+	if err != nil {
 		return err
 	}
 	client, err := cf.newClient()
@@ -176,30 +153,7 @@ Options:
 ` + clientOptionsUsage
 
 func keyLsCmd(args []string) error {
-	var cf clientFlags
-	fs := newFlagSet("kes key ls")
-	cf.register(fs)
-	if err := parseFlags(fs, keyLsUsage, args); err != nil {
-		return err
-	}
-	if err := nArgs(fs, 0, 1); err != nil {
-		return err
-	}
-	pattern := "*"
-	if fs.NArg() == 1 {
-		pattern = fs.Arg(0)
-	}
-	client, err := cf.newClient()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := requestContext()
-	defer cancel()
-	names, err := listNames(ctx, client.ListKeys, pattern)
-	if err != nil {
-		return clientError(err)
-	}
-	return printNames(stdout, "Key", names, cf.json)
+	return legacyLsCmd("kes key ls", keyLsUsage, "Key", args, (*kes.Client).ListKeys)
 }
 
 const keyRmUsage = `Usage:
@@ -209,28 +163,15 @@ Options:
 ` + clientOptionsUsage
 
 func keyRmCmd(args []string) error {
-	var cf clientFlags
-	fs := newFlagSet("kes key rm")
-	cf.register(fs)
-	if err := parseFlags(fs, keyRmUsage, args); err != nil {
-		return err
-	}
-	if err := nArgs(fs, 1, -1); err != nil {
+	cf, fs, err := parseClientFlags("kes key rm", keyRmUsage, args, 1, -1)
+	if err != nil {
 		return err
 	}
 	client, err := cf.newClient()
 	if err != nil {
 		return err
 	}
-	for _, name := range fs.Args() {
-		ctx, cancel := requestContext()
-		err := client.DeleteKey(ctx, name)
-		cancel()
-		if err != nil {
-			return clientError(err)
-		}
-	}
-	return nil
+	return forEachName(fs.Args(), client.DeleteKey)
 }
 
 const keyEncryptUsage = `Usage:
@@ -243,13 +184,8 @@ Options:
 ` + clientOptionsUsage
 
 func keyEncryptCmd(args []string) error {
-	var cf clientFlags
-	fs := newFlagSet("kes key encrypt")
-	cf.register(fs)
-	if err := parseFlags(fs, keyEncryptUsage, args); err != nil {
-		return err
-	}
-	if err := nArgs(fs, 2, 2); err != nil {
+	cf, fs, err := parseClientFlags("kes key encrypt", keyEncryptUsage, args, 2, 2)
+	if err != nil {
 		return err
 	}
 	client, err := cf.newClient()
@@ -275,13 +211,8 @@ Options:
 ` + clientOptionsUsage
 
 func keyDecryptCmd(args []string) error {
-	var cf clientFlags
-	fs := newFlagSet("kes key decrypt")
-	cf.register(fs)
-	if err := parseFlags(fs, keyDecryptUsage, args); err != nil {
-		return err
-	}
-	if err := nArgs(fs, 2, 3); err != nil {
+	cf, fs, err := parseClientFlags("kes key decrypt", keyDecryptUsage, args, 2, 3)
+	if err != nil {
 		return err
 	}
 	ciphertext, err := base64.StdEncoding.DecodeString(fs.Arg(1))
@@ -319,18 +250,12 @@ Options:
 ` + clientOptionsUsage
 
 func keyDEKCmd(args []string) error {
-	var cf clientFlags
-	fs := newFlagSet("kes key dek")
-	cf.register(fs)
-	if err := parseFlags(fs, keyDEKUsage, args); err != nil {
-		return err
-	}
-	if err := nArgs(fs, 1, 2); err != nil {
+	cf, fs, err := parseClientFlags("kes key dek", keyDEKUsage, args, 1, 2)
+	if err != nil {
 		return err
 	}
 	var context []byte
 	if fs.NArg() == 2 {
-		var err error
 		if context, err = base64.StdEncoding.DecodeString(fs.Arg(1)); err != nil {
 			return errors.New("invalid context: not base64")
 		}

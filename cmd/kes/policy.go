@@ -42,13 +42,8 @@ Options:
 ` + clientOptionsUsage
 
 func policyInfoCmd(args []string) error {
-	var cf clientFlags
-	fs := newFlagSet("kes policy info")
-	cf.register(fs)
-	if err := parseFlags(fs, policyInfoUsage, args); err != nil {
-		return err
-	}
-	if err := nArgs(fs, 1, 1); err != nil {
+	cf, fs, err := parseClientFlags("kes policy info", policyInfoUsage, args, 1, 1)
+	if err != nil {
 		return err
 	}
 	client, err := cf.newClient()
@@ -73,12 +68,7 @@ func policyInfoCmd(args []string) error {
 func printPolicyInfo(w io.Writer, info *kes.PolicyInfo) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-12s%s\n", "Name", info.Name)
-	if !info.CreatedAt.IsZero() {
-		fmt.Fprintf(&b, "%-12s%s\n", "Created At", info.CreatedAt.Local().Format(time.DateTime))
-	}
-	if info.CreatedBy != "" {
-		fmt.Fprintf(&b, "%-12s%s\n", "Created By", info.CreatedBy)
-	}
+	writeCreated(&b, info.CreatedAt, info.CreatedBy.String())
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -99,13 +89,8 @@ type policyJSON struct {
 }
 
 func policyShowCmd(args []string) error {
-	var cf clientFlags
-	fs := newFlagSet("kes policy show")
-	cf.register(fs)
-	if err := parseFlags(fs, policyShowUsage, args); err != nil {
-		return err
-	}
-	if err := nArgs(fs, 1, 1); err != nil {
+	cf, fs, err := parseClientFlags("kes policy show", policyShowUsage, args, 1, 1)
+	if err != nil {
 		return err
 	}
 	client, err := cf.newClient()
@@ -130,12 +115,7 @@ func policyShowCmd(args []string) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-12s%s\n", "Name", v.Name)
-	if !v.CreatedAt.IsZero() {
-		fmt.Fprintf(&b, "%-12s%s\n", "Created At", v.CreatedAt.Local().Format(time.DateTime))
-	}
-	if v.CreatedBy != "" {
-		fmt.Fprintf(&b, "%-12s%s\n", "Created By", v.CreatedBy)
-	}
+	writeCreated(&b, v.CreatedAt, v.CreatedBy)
 	writeRules(&b, "Allow", v.Allow)
 	writeRules(&b, "Deny", v.Deny)
 	_, err = io.WriteString(stdout, b.String())
@@ -151,28 +131,5 @@ Options:
 ` + clientOptionsUsage
 
 func policyLsCmd(args []string) error {
-	var cf clientFlags
-	fs := newFlagSet("kes policy ls")
-	cf.register(fs)
-	if err := parseFlags(fs, policyLsUsage, args); err != nil {
-		return err
-	}
-	if err := nArgs(fs, 0, 1); err != nil {
-		return err
-	}
-	pattern := "*"
-	if fs.NArg() == 1 {
-		pattern = fs.Arg(0)
-	}
-	client, err := cf.newClient()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := requestContext()
-	defer cancel()
-	names, err := listNames(ctx, client.ListPolicies, pattern)
-	if err != nil {
-		return clientError(err)
-	}
-	return printNames(stdout, "Policy", names, cf.json)
+	return legacyLsCmd("kes policy ls", policyLsUsage, "Policy", args, (*kes.Client).ListPolicies)
 }
