@@ -197,21 +197,10 @@ func kmipCAInitCmd(args []string) error {
 		IsCA:                  true,
 		MaxPathLenZero:        true,
 	}
-	certDER, err := issue(tmpl, nil, key.Public(), key)
-	if err != nil {
-		return fmt.Errorf("ca init: %w", err)
-	}
-	keyPEM, err := encodeKey(key)
-	if err != nil {
-		return fmt.Errorf("ca init: %w", err)
-	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("ca init: %w", err)
 	}
-	if err := writeFile(keyPath, keyPEM, 0o600, force); err != nil {
-		return fmt.Errorf("ca init: %w", err)
-	}
-	if err := writeFile(certPath, encodeCert(certDER), 0o644, force); err != nil {
+	if _, err := issueKeyPair(tmpl, nil, key, certPath, keyPath, force); err != nil {
 		return fmt.Errorf("ca init: %w", err)
 	}
 	fmt.Fprintf(stdout, "Created the KMIP CA %q:\n  certificate  %s\n  private key  %s\n", name, certPath, keyPath)
@@ -355,18 +344,7 @@ func kmipServerCertCmd(args []string) error {
 		DNSNames:              dnsNames,
 		IPAddresses:           ipAddrs,
 	}
-	certDER, err := issue(tmpl, ca.cert, key.Public(), ca.key)
-	if err != nil {
-		return fmt.Errorf("server-cert: %w", err)
-	}
-	keyPEM, err := encodeKey(key)
-	if err != nil {
-		return fmt.Errorf("server-cert: %w", err)
-	}
-	if err := writeFile(outKey, keyPEM, 0o600, force); err != nil {
-		return fmt.Errorf("server-cert: %w", err)
-	}
-	if err := writeFile(outCert, encodeCert(certDER), 0o644, force); err != nil {
+	if _, err := issueKeyPair(tmpl, ca, key, outCert, outKey, force); err != nil {
 		return fmt.Errorf("server-cert: %w", err)
 	}
 	fmt.Fprintf(stdout, "Issued the KMIP server certificate %q:\n  certificate  %s\n  private key  %s\n", name, outCert, outKey)
@@ -554,22 +532,8 @@ func kmipClientNewCmd(args []string) error {
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 	}
-	certDER, err := issue(tmpl, ca.cert, key.Public(), ca.key)
+	cert, err := issueKeyPair(tmpl, ca, key, outCert, outKey, force)
 	if err != nil {
-		return fmt.Errorf("client new: %w", err)
-	}
-	cert, err := x509.ParseCertificate(certDER)
-	if err != nil {
-		return fmt.Errorf("client new: %w", err)
-	}
-	keyPEM, err := encodeKey(key)
-	if err != nil {
-		return fmt.Errorf("client new: %w", err)
-	}
-	if err := writeFile(outKey, keyPEM, 0o600, force); err != nil {
-		return fmt.Errorf("client new: %w", err)
-	}
-	if err := writeFile(outCert, encodeCert(certDER), 0o644, force); err != nil {
 		return fmt.Errorf("client new: %w", err)
 	}
 	fmt.Fprintf(stdout, "Issued the KMIP client certificate %q:\n  certificate  %s\n  private key  %s\n", name, outCert, outKey)
@@ -1032,6 +996,39 @@ func issue(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.S
 	return x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
 }
 
+// issueKeyPair issues the certificate tmpl for key, signed by ca (nil:
+// self-signed), and writes the private key (mode 0600) and then the
+// certificate (mode 0644).
+func issueKeyPair(tmpl *x509.Certificate, ca *kmipCA, key crypto.Signer, certPath, keyPath string, force bool) (*x509.Certificate, error) {
+	var (
+		parent *x509.Certificate
+		signer = key
+	)
+	if ca != nil {
+		parent, signer = ca.cert, ca.key
+	}
+	certDER, err := issue(tmpl, parent, key.Public(), signer)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(keyPEM)
+	if err := writeFile(keyPath, keyPEM, 0o600, force); err != nil {
+		return nil, err
+	}
+	if err := writeFile(certPath, encodeCert(certDER), 0o644, force); err != nil {
+		return nil, err
+	}
+	return cert, nil
+}
+
 func encodeCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
@@ -1041,6 +1038,7 @@ func encodeKey(key crypto.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer clear(der)
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
