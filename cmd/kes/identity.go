@@ -277,10 +277,10 @@ func identityNewCmd(args []string) error {
 		return err
 	}
 	defer clear(keyPEM)
-	if err := writeKeyFile(keyFile, keyPEM, 0o600, force); err != nil {
+	if err := writeFile(keyFile, keyPEM, 0o600, force); err != nil {
 		return fmt.Errorf("failed to write private key: %v", err)
 	}
-	if err := writeKeyFile(certFile, certPEM, 0o644, force); err != nil {
+	if err := writeFile(certFile, certPEM, 0o644, force); err != nil {
 		return fmt.Errorf("failed to write certificate: %v", err)
 	}
 	if !isTerminal(stdout) {
@@ -354,32 +354,6 @@ func privateKeyPEM(key identity.APIKey, encrypt bool) ([]byte, error) {
 		return nil, fmt.Errorf("failed to encrypt private key: %v", err)
 	}
 	return pem.EncodeToMemory(block), nil
-}
-
-// writeKeyFile writes data to name with mode perm. Unless overwrite is set it
-// fails if name exists, even if it appeared since an earlier check.
-func writeKeyFile(name string, data []byte, perm os.FileMode, overwrite bool) error {
-	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	if overwrite {
-		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	}
-	f, err := os.OpenFile(name, flags, perm)
-	if err != nil {
-		return err
-	}
-	if err := f.Chmod(perm); err != nil { // umask and pre-existing files
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 const identityOfUsage = `Usage:
