@@ -4,6 +4,8 @@
 package edge
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -61,6 +63,8 @@ func (c *call) ready() {
 	if _, err := c.st.keys.Status(c.r.Context()); err != nil {
 		if keystore.IsUnreachable(err) {
 			writeError(c.w, http.StatusGatewayTimeout, "key store is not reachable")
+		} else if reason := unavailableReason(err); reason != "" {
+			writeError(c.w, http.StatusBadGateway, "key store is unavailable: "+reason)
 		} else {
 			writeError(c.w, http.StatusBadGateway, "key store is unavailable")
 		}
@@ -71,7 +75,9 @@ func (c *call) ready() {
 
 // status answers in the units the clients decode: keystore_latency as a
 // Go duration (nanoseconds), uptime in seconds; an unreachable keystore
-// is also reported as unavailable, which kms-go requires.
+// is also reported as unavailable, which kms-go requires. keystore_error
+// says why, in words safe to show ("root key disabled"); the clients
+// ignore it.
 func (c *call) status() {
 	var resp struct {
 		Version     string        `json:"version"`
@@ -85,6 +91,7 @@ func (c *call) status() {
 		Latency     time.Duration `json:"keystore_latency,omitempty"`
 		Unreachable bool          `json:"keystore_unreachable,omitempty"`
 		Unavailable bool          `json:"keystore_unavailable,omitempty"`
+		Error       string        `json:"keystore_error,omitempty"`
 	}
 	resp.Version, _ = BuildInfo()
 	resp.OS, resp.Arch = runtime.GOOS, runtime.GOARCH
@@ -100,10 +107,22 @@ func (c *call) status() {
 		resp.Latency = max(st.Latency, time.Nanosecond)
 	case keystore.IsUnreachable(err):
 		resp.Unreachable, resp.Unavailable = true, true
+		resp.Error = "key store is not reachable"
 	default:
 		resp.Unavailable = true
+		resp.Error = cmp.Or(unavailableReason(err), "key store is unavailable")
 	}
 	writeJSON(c.w, resp)
+}
+
+// unavailableReason returns the client-safe reason of an
+// *keystore.UnavailableError, or "".
+func unavailableReason(err error) string {
+	var e *keystore.UnavailableError
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
 }
 
 func (c *call) api() {

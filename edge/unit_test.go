@@ -100,14 +100,15 @@ func serve(srv *Server, cs *tls.ConnectionState, method, path string) *httptest.
 
 func TestUnavailableKeystore(t *testing.T) {
 	srv, cs := newTestServer(t, unavailableStore{keystore.NewMem()})
-	if w := serve(srv, cs, "GET", "/v1/ready"); w.Code != 502 || w.Body.String() != errorBody("key store is unavailable") {
+	if w := serve(srv, cs, "GET", "/v1/ready"); w.Code != 502 || w.Body.String() != errorBody("key store is unavailable: root key disabled") {
 		t.Fatalf("ready: %d %q", w.Code, w.Body)
 	}
 	if w := serve(srv, cs, "GET", "/v1/key/describe/k"); w.Code != 502 || w.Body.String() != errorBody("root key disabled") {
 		t.Fatalf("describe: %d %q", w.Code, w.Body)
 	}
 	w := serve(srv, cs, "GET", "/v1/status")
-	if w.Code != 200 || !contains(w.Body.String(), `"keystore_unavailable":true`) || contains(w.Body.String(), "keystore_unreachable") {
+	if w.Code != 200 || !contains(w.Body.String(), `"keystore_unavailable":true`) || contains(w.Body.String(), "keystore_unreachable") ||
+		!contains(w.Body.String(), `"keystore_error":"root key disabled"`) {
 		t.Fatalf("status: %d %s", w.Code, w.Body)
 	}
 	if w := serve(srv, nil, "GET", "/v1/status"); w.Code != 400 || w.Body.String() != errorBody("insecure connection: TLS is required") {
