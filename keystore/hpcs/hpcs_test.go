@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -653,5 +654,70 @@ func TestConcurrentReaders(t *testing.T) {
 	wg.Wait()
 	if len(errs) > 0 {
 		t.Fatalf("%d Gets failed during Replaces, first: %v", len(errs), errs[0])
+	}
+}
+
+// lostAnswer passes requests on, but swallows the answer to the first
+// create request that carries an alias and reports a 503 instead, as a
+// proxy that lost the service's answer would. The client library then
+// repeats the create, which finds the alias taken by the first attempt.
+type lostAnswer struct {
+	rt   http.RoundTripper
+	mu   sync.Mutex
+	done bool
+}
+
+func (l *lostAnswer) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		body, _ = io.ReadAll(req.Body)
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	resp, err := l.rt.RoundTrip(req)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil || l.done || req.Method != http.MethodPost || req.URL.Path != "/api/v2/keys" || !bytes.Contains(body, []byte(`"aliases"`)) {
+		return resp, err
+	}
+	l.done = true
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return &http.Response{
+		StatusCode: http.StatusServiceUnavailable,
+		Header:     http.Header{"Content-Type": {"text/plain"}},
+		Body:       io.NopCloser(strings.NewReader("upstream answer lost")),
+		Request:    req,
+	}, nil
+}
+
+// TestLostCreateAnswer checks that a write whose answer was lost, and
+// which the client library therefore repeated, counts as done rather
+// than as a conflict with itself, and keeps its parts.
+func TestLostCreateAnswer(t *testing.T) {
+	e := newEnv(t, emulator.Config{})
+	for name, size := range map[string]int{"small": 100, "large": 3 * maxInline} {
+		t.Run(name, func(t *testing.T) {
+			s := e.store(t)
+			ctx := context.Background()
+			value := bytes.Repeat([]byte{'v'}, size)
+
+			s.c.ringClient.HttpClient.Transport = &lostAnswer{rt: s.c.ringClient.HttpClient.Transport}
+			if err := s.Create(ctx, name, value); err != nil {
+				t.Fatalf("Create with a lost answer: %v", err)
+			}
+			if got, err := s.Get(ctx, name); err != nil || !bytes.Equal(got, value) {
+				t.Fatalf("Get after Create with a lost answer: %d bytes, %v", len(got), err)
+			}
+
+			next := append(bytes.Clone(value), '2')
+			s.c.ringClient.HttpClient.Transport = &lostAnswer{rt: s.c.ringClient.HttpClient.Transport.(*lostAnswer).rt}
+			if err := s.Replace(ctx, name, value, next); err != nil {
+				t.Fatalf("Replace with a lost answer: %v", err)
+			}
+			if got, err := s.Get(ctx, name); err != nil || !bytes.Equal(got, next) {
+				t.Fatalf("Get after Replace with a lost answer: %d bytes, %v", len(got), err)
+			}
+		})
 	}
 }

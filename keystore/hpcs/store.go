@@ -268,6 +268,17 @@ func (s *Store) write(ctx context.Context, name, alias string, gen uint64, seale
 		h.inline = sealed
 	}
 	id, err := s.create(ctx, kpName, "kes: stored key", alias, h.marshal())
+	if statusOf(err) == http.StatusConflict {
+		// The client library repeats a create whose answer was lost (a
+		// connection error, a 5xx); if the first attempt landed, the
+		// alias is ours. The head tells: its inline value is sealed
+		// with a fresh nonce and its parts are our new keys.
+		if holder, herr := s.fetchHead(ctx, alias); herr == nil && holder != nil && holder.gen == gen &&
+			bytes.Equal(holder.sealed, h.inline) && slices.Equal(holder.parts, h.parts) {
+			holder.sealed = sealed
+			return holder, nil
+		}
+	}
 	if err != nil {
 		s.deleteKeys(ctx, h.parts)
 		return nil, err
