@@ -8,6 +8,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,11 +28,81 @@ import (
 // its contexts. It swaps package state: callers must not run in parallel.
 func runCommand(ctx context.Context, args ...string) (code int, out, errOut string) {
 	o, e := &syncBuffer{}, &syncBuffer{}
+	code = runCommandTo(ctx, o, e, args...)
+	return code, o.String(), e.String()
+}
+
+// runCommandTo is runCommand writing to o and e, which callers may read
+// while the command runs.
+func runCommandTo(ctx context.Context, o, e *syncBuffer, args ...string) int {
 	oldOut, oldErr, oldCtx := stdout, stderr, baseContext
 	stdout, stderr, baseContext = o, e, func() context.Context { return ctx }
 	defer func() { stdout, stderr, baseContext = oldOut, oldErr, oldCtx }()
-	code = run(args)
-	return code, o.String(), e.String()
+	return run(args)
+}
+
+// waitFor polls cond until it holds. If done delivers first, whatever
+// was waited for ended early: the test fails with ended's description of
+// it. The test's own timeout bounds the wait.
+func waitFor[T any](t *testing.T, cond func() bool, done <-chan T, ended func(T) string) {
+	t.Helper()
+	for !cond() {
+		select {
+		case r := <-done:
+			t.Fatal(ended(r))
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// freeAddr returns a 127.0.0.1 address with a port that was free a
+// moment ago, for commands that take an address instead of a listener.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// logStreamFunc is streamAuditLog or streamErrorLog.
+type logStreamFunc func(ctx context.Context, client *kes.Client, w io.Writer, asJSON bool, subscribed func()) error
+
+// subscribeLog runs stream in the background until cancel is called and
+// returns once the server has accepted the subscription. out collects
+// what the stream writes; done delivers the stream's result.
+func subscribeLog(t *testing.T, stream logStreamFunc, client *kes.Client, asJSON bool) (out *syncBuffer, done <-chan error, cancel context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	out = new(syncBuffer)
+	subscribed := make(chan struct{})
+	result := make(chan error, 1)
+	go func() { result <- stream(ctx, client, out, asJSON, func() { close(subscribed) }) }()
+	select {
+	case <-subscribed:
+	case err := <-result:
+		t.Fatalf("subscribing to the log: %v", err)
+	}
+	return out, result, cancel
+}
+
+// startTestServer starts a server with a fresh data directory, stopped
+// when the test ends, and returns an admin client of it.
+func startTestServer(t *testing.T) (*testServer, *kes.Client) {
+	t.Helper()
+	srv, err := startServer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	client, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, client
 }
 
 func TestExitCodes(t *testing.T) {
@@ -233,39 +305,17 @@ func TestPercentile(t *testing.T) {
 // TestLogStream subscribes to the audit log of a real server and sees
 // the event of a request made after the subscription.
 func TestLogStream(t *testing.T) {
-	srv, err := startServer(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	client, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, client := startTestServer(t)
 
 	for _, asJSON := range []bool{true, false} {
-		ctx, cancel := context.WithCancel(context.Background())
-		var out syncBuffer
-		subscribed := make(chan struct{})
-		done := make(chan error, 1)
-		go func() { done <- streamAuditLog(ctx, client, &out, asJSON, func() { close(subscribed) }) }()
-		select {
-		case <-subscribed:
-		case err := <-done:
-			t.Fatalf("streamAuditLog: %v", err)
-		}
+		out, done, cancel := subscribeLog(t, streamAuditLog, client, asJSON)
 		name := "log-key-" + map[bool]string{true: "json", false: "text"}[asJSON]
 		if err := client.CreateKey(context.Background(), name); err != nil {
 			t.Fatal(err)
 		}
-		// Wait for the event; the test's own timeout bounds the wait.
-		for !strings.Contains(out.String(), "/v1/key/create/"+name) {
-			select {
-			case err := <-done:
-				t.Fatalf("stream ended before the event: %v\n%s", err, out.String())
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
+		waitFor(t, func() bool { return strings.Contains(out.String(), "/v1/key/create/"+name) }, done, func(err error) string {
+			return fmt.Sprintf("stream ended before the event: %v\n%s", err, out.String())
+		})
 		cancel()
 		<-done
 		if asJSON {
@@ -294,84 +344,51 @@ func TestLogStream(t *testing.T) {
 // TestErrorLogStream subscribes to the error log of a real server and
 // sees the TLS handshake error of a client that speaks plain text.
 func TestErrorLogStream(t *testing.T) {
-	srv, err := startServer(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	client, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out syncBuffer
-	subscribed := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- streamErrorLog(ctx, client, &out, false, func() { close(subscribed) }) }()
-	select {
-	case <-subscribed:
-	case err := <-done:
-		t.Fatalf("streamErrorLog: %v", err)
-	}
+	srv, client := startTestServer(t)
+	out, done, cancel := subscribeLog(t, streamErrorLog, client, false)
 	c, err := net.Dial("tcp", srv.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
 	c.Close()
-	for !strings.Contains(out.String(), "handshake") {
-		select {
-		case err := <-done:
-			t.Fatalf("stream ended before the event: %v\n%s", err, out.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	waitFor(t, func() bool { return strings.Contains(out.String(), "handshake") }, done, func(err error) string {
+		return fmt.Sprintf("stream ended before the event: %v\n%s", err, out.String())
+	})
 	cancel()
 	<-done
 }
 
 // TestServerCommand runs 'kes server --dev' in-process until cancelled.
 func TestServerCommand(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-
+	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	type result struct {
-		code        int
-		out, errOut string
-	}
-	done := make(chan result, 1)
+	defer cancel()
+	o, e := &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
 	go func() {
-		code, out, errOut := runCommand(ctx, "server", "--dev", "--addr", addr, "--data", t.TempDir(), "--key", "old.key")
-		done <- result{code, out, errOut}
+		done <- runCommandTo(ctx, o, e, "server", "--dev", "--addr", addr, "--data", t.TempDir(), "--key", "old.key")
 	}()
-	for {
+	listening := func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			break
 		}
-		select {
-		case r := <-done:
-			t.Fatalf("kes server exited with %d: %s", r.code, r.errOut)
-		case <-time.After(10 * time.Millisecond):
-		}
+		return err == nil
 	}
+	waitFor(t, listening, done, func(code int) string {
+		return fmt.Sprintf("kes server exited with %d: %s", code, e.String())
+	})
 	cancel()
-	r := <-done
-	if r.code != 0 {
-		t.Fatalf("kes server: exit %d: %s", r.code, r.errOut)
+	if code := <-done; code != 0 {
+		t.Fatalf("kes server: exit %d: %s", code, e.String())
 	}
-	if !strings.Contains(r.errOut, "'--key' flag is deprecated and no longer honored") {
-		t.Errorf("no deprecation warning for --key: %q", r.errOut)
+	if !strings.Contains(e.String(), "'--key' flag is deprecated and no longer honored") {
+		t.Errorf("no deprecation warning for --key: %q", e.String())
 	}
-	if !strings.Contains(r.out, "KES_API_KEY=kes:v1:") {
-		t.Errorf("the dev banner shows no admin API key:\n%s", r.out)
+	// The banner holds the admin API key: say what is missing, never print it.
+	if !strings.Contains(o.String(), "KES_API_KEY=kes:v1:") {
+		t.Error("the dev banner shows no admin API key")
 	}
 }
 
@@ -386,28 +403,15 @@ func TestDevEmulators(t *testing.T) {
 		{[]string{"dev", "hpcs"}, "https://127.0.0.1:"},
 	} {
 		t.Run(tt.args[1], func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := ln.Addr().String()
-			ln.Close()
+			addr := freeAddr(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			o, e := &syncBuffer{}, &syncBuffer{}
-			oldOut, oldErr, oldCtx := stdout, stderr, baseContext
-			stdout, stderr, baseContext = o, e, func() context.Context { return ctx }
-			defer func() { stdout, stderr, baseContext = oldOut, oldErr, oldCtx }()
-
 			done := make(chan int, 1)
-			go func() { done <- run(append(tt.args, "--addr", addr)) }()
-			for !strings.Contains(o.String(), tt.want) {
-				select {
-				case code := <-done:
-					t.Fatalf("exited with %d: %s%s", code, o.String(), e.String())
-				case <-time.After(10 * time.Millisecond):
-				}
-			}
+			go func() { done <- runCommandTo(ctx, o, e, append(tt.args, "--addr", addr)...) }()
+			waitFor(t, func() bool { return strings.Contains(o.String(), tt.want) }, done, func(code int) string {
+				return fmt.Sprintf("exited with %d: %s%s", code, o.String(), e.String())
+			})
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatalf("the emulator does not listen on %s: %v", addr, err)
