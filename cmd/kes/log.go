@@ -76,23 +76,9 @@ func streamAuditLog(ctx context.Context, client *kes.Client, w io.Writer, asJSON
 	if err != nil {
 		return clientError(err)
 	}
-	defer stream.Close()
-	if subscribed != nil {
-		subscribed()
-	}
-	if asJSON {
-		_, err = stream.WriteTo(w)
-		return err
-	}
-	if _, err := io.WriteString(w, auditHeader); err != nil {
-		return err
-	}
-	for stream.Next() {
-		if _, err := io.WriteString(w, formatAuditEvent(stream.Event())); err != nil {
-			return err
-		}
-	}
-	return stream.Close()
+	return copyLog(stream, w, asJSON, subscribed, auditHeader, func(s *kes.AuditStream) string {
+		return formatAuditEvent(s.Event())
+	})
 }
 
 // formatAuditEvent formats one audit log table row. The response time is
@@ -123,16 +109,35 @@ func streamErrorLog(ctx context.Context, client *kes.Client, w io.Writer, asJSON
 	if err != nil {
 		return clientError(err)
 	}
+	return copyLog(stream, w, asJSON, subscribed, "", func(s *kes.ErrorStream) string {
+		return s.Message() + "\n"
+	})
+}
+
+// logStream is what the audit and the error log streams have in common.
+type logStream interface {
+	Next() bool
+	WriteTo(io.Writer) (int64, error)
+	Close() error
+}
+
+// copyLog writes the events of stream to w until it ends: as NDJSON, or
+// as the header followed by one row per event. It calls subscribed, if
+// not nil, first. A stream ended by cancelling its context is no error.
+func copyLog[S logStream](stream S, w io.Writer, asJSON bool, subscribed func(), header string, row func(S) string) error {
 	defer stream.Close()
 	if subscribed != nil {
 		subscribed()
 	}
 	if asJSON {
-		_, err = stream.WriteTo(w)
+		_, err := stream.WriteTo(w)
+		return err
+	}
+	if _, err := io.WriteString(w, header); err != nil {
 		return err
 	}
 	for stream.Next() {
-		if _, err := fmt.Fprintln(w, stream.Message()); err != nil {
+		if _, err := io.WriteString(w, row(stream)); err != nil {
 			return err
 		}
 	}
