@@ -378,12 +378,9 @@ func keyRewrapCmd(args []string) error {
 	if configFile == "" {
 		return usagef("kes key rewrap: no config file specified: use --config FILE")
 	}
-	pattern := "*"
-	if fs.NArg() == 1 {
-		pattern = fs.Arg(0)
-	}
-	if _, err := filepath.Match(pattern, ""); err != nil {
-		return usagef("kes key rewrap: invalid pattern '%s'", pattern)
+	pattern, err := globArg(fs)
+	if err != nil {
+		return err
 	}
 
 	ctx, cancel := signalContext()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -179,6 +180,19 @@ func parseFlags(fs *pflag.FlagSet, usage string, args []string) error {
 		return usagef("%s: %v. See '%s --help'", fs.Name(), err, fs.Name())
 	}
 	return nil
+}
+
+// globArg returns the optional glob (filepath.Match) argument of fs, '*'
+// if there is none. A malformed glob is a usage error.
+func globArg(fs *pflag.FlagSet) (string, error) {
+	pattern := "*"
+	if fs.NArg() > 0 {
+		pattern = fs.Arg(0)
+	}
+	if _, err := filepath.Match(pattern, ""); err != nil {
+		return "", usagef("%s: invalid pattern '%s'", fs.Name(), pattern)
+	}
+	return pattern, nil
 }
 
 // nArgs checks that the number of positional arguments of fs is in

@@ -62,13 +62,11 @@ func migrateCmd(args []string) error {
 	case opts.Force && opts.Merge:
 		return usagef("kes migrate: '--force' and '--merge' cannot be used together")
 	}
-	opts.Pattern = "*"
-	if fs.NArg() == 1 {
-		opts.Pattern = fs.Arg(0)
+	pattern, err := globArg(fs)
+	if err != nil {
+		return err
 	}
-	if _, err := filepath.Match(opts.Pattern, ""); err != nil {
-		return usagef("kes migrate: invalid pattern '%s'", opts.Pattern)
-	}
+	opts.Pattern = pattern
 	if a, err := os.Stat(from); err == nil {
 		if b, err := os.Stat(to); err == nil && os.SameFile(a, b) {
 			return errors.New("source and destination are the same config file")
