@@ -14,8 +14,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -107,7 +105,7 @@ func updateCmd(args []string) error {
 		return fmt.Errorf("refusing to install %s: %v", name, err)
 	}
 	if output != "" {
-		if err := writeBinary(output, bin); err != nil {
+		if err := writeFile(output, bin, 0o755, true); err != nil {
 			return fmt.Errorf("failed to write '%s': %v", output, err)
 		}
 		fmt.Fprintf(stdout, "Verified %s and wrote it to %s\n", name, output)
@@ -213,33 +211,6 @@ func verifyUpdate(key minisign.PublicKey, bin, sig []byte) error {
 		return errors.New("signature verification failed: the binary is corrupt or was tampered with")
 	}
 	return nil
-}
-
-// writeBinary writes bin to name, executable, replacing name atomically
-// so that a failed write leaves any previous file intact.
-func writeBinary(name string, bin []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".new-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(bin); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o755); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, name)
 }
 
 // installBinary replaces the executable at target (the running binary if
