@@ -59,6 +59,10 @@ func main() {
 	}
 }
 
+// setupTimeout bounds the requests that prepare a run (creating its key);
+// the run itself is bounded by --duration.
+const setupTimeout = 30 * time.Second
+
 type options struct {
 	op          string
 	name        string
@@ -150,10 +154,12 @@ func httpOp(ctx context.Context, o options) (func(context.Context) error, string
 		Certificates:       []tls.Certificate{cert},
 		InsecureSkipVerify: o.insecure,
 	})
-	if err := client.CreateKey(ctx, o.name); err != nil && !errors.Is(err, kes.ErrKeyExists) {
+	setupCtx, cancelSetup := context.WithTimeout(ctx, setupTimeout)
+	defer cancelSetup()
+	if err := client.CreateKey(setupCtx, o.name); err != nil && !errors.Is(err, kes.ErrKeyExists) {
 		return nil, "", fmt.Errorf("failed to create key '%s': %w", o.name, err)
 	}
-	dek, err := client.GenerateKey(ctx, o.name, nil)
+	dek, err := client.GenerateKey(setupCtx, o.name, nil)
 	if err != nil {
 		return nil, "", fmt.Errorf("failed to generate a data key: %w", err)
 	}
@@ -187,21 +193,35 @@ func kmipOp(ctx context.Context, o options) (func(context.Context) error, string
 	if o.cert == "" || o.key == "" {
 		return nil, "", errors.New("KMIP needs --cert and --key")
 	}
-	opts := []kmipclient.Option{kmipclient.WithClientCertFiles(o.cert, o.key)}
+	cert, err := tls.LoadX509KeyPair(o.cert, o.key)
+	if err != nil {
+		return nil, "", fmt.Errorf("failed to load client certificate: %w", err)
+	}
+	var caPEM []byte
 	if o.ca != "" {
-		opts = append(opts, kmipclient.WithRootCAFile(o.ca))
+		if caPEM, err = os.ReadFile(o.ca); err != nil {
+			return nil, "", fmt.Errorf("failed to read CA certificate: %w", err)
+		}
 	}
-	if o.insecure {
-		opts = append(opts, kmipclient.WithTlsConfig(&tls.Config{InsecureSkipVerify: true}))
-	}
+	// kmipclient completes the tls.Config it is given in place, so every
+	// dial, possibly concurrent, gets a config of its own.
 	dial := func(ctx context.Context) (*kmipclient.Client, error) {
+		opts := []kmipclient.Option{kmipclient.WithClientCert(cert)}
+		if caPEM != nil {
+			opts = append(opts, kmipclient.WithRootCAPem(caPEM))
+		}
+		if o.insecure {
+			opts = append(opts, kmipclient.WithTlsConfig(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}))
+		}
 		return kmipclient.DialContext(ctx, o.kmipAddr, opts...)
 	}
-	setup, err := dial(ctx)
+	setupCtx, cancelSetup := context.WithTimeout(ctx, setupTimeout)
+	defer cancelSetup()
+	setup, err := dial(setupCtx)
 	if err != nil {
 		return nil, "", fmt.Errorf("failed to connect: %w", err)
 	}
-	created, err := setup.Create().AES(256, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt).ExecContext(ctx)
+	created, err := setup.Create().AES(256, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt).ExecContext(setupCtx)
 	if err != nil {
 		setup.Close()
 		return nil, "", fmt.Errorf("failed to create a key: %w", err)
