@@ -160,6 +160,7 @@ func printKeyFileAPIKey(name string, block *pem.Block) error {
 	if !ok {
 		return fmt.Errorf("invalid private key '%s': only Ed25519 PKCS#8 keys are supported", name)
 	}
+	defer clear(edKey)
 	raw := append([]byte{0}, edKey.Seed()...)
 	key, err := identity.ParseAPIKey("kes:v1:" + base64.StdEncoding.EncodeToString(raw))
 	clear(raw)
