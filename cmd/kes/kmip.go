@@ -320,31 +320,13 @@ func kmipServerCertCmd(args []string) error {
 	if name == "" {
 		name = firstName
 	}
-	if !force {
-		if err := checkNotExist(outCert, outKey); err != nil {
-			return fmt.Errorf("server-cert: %w", err)
-		}
-	}
-	ca, err := loadCA(dir)
-	if err != nil {
-		return fmt.Errorf("server-cert: %w", err)
-	}
-	key, err := generateKey(keyType)
-	if err != nil {
-		return fmt.Errorf("server-cert: %w", err)
-	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             now.Add(-5 * time.Minute),
-		NotAfter:              ca.clampNotAfter(now.AddDate(0, 0, days)),
-		KeyUsage:              leafKeyUsage(key.Public()),
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		DNSNames:              dnsNames,
-		IPAddresses:           ipAddrs,
+		Subject:     pkix.Name{CommonName: name},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    dnsNames,
+		IPAddresses: ipAddrs,
 	}
-	if _, err := issueKeyPair(tmpl, ca, key, outCert, outKey, force); err != nil {
+	if _, err := issueLeaf(dir, keyType, days, tmpl, outCert, outKey, force); err != nil {
 		return fmt.Errorf("server-cert: %w", err)
 	}
 	fmt.Fprintf(stdout, "Issued the KMIP server certificate %q:\n  certificate  %s\n  private key  %s\n", name, outCert, outKey)
@@ -510,29 +492,11 @@ func kmipClientNewCmd(args []string) error {
 	if outKey == "" {
 		outKey = safeFileName(name) + ".key"
 	}
-	if !force {
-		if err := checkNotExist(outCert, outKey); err != nil {
-			return fmt.Errorf("client new: %w", err)
-		}
-	}
-	ca, err := loadCA(dir)
-	if err != nil {
-		return fmt.Errorf("client new: %w", err)
-	}
-	key, err := generateKey(keyType)
-	if err != nil {
-		return fmt.Errorf("client new: %w", err)
-	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             now.Add(-5 * time.Minute),
-		NotAfter:              ca.clampNotAfter(now.AddDate(0, 0, days)),
-		KeyUsage:              leafKeyUsage(key.Public()),
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
+		Subject:     pkix.Name{CommonName: name},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	cert, err := issueKeyPair(tmpl, ca, key, outCert, outKey, force)
+	cert, err := issueLeaf(dir, keyType, days, tmpl, outCert, outKey, force)
 	if err != nil {
 		return fmt.Errorf("client new: %w", err)
 	}
@@ -994,6 +958,33 @@ func issue(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.S
 		parent = tmpl
 	}
 	return x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+}
+
+// issueLeaf issues an end-entity certificate for a new key of keyType,
+// signed by the CA in dir and valid for days (at most as long as the CA),
+// and writes it and its key. tmpl supplies the subject, the extended key
+// usage and any alternative names. Existing files are refused, before
+// anything is generated, unless force is set.
+func issueLeaf(dir, keyType string, days int, tmpl *x509.Certificate, certPath, keyPath string, force bool) (*x509.Certificate, error) {
+	if !force {
+		if err := checkNotExist(certPath, keyPath); err != nil {
+			return nil, err
+		}
+	}
+	ca, err := loadCA(dir)
+	if err != nil {
+		return nil, err
+	}
+	key, err := generateKey(keyType)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl.NotBefore = now.Add(-5 * time.Minute)
+	tmpl.NotAfter = ca.clampNotAfter(now.AddDate(0, 0, days))
+	tmpl.KeyUsage = leafKeyUsage(key.Public())
+	tmpl.BasicConstraintsValid = true
+	return issueKeyPair(tmpl, ca, key, certPath, keyPath, force)
 }
 
 // issueKeyPair issues the certificate tmpl for key, signed by ca (nil:
