@@ -35,17 +35,10 @@ import (
 	"github.com/kesbridge/kes/policy"
 )
 
-// runKes runs the CLI with args and returns its exit code and output.
-// It swaps the package's standard streams, so tests using it must not run
-// in parallel.
+// runKes is runCommand for commands that need no context of their own.
 func runKes(t *testing.T, args ...string) (code int, out, errOut string) {
 	t.Helper()
-	var o, e bytes.Buffer
-	oldOut, oldErr := stdout, stderr
-	stdout, stderr = &o, &e
-	defer func() { stdout, stderr = oldOut, oldErr }()
-	code = run(args)
-	return code, o.String(), e.String()
+	return runCommand(t.Context(), args...)
 }
 
 func mustRunKes(t *testing.T, args ...string) (out, errOut string) {
