@@ -10,6 +10,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"errors"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -46,18 +47,6 @@ func contents(t *testing.T, s keystore.Store) map[string]string {
 		m[n] = string(v)
 	}
 	return m
-}
-
-func equalMaps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestMigrateKeys(t *testing.T) {
@@ -153,10 +142,10 @@ func TestMigrateKeys(t *testing.T) {
 			if res != tt.want {
 				t.Errorf("result: got %+v, want %+v", res, tt.want)
 			}
-			if got := contents(t, src); !equalMaps(got, tt.wantSrc) {
+			if got := contents(t, src); !maps.Equal(got, tt.wantSrc) {
 				t.Errorf("source: got %v, want %v", got, tt.wantSrc)
 			}
-			if got := contents(t, dst); !equalMaps(got, tt.wantDst) {
+			if got := contents(t, dst); !maps.Equal(got, tt.wantDst) {
 				t.Errorf("destination: got %v, want %v", got, tt.wantDst)
 			}
 			if tt.wantErr == "" && len(progress) != res.Migrated+res.Skipped {
@@ -211,7 +200,7 @@ func TestMigrateNeverLosesKeys(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("got error %v, want %q", err, tt.wantErr)
 			}
-			if got := contents(t, src); !equalMaps(got, source) {
+			if got := contents(t, src); !maps.Equal(got, source) {
 				t.Fatalf("source lost keys: %v", got)
 			}
 		})
@@ -224,7 +213,7 @@ func TestMigrateNeverLosesKeys(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "same keystore") {
 			t.Fatalf("got error %v, want one about the same keystore", err)
 		}
-		if got := contents(t, s); !equalMaps(got, source) {
+		if got := contents(t, s); !maps.Equal(got, source) {
 			t.Fatalf("keys lost: %v", got)
 		}
 	})
@@ -250,7 +239,7 @@ func TestMigrateSealed(t *testing.T) {
 	if res.Migrated != 2 {
 		t.Fatalf("migrated %d keys, want 2", res.Migrated)
 	}
-	if got := contents(t, dst); !equalMaps(got, values) {
+	if got := contents(t, dst); !maps.Equal(got, values) {
 		t.Fatalf("destination: got %v, want %v", got, values)
 	}
 	for n, v := range values {
