@@ -53,7 +53,11 @@ Bounds:
 `
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	err := run(os.Args[1:], os.Stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2) // the usage is printed already; help is not a failure to report
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "kes-load: error: %v\n", err)
 		os.Exit(1)
 	}
