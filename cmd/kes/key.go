@@ -56,6 +56,7 @@ func keyCmd(args []string) error {
 
 const clientOptionsUsage = `    -k, --insecure           Skip server certificate verification.
         --json               Print output in JSON format.
+        --color WHEN         Colorize output: auto (default), never or always.
     -h, --help               Print command line options.
 `
 

@@ -25,6 +25,7 @@ Options:
         --error              Print the error log.
     -k, --insecure           Skip server certificate verification.
         --json               Print events as NDJSON.
+        --color WHEN         Colorize output: auto (default), never or always.
     -h, --help               Print command line options.
 `
 

@@ -18,6 +18,7 @@ Options:
     -p, --policy             List policies.
     -k, --insecure           Skip server certificate verification.
         --json               Print output in JSON format.
+        --color WHEN         Colorize output: auto (default), never or always.
     -h, --help               Print command line options.
 `
 

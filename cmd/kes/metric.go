@@ -26,6 +26,7 @@ Options:
     -n, --count N            Stop after N samples (default: 0, no limit).
     -k, --insecure           Skip server certificate verification.
         --json               Print every sample as one JSON line.
+        --color WHEN         Colorize output: auto (default), never or always.
     -h, --help               Print command line options.
 `
 

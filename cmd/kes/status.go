@@ -25,6 +25,7 @@ Options:
         --api                List the server's APIs.
     -k, --insecure           Skip server certificate verification.
         --json               Print output in JSON format.
+        --color WHEN         Colorize output: auto (default), never or always.
     -h, --help               Print command line options.
 `
 
