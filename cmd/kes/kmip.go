@@ -905,6 +905,7 @@ func loadCA(dir string) (*kmipCA, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer clear(keyPEM)
 	key, err := parsePrivateKey(keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", keyPath, err)
