@@ -13,9 +13,7 @@ import (
 
 	"github.com/kesbridge/kes/internal/cache"
 	emulator "github.com/kesbridge/kes/internal/emulator/keycontrol"
-	"github.com/kesbridge/kes/internal/keys"
 	"github.com/kesbridge/kes/keystore"
-	"github.com/kesbridge/kes/keystore/keycontrol"
 )
 
 // A 30-second KeyControl outage with offline caching: cached keys keep
@@ -28,35 +26,8 @@ func TestKeyControlOutage(t *testing.T) {
 		outage = 3 * time.Second
 	}
 	ctx := context.Background()
-	emu, err := emulator.New(emulator.Config{TokenTTL: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emu.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
-
-	store, err := keycontrol.New(ctx, keycontrol.Config{
-		Endpoint:      emu.URL(),
-		VaultID:       emu.VaultID(),
-		BoxID:         emulator.DefaultBox,
-		Username:      emulator.DefaultUsername,
-		Password:      emu.Password(emulator.DefaultUsername),
-		RootCAs:       emu.CertPool(),
-		Timeout:       time.Second,
-		RetryDelay:    10 * time.Millisecond,
-		MaxRetryDelay: 200 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := keys.New(keys.Config{
-		Store:          store,
-		Cache:          cache.Config{Expiry: time.Second, ExpiryUnused: time.Second, ExpiryOffline: time.Hour},
-		HealthInterval: 250 * time.Millisecond,
-	})
-	t.Cleanup(func() { svc.Close() })
+	emu, svc := startKeyControl(t, emulator.Config{TokenTTL: 2 * time.Second},
+		cache.Config{Expiry: time.Second, ExpiryUnused: time.Second, ExpiryOffline: time.Hour})
 
 	const cached = 4
 	ciphertexts := map[string][]byte{}
