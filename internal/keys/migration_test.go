@@ -28,6 +28,12 @@ func startKeyControl(t *testing.T, emuCfg emulator.Config, cacheCfg cache.Config
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { emu.Close() })
+	return emu, keyControlService(t, emu, cacheCfg)
+}
+
+// keyControlService starts a key service (a node) on the emulator's box.
+func keyControlService(t *testing.T, emu *emulator.Server, cacheCfg cache.Config) *keys.Service {
+	t.Helper()
 	store, err := keycontrol.New(context.Background(), keycontrol.Config{
 		Endpoint:      emu.URL(),
 		VaultID:       emu.VaultID(),
@@ -44,7 +50,7 @@ func startKeyControl(t *testing.T, emuCfg emulator.Config, cacheCfg cache.Config
 	}
 	svc := keys.New(keys.Config{Store: store, Cache: cacheCfg, HealthInterval: 250 * time.Millisecond})
 	t.Cleanup(func() { svc.Close() })
-	return emu, svc
+	return svc
 }
 
 // A box that minio/kes filled, with keys in both of its stored-value
