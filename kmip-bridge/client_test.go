@@ -350,3 +350,31 @@ func TestLocateTemplateAttribute(t *testing.T) {
 }
 
 var _ = kmipclient.EnforceVersion
+
+// TestDestroyClaim: Destroy first claims the key with a compare-and-swap
+// (state Destroyed), then deletes it. A key left claimed (another node's
+// delete failed half-way) is gone for Get and Activate, and a second
+// Destroy finishes the job.
+func TestDestroyClaim(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial(e.client)
+	ctx := context.Background()
+	id := c.Create().AES(256, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt).MustExec().UniqueIdentifier
+
+	// What another node's Destroy leaves behind if its delete fails.
+	if err := e.keys.Update(ctx, id, func(o *keys.Object) error { o.Meta.State = keys.StateDestroyed; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, build := range []func() (kmip.OperationPayload, error){c.Get(id).Build, c.Activate(id).Build} {
+		p, _ := build()
+		br, err := c.Batch(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantReason(t, br[0], kmip.ResultReasonItemNotFound)
+	}
+	c.Destroy(id).MustExec()
+	if names, _ := e.keys.List(ctx, ""); slices.Contains(names, id) {
+		t.Fatal("the claimed key is still in the keystore after Destroy")
+	}
+}

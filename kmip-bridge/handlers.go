@@ -749,18 +749,25 @@ func (s *Server) destroy(ctx context.Context, req *payloads.DestroyRequestPayloa
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	// Read from the keystore, not the cache: another node may have just
-	// activated the key.
-	var state keys.State
+	// Claim the key with a compare-and-swap on the keystore (not the
+	// cache) before deleting it: an activation on another node either
+	// happened first, and the key is refused as Active, or comes after the
+	// claim and fails.
 	err = s.keys.Update(ctx, uid, func(o *keys.Object) error {
-		state = o.Meta.State
-		return errUnchanged
+		if o.Meta.State == keys.StateActive {
+			return errDestroyActive
+		}
+		o.Meta.State = keys.StateDestroyed
+		return nil
 	})
-	if err != nil && !errors.Is(err, errUnchanged) {
-		return nil, err
-	}
-	if state == keys.StateActive {
+	switch {
+	case errors.Is(err, errDestroyActive):
 		return nil, kerr(kmip.ResultReasonPermissionDenied, "object is active and cannot be destroyed")
+	case errors.Is(err, keys.ErrKeyNotFound):
+		// Missing, or claimed by a Destroy whose delete did not finish:
+		// the delete below tells which.
+	case err != nil:
+		return nil, err
 	}
 	if err := s.keys.Delete(ctx, uid); err != nil {
 		return nil, err
@@ -768,8 +775,8 @@ func (s *Server) destroy(ctx context.Context, req *payloads.DestroyRequestPayloa
 	return &payloads.DestroyResponsePayload{UniqueIdentifier: uid}, nil
 }
 
-// errUnchanged aborts an Update that only reads.
-var errUnchanged = kerr(kmip.ResultReasonGeneralFailure, "unchanged")
+// errDestroyActive aborts the Update of a Destroy on an Active key.
+var errDestroyActive = errors.New("kmip: object is active")
 
 func (s *Server) rekey(ctx context.Context, req *payloads.RekeyRequestPayload) (*payloads.RekeyResponsePayload, error) {
 	uid, err := s.target(ctx, "re-key", req.UniqueIdentifier)

@@ -185,6 +185,8 @@ func kmipState(s keys.State) kmip.State {
 		return kmip.StateDeactivated
 	case keys.StateCompromised:
 		return kmip.StateCompromised
+	case keys.StateDestroyed:
+		return kmip.StateDestroyed
 	default:
 		return kmip.StateActive
 	}

@@ -323,7 +323,8 @@ func (s *Service) HMAC(ctx context.Context, name string, msg []byte) ([]byte, er
 
 // With calls fn with the cached object for name. The object and its key
 // material are only valid during fn and must not be modified; fn may be
-// called again if the cache evicted the object while fn was using it.
+// called again if the cache evicted the object while fn was using it. A
+// Destroyed object is reported as ErrKeyNotFound.
 func (s *Service) With(ctx context.Context, name string, fn func(*Object) error) error {
 	for attempt := 0; ; attempt++ {
 		o, err := s.cache.Get(ctx, name, func(ctx context.Context) (*Object, error) {
@@ -331,6 +332,9 @@ func (s *Service) With(ctx context.Context, name string, fn func(*Object) error)
 		})
 		if err != nil {
 			return err
+		}
+		if o.Meta.State == StateDestroyed {
+			return ErrKeyNotFound
 		}
 		err = fn(o)
 		if errors.Is(err, crypto.ErrKeyDestroyed) && attempt < 3 {
@@ -343,7 +347,8 @@ func (s *Service) With(ctx context.Context, name string, fn func(*Object) error)
 // Update reads the object under name from the keystore (not the cache),
 // calls fn to change it, and writes it back with compare-and-swap,
 // retrying if another writer got there first. fn may change o.Meta and
-// o.Version; o.Version is destroyed after Update returns.
+// o.Version; o.Version is destroyed after Update returns. A Destroyed
+// object is reported as ErrKeyNotFound.
 func (s *Service) Update(ctx context.Context, name string, fn func(o *Object) error) error {
 	for attempt := 0; ; attempt++ {
 		old, err := s.store.Get(ctx, name)
@@ -354,6 +359,11 @@ func (s *Service) Update(ctx context.Context, name string, fn func(o *Object) er
 		if err != nil {
 			clear(old)
 			return err
+		}
+		if o.Meta.State == StateDestroyed {
+			o.Version.Destroy()
+			clear(old)
+			return ErrKeyNotFound
 		}
 		value, err := func() ([]byte, error) {
 			defer o.Version.Destroy()

@@ -320,3 +320,27 @@ func TestMaterialObject(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A key left in the Destroyed state (its delete failed half-way) is gone
+// for every operation, and can still be deleted.
+func TestDestroyedIsGone(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t, Config{})
+	s.Create(ctx, "k", "me")
+	_, ct, _ := s.Generate(ctx, "k", nil)
+	if err := s.Update(ctx, "k", func(o *Object) error { o.Meta.State = StateDestroyed; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Generate(ctx, "k", nil); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("Generate with a destroyed key: %v", err)
+	}
+	if _, err := s.Decrypt(ctx, "k", ct, nil); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("Decrypt with a destroyed key: %v", err)
+	}
+	if _, err := s.Describe(ctx, "k"); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("Describe of a destroyed key: %v", err)
+	}
+	if err := s.Delete(ctx, "k"); err != nil {
+		t.Fatalf("Delete of a destroyed key: %v", err)
+	}
+}

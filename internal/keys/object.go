@@ -19,6 +19,13 @@ const (
 	StatePreActive   State = "PreActive"
 	StateDeactivated State = "Deactivated"
 	StateCompromised State = "Compromised"
+
+	// StateDestroyed marks a key that is being destroyed: it is written
+	// (with compare-and-swap) before the key is deleted, so that a
+	// concurrent change on another node, such as an activation, fails
+	// instead of racing with the delete. A key left in this state (the
+	// delete failed) is treated as gone.
+	StateDestroyed State = "Destroyed"
 )
 
 // Active reports whether the key may encrypt and generate.
