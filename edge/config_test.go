@@ -4,9 +4,11 @@
 package edge
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -303,4 +305,37 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatal("nil config without error")
 		}
 	})
+}
+
+// TestAllExampleConfigs parses every example config, with each ${VAR} it
+// references set to a well-formed dummy value, so that the examples keep
+// matching the schema.
+func TestAllExampleConfigs(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "examples", "*", "server-config*.yaml"))
+	if err != nil || len(files) < 7 {
+		t.Fatalf("found %d example configs (%v), want every example's", len(files), err)
+	}
+	ref := regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)
+	for _, file := range files {
+		t.Run(filepath.Base(filepath.Dir(file))+"/"+filepath.Base(file), func(t *testing.T) {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, m := range ref.FindAllStringSubmatch(string(b), -1) {
+				value := "example-value"
+				if strings.Contains(m[1], "IDENTITY") {
+					value = fmt.Sprintf("%064x", i+1)
+				}
+				t.Setenv(m[1], value)
+			}
+			cfg, err := ReadConfig(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg == nil {
+				t.Fatal("nil config")
+			}
+		})
+	}
 }
