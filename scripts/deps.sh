@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests use, if they are missing:
-# SoftHSM2 (PKCS#11 tests), OpenSC (pkcs11-tool) and PyKMIP (KMIP
-# interoperability tests, run with /usr/bin/python3).
+# SoftHSM2 (PKCS#11 tests), OpenSC (pkcs11-tool), PyKMIP (KMIP
+# interoperability tests, run with /usr/bin/python3) and OpenSSL (CLI tests
+# that check identities against an independent implementation).
 set -euo pipefail
 
 missing=()
 [ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null || missing+=(softhsm2)
 command -v pkcs11-tool >/dev/null || missing+=(opensc)
+command -v openssl >/dev/null || missing+=(openssl)
 /usr/bin/python3 -c 'import kmip' >/dev/null 2>&1 || missing+=(python3-pykmip)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
