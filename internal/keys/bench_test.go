@@ -15,7 +15,6 @@ import (
 	"github.com/kesbridge/kes/keystore"
 	"github.com/kesbridge/kes/keystore/fs"
 	"github.com/kesbridge/kes/keystore/hpcs"
-	"github.com/kesbridge/kes/keystore/keycontrol"
 )
 
 // benchStores opens each keystore the server supports. Remote services
@@ -34,38 +33,11 @@ var benchStores = []struct {
 		return s
 	}},
 	{"keycontrol", func(b *testing.B) keystore.Store {
-		em, err := kcemu.New(kcemu.Config{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := em.Start("127.0.0.1:0"); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { em.Close() })
-		s, err := keycontrol.New(context.Background(), keycontrol.Config{
-			Endpoint: em.URL(), VaultID: em.VaultID(), BoxID: kcemu.DefaultBox,
-			Username: kcemu.DefaultUsername, Password: em.Password(kcemu.DefaultUsername),
-			RootCAs: em.CertPool(),
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return s
+		return keyControlStore(b, startKeyControlEmulator(b, kcemu.Config{}))
 	}},
 	{"hpcs", func(b *testing.B) keystore.Store {
-		em, err := hpcsemu.New(hpcsemu.Config{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { em.Close() })
-		root, err := em.CreateRootKey("kes-root")
-		if err != nil {
-			b.Fatal(err)
-		}
-		s, err := hpcs.NewStore(context.Background(), hpcs.Config{
-			Endpoint: em.URL(), InstanceID: em.InstanceID(), RootKeyID: root,
-			IAMEndpoint: em.URL(), APIKey: em.APIKey(), RootCAs: em.CertPool(),
-		})
+		_, cfg := startHPCS(b, hpcsemu.Config{})
+		s, err := hpcs.NewStore(context.Background(), cfg)
 		if err != nil {
 			b.Fatal(err)
 		}

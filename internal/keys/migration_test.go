@@ -14,41 +14,19 @@ import (
 	"github.com/kesbridge/kes/internal/cache"
 	emulator "github.com/kesbridge/kes/internal/emulator/keycontrol"
 	"github.com/kesbridge/kes/internal/keys"
-	"github.com/kesbridge/kes/keystore/keycontrol"
 )
 
 // startKeyControl starts the KeyControl emulator and a key service on it.
 func startKeyControl(t *testing.T, emuCfg emulator.Config, cacheCfg cache.Config) (*emulator.Server, *keys.Service) {
 	t.Helper()
-	emu, err := emulator.New(emuCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emu.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
+	emu := startKeyControlEmulator(t, emuCfg)
 	return emu, keyControlService(t, emu, cacheCfg)
 }
 
 // keyControlService starts a key service (a node) on the emulator's box.
 func keyControlService(t *testing.T, emu *emulator.Server, cacheCfg cache.Config) *keys.Service {
 	t.Helper()
-	store, err := keycontrol.New(context.Background(), keycontrol.Config{
-		Endpoint:      emu.URL(),
-		VaultID:       emu.VaultID(),
-		BoxID:         emulator.DefaultBox,
-		Username:      emulator.DefaultUsername,
-		Password:      emu.Password(emulator.DefaultUsername),
-		RootCAs:       emu.CertPool(),
-		Timeout:       time.Second,
-		RetryDelay:    10 * time.Millisecond,
-		MaxRetryDelay: 200 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := keys.New(keys.Config{Store: store, Cache: cacheCfg, HealthInterval: 250 * time.Millisecond})
+	svc := keys.New(keys.Config{Store: keyControlStore(t, emu), Cache: cacheCfg, HealthInterval: 250 * time.Millisecond})
 	t.Cleanup(func() { svc.Close() })
 	return svc
 }

@@ -30,23 +30,8 @@ import (
 // permanent.
 func TestCryptoShredding(t *testing.T) {
 	ctx := context.Background()
-	em, err := emulator.New(emulator.Config{AllowEarlyEnable: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { em.Close() })
-	root, err := em.CreateRootKey("kes-root")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := hpcs.Config{
-		Endpoint:    em.URL(),
-		InstanceID:  em.InstanceID(),
-		RootKeyID:   root,
-		IAMEndpoint: em.URL(),
-		APIKey:      em.APIKey(),
-		RootCAs:     em.CertPool(),
-	}
+	em, cfg := startHPCS(t, emulator.Config{AllowEarlyEnable: true})
+	root := cfg.RootKeyID
 	sealer, err := hpcs.NewSealer(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
