@@ -130,3 +130,48 @@ func IsUnavailable(err error) bool {
 	var e *UnavailableError
 	return errors.As(err, &e)
 }
+
+// ErrValueTooLarge means that a value passed to Create or Replace is larger
+// than the store's Capabilities().MaxValueSize. Nothing was written.
+var ErrValueTooLarge = errors.New("key value is too large for the key store")
+
+// DefaultMaxValueSize is the MaxValueSize of a store that declares no
+// Capabilities: a stored value that every driver can hold and read back.
+const DefaultMaxValueSize = 64 << 10
+
+// Capabilities are the guarantees a Store gives beyond its interface.
+// Callers that depend on one check it; the zero value is the most
+// conservative answer and is what CapabilitiesOf returns for a store
+// that declares nothing.
+type Capabilities struct {
+	// MaxValueSize is the largest value, in bytes, that Create and
+	// Replace accept and Get reads back. Zero means DefaultMaxValueSize.
+	MaxValueSize int
+
+	// LinearizableReplace reports whether Replace is a true
+	// compare-and-swap across every process and node that uses the same
+	// backend, not only among the callers of one Store value. Without it,
+	// two nodes that Replace the same name at once may both succeed and
+	// one change is lost.
+	LinearizableReplace bool
+}
+
+// Capable is implemented by stores that declare their Capabilities.
+// Wrappers (such as the sealed store) forward the capabilities of the
+// store they wrap, adjusted for what they add.
+type Capable interface {
+	Capabilities() Capabilities
+}
+
+// CapabilitiesOf returns the capabilities that s declares, with
+// MaxValueSize filled in; a store that declares none gets the defaults.
+func CapabilitiesOf(s Store) Capabilities {
+	var c Capabilities
+	if cs, ok := s.(Capable); ok {
+		c = cs.Capabilities()
+	}
+	if c.MaxValueSize <= 0 {
+		c.MaxValueSize = DefaultMaxValueSize
+	}
+	return c
+}
