@@ -140,6 +140,8 @@ func TestCrash(t *testing.T) {
 	dir := t.TempDir()
 	model := map[string][]byte{} // acknowledged state
 	dead := map[string]bool{}    // values acknowledged as deleted or replaced
+	cutOff, temps := 0, 0        // how often a kill hit a call, and left a temporary file
+	defer func() { t.Logf("%d of 20 kills hit a call, %d temporary files left by them", cutOff, temps) }()
 	for round := range 20 {
 		cmd := exec.Command(exe, "-test.run=^TestCrashHelper$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir)
@@ -198,10 +200,16 @@ func TestCrash(t *testing.T) {
 			apply(line)
 		}
 		cmd.Wait()
+		if pending != nil {
+			cutOff++
+		}
 
 		// Before the store is opened again: nothing that was
 		// acknowledged as gone may be readable from any file.
 		for _, name := range dirFiles(t, dir) {
+			if strings.HasPrefix(name, ".tmp-") {
+				temps++
+			}
 			b, err := os.ReadFile(filepath.Join(dir, name))
 			if err != nil {
 				t.Fatal(err)
