@@ -67,11 +67,20 @@ func (s *Store) recover() error {
 		return fmt.Errorf("fs: failed to lock keystore directory: %w", err)
 	}
 	defer unlockDir(s.dirf)
-	if err := removeLegacyLock(s.dir); err != nil {
-		return fmt.Errorf("fs: failed to remove the old lock file: %w", err)
+	removeLegacy, err := lockLegacy(s.dir)
+	if err != nil {
+		return fmt.Errorf("fs: failed to lock the old lock file: %w", err)
 	}
 	if err := atomicfile.RemoveTemps(s.dir); err != nil {
+		if removeLegacy != nil {
+			removeLegacy()
+		}
 		return fmt.Errorf("fs: failed to remove temporary files: %w", err)
+	}
+	if removeLegacy != nil {
+		if err := removeLegacy(); err != nil {
+			return fmt.Errorf("fs: failed to remove the old lock file: %w", err)
+		}
 	}
 	return nil
 }

@@ -20,16 +20,21 @@ func unlockDir(*os.File) error { return nil }
 // directory.
 const legacyLock = ".lock"
 
-// removeLegacyLock removes the lock file of earlier versions if it is a
-// regular file.
-func removeLegacyLock(dir string) error {
+// lockLegacy returns a function that removes the lock file of earlier
+// versions if it is a regular file, or nil if there is none.
+func lockLegacy(dir string) (remove func() error, err error) {
 	path := filepath.Join(dir, legacyLock)
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	if err != nil || !fi.Mode().IsRegular() {
-		return err
+		return nil, err
 	}
-	return os.Remove(path)
+	return func() error {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}, nil
 }

@@ -46,33 +46,41 @@ func flock(f *os.File, how int) error {
 // directory. minio/kes lists it as a key.
 const legacyLock = ".lock"
 
-// removeLegacyLock removes the lock file of earlier versions. It first
-// takes that file's lock too, so that a writer of an earlier version that
-// is still at work finishes before the temporary files are cleaned up.
-// Only a regular file is touched.
-func removeLegacyLock(dir string) error {
+// lockLegacy takes the lock of the lock file of earlier versions, if
+// there is one, so that a writer of an earlier version that is still at
+// work finishes before the temporary files are cleaned up. The returned
+// function removes the file and releases its lock. Only a regular file
+// is touched; without one, lockLegacy returns a nil function.
+func lockLegacy(dir string) (remove func() error, err error) {
 	path := filepath.Join(dir, legacyLock)
 	if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil
+			return nil, nil
 		}
-		return err
+		return nil, err
 	}
-	// No symlink or FIFO swapped in since the Lstat is followed or
-	// waited for.
+	// Neither a symlink nor a FIFO swapped in since the Lstat is
+	// followed or waited for.
 	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ELOOP) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return err
+		f.Close()
+		return nil, err
 	}
 	if err := flock(f, unix.LOCK_EX); err != nil {
-		return err
+		f.Close()
+		return nil, err
 	}
-	return os.Remove(path)
+	return func() error {
+		defer f.Close()
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}, nil
 }
