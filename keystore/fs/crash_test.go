@@ -143,7 +143,7 @@ func TestCrash(t *testing.T) {
 	cutOff, temps := 0, 0        // how often a kill hit a call, and left a temporary file
 	defer func() { t.Logf("%d of 20 kills hit a call, %d temporary files left by them", cutOff, temps) }()
 	for round := range 20 {
-		cmd := exec.Command(exe, "-test.run=^TestCrashHelper$", "-test.count=1")
+		cmd := exec.Command(exe, "-test.run=^TestCrashHelper$", "-test.count=1", "-test.timeout=1m")
 		cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir)
 		cmd.Stderr = os.Stderr
 		stdout, err := cmd.StdoutPipe()
@@ -153,6 +153,8 @@ func TestCrash(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// A failing check must not leave the writer running.
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 		// Buffered, so that the writer never waits for the pipe: it
 		// must be killed in the middle of its work.
 		lines := make(chan string, 1<<14)
