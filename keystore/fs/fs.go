@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,12 +28,14 @@ type Store struct {
 	dir string
 
 	mu     sync.Mutex // serialises writers within the process
-	lock   *os.File   // advisory lock across processes
+	dirf   *os.File   // the directory itself, flocked across processes
 	closed bool
 }
 
 // New opens the directory dir as a keystore, creating it (mode 0700) if
-// it does not exist.
+// it does not exist. Under the directory lock it removes what crashed
+// writers left behind (temporary files) and the lock file of earlier
+// versions; it never removes a file whose name could be a key.
 func New(dir string) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("fs: no directory specified")
@@ -44,16 +47,48 @@ func New(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("fs: failed to create keystore directory: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	dirf, err := os.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("fs: failed to open lock file: %w", err)
+		return nil, fmt.Errorf("fs: failed to open keystore directory: %w", err)
 	}
-	return &Store{dir: dir, lock: lock}, nil
+	s := &Store{dir: dir, dirf: dirf}
+	if err := s.recover(); err != nil {
+		dirf.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// recover cleans the directory up after crashed writers. It must hold the
+// directory lock: a temporary file without it may be another process's
+// write in progress.
+func (s *Store) recover() error {
+	if err := lockDir(s.dirf); err != nil {
+		return fmt.Errorf("fs: failed to lock keystore directory: %w", err)
+	}
+	defer unlockDir(s.dirf)
+	removeLegacy, err := lockLegacy(s.dir)
+	if err != nil {
+		return fmt.Errorf("fs: failed to lock the old lock file: %w", err)
+	}
+	if err := atomicfile.RemoveTemps(s.dir); err != nil {
+		if removeLegacy != nil {
+			removeLegacy()
+		}
+		return fmt.Errorf("fs: failed to remove temporary files: %w", err)
+	}
+	if removeLegacy != nil {
+		if err := removeLegacy(); err != nil {
+			return fmt.Errorf("fs: failed to remove the old lock file: %w", err)
+		}
+	}
+	return nil
 }
 
 // checkName rejects names with a path separator or a dot, so that no
 // name can escape the directory or collide with the store's own files
-// (which all start with a dot).
+// (temporary files, which start with a dot). Every KES key name passes:
+// those are [0-9A-Za-z_-] only.
 func checkName(name string) error {
 	if name == "" || strings.ContainsAny(name, `/\.`) || strings.ContainsRune(name, 0) {
 		return fmt.Errorf("fs: invalid key name %q", name)
@@ -68,14 +103,14 @@ func (s *Store) write(fn func() error) error {
 	if s.closed {
 		return keystore.ErrClosed
 	}
-	if err := lockFile(s.lock); err != nil {
-		return fmt.Errorf("fs: failed to lock keystore: %w", err)
+	if err := lockDir(s.dirf); err != nil {
+		return fmt.Errorf("fs: failed to lock keystore directory: %w", err)
 	}
-	defer unlockFile(s.lock)
+	defer unlockDir(s.dirf)
 	return fn()
 }
 
-// Create writes a new key file. Linking the synced temporary file into
+// Create writes a new key file. Moving the synced temporary file into
 // place is atomic and fails if the name exists.
 func (s *Store) Create(_ context.Context, name string, value []byte) error {
 	if err := checkName(name); err != nil {
@@ -133,7 +168,8 @@ func (s *Store) Replace(ctx context.Context, name string, old, value []byte) err
 	})
 }
 
-// Delete removes a key file.
+// Delete removes a key file, and any temporary file that a crashed
+// writer left as a second name of it.
 func (s *Store) Delete(_ context.Context, name string) error {
 	if err := checkName(name); err != nil {
 		return err
@@ -149,13 +185,16 @@ func (s *Store) Delete(_ context.Context, name string) error {
 	})
 }
 
-// List returns the names of the key files that start with prefix.
+// List returns the names of the key files that start with prefix. Files
+// whose name is not a valid key name (the store's own, or anything else
+// put into the directory) are left out, so every listed name can be read
+// with Get.
 func (s *Store) List(_ context.Context, prefix string) ([]string, error) {
 	names, err := atomicfile.List(s.dir, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("fs: failed to list keys: %w", err)
 	}
-	return names, nil
+	return slices.DeleteFunc(names, func(n string) bool { return checkName(n) != nil }), nil
 }
 
 // Status checks that the directory is there.
@@ -167,7 +206,7 @@ func (s *Store) Status(context.Context) (keystore.State, error) {
 	return keystore.State{Latency: time.Since(start)}, nil
 }
 
-// Close releases the lock file.
+// Close releases the directory.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -175,7 +214,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	return s.lock.Close()
+	return s.dirf.Close()
 }
 
 func (s *Store) String() string { return "Filesystem: " + s.dir }

@@ -126,3 +126,167 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("Status with the directory gone: %v, want unreachable", err)
 	}
 }
+
+// writeFiles puts files with the given names and contents into dir.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// dirNames returns the names of all entries of dir, sorted.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{}
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// Open removes the temporary files that crashed writers left, also one
+// that is a second name of a live key, and nothing that could be a key.
+func TestOpenRemovesStaleTemps(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"live":                  "live value",
+		".tmp-00000000000000aa": "half a write",
+		// Names a key may have, or that are not of the temporary form.
+		"tmp-0123456789abcdef": "a key",
+		".tmp-not-hex":         "someone else's",
+	})
+	if err := os.Link(filepath.Join(dir, "live"), filepath.Join(dir, ".tmp-00000000000000bb")); err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t, dir)
+	want := []string{".tmp-not-hex", "live", "tmp-0123456789abcdef"}
+	if names := dirNames(t, dir); !slices.Equal(names, want) {
+		t.Fatalf("after Open the directory holds %q, want %q", names, want)
+	}
+	if got, err := s.Get(ctx, "live"); err != nil || string(got) != "live value" {
+		t.Fatalf("Get(live) = %q, %v after its second name was removed", got, err)
+	}
+	if got, err := s.Get(ctx, "tmp-0123456789abcdef"); err != nil || string(got) != "a key" {
+		t.Fatalf("Get of a key named like a temporary file = %q, %v", got, err)
+	}
+}
+
+// A temporary file that a crashed writer left as a second name of a key
+// (while this store was open, so Open did not see it) does not keep the
+// key's content once the key is deleted or replaced.
+func TestDeletedValueGoneFromDisk(t *testing.T) {
+	ctx := context.Background()
+	for _, op := range []string{"Delete", "Replace"} {
+		t.Run(op, func(t *testing.T) {
+			dir := t.TempDir()
+			s := newStore(t, dir)
+			if err := s.Create(ctx, "k", []byte("secret record")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Link(filepath.Join(dir, "k"), filepath.Join(dir, ".tmp-0123456789abcdef")); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			if op == "Delete" {
+				err = s.Delete(ctx, "k")
+			} else {
+				err = s.Replace(ctx, "k", []byte("secret record"), []byte("new"))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range dirNames(t, dir) {
+				if b, _ := os.ReadFile(filepath.Join(dir, name)); bytes.Contains(b, []byte("secret record")) {
+					t.Fatalf("after %s, %s holds the old record", op, name)
+				}
+			}
+		})
+	}
+}
+
+// The store adds no file of its own to the directory: minio/kes would
+// list it as a key. A lock file of an earlier version is removed.
+func TestOnlyKeyFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{".lock": ""})
+	s := newStore(t, dir)
+	check := func(step string, want ...string) {
+		t.Helper()
+		if names := dirNames(t, dir); !slices.Equal(names, want) {
+			t.Fatalf("after %s the directory holds %q, want %q", step, names, want)
+		}
+	}
+	check("Open")
+	if err := s.Create(ctx, "a", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	check("Create", "a")
+	if err := s.Create(ctx, "a", []byte("2")); !errors.Is(err, keystore.ErrKeyExists) {
+		t.Fatalf("second Create: %v", err)
+	}
+	check("a failed Create", "a")
+	if err := s.Replace(ctx, "a", []byte("1"), []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	check("Replace", "a")
+	if err := s.Delete(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	check("Delete")
+	s.Close()
+	newStore(t, dir).Close()
+	check("Close and a second Open")
+}
+
+// A .lock that is not a regular file is not the lock file of an earlier
+// version: it is left alone and Open still works.
+func TestOddLegacyLock(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, ".lock"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	newStore(t, dir)
+	if fi, err := os.Lstat(filepath.Join(dir, ".lock")); err != nil || !fi.IsDir() {
+		t.Fatalf("directory .lock touched: %v", err)
+	}
+}
+
+// List returns key files only, never the store's own files or other
+// entries that Get could not read as a key.
+func TestListOnlyKeys(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"key":       "v",
+		"README.md": "not a key",
+		".hidden":   "not a key",
+	})
+	if err := os.Mkdir(filepath.Join(dir, "subdir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("key", filepath.Join(dir, "symlink")); err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t, dir)
+	names, err := s.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(names, []string{"key"}) {
+		t.Fatalf("List = %q, want [key]", names)
+	}
+	for _, name := range names {
+		if _, err := s.Get(ctx, name); err != nil {
+			t.Fatalf("Get of listed %q: %v", name, err)
+		}
+	}
+}
