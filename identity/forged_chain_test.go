@@ -80,7 +80,7 @@ func certify(t testing.TB, cn string, isCA bool, pub crypto.PublicKey, parent *p
 // certificates over the victim's public key, which it never holds.
 type forgery struct {
 	attackerCA, attackerLeaf, attackerInter, attackerRoot party
-	victim, victimByAttacker, victimAsCA                 party
+	victim, victimByAttacker, victimAsCA                  party
 }
 
 func newForgery(t testing.TB) *forgery {
