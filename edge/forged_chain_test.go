@@ -27,6 +27,8 @@ import (
 
 	kesgo "github.com/minio/kes-go"
 	"github.com/minio/kms-go/kes"
+	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/kmipclient"
 )
 
 // A client proves in the TLS handshake that it holds the key of the first
@@ -391,4 +393,47 @@ func TestForgedChainProxy(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestForgedChainKMIPListener: the server's KMIP listener, which checks
+// client chains against kmip.tls.ca, takes the identity from the first
+// certificate too. The attacker holds an intermediate CA certificate
+// issued by that CA and sends the victim's certificate after it.
+func TestForgedChainKMIPListener(t *testing.T) {
+	p := newPKI(t)
+	admin := newAPIKey(t)
+	victim := p.issue(t, "", "", x509.ExtKeyUsageServerAuth, nil)
+	attacker := ecKey(t)
+	inter := signed(t, "attacker intermediate", true, nil, attacker.Public(), p.caCert, p.caKey)
+	yaml := baseConfig(p, identityOf(admin), identityOf(newAPIKey(t)),
+		"kmip:\n  address: 127.0.0.1:0\n  tls:\n    key: "+p.keyFile+"\n    cert: "+p.certFile+"\n    ca: "+p.caFile+"\n")
+	yaml = strings.Replace(yaml, "policy:\n", "policy:\n  kmip:\n    allow: [/kmip/*]\n    identities: ["+spkiID(victim.Leaf)+"]\n", 1)
+	e := start(t, p, admin, yaml)
+	if err := e.srv.StartKMIP(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.caCert.Raw})
+	victimByInter := signed(t, "victim", false, nil, victim.Leaf.PublicKey, inter, attacker)
+	for name, cert := range map[string]*tls.Certificate{
+		"victim's certificate":       presenting(attacker, inter, victim.Leaf),
+		"victim's key, issued by it": presenting(attacker, inter, victimByInter, p.caCert),
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := kmipclient.Dial(e.srv.KMIPAddr().String(), kmipclient.WithRootCAPem(caPEM), kmipclient.WithClientCert(*cert),
+				kmipclient.EnforceVersion(kmip.V1_4))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if resp, err := c.Create().AES(256, kmip.CryptographicUsageEncrypt).Exec(); err == nil || !strings.Contains(err.Error(), "PermissionDenied") {
+				t.Fatalf("create as the attacker: %+v %v", resp, err)
+			}
+		})
+	}
+	eventually(t, "kmip audit of the attacker", func() bool {
+		return strings.Contains(e.stdout.String(), "req.identity="+spkiID(inter))
+	})
+	if strings.Contains(e.stdout.String(), "req.identity="+spkiID(victim.Leaf)) {
+		t.Fatalf("a KMIP call ran as the victim:\n%s", e.stdout.String())
+	}
 }
