@@ -433,17 +433,3 @@ func mustB64(t *testing.T, s string) string {
 	}
 	return string(b)
 }
-
-// TestTwoClientCertificates: a client that sends two non-CA certificates
-// has no single identity.
-func TestTwoClientCertificates(t *testing.T) {
-	p := newPKI(t)
-	admin := newAPIKey(t)
-	e := start(t, p, admin, baseConfig(p, identityOf(admin), identityOf(newAPIKey(t)), ""))
-	a, b := apiCert(t, admin), apiCert(t, newAPIKey(t))
-	both := *a
-	both.Certificate = [][]byte{a.Certificate[0], b.Certificate[0]}
-	if r := e.do(e.raw(&both), "GET", "/v1/status", nil); r.code != 400 || r.body != errorBody("tls: received more than one client certificate") {
-		t.Fatalf("%d %q", r.code, r.body)
-	}
-}

@@ -56,7 +56,8 @@ func (c *call) policyPath() string {
 }
 
 // identify returns the identity of the client of r. If the TLS peer is a
-// configured proxy, the client is the one whose certificate the proxy
+// configured proxy (identified, like any client, by the first certificate
+// it sent), the client is the one whose single certificate the proxy
 // forwarded in the proxy header, and its IP is the first X-Forwarded-For
 // entry.
 func (st *state) identify(r *http.Request) (identity.Identity, net.IP, error) {

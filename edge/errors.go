@@ -74,8 +74,7 @@ func wireError(err error, o op) (int, string) {
 	case errors.Is(err, keys.ErrNotEncryptionKey):
 		return http.StatusConflict, "key is not a 256-bit encryption key"
 	case errors.Is(err, identity.ErrNoTLS),
-		errors.Is(err, identity.ErrNoCertificate),
-		errors.Is(err, identity.ErrAmbiguousCertificates):
+		errors.Is(err, identity.ErrNoCertificate):
 		return http.StatusBadRequest, err.Error()
 	case errors.As(err, &maxBytes):
 		return http.StatusBadRequest, "invalid request body"

@@ -25,9 +25,8 @@ const Unknown Identity = ""
 
 // Errors of FromConnectionState, with the texts KES answers with (400).
 var (
-	ErrNoTLS                 = errors.New("insecure connection: TLS is required")
-	ErrNoCertificate         = errors.New("tls: client certificate is required")
-	ErrAmbiguousCertificates = errors.New("tls: received more than one client certificate")
+	ErrNoTLS         = errors.New("insecure connection: TLS is required")
+	ErrNoCertificate = errors.New("tls: client certificate is required")
 )
 
 // IsUnknown reports whether i is the empty identity.
@@ -57,27 +56,22 @@ func FromCertificate(cert *x509.Certificate) Identity {
 	return Identity(hex.EncodeToString(sum[:]))
 }
 
-// FromConnectionState returns the identity of the client of a TLS
-// connection. CA certificates in the client's chain are skipped; exactly
-// one other certificate must remain.
+// FromConnectionState returns the identity of the client of a completed
+// TLS handshake: the identity of its first certificate. That is the only
+// certificate whose private key the client proved to hold (its
+// CertificateVerify signature is checked against it); the certificates
+// after it are at most intermediates for chain verification and never
+// decide the identity, whether they are CA certificates or not. Picking
+// another one would let a client that knows a public key, such as the
+// admin's, claim its identity.
 func FromConnectionState(cs *tls.ConnectionState) (Identity, error) {
 	if cs == nil {
 		return Unknown, ErrNoTLS
 	}
-	var leaf *x509.Certificate
-	for _, c := range cs.PeerCertificates {
-		if c.IsCA {
-			continue
-		}
-		if leaf != nil {
-			return Unknown, ErrAmbiguousCertificates
-		}
-		leaf = c
-	}
-	if leaf == nil {
+	if len(cs.PeerCertificates) == 0 {
 		return Unknown, ErrNoCertificate
 	}
-	return FromCertificate(leaf), nil
+	return FromCertificate(cs.PeerCertificates[0]), nil
 }
 
 // APIKey is a KES API key ("kes:v1:..."): an Ed25519 private key from which

@@ -6,11 +6,9 @@ package identity
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"strings"
 	"testing"
 )
@@ -59,29 +57,6 @@ func TestParseAPIKeyErrors(t *testing.T) {
 		if len(s) > 10 && strings.Contains(err.Error(), s[7:]) {
 			t.Fatalf("error %q echoes the key", err)
 		}
-	}
-}
-
-func TestFromConnectionState(t *testing.T) {
-	ca := &x509.Certificate{IsCA: true, RawSubjectPublicKeyInfo: []byte("ca")}
-	a := &x509.Certificate{RawSubjectPublicKeyInfo: []byte("a")}
-	b := &x509.Certificate{RawSubjectPublicKeyInfo: []byte("b")}
-	if _, err := FromConnectionState(nil); !errors.Is(err, ErrNoTLS) {
-		t.Fatalf("nil state: %v", err)
-	}
-	if _, err := FromConnectionState(&tls.ConnectionState{}); !errors.Is(err, ErrNoCertificate) {
-		t.Fatalf("no certificate: %v", err)
-	}
-	if _, err := FromConnectionState(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{ca}}); !errors.Is(err, ErrNoCertificate) {
-		t.Fatalf("only a CA certificate: %v", err)
-	}
-	if _, err := FromConnectionState(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{a, b}}); !errors.Is(err, ErrAmbiguousCertificates) {
-		t.Fatalf("two leaf certificates: %v", err)
-	}
-	id, err := FromConnectionState(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{ca, a}})
-	sum := sha256.Sum256([]byte("a"))
-	if err != nil || string(id) != hex.EncodeToString(sum[:]) {
-		t.Fatalf("leaf with CA: %s, %v", id, err)
 	}
 }
 

@@ -72,7 +72,9 @@ func LoadTLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) 
 // VerifyClientChain returns a tls.Config.VerifyPeerCertificate function
 // that accepts a client certificate chain whose leaf chains to roots,
 // whatever its extended key usage, and refuses an empty one. Use it with
-// tls.RequireAnyClientCert.
+// tls.RequireAnyClientCert. The leaf is the first certificate, the one
+// whose key the client proves and whose key is its identity; the others
+// serve only as intermediates.
 func VerifyClientChain(roots *x509.CertPool) func([][]byte, [][]*x509.Certificate) error {
 	return func(raw [][]byte, _ [][]*x509.Certificate) error {
 		if len(raw) == 0 {
