@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	kmipbridge "github.com/kesbridge/kes/kmip-bridge"
 	"github.com/ovh/kmip-go"
@@ -28,6 +29,19 @@ type kmipRunner struct {
 	addr string       // the kmip.address that ln listens on
 	ln   net.Listener // the listener that accepts new connections
 	wg   sync.WaitGroup
+	// limits are fixed for the bridge's lifetime.
+	limits kmipLimits
+}
+
+// kmipLimits are the settings of a kmip section that a running bridge
+// cannot change: every connection reads and answers messages under them.
+type kmipLimits struct {
+	maxMessageSize int
+	read, idle     time.Duration
+}
+
+func limitsOf(k *KMIPConfig) kmipLimits {
+	return kmipLimits{k.MaxMessageSize, k.ReadTimeout, k.IdleTimeout}
 }
 
 // kmipTLS builds the bridge's TLS config: the kmip certificate, client
@@ -135,6 +149,10 @@ func (s *Server) prepareKMIP(next *state) (func(context.Context), error) {
 			s.kmip = nr
 			nr.serve(s, nr.ln)
 		}, nil
+	case limitsOf(k) != r.limits:
+		// Refused rather than ignored, so that the running config
+		// always says what the bridge does.
+		return nil, errors.New("edge: kmip: max_message_size and timeout cannot change on reload: restart the server")
 	case k.Addr == r.addr:
 		return func(context.Context) {}, nil
 	}
@@ -209,7 +227,8 @@ func kmipResult(err error) (int, string) {
 // policies and users per request message, holding a reference to the
 // state until the message is answered so that a reload does not close
 // the key service under it, and the certificate and CAs per TLS
-// handshake. Its message size limit and timeouts are those of k.
+// handshake. Its message size limit and timeouts are those of k, for
+// its lifetime.
 func (s *Server) newKMIPRunner(k *KMIPConfig) (*kmipRunner, error) {
 	b, err := kmipbridge.New(kmipbridge.Config{
 		State: s.kmipState,
@@ -230,7 +249,7 @@ func (s *Server) newKMIPRunner(k *KMIPConfig) (*kmipRunner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge: kmip: failed to listen: %w", err)
 	}
-	return &kmipRunner{srv: b, addr: k.Addr, ln: ln}, nil
+	return &kmipRunner{srv: b, addr: k.Addr, ln: ln, limits: limitsOf(k)}, nil
 }
 
 // serve runs the bridge on ln until ln is closed or the bridge shuts

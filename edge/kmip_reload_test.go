@@ -31,8 +31,10 @@ import (
 type kmipSection struct {
 	addr      string // kmip.address; empty: no kmip section
 	cert, key string // the server certificate; empty: the pki's
+	ca        string // the client CAs; empty: the pki's
 	denyGet   bool   // deny /kmip/get/* to the client
 	keysDir   string // the fs keystore; empty: the pki's
+	idle      string // kmip.timeout.idle; empty: the default
 }
 
 // kmipEnv is a server with a KMIP bridge and a client identity that its
@@ -120,11 +122,17 @@ func (e *kmipEnv) config(k kmipSection) *Config {
 	p := e.pki
 	extra := ""
 	if k.addr != "" {
-		cert, key := p.certFile, p.keyFile
+		cert, key, ca := p.certFile, p.keyFile, p.caFile
 		if k.cert != "" {
 			cert, key = k.cert, k.key
 		}
-		extra = "kmip:\n  address: " + k.addr + "\n  tls:\n    key: " + key + "\n    cert: " + cert + "\n    ca: " + p.caFile + "\n"
+		if k.ca != "" {
+			ca = k.ca
+		}
+		extra = "kmip:\n  address: " + k.addr + "\n  tls:\n    key: " + key + "\n    cert: " + cert + "\n    ca: " + ca + "\n"
+		if k.idle != "" {
+			extra += "  timeout:\n    idle: " + k.idle + "\n"
+		}
 	}
 	yaml := baseConfig(p, identityOf(e.admin), identityOf(newAPIKey(e.t)), extra)
 	kmipPolicy := "  kmip:\n    allow: [/kmip/*]\n"
@@ -165,11 +173,16 @@ type kmipConn struct {
 }
 
 func (e *kmipEnv) dial(addr string) (*kmipConn, error) {
+	return e.dialAs(addr, e.client)
+}
+
+// dialAs is dial with another client certificate.
+func (e *kmipEnv) dialAs(addr string, cert tls.Certificate) (*kmipConn, error) {
 	c := &kmipConn{}
 	conf := &tls.Config{
 		RootCAs:      e.pki.roots,
 		ServerName:   "127.0.0.1",
-		Certificates: []tls.Certificate{e.client},
+		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
 	}
 	dialer := func(ctx context.Context, addr string) (net.Conn, error) {
@@ -191,6 +204,25 @@ func (e *kmipEnv) dial(addr string) (*kmipConn, error) {
 	}
 	e.t.Cleanup(func() { c.Close() })
 	return c, nil
+}
+
+// refusedTLS reports whether the bridge refuses a TLS session with
+// cert. With TLS 1.3 the refusal shows only on the first read. It uses
+// crypto/tls rather than kmipclient, which races with itself when the
+// server closes a connection during its version negotiation.
+func (e *kmipEnv) refusedTLS(addr string, cert tls.Certificate) bool {
+	e.t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: e.pki.roots, ServerName: "127.0.0.1", Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return true
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = c.Read(make([]byte, 1))
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		e.t.Fatal("the bridge neither refused nor closed the session")
+	}
+	return err != nil
 }
 
 func (e *kmipEnv) mustDial(addr string) *kmipConn {
@@ -568,4 +600,59 @@ func TestKMIPReloadWaitsForRequests(t *testing.T) {
 	}
 	eventually(t, "old keystore closed", first.closed.Load)
 	c.sameConn(t)
+}
+
+// TestKMIPReloadLimits: a reload may not change the settings a running
+// bridge cannot apply; it fails and the bridge keeps running.
+func TestKMIPReloadLimits(t *testing.T) {
+	e := startKMIPEnv(t, kmipSection{addr: "127.0.0.1:0"}, sharedMem())
+	c := e.mustDial(e.kmipAddr())
+	id := create(t, c)
+	err := e.reload(kmipSection{addr: "127.0.0.1:0", idle: "1m", denyGet: true})
+	if err == nil || !strings.Contains(err.Error(), "restart") {
+		t.Fatalf("reload with a new idle timeout: %v", err)
+	}
+	if _, err := c.Get(id).Exec(); err != nil {
+		t.Fatalf("get after a refused reload: %v", err)
+	}
+	c.sameConn(t)
+}
+
+// TestKMIPReloadCA: new handshakes verify client certificates against
+// the reloaded kmip CAs.
+func TestKMIPReloadCA(t *testing.T) {
+	e := startKMIPEnv(t, kmipSection{addr: "127.0.0.1:0"}, sharedMem())
+	addr := e.kmipAddr()
+	old := e.mustDial(addr)
+	id := create(t, old)
+	other := newPKI(t)
+	foreign := other.issue(t, "", "", x509.ExtKeyUsageClientAuth, nil)
+	if !e.refusedTLS(addr, foreign) {
+		t.Fatal("client of another CA accepted before the reload")
+	}
+
+	bundle := filepath.Join(t.TempDir(), "cas.pem")
+	a, err := os.ReadFile(e.pki.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(other.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bundle, append(a, b...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reload(kmipSection{addr: "127.0.0.1:0", ca: bundle}); err != nil {
+		t.Fatal(err)
+	}
+	// The CA is trusted now: the handshake passes, and the identity,
+	// which has no policy, is denied the version negotiation of Dial.
+	if _, err := e.dialAs(addr, foreign); err == nil || !strings.Contains(err.Error(), "PermissionDenied") {
+		t.Fatalf("client of the added CA: %v, want a handshake and PermissionDenied", err)
+	}
+	if _, err := old.GetAttributes(id, kmip.AttributeNameState).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	old.sameConn(t)
 }
