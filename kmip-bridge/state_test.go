@@ -27,8 +27,7 @@ func TestConfigState(t *testing.T) {
 		allowAll, getOnly = &policy.Policy{Allow: []string{"/kmip/*"}}, &policy.Policy{Allow: []string{"/kmip/get/*"}}
 	)
 	t.Cleanup(func() { storeA.Close(); storeB.Close() })
-	var e *env
-	e = newEnv(t, func(c *Config) {
+	e := newEnv(t, func(c *Config) {
 		c.Keys, c.Policies = nil, nil
 		c.State = func() (*State, func()) {
 			taken.Add(1)
