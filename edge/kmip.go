@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
+	"time"
 
 	kmipbridge "github.com/kesbridge/kes/kmip-bridge"
 	"github.com/ovh/kmip-go"
@@ -18,11 +20,28 @@ import (
 	"github.com/ovh/kmip-go/ttlv"
 )
 
-// kmipRunner is a started KMIP bridge.
+// kmipRunner is a started KMIP bridge. It lives across reloads: the
+// bridge reads the server's current state for every TLS handshake and
+// every request message, so a reload changes what it serves without
+// touching its connections.
 type kmipRunner struct {
-	ln       net.Listener
-	shutdown func(context.Context) error
-	done     chan struct{}
+	srv  *kmipbridge.Server
+	addr string       // the kmip.address that ln listens on
+	ln   net.Listener // the listener that accepts new connections
+	wg   sync.WaitGroup
+	// limits are fixed for the bridge's lifetime.
+	limits kmipLimits
+}
+
+// kmipLimits are the settings of a kmip section that a running bridge
+// cannot change: every connection reads and answers messages under them.
+type kmipLimits struct {
+	maxMessageSize int
+	read, idle     time.Duration
+}
+
+func limitsOf(k *KMIPConfig) kmipLimits {
+	return kmipLimits{k.MaxMessageSize, k.ReadTimeout, k.IdleTimeout}
 }
 
 // kmipTLS builds the bridge's TLS config: the kmip certificate, client
@@ -59,8 +78,9 @@ func kmipTLS(cfg *KMIPConfig) (*tls.Config, error) {
 }
 
 // StartKMIP starts the KMIP bridge of the current config, if it has a
-// kmip section. Run calls it after NewServer; Reload restarts the bridge
-// by itself. After Shutdown it fails: nothing would stop the bridge.
+// kmip section. Run calls it after NewServer; Reload starts, moves and
+// stops the bridge by itself. After Shutdown it fails: nothing would
+// stop the bridge.
 func (s *Server) StartKMIP(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -70,10 +90,21 @@ func (s *Server) StartKMIP(ctx context.Context) error {
 	if s.kmip != nil {
 		return nil
 	}
-	return s.startKMIP(ctx, s.cur.Load())
+	k := s.cur.Load().cfg.KMIP
+	if k == nil {
+		return nil
+	}
+	r, err := s.newKMIPRunner(k)
+	if err != nil {
+		return err
+	}
+	s.kmip = r
+	r.serve(s, r.ln)
+	return nil
 }
 
-// KMIPAddr returns the address the KMIP bridge listens on, or nil.
+// KMIPAddr returns the address the KMIP bridge accepts new connections
+// on, or nil.
 func (s *Server) KMIPAddr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -83,29 +114,72 @@ func (s *Server) KMIPAddr() net.Addr {
 	return s.kmip.ln.Addr()
 }
 
-// startKMIP starts a bridge over the key service of st. The caller holds
-// s.mu.
-func (s *Server) startKMIP(ctx context.Context, st *state) error {
-	if st.cfg.KMIP == nil {
-		return nil
+// prepareKMIP does what can fail of bringing the bridge to next's kmip
+// section, before the reload swaps states: a new listener when the
+// section is added or its address changes. The returned function, run
+// after the swap, cannot fail. On error nothing has changed. The caller
+// holds s.mu.
+//
+// With an unchanged address nothing is done: the running bridge picks
+// up next at its next handshake and request. When the address changes,
+// the old listener stops accepting once the new one is up, and the
+// connections it accepted stay open, served with the new state, until
+// their client closes them or they reach the idle timeout: a client is
+// moved to the new address by its next reconnect, never cut off.
+func (s *Server) prepareKMIP(next *state) (func(context.Context), error) {
+	k, r := next.cfg.KMIP, s.kmip
+	switch {
+	case k == nil && r == nil:
+		return func(context.Context) {}, nil
+	case k == nil:
+		// Nothing serves KMIP any more: its connections are closed.
+		return func(ctx context.Context) {
+			ctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
+			defer cancel()
+			if err := s.stopKMIP(ctx); err != nil {
+				s.errLog.Warn("failed to stop KMIP bridge", "err", err)
+			}
+		}, nil
+	case r == nil:
+		nr, err := s.newKMIPRunner(k)
+		if err != nil {
+			return nil, err
+		}
+		return func(context.Context) {
+			s.kmip = nr
+			nr.serve(s, nr.ln)
+		}, nil
+	case limitsOf(k) != r.limits:
+		// Refused rather than ignored, so that the running config
+		// always says what the bridge does.
+		return nil, errors.New("edge: kmip: max_message_size and timeout cannot change on reload: restart the server")
+	case k.Addr == r.addr:
+		return func(context.Context) {}, nil
 	}
-	r, err := s.newKMIPBridge(ctx, st)
+	ln, err := net.Listen("tcp", k.Addr)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("edge: kmip: failed to listen on the new address: %w", err)
 	}
-	s.kmip = r
-	return nil
+	return func(context.Context) {
+		old := r.ln
+		r.ln, r.addr = ln, k.Addr
+		r.serve(s, ln)
+		// Closing the listener ends its Serve; its connections belong
+		// to the bridge, not to the listener, and keep running.
+		old.Close()
+	}, nil
 }
 
-// stopKMIP stops the running bridge, if any. The caller holds s.mu.
+// stopKMIP stops the running bridge, if any, closing its connections.
+// The caller holds s.mu.
 func (s *Server) stopKMIP(ctx context.Context) error {
 	if s.kmip == nil {
 		return nil
 	}
 	r := s.kmip
 	s.kmip = nil
-	err := r.shutdown(ctx)
-	<-r.done
+	err := r.srv.Shutdown(ctx)
+	r.wg.Wait()
 	return err
 }
 
@@ -147,20 +221,21 @@ func kmipResult(err error) (int, string) {
 	return code, ttlv.EnumStr(ke.Reason)
 }
 
-// newKMIPBridge starts the bridge on the kmip address over the key
-// service of st. Policies are read from the current state for every
-// request, so a reload takes effect at once.
-func (s *Server) newKMIPBridge(_ context.Context, st *state) (*kmipRunner, error) {
-	k := st.cfg.KMIP
-	users := make(map[string]kmipbridge.User, len(k.Users))
-	for name, u := range k.Users {
-		users[name] = kmipbridge.User{Password: u.Password, Policy: u.Policy}
-	}
+// newKMIPRunner creates a bridge for the kmip section k and listens on
+// its address; it does not serve yet. The bridge takes everything that
+// a reload may change from the server's current state: the key service,
+// policies and users per request message, holding a reference to the
+// state until the message is answered so that a reload does not close
+// the key service under it, and the certificate and CAs per TLS
+// handshake. Its message size limit and timeouts are those of k, for
+// its lifetime.
+func (s *Server) newKMIPRunner(k *KMIPConfig) (*kmipRunner, error) {
 	b, err := kmipbridge.New(kmipbridge.Config{
-		Keys:           st.keys,
-		Policies:       s.Policies,
-		TLSConfig:      st.kmipTLS,
-		Users:          users,
+		State: s.kmipState,
+		TLSConfig: &tls.Config{
+			MinVersion:         tls.VersionTLS12,
+			GetConfigForClient: s.kmipHandshake,
+		},
 		MaxMessageSize: k.MaxMessageSize,
 		ReadTimeout:    k.ReadTimeout,
 		IdleTimeout:    k.IdleTimeout,
@@ -174,12 +249,44 @@ func (s *Server) newKMIPBridge(_ context.Context, st *state) (*kmipRunner, error
 	if err != nil {
 		return nil, fmt.Errorf("edge: kmip: failed to listen: %w", err)
 	}
-	r := &kmipRunner{ln: ln, shutdown: b.Shutdown, done: make(chan struct{})}
+	return &kmipRunner{srv: b, addr: k.Addr, ln: ln, limits: limitsOf(k)}, nil
+}
+
+// serve runs the bridge on ln until ln is closed or the bridge shuts
+// down.
+func (r *kmipRunner) serve(s *Server, ln net.Listener) {
+	r.wg.Add(1)
 	go func() {
-		defer close(r.done)
-		if err := b.Serve(ln); err != nil && !errors.Is(err, kmipbridge.ErrServerClosed) {
+		defer r.wg.Done()
+		err := r.srv.Serve(ln)
+		if err != nil && !errors.Is(err, kmipbridge.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			s.errLog.Error("KMIP bridge stopped", "err", err)
 		}
 	}()
-	return r, nil
+}
+
+// kmipState is the bridge's kmipbridge.Config.State: the current state,
+// referenced until the bridge releases it.
+func (s *Server) kmipState() (*kmipbridge.State, func()) {
+	st := s.acquire()
+	return &kmipbridge.State{Keys: st.keys, Policies: st.policies, Users: st.kmipUsers}, st.release
+}
+
+// kmipHandshake returns the TLS config of the current kmip section for a
+// new connection.
+func (s *Server) kmipHandshake(*tls.ClientHelloInfo) (*tls.Config, error) {
+	if c := s.cur.Load().kmipTLS; c != nil {
+		return c, nil
+	}
+	// The kmip section was just removed and the bridge is stopping.
+	return nil, errors.New("edge: kmip: no kmip section")
+}
+
+// kmipUsers returns the bridge's users of the kmip section k.
+func kmipUsers(k *KMIPConfig) map[string]kmipbridge.User {
+	users := make(map[string]kmipbridge.User, len(k.Users))
+	for name, u := range k.Users {
+		users[name] = kmipbridge.User{Password: u.Password, Policy: u.Policy}
+	}
+	return users
 }

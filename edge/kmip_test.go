@@ -19,8 +19,8 @@ import (
 // TestKMIPBridge starts the bridge beside the HTTP API and uses it with
 // the ovh KMIP client and a vCenter-like certificate (CA-issued, no
 // clientAuth EKU): a key created over KMIP is a key of the KES API, the
-// KMIP call is audited, and a reload restarts the bridge over the new
-// key service.
+// KMIP call is audited, and the bridge serves the new key service after
+// a reload.
 func TestKMIPBridge(t *testing.T) {
 	p := newPKI(t)
 	admin := newAPIKey(t)

@@ -122,11 +122,6 @@ func Run(ctx context.Context, opts Options) error {
 			if err == nil {
 				err = srv.Reload(ctx, next)
 			}
-			if errors.Is(err, ErrKMIPRestart) {
-				cfg = next
-				srv.ErrorLog().Error("reload incomplete", "err", err)
-				continue
-			}
 			if err != nil {
 				srv.ErrorLog().Error("reload failed, keeping the running config", "err", err)
 				continue

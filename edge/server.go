@@ -20,6 +20,7 @@ import (
 	"github.com/kesbridge/kes/identity"
 	"github.com/kesbridge/kes/internal/keys"
 	"github.com/kesbridge/kes/keystore"
+	kmipbridge "github.com/kesbridge/kes/kmip-bridge"
 	"github.com/kesbridge/kes/policy"
 )
 
@@ -75,6 +76,7 @@ type state struct {
 	tls       *tls.Config
 	clientCAs *x509.CertPool
 	kmipTLS   *tls.Config
+	kmipUsers map[string]kmipbridge.User
 	routes    map[string]*route
 	proxies   map[identity.Identity]struct{}
 	loadedAt  time.Time
@@ -171,6 +173,7 @@ func (s *Server) newState(ctx context.Context, cfg *Config) (*state, error) {
 		if st.kmipTLS, err = kmipTLS(cfg.KMIP); err != nil {
 			return nil, err
 		}
+		st.kmipUsers = kmipUsers(cfg.KMIP)
 	}
 
 	store, err := s.opts.OpenStore(ctx, cfg, s.errLog)
@@ -272,15 +275,13 @@ func (s *Server) Serve(ln net.Listener) error {
 	return srv.Serve(tls.NewListener(ln, s.TLSConfig()))
 }
 
-// ErrKMIPRestart is returned (wrapped) by Reload when the new
-// configuration is in effect but its KMIP bridge failed to start.
-var ErrKMIPRestart = errors.New("edge: config reloaded, but the KMIP bridge did not start")
-
 // Reload replaces the whole configuration: a new keystore connection and
-// cache, policies, TLS, log levels and KMIP bridge. If cfg cannot be
-// applied, the error is returned and the old configuration keeps
-// running. The old key service is closed once its in-flight requests
-// have finished.
+// cache, policies, TLS, log levels and the KMIP bridge's state. If cfg
+// cannot be applied (including a new kmip address that cannot be
+// listened on), the error is returned and the old configuration keeps
+// running. The old key service is closed once its in-flight requests,
+// HTTP and KMIP, have finished. KMIP connections stay open, see
+// prepareKMIP.
 func (s *Server) Reload(ctx context.Context, cfg *Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -291,17 +292,15 @@ func (s *Server) Reload(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	commitKMIP, err := s.prepareKMIP(st)
+	if err != nil {
+		st.close()
+		return err
+	}
 	old := s.cur.Swap(st)
 	s.setLevels(cfg)
-	// The old bridge serves the old key service: stop it before the old
-	// state may close, then start one over the new state.
-	if err := s.stopKMIP(ctx); err != nil {
-		s.errLog.Warn("failed to stop KMIP bridge", "err", err)
-	}
+	commitKMIP(ctx)
 	old.retire()
-	if err := s.startKMIP(ctx, st); err != nil {
-		return fmt.Errorf("%w: %w", ErrKMIPRestart, err)
-	}
 	return nil
 }
 

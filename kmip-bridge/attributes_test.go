@@ -76,8 +76,9 @@ func TestAttributeInstances(t *testing.T) {
 
 	// Everything is in the keystore: a second node over the same
 	// keystore sees the same attributes.
-	node2 := newEnv(t, func(cfg *Config) { cfg.Keys = keys.New(keys.Config{Store: sharedStore{e.keys.Store()}}) })
-	t.Cleanup(func() { node2.srv.keys.Close() })
+	ks2 := keys.New(keys.Config{Store: sharedStore{e.keys.Store()}})
+	t.Cleanup(func() { ks2.Close() })
+	node2 := newEnv(t, func(cfg *Config) { cfg.Keys = ks2 })
 	all := node2.dial(node2.client).GetAttributes(id).MustExec().Attribute
 	got := map[kmip.AttributeName]int{}
 	for _, a := range all {

@@ -50,12 +50,12 @@ func (s *Server) authenticate(next kmipserver.Next, ctx context.Context, req *km
 			continue
 		}
 		up := c.CredentialValue.UserPassword
-		u, ok := s.users[up.Username]
+		u, ok := stateOf(ctx).Users[up.Username]
 		// Compare digests so that neither the password's length nor
 		// whether the user exists shows in the timing.
 		given := sha256.Sum256([]byte(up.Password))
 		want := sha256.Sum256([]byte(u.Password))
-		if subtle.ConstantTimeCompare(given[:], want[:]) != 1 || !ok {
+		if subtle.ConstantTimeCompare(given[:], want[:]) != 1 || !ok || u.Password == "" {
 			s.log.Info("kmip: authentication failed", "user", up.Username, "identity", sessionOf(ctx).identity.String())
 			err := kmipserver.Errorf(kmip.ResultReasonAuthenticationNotSuccessful, "authentication failed")
 			if s.audit != nil {
@@ -121,7 +121,7 @@ func (s *Server) authorize(ctx context.Context, op, uid string) error {
 	if uid != "" {
 		path += "/" + uid
 	}
-	set := s.policies()
+	set := stateOf(ctx).Policies
 	if set == nil {
 		return errDenied
 	}

@@ -110,7 +110,7 @@ func (s *Server) opContext(ctx context.Context) (context.Context, context.Cancel
 // view loads the KMIP view of a key.
 func (s *Server) view(ctx context.Context, uid string) (*object, error) {
 	var obj *object
-	err := s.keys.With(ctx, uid, func(o *keys.Object) error {
+	err := stateOf(ctx).Keys.With(ctx, uid, func(o *keys.Object) error {
 		var err error
 		obj, err = objectOf(o)
 		return err
@@ -120,7 +120,7 @@ func (s *Server) view(ctx context.Context, uid string) (*object, error) {
 
 // update changes a key's KMIP view with compare-and-swap.
 func (s *Server) update(ctx context.Context, uid string, fn func(*object, *keys.Object) error) error {
-	return s.keys.Update(ctx, uid, func(o *keys.Object) error {
+	return stateOf(ctx).Keys.Update(ctx, uid, func(o *keys.Object) error {
 		obj, err := objectOf(o)
 		if err != nil {
 			return err
@@ -344,7 +344,7 @@ func (s *Server) createKey(ctx context.Context, ta kmip.TemplateAttribute, prepa
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	if err := s.keys.CreateObject(ctx, uid, v, meta); err != nil {
+	if err := stateOf(ctx).Keys.CreateObject(ctx, uid, v, meta); err != nil {
 		return "", err
 	}
 	return uid, nil
@@ -443,7 +443,7 @@ func (s *Server) register(ctx context.Context, req *payloads.RegisterRequestPayl
 	}
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
-	if err := s.keys.CreateObject(octx, uid, v, meta); err != nil {
+	if err := stateOf(ctx).Keys.CreateObject(octx, uid, v, meta); err != nil {
 		return nil, err
 	}
 	kmipserver.SetIdPlaceholder(ctx, uid)
@@ -466,7 +466,7 @@ func (s *Server) get(ctx context.Context, req *payloads.GetRequestPayload) (*pay
 	defer cancel()
 	sess := sessionOf(ctx)
 	resp := &payloads.GetResponsePayload{UniqueIdentifier: uid}
-	err = s.keys.With(ctx, uid, func(o *keys.Object) error {
+	err = stateOf(ctx).Keys.With(ctx, uid, func(o *keys.Object) error {
 		obj, err := headerOf(o)
 		if err != nil {
 			return err
@@ -753,7 +753,7 @@ func (s *Server) destroy(ctx context.Context, req *payloads.DestroyRequestPayloa
 	// cache) before deleting it: an activation on another node either
 	// happened first, and the key is refused as Active, or comes after the
 	// claim and fails.
-	err = s.keys.Update(ctx, uid, func(o *keys.Object) error {
+	err = stateOf(ctx).Keys.Update(ctx, uid, func(o *keys.Object) error {
 		if o.Meta.State == keys.StateActive {
 			return errDestroyActive
 		}
@@ -769,7 +769,7 @@ func (s *Server) destroy(ctx context.Context, req *payloads.DestroyRequestPayloa
 	case err != nil:
 		return nil, err
 	}
-	if err := s.keys.Delete(ctx, uid); err != nil {
+	if err := stateOf(ctx).Keys.Delete(ctx, uid); err != nil {
 		return nil, err
 	}
 	return &payloads.DestroyResponsePayload{UniqueIdentifier: uid}, nil

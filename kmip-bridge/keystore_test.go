@@ -42,11 +42,12 @@ func (s *downStore) Get(ctx context.Context, name string) ([]byte, error) {
 
 func TestKeystoreUnreachable(t *testing.T) {
 	store := &downStore{MemStore: keystore.NewMem()}
+	ks := keys.New(keys.Config{Store: store})
+	t.Cleanup(func() { ks.Close() })
 	e := newEnv(t, func(c *Config) {
 		c.Keys.Close()
-		c.Keys = keys.New(keys.Config{Store: store})
+		c.Keys = ks
 	})
-	t.Cleanup(func() { e.srv.keys.Close() })
 	store.down.Store(true)
 	resp := send(t, e.raw(e.client), request(kmip.V1_4, &payloads.CreateRequestPayload{ObjectType: kmip.ObjectTypeSymmetricKey}))
 	bi := resp.BatchItem[0]
@@ -60,11 +61,12 @@ func TestKeystoreUnreachable(t *testing.T) {
 // rather than an empty result when the keys it lists cannot be read.
 func TestLocateKeystoreUnreachable(t *testing.T) {
 	store := &downStore{MemStore: keystore.NewMem()}
+	ks := keys.New(keys.Config{Store: store})
+	t.Cleanup(func() { ks.Close() })
 	e := newEnv(t, func(c *Config) {
 		c.Keys.Close()
-		c.Keys = keys.New(keys.Config{Store: store})
+		c.Keys = ks
 	})
-	t.Cleanup(func() { e.srv.keys.Close() })
 	if err := store.MemStore.Create(context.Background(), "stored-before-outage", []byte("{}")); err != nil {
 		t.Fatal(err)
 	}

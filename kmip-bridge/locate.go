@@ -112,7 +112,7 @@ func (s *Server) locate(ctx context.Context, req *locateRequest) (*payloads.Loca
 
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
-	names, err := s.keys.List(octx, "")
+	names, err := stateOf(ctx).Keys.List(octx, "")
 	if err != nil {
 		return nil, err
 	}

@@ -30,18 +30,34 @@ import (
 type User struct {
 	// Password is compared in constant time.
 	Password string
-	// Policy names the policy in Config.Policies() that authorises the
-	// user's requests.
+	// Policy names the policy in Config.Policies() (or State.Policies)
+	// that authorises the user's requests.
 	Policy string
+}
+
+// State is what one request message runs with. A Server takes one
+// snapshot per message, so the items of a batch never see half of a
+// reload.
+type State struct {
+	// Keys is the key service the message's operations use. Required.
+	Keys *keys.Service
+	// Policies authorise the message's batch items. Nil denies every
+	// item.
+	Policies *policy.Set
+	// Users are the Username/Password credentials by user name. Nil
+	// means none. The server only reads it.
+	Users map[string]User
 }
 
 // Config configures a Server.
 type Config struct {
-	// Keys is the key service the bridge serves. Required.
+	// Keys is the key service the bridge serves. Required unless State
+	// is set.
 	Keys *keys.Service
 
 	// Policies returns the current policy set; it is called for every
-	// batch item so that a reload takes effect at once. Required.
+	// request message so that a reload takes effect at once. Required
+	// unless State is set.
 	Policies func() *policy.Set
 
 	// TLSConfig is the server TLS configuration. Required, with at least
@@ -73,6 +89,16 @@ type Config struct {
 	// key material or password is ever logged.
 	Logger *slog.Logger
 
+	// State, if not nil, replaces Keys, Policies and Users (which must
+	// then be unset): it is called once per request message, before the
+	// first batch item, and returns the state the message runs with and
+	// a function (nil: none) that the server calls exactly once when the
+	// message's operations are done. It must never return a nil State.
+	// A caller that swaps key services on reload uses the release
+	// function to keep the old service open until its last message ends.
+	// It is called from many connections at once.
+	State func() (*State, func())
+
 	// Audit, if not nil, is called once per batch item with the client
 	// identity (the certificate identity, or "user:<name>" for a
 	// Username/Password credential), the operation's path name (for
@@ -98,16 +124,14 @@ var ErrServerClosed = errors.New("kmip: server closed")
 
 // Server is a KMIP server over a keys.Service.
 type Server struct {
-	keys     *keys.Service
-	policies func() *policy.Set
-	tls      *tls.Config
-	users    map[string]User
-	maxSize  int
-	readTO   time.Duration
-	idleTO   time.Duration
-	log      *slog.Logger
-	audit    func(identity, operation, uid string, result error)
-	exec     *kmipserver.BatchExecutor
+	state   func() (*State, func())
+	tls     *tls.Config
+	maxSize int
+	readTO  time.Duration
+	idleTO  time.Duration
+	log     *slog.Logger
+	audit   func(identity, operation, uid string, result error)
+	exec    *kmipserver.BatchExecutor
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -119,10 +143,13 @@ type Server struct {
 
 // New returns a Server for cfg.
 func New(cfg Config) (*Server, error) {
-	if cfg.Keys == nil {
+	state := cfg.State
+	switch {
+	case state != nil && (cfg.Keys != nil || cfg.Policies != nil || cfg.Users != nil):
+		return nil, errors.New("kmip: invalid config: State with Keys, Policies or Users")
+	case state == nil && cfg.Keys == nil:
 		return nil, errors.New("kmip: invalid config: no key service")
-	}
-	if cfg.Policies == nil {
+	case state == nil && cfg.Policies == nil:
 		return nil, errors.New("kmip: invalid config: no policies")
 	}
 	if cfg.TLSConfig == nil || len(cfg.TLSConfig.Certificates) == 0 && cfg.TLSConfig.GetCertificate == nil && cfg.TLSConfig.GetConfigForClient == nil {
@@ -150,11 +177,15 @@ func New(cfg Config) (*Server, error) {
 	if tc.MinVersion == 0 {
 		tc.MinVersion = tls.VersionTLS12
 	}
+	if state == nil {
+		ks, policies, users := cfg.Keys, cfg.Policies, maps.Clone(cfg.Users)
+		state = func() (*State, func()) {
+			return &State{Keys: ks, Policies: policies(), Users: users}, nil
+		}
+	}
 	s := &Server{
-		keys:      cfg.Keys,
-		policies:  cfg.Policies,
+		state:     state,
 		tls:       tc,
-		users:     maps.Clone(cfg.Users),
 		maxSize:   cfg.MaxMessageSize,
 		readTO:    cfg.ReadTimeout,
 		idleTO:    cfg.IdleTimeout,
@@ -306,6 +337,18 @@ func (c *conn) setBusy(busy bool) bool {
 
 type sessionKey struct{}
 
+// stateKey carries the *State of the message being handled.
+type stateKey struct{}
+
+// stateOf returns the state handleMessage took for the message.
+func stateOf(ctx context.Context) *State {
+	if st, ok := ctx.Value(stateKey{}).(*State); ok {
+		return st
+	}
+	// Unreachable: every operation runs below handleMessage.
+	panic("kmip: no request state")
+}
+
 // session is what the bridge knows about the client of a connection.
 type session struct {
 	identity identity.Identity
@@ -432,6 +475,14 @@ func (s *Server) handleMessage(ctx context.Context, msg []byte) (out []byte) {
 		s.log.Debug("kmip: undecodable message", "err", err)
 		return invalidMessage(msg, "message could not be decoded")
 	}
+	// One snapshot for the whole batch, released once its operations
+	// are done (the response holds copies, not the key service's
+	// memory).
+	st, release := s.state()
+	if release != nil {
+		defer release()
+	}
+	ctx = context.WithValue(ctx, stateKey{}, st)
 	resp := s.exec.HandleRequest(ctx, &req)
 	out = ttlv.MarshalTTLV(resp)
 	if limit := req.Header.MaximumResponseSize; limit > 0 && len(out) > int(limit) {
