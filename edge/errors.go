@@ -55,6 +55,7 @@ func wireError(err error, o op) (int, string) {
 		unreachable *keystore.UnreachableError
 		unavailable *keystore.UnavailableError
 		maxBytes    *http.MaxBytesError
+		tooLarge    *keys.LimitError
 	)
 	switch {
 	case errors.As(err, &api):
@@ -78,6 +79,12 @@ func wireError(err error, o op) (int, string) {
 		return http.StatusBadRequest, err.Error()
 	case errors.As(err, &maxBytes):
 		return http.StatusBadRequest, "invalid request body"
+	case errors.As(err, &tooLarge):
+		// The client asked for more than a key may hold; the key is
+		// unchanged. The message names the limit, never a value.
+		return http.StatusBadRequest, "key is too large: " + tooLarge.Error()
+	case errors.Is(err, keystore.ErrValueTooLarge):
+		return http.StatusBadRequest, "key is too large for the key store"
 	case errors.As(err, &unavailable):
 		return http.StatusBadGateway, unavailable.Reason
 	case errors.As(err, &unreachable), errors.Is(err, context.DeadlineExceeded):

@@ -50,6 +50,8 @@ func TestWireError(t *testing.T) {
 		{errors.New("boom"), opList, 502, "failed to list keys"},
 		{context.DeadlineExceeded, opRead, 504, "failed to read key"},
 		{&http.MaxBytesError{Limit: 1}, opRead, 400, "invalid request body"},
+		{fmt.Errorf("keys: %w", &keys.LimitError{What: "encoded key", Limit: 1024, Unit: " bytes"}), opCreate, 400, "key is too large: encoded key exceeds the limit of 1024 bytes"},
+		{fmt.Errorf("fs: %w", keystore.ErrValueTooLarge), opCreate, 400, "key is too large for the key store"},
 	}
 	for _, tt := range tests {
 		code, msg := wireError(tt.err, tt.op)

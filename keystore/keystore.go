@@ -6,6 +6,7 @@ package keystore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -132,8 +133,20 @@ func IsUnavailable(err error) bool {
 }
 
 // ErrValueTooLarge means that a value passed to Create or Replace is larger
-// than the store's Capabilities().MaxValueSize. Nothing was written.
+// than the store's Capabilities().MaxValueSize. Nothing was written: the
+// name holds what it held before the call.
 var ErrValueTooLarge = errors.New("key value is too large for the key store")
+
+// CheckValueSize returns an error wrapping ErrValueTooLarge if value is
+// larger than max bytes. Drivers call it first thing in Create and Replace,
+// before they contact their backend, so that a refused value leaves no
+// trace. The error names the sizes, never the value.
+func CheckValueSize(value []byte, max int) error {
+	if len(value) > max {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrValueTooLarge, len(value), max)
+	}
+	return nil
+}
 
 // DefaultMaxValueSize is the MaxValueSize of a store that declares no
 // Capabilities: a stored value that every driver can hold and read back.
@@ -145,7 +158,9 @@ const DefaultMaxValueSize = 64 << 10
 // that declares nothing.
 type Capabilities struct {
 	// MaxValueSize is the largest value, in bytes, that Create and
-	// Replace accept and Get reads back. Zero means DefaultMaxValueSize.
+	// Replace accept and Get reads back. Create and Replace refuse a
+	// larger value with ErrValueTooLarge before they write anything.
+	// Zero means DefaultMaxValueSize.
 	MaxValueSize int
 
 	// LinearizableReplace reports whether Replace is a true

@@ -15,18 +15,42 @@ import (
 // ErrClosed is returned by a store after Close.
 var ErrClosed = errors.New("keystore: store is closed")
 
+// MemMaxValueSize is the MaxValueSize of a store from NewMem. It equals
+// the read limit of the fs store (the default keystore), so that what
+// works with `kes server --dev` also works on disk.
+const MemMaxValueSize = 1 << 20
+
 // MemStore is an in-memory Store, used by `kes server --dev` and tests.
 // Its contents are lost when the process exits.
 type MemStore struct {
+	maxValueSize int
+
 	mu     sync.RWMutex
 	values map[string][]byte
 	closed bool
 }
 
-// NewMem returns an empty in-memory store.
-func NewMem() *MemStore { return &MemStore{values: map[string][]byte{}} }
+// NewMem returns an empty in-memory store that holds values of up to
+// MemMaxValueSize bytes.
+func NewMem() *MemStore { return NewMemLimited(MemMaxValueSize) }
+
+// NewMemLimited returns an empty in-memory store that refuses values
+// larger than maxValueSize bytes (at least 1), for tests of what callers
+// do at a store's size limit.
+func NewMemLimited(maxValueSize int) *MemStore {
+	return &MemStore{maxValueSize: max(maxValueSize, 1), values: map[string][]byte{}}
+}
+
+// Capabilities reports the store's size limit. Replace is linearizable:
+// a MemStore lives in one process and one mutex orders every call.
+func (s *MemStore) Capabilities() Capabilities {
+	return Capabilities{MaxValueSize: s.maxValueSize, LinearizableReplace: true}
+}
 
 func (s *MemStore) Create(_ context.Context, name string, value []byte) error {
+	if err := CheckValueSize(value, s.maxValueSize); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -53,6 +77,9 @@ func (s *MemStore) Get(_ context.Context, name string) ([]byte, error) {
 }
 
 func (s *MemStore) Replace(_ context.Context, name string, old, value []byte) error {
+	if err := CheckValueSize(value, s.maxValueSize); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

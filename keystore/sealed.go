@@ -40,6 +40,18 @@ type Sealer interface {
 	String() string
 }
 
+// SealOverhead is implemented by Sealers that know the most bytes Seal
+// adds to a plaintext. The sealed store subtracts it from the underlying
+// store's MaxValueSize; for a Sealer without it, DefaultSealOverhead.
+type SealOverhead interface {
+	MaxSealOverhead() int
+}
+
+// DefaultSealOverhead is what the sealed store assumes Seal adds when the
+// Sealer does not say (see SealOverhead): more than the sealers of this
+// module add.
+const DefaultSealOverhead = 32 << 10
+
 // SealedStore is a Store whose values are sealed by a Sealer before they
 // reach the underlying store.
 type SealedStore struct {
@@ -58,7 +70,25 @@ func Seal(store Store, sealer Sealer, log *slog.Logger) *SealedStore {
 	return &SealedStore{store: store, sealer: sealer, log: log}
 }
 
+// Capabilities are those of the underlying store, with MaxValueSize
+// reduced by what sealing adds, so that every value the sealed store
+// accepts still fits after sealing. Replace is linearizable if the
+// underlying store's is: the sealed store's Replace is one Replace of the
+// underlying store from the sealed value it compared.
+func (s *SealedStore) Capabilities() Capabilities {
+	c := CapabilitiesOf(s.store)
+	overhead := DefaultSealOverhead
+	if o, ok := s.sealer.(SealOverhead); ok {
+		overhead = max(o.MaxSealOverhead(), 0)
+	}
+	c.MaxValueSize = max(c.MaxValueSize-overhead, 1)
+	return c
+}
+
 func (s *SealedStore) Create(ctx context.Context, name string, value []byte) error {
+	if err := CheckValueSize(value, s.Capabilities().MaxValueSize); err != nil {
+		return err
+	}
 	sealed, err := s.sealer.Seal(ctx, name, value)
 	if err != nil {
 		return err
@@ -89,6 +119,9 @@ func (s *SealedStore) Get(ctx context.Context, name string) ([]byte, error) {
 // Replace compares old with the unsealed current value, since sealing is
 // randomised and the sealed bytes differ on every Seal.
 func (s *SealedStore) Replace(ctx context.Context, name string, old, value []byte) error {
+	if err := CheckValueSize(value, s.Capabilities().MaxValueSize); err != nil {
+		return err
+	}
 	sealedOld, err := s.store.Get(ctx, name)
 	if err != nil {
 		return err

@@ -144,7 +144,10 @@ var errDenied = kmipserver.Errorf(kmip.ResultReasonPermissionDenied, "not author
 // messages. Errors that are not already KMIP errors get a fixed, safe
 // message; their details go to the log.
 func (s *Server) wireError(err error) error {
-	var ke kmipserver.Error
+	var (
+		ke kmipserver.Error
+		le *keys.LimitError
+	)
 	switch {
 	case errors.As(err, &ke):
 		return ke
@@ -156,6 +159,12 @@ func (s *Server) wireError(err error) error {
 		return errDenied
 	case errors.Is(err, keys.ErrNotActive):
 		return kmipserver.Errorf(kmip.ResultReasonPermissionDenied, "object is not active")
+	case errors.As(err, &le):
+		// Invalid Field: the request's content is what is refused, and
+		// Server Limit Exceeded exists only from KMIP 2.0 on.
+		return kmipserver.Errorf(kmip.ResultReasonInvalidField, "request refused: %s", le.Error())
+	case errors.Is(err, keystore.ErrValueTooLarge):
+		return kmipserver.Errorf(kmip.ResultReasonInvalidField, "request refused: object is too large for the key store")
 	case keystore.IsUnreachable(err), keystore.IsUnavailable(err):
 		s.log.Warn("kmip: keystore unavailable", "err", err)
 		return kmipserver.Errorf(kmip.ResultReasonGeneralFailure, "keystore unavailable")

@@ -198,6 +198,13 @@ func (s *Service) create(ctx context.Context, name string, key *crypto.SecretKey
 // CreateObject stores v with meta under name. It returns ErrKeyExists if
 // the name is taken. The caller keeps ownership of v.
 func (s *Service) CreateObject(ctx context.Context, name string, v *crypto.KeyVersion, meta Metadata) error {
+	u, err := usageOf(meta)
+	if err != nil {
+		return err
+	}
+	if err := checkGrowth(attrUsage{}, u); err != nil {
+		return err
+	}
 	if err := setMeta(v, meta); err != nil {
 		return err
 	}
@@ -206,8 +213,11 @@ func (s *Service) CreateObject(ctx context.Context, name string, v *crypto.KeyVe
 		return err
 	}
 	defer clear(value)
-	if err := s.store.Create(ctx, name, value); err != nil {
+	if err := s.checkRecord(value); err != nil {
 		return err
+	}
+	if err := s.store.Create(ctx, name, value); err != nil {
+		return s.storeError(err)
 	}
 	// A stale cached value from before a delete on another node must not
 	// shadow the new key.
@@ -367,13 +377,32 @@ func (s *Service) Update(ctx context.Context, name string, fn func(o *Object) er
 		}
 		value, err := func() ([]byte, error) {
 			defer o.Version.Destroy()
+			before, err := usageOf(o.Meta)
+			if err != nil {
+				return nil, err
+			}
 			if err := fn(o); err != nil {
+				return nil, err
+			}
+			after, err := usageOf(o.Meta)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkGrowth(before, after); err != nil {
 				return nil, err
 			}
 			if err := setMeta(o.Version, o.Meta); err != nil {
 				return nil, err
 			}
-			return o.Version.MarshalText()
+			value, err := o.Version.MarshalText()
+			if err != nil {
+				return nil, err
+			}
+			if err := s.checkRecord(value); err != nil {
+				clear(value)
+				return nil, err
+			}
+			return value, nil
 		}()
 		if err != nil {
 			clear(old)
@@ -386,7 +415,7 @@ func (s *Service) Update(ctx context.Context, name string, fn func(o *Object) er
 			continue
 		}
 		s.cache.Delete(name)
-		return err
+		return s.storeError(err)
 	}
 }
 

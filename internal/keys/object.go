@@ -53,7 +53,9 @@ type Metadata struct {
 	State State `json:"state,omitempty"`
 
 	// KMIP holds the KMIP bridge's attributes. Only the bridge reads or
-	// writes it.
+	// writes it. It is a JSON object; its "attrs" member, if any, holds
+	// the key's attributes as a TTLV Template-Attribute, on which the
+	// Service enforces MaxAttributes and MaxAttributeValueSize.
 	KMIP json.RawMessage `json:"kmip,omitempty"`
 }
 

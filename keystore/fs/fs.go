@@ -113,7 +113,7 @@ func (s *Store) write(fn func() error) error {
 // Create writes a new key file. Moving the synced temporary file into
 // place is atomic and fails if the name exists.
 func (s *Store) Create(_ context.Context, name string, value []byte) error {
-	if err := checkName(name); err != nil {
+	if err := checkWrite(name, value); err != nil {
 		return err
 	}
 	return s.write(func() error {
@@ -148,7 +148,7 @@ func (s *Store) Get(_ context.Context, name string) ([]byte, error) {
 // Replace renames a synced new file over the old one if the old one still
 // holds old.
 func (s *Store) Replace(ctx context.Context, name string, old, value []byte) error {
-	if err := checkName(name); err != nil {
+	if err := checkWrite(name, value); err != nil {
 		return err
 	}
 	return s.write(func() error {

@@ -27,7 +27,13 @@ func newStore(t *testing.T, dir string) *Store {
 }
 
 func TestConformance(t *testing.T) {
-	keystoretest.Run(t, func(t *testing.T) keystore.Store { return newStore(t, t.TempDir()) }, keystoretest.Options{ManyKeys: 300})
+	keystoretest.Run(t, func(t *testing.T) keystore.Store { return newStore(t, t.TempDir()) }, keystoretest.Options{
+		ManyKeys: 300,
+		// A second Store on the same directory has its own lock file
+		// descriptor, so the directory lock is what orders the two, as
+		// between two processes.
+		Second: func(t *testing.T, first keystore.Store) keystore.Store { return newStore(t, first.(*Store).dir) },
+	})
 }
 
 // A directory written by minio/kes (one file per key holding the stored

@@ -153,9 +153,27 @@ func versionOf(t *testing.T, sealed []byte) string {
 }
 
 func TestStoreConformance(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		envs = map[keystore.Store]*env{}
+	)
 	keystoretest.Run(t, func(t *testing.T) keystore.Store {
-		return newEnv(t, emulator.Config{}).store(t)
-	}, keystoretest.Options{ManyKeys: 2*listPage + 10, Timeout: time.Minute})
+		e := newEnv(t, emulator.Config{})
+		s := e.store(t)
+		mu.Lock()
+		envs[s] = e
+		mu.Unlock()
+		return s
+	}, keystoretest.Options{ManyKeys: 2*listPage + 10, Timeout: time.Minute,
+		// Another node: a second client with its own connections and
+		// token on the same instance.
+		Second: func(t *testing.T, first keystore.Store) keystore.Store {
+			mu.Lock()
+			e := envs[first]
+			mu.Unlock()
+			return e.store(t)
+		},
+	})
 }
 
 func TestSealerConformance(t *testing.T) {

@@ -253,7 +253,7 @@ func (s *Store) write(ctx context.Context, name, alias string, gen uint64, seale
 	h := head{gen: gen}
 	if len(sealed) > maxInline {
 		if (len(sealed)+maxInline-1)/maxInline > maxParts {
-			return nil, errors.New("hpcs: value is too large")
+			return nil, fmt.Errorf("hpcs: sealed value of %d bytes: %w", len(sealed), keystore.ErrValueTooLarge)
 		}
 		for off := 0; off < len(sealed); off += maxInline {
 			chunk := sealed[off:min(off+maxInline, len(sealed))]
@@ -364,6 +364,9 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	if err != nil {
 		return err
 	}
+	if err := keystore.CheckValueSize(value, MaxValueSize); err != nil {
+		return fmt.Errorf("hpcs: create %s: %w", name, err)
+	}
 	sealed, err := s.sealer.Seal(ctx, name, value)
 	if err != nil {
 		return err
@@ -396,6 +399,9 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 
 // Replace swaps the value under name from old to value.
 func (s *Store) Replace(ctx context.Context, name string, old, value []byte) error {
+	if err := keystore.CheckValueSize(value, MaxValueSize); err != nil {
+		return fmt.Errorf("hpcs: replace %s: %w", name, err)
+	}
 	cur, stale, err := s.read(ctx, name)
 	if err != nil {
 		return err

@@ -308,6 +308,9 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 		return errors.New("keycontrol: create: empty key name")
 	}
 	op := fmt.Sprintf("create %q", name)
+	if err := keystore.CheckValueSize(value, MaxValueSize); err != nil {
+		return fmt.Errorf("keycontrol: %s: %w", op, err)
+	}
 	req := struct {
 		BoxID      string `json:"box_id"`
 		Name       string `json:"name"`
@@ -405,6 +408,9 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 // max_secret_versions).
 func (s *Store) Replace(ctx context.Context, name string, old, value []byte) error {
 	op := fmt.Sprintf("replace %q", name)
+	if err := keystore.CheckValueSize(value, MaxValueSize); err != nil {
+		return fmt.Errorf("keycontrol: %s: %w", op, err)
+	}
 	unlock, err := lockName(ctx, s.lockNS+name)
 	if err != nil {
 		return fmt.Errorf("keycontrol: %s: %w", op, err)

@@ -74,7 +74,9 @@ func openStore(t *testing.T, cfg Config) *Store {
 func TestConformance(t *testing.T) {
 	keystoretest.Run(t, func(t *testing.T) keystore.Store {
 		return openStore(t, configFor(startEmulator(t, emulator.Config{})))
-	}, keystoretest.Options{ManyKeys: 1100, Concurrency: 8})
+	}, keystoretest.Options{ManyKeys: 1100, Concurrency: 8,
+		Second: func(t *testing.T, first keystore.Store) keystore.Store { return otherNode(t, first.(*Store)) },
+	})
 }
 
 // TestConformanceSmallPages runs the suite with pages far smaller than the

@@ -7,6 +7,12 @@
 //	func TestConformance(t *testing.T) {
 //		keystoretest.Run(t, func(t *testing.T) keystore.Store { return newStore(t) }, keystoretest.Options{})
 //	}
+//
+// The suite reads the store's keystore.Capabilities: it stores a value of
+// exactly MaxValueSize and expects one byte more to be refused with
+// keystore.ErrValueTooLarge, and, for a store that declares
+// LinearizableReplace, races Replace on two instances of the same
+// backend (Options.Second).
 package keystoretest
 
 import (
@@ -36,6 +42,18 @@ type Options struct {
 
 	// Timeout bounds each subtest. Zero means 2 minutes.
 	Timeout time.Duration
+
+	// Second, if set, opens a second, independent Store on the backend
+	// of first: what another process or node would open with the same
+	// configuration (a second fs.New on the same directory, a second
+	// client of the same service). It must not share locks or caches
+	// with first, and must arrange for its closing (t.Cleanup). Without
+	// it the checks across instances are skipped.
+	Second func(t *testing.T, first keystore.Store) keystore.Store
+
+	// RaceRounds is how many rounds the cross-instance Replace race
+	// runs. Zero means 50.
+	RaceRounds int
 }
 
 // Run runs every conformance check. newStore must return a new, empty store
@@ -50,6 +68,9 @@ func Run(t *testing.T, newStore func(t *testing.T) keystore.Store, opts Options)
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Minute
+	}
+	if opts.RaceRounds <= 0 {
+		opts.RaceRounds = 50
 	}
 	tests := []struct {
 		name string
@@ -67,6 +88,10 @@ func Run(t *testing.T, newStore func(t *testing.T) keystore.Store, opts Options)
 		{"ConcurrentCreate", testConcurrentCreate},
 		{"ConcurrentReplace", testConcurrentReplace},
 		{"Status", testStatus},
+		{"MaxValueSize", testMaxValueSize},
+		{"ValueTooLarge", testValueTooLarge},
+		{"SecondInstance", testSecondInstance},
+		{"LinearizableReplace", testLinearizableReplace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -285,6 +310,7 @@ func testValues(ctx context.Context, t *testing.T, s keystore.Store, _ Options) 
 		all[i] = byte(i)
 	}
 	large := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
+	large = large[:min(len(large), keystore.CapabilitiesOf(s).MaxValueSize)]
 	for name, v := range map[string][]byte{"binary": all, "large": large, "one": {0}} {
 		mustCreate(ctx, t, s, name, v)
 		if got := mustGet(ctx, t, s, name); !bytes.Equal(got, v) {
@@ -361,4 +387,174 @@ func testStatus(ctx context.Context, t *testing.T, s keystore.Store, _ Options) 
 	if s.String() == "" {
 		t.Fatal("String() is empty")
 	}
+}
+
+// pattern returns n bytes that differ from position to position, so that
+// a store that truncates or shifts a value is caught.
+func pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7) ^ byte(i>>8) ^ seed
+	}
+	return b
+}
+
+// testMaxValueSize stores one value of exactly the declared MaxValueSize
+// and reads it back. It is the only full-size write of the suite: for a
+// slow store it is the one expensive subtest.
+func testMaxValueSize(ctx context.Context, t *testing.T, s keystore.Store, _ Options) {
+	limit := keystore.CapabilitiesOf(s).MaxValueSize
+	v := pattern(limit, 1)
+	mustCreate(ctx, t, s, "max", v)
+	if got := mustGet(ctx, t, s, "max"); !bytes.Equal(got, v) {
+		t.Fatalf("Get of a value of MaxValueSize (%d bytes) returned %d bytes that differ", limit, len(got))
+	}
+	// Replacing with another full-size value works too.
+	w := pattern(limit, 2)
+	if err := s.Replace(ctx, "max", v, w); err != nil {
+		t.Fatalf("Replace with a value of MaxValueSize (%d bytes): %v", limit, err)
+	}
+	if got := mustGet(ctx, t, s, "max"); !bytes.Equal(got, w) {
+		t.Fatalf("Get after Replace with a value of MaxValueSize returned %d bytes that differ", len(got))
+	}
+}
+
+// testValueTooLarge checks that one byte above MaxValueSize is refused
+// with ErrValueTooLarge and leaves no trace.
+func testValueTooLarge(ctx context.Context, t *testing.T, s keystore.Store, _ Options) {
+	limit := keystore.CapabilitiesOf(s).MaxValueSize
+	over := pattern(limit+1, 3)
+	if err := s.Create(ctx, "over", over); !errors.Is(err, keystore.ErrValueTooLarge) {
+		t.Fatalf("Create of %d bytes (MaxValueSize %d): got %v, want ErrValueTooLarge", len(over), limit, err)
+	}
+	if _, err := s.Get(ctx, "over"); !errors.Is(err, keystore.ErrKeyNotFound) {
+		t.Fatalf("Get after a refused Create: got %v, want ErrKeyNotFound", err)
+	}
+	mustCreate(ctx, t, s, "small", []byte("v1"))
+	if err := s.Replace(ctx, "small", []byte("v1"), over); !errors.Is(err, keystore.ErrValueTooLarge) {
+		t.Fatalf("Replace with %d bytes (MaxValueSize %d): got %v, want ErrValueTooLarge", len(over), limit, err)
+	}
+	if got := mustGet(ctx, t, s, "small"); string(got) != "v1" {
+		t.Fatalf("a refused Replace changed the value: Get = %d bytes", len(got))
+	}
+	// The key still works: a Replace within the limit succeeds.
+	if err := s.Replace(ctx, "small", []byte("v1"), []byte("v2")); err != nil {
+		t.Fatalf("Replace after a refused Replace: %v", err)
+	}
+	names, err := s.List(ctx, "")
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if !slices.Equal(names, []string{"small"}) {
+		t.Fatalf("List after refused writes = %q, want [small]", names)
+	}
+}
+
+// second returns a second instance on the backend of s, or skips.
+func second(t *testing.T, s keystore.Store, opts Options) keystore.Store {
+	t.Helper()
+	if opts.Second == nil {
+		t.Skipf("%s: no second instance wired (Options.Second)", s)
+	}
+	return opts.Second(t, s)
+}
+
+// testSecondInstance checks that two instances on one backend see each
+// other's writes and that Create has exactly one winner across them, as
+// Store.Create promises for nodes.
+func testSecondInstance(ctx context.Context, t *testing.T, s keystore.Store, opts Options) {
+	s2 := second(t, s, opts)
+	mustCreate(ctx, t, s, "k", []byte("v1"))
+	if got := mustGet(ctx, t, s2, "k"); string(got) != "v1" {
+		t.Fatalf("second instance: Get = %q, want v1", got)
+	}
+	if err := s2.Create(ctx, "k", []byte("other")); !errors.Is(err, keystore.ErrKeyExists) {
+		t.Fatalf("second instance: Create of an existing name: got %v, want ErrKeyExists", err)
+	}
+	if err := s2.Replace(ctx, "k", []byte("v1"), []byte("v2")); err != nil {
+		t.Fatalf("second instance: Replace: %v", err)
+	}
+	if err := s.Replace(ctx, "k", []byte("v1"), []byte("v3")); !errors.Is(err, keystore.ErrConflict) {
+		t.Fatalf("first instance: Replace from a value the second replaced: got %v, want ErrConflict", err)
+	}
+	if got := mustGet(ctx, t, s, "k"); string(got) != "v2" {
+		t.Fatalf("first instance: Get = %q, want v2", got)
+	}
+	for round := range 5 {
+		name := fmt.Sprintf("raced-%d", round)
+		errs := raceTwo(func() error { return s.Create(ctx, name, []byte("a")) },
+			func() error { return s2.Create(ctx, name, []byte("b")) })
+		want := oneWinner(t, errs, keystore.ErrKeyExists, "Create")
+		if got := string(mustGet(ctx, t, s2, name)); got != []string{"a", "b"}[want] {
+			t.Fatalf("round %d: stored %q, but the winner wrote %q", round, got, []string{"a", "b"}[want])
+		}
+	}
+	if err := s2.Delete(ctx, "k"); err != nil {
+		t.Fatalf("second instance: Delete: %v", err)
+	}
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, keystore.ErrKeyNotFound) {
+		t.Fatalf("first instance: Get after the second deleted: got %v, want ErrKeyNotFound", err)
+	}
+}
+
+// testLinearizableReplace races Replace on two instances, from the same
+// old value, for opts.RaceRounds rounds. A store that declares
+// LinearizableReplace must let exactly one win each round, the other
+// getting ErrConflict, and keep the winner's value.
+func testLinearizableReplace(ctx context.Context, t *testing.T, s keystore.Store, opts Options) {
+	if !keystore.CapabilitiesOf(s).LinearizableReplace {
+		t.Skipf("%s does not declare LinearizableReplace", s)
+	}
+	s2 := second(t, s, opts)
+	cur := []byte("round-0")
+	mustCreate(ctx, t, s, "raced", cur)
+	for round := range opts.RaceRounds {
+		a, b := []byte(fmt.Sprintf("a-%d", round+1)), []byte(fmt.Sprintf("b-%d", round+1))
+		errs := raceTwo(func() error { return s.Replace(ctx, "raced", cur, a) },
+			func() error { return s2.Replace(ctx, "raced", cur, b) })
+		winner := [][]byte{a, b}[oneWinner(t, errs, keystore.ErrConflict, fmt.Sprintf("round %d: Replace", round))]
+		for i, st := range []keystore.Store{s, s2} {
+			if got := mustGet(ctx, t, st, "raced"); !bytes.Equal(got, winner) {
+				t.Fatalf("round %d: instance %d reads %q, but the winner wrote %q", round, i+1, got, winner)
+			}
+		}
+		cur = winner
+	}
+}
+
+// raceTwo starts a and b as close to the same instant as it can and
+// returns their errors.
+func raceTwo(a, b func() error) [2]error {
+	var (
+		errs  [2]error
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+	)
+	for i, fn := range []func() error{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs[i] = fn()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// oneWinner checks that exactly one of errs is nil and the other is lost,
+// and returns the index of the winner.
+func oneWinner(t *testing.T, errs [2]error, lost error, what string) int {
+	t.Helper()
+	switch {
+	case errs[0] == nil && errs[1] == nil:
+		t.Fatalf("%s: both instances succeeded: one change is lost", what)
+	case errs[0] == nil && errors.Is(errs[1], lost):
+		return 0
+	case errs[1] == nil && errors.Is(errs[0], lost):
+		return 1
+	}
+	t.Fatalf("%s: want one success and one %v, got %v and %v", what, lost, errs[0], errs[1])
+	return -1
 }

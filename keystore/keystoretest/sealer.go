@@ -92,6 +92,15 @@ type nopCloser struct{ keystore.Sealer }
 
 func (nopCloser) Close() error { return nil }
 
+// MaxSealOverhead forwards the wrapped sealer's, so that the SealedStore
+// suite runs at the real limit.
+func (n nopCloser) MaxSealOverhead() int {
+	if o, ok := n.Sealer.(keystore.SealOverhead); ok {
+		return o.MaxSealOverhead()
+	}
+	return keystore.DefaultSealOverhead
+}
+
 // SoftSealer is a Sealer with a software AES-256-GCM key. It stands in for
 // an HSM in tests of code that takes any Sealer; it protects nothing.
 type SoftSealer struct{ aead cipher.AEAD }
@@ -122,6 +131,9 @@ func (s *SoftSealer) Unseal(_ context.Context, name string, sealed []byte) ([]by
 	}
 	return pt, nil, nil
 }
+
+// MaxSealOverhead is the nonce and the GCM tag.
+func (s *SoftSealer) MaxSealOverhead() int { return s.aead.NonceSize() + s.aead.Overhead() }
 
 func (s *SoftSealer) Reseal(_ context.Context, _ string, sealed []byte) ([]byte, error) {
 	return sealed, nil

@@ -205,9 +205,19 @@ func (s *tokenStore) destroy(sh pkcs11.SessionHandle, objs []pkcs11.ObjectHandle
 	return nil
 }
 
+// Capabilities reports values of up to MaxValueSize bytes and no
+// linearizable Replace: Replace is serialised only among the callers in
+// this process, not against another process on the same token.
+func (s *tokenStore) Capabilities() keystore.Capabilities {
+	return keystore.Capabilities{MaxValueSize: MaxValueSize}
+}
+
 func (s *tokenStore) Create(ctx context.Context, name string, value []byte) error {
 	if err := checkName(name); err != nil {
 		return err
+	}
+	if err := keystore.CheckValueSize(value, MaxValueSize); err != nil {
+		return fmt.Errorf("pkcs11: create %q: %w", name, err)
 	}
 	defer s.locks.lock(name)()
 	return s.h.doWrite(ctx, func(sh pkcs11.SessionHandle) error {
@@ -258,6 +268,9 @@ func (s *tokenStore) Get(ctx context.Context, name string) ([]byte, error) {
 func (s *tokenStore) Replace(ctx context.Context, name string, old, value []byte) error {
 	if err := checkName(name); err != nil {
 		return err
+	}
+	if err := keystore.CheckValueSize(value, MaxValueSize); err != nil {
+		return fmt.Errorf("pkcs11: replace %q: %w", name, err)
 	}
 	defer s.locks.lock(name)()
 	var stale []pkcs11.ObjectHandle
@@ -374,9 +387,19 @@ func (s *dirStore) seal(ctx context.Context, name string, plaintext []byte) ([]b
 	return sealed, err
 }
 
+// Capabilities reports values of up to MaxValueSize bytes and no
+// linearizable Replace: Replace compares and renames under a lock of this
+// process only, so another process on the same directory can interleave.
+func (s *dirStore) Capabilities() keystore.Capabilities {
+	return keystore.Capabilities{MaxValueSize: MaxValueSize}
+}
+
 func (s *dirStore) Create(ctx context.Context, name string, value []byte) error {
 	if err := checkFileName(name); err != nil {
 		return err
+	}
+	if err := keystore.CheckValueSize(value, MaxValueSize); err != nil {
+		return fmt.Errorf("pkcs11: create %q: %w", name, err)
 	}
 	defer s.locks.lock(name)()
 	if s.h.isClosed() {
@@ -410,6 +433,9 @@ func (s *dirStore) Get(ctx context.Context, name string) ([]byte, error) {
 func (s *dirStore) Replace(ctx context.Context, name string, old, value []byte) error {
 	if err := checkFileName(name); err != nil {
 		return err
+	}
+	if err := keystore.CheckValueSize(value, MaxValueSize); err != nil {
+		return fmt.Errorf("pkcs11: replace %q: %w", name, err)
 	}
 	defer s.locks.lock(name)()
 	sealed, err := s.dir.read(name)

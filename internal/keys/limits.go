@@ -1,0 +1,173 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package keys
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"strconv"
+
+	"github.com/kesbridge/kes/keystore"
+)
+
+// Limits on what one key may carry. They are checked before every write
+// of a key (Create, Import, CreateObject, Update), so that no request can
+// grow a key past what the keystore reads back: a key the store cannot
+// read is a key nobody can use.
+const (
+	// MaxAttributeValueSize is the largest KMIP attribute value, in
+	// bytes of its TTLV encoding, that a key may gain. Clients set short
+	// values: vCenter and ZStack tag keys with a few custom attributes
+	// of well under 1 KiB (a product name, a version, a vendor), and
+	// names, links and descriptions are of the same order.
+	MaxAttributeValueSize = 4 << 10
+
+	// MaxAttributes is the most KMIP attribute instances a key may
+	// carry, the ones the server keeps (dates, digest, usage mask) among
+	// them. A key created by vCenter has about ten.
+	MaxAttributes = 256
+)
+
+// ErrTooLarge means that a write was refused because the key would
+// exceed one of the limits above, or the keystore's MaxValueSize. The key
+// is unchanged. Errors wrapping it are *LimitError.
+var ErrTooLarge = errors.New("key is too large")
+
+// LimitError reports which limit a refused write would exceed. Its
+// message names the limit and never contains a value, so the front doors
+// send it to clients as it is.
+type LimitError struct {
+	// What is what is too large: "attribute value", "number of
+	// attributes" or "encoded key".
+	What string
+	// Limit is the limit that was exceeded.
+	Limit int
+	// Unit is " bytes" for sizes and empty for counts.
+	Unit string
+}
+
+func (e *LimitError) Error() string {
+	return e.What + " exceeds the limit of " + strconv.Itoa(e.Limit) + e.Unit
+}
+
+// Is makes every *LimitError match ErrTooLarge.
+func (e *LimitError) Is(target error) bool { return target == ErrTooLarge }
+
+// attrUsage is what the limits count in a key's KMIP attributes.
+type attrUsage struct {
+	attrs     int // attribute instances
+	oversized int // values above MaxAttributeValueSize
+}
+
+// TTLV tags of the structures in Metadata.KMIP's "attrs".
+const (
+	tagTemplateAttribute = 0x420091
+	tagAttribute         = 0x420008
+	tagAttributeValue    = 0x42000B
+	ttlvStructure        = 0x01
+)
+
+var errMalformedAttrs = errors.New("keys: malformed KMIP attributes")
+
+// usageOf counts the attributes in meta.KMIP: a JSON object whose "attrs"
+// member, when present, is a TTLV Template-Attribute (see Metadata). A
+// KMIP value of another shape carries no attributes; its size still
+// counts towards the encoded key.
+func usageOf(meta Metadata) (attrUsage, error) {
+	if len(meta.KMIP) == 0 {
+		return attrUsage{}, nil
+	}
+	var rec struct {
+		Attrs []byte `json:"attrs"`
+	}
+	if err := json.Unmarshal(meta.KMIP, &rec); err != nil {
+		return attrUsage{}, nil
+	}
+	if len(rec.Attrs) == 0 {
+		return attrUsage{}, nil
+	}
+	tag, typ, body, rest, ok := ttlvItem(rec.Attrs)
+	if !ok || tag != tagTemplateAttribute || typ != ttlvStructure || len(rest) != 0 {
+		return attrUsage{}, errMalformedAttrs
+	}
+	var u attrUsage
+	for len(body) > 0 {
+		tag, typ, attr, next, ok := ttlvItem(body)
+		if !ok {
+			return attrUsage{}, errMalformedAttrs
+		}
+		body = next
+		if tag != tagAttribute {
+			continue // the names of a template
+		}
+		if typ != ttlvStructure {
+			return attrUsage{}, errMalformedAttrs
+		}
+		u.attrs++
+		for len(attr) > 0 {
+			tag, _, value, next, ok := ttlvItem(attr)
+			if !ok {
+				return attrUsage{}, errMalformedAttrs
+			}
+			attr = next
+			if tag == tagAttributeValue && len(value) > MaxAttributeValueSize {
+				u.oversized++
+			}
+		}
+	}
+	return u, nil
+}
+
+// ttlvItem splits the first TTLV item off b: its tag, type, value (as
+// long as its length field says) and what follows its padding.
+func ttlvItem(b []byte) (tag uint32, typ byte, value, rest []byte, ok bool) {
+	if len(b) < 8 {
+		return 0, 0, nil, nil, false
+	}
+	tag = uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2])
+	typ = b[3]
+	n := uint64(binary.BigEndian.Uint32(b[4:8]))
+	padded := (n + 7) &^ 7
+	if padded > uint64(len(b)-8) {
+		return 0, 0, nil, nil, false
+	}
+	return tag, typ, b[8 : 8+n], b[8+padded:], true
+}
+
+// checkGrowth refuses a change from old to new that adds an oversized
+// attribute value or grows the attributes past MaxAttributes. It compares
+// with old so that a key stored before these limits, or one that
+// exceeds them already, can still be changed in every way that does not
+// make it worse.
+func checkGrowth(old, new attrUsage) error {
+	if new.oversized > old.oversized {
+		return &LimitError{What: "attribute value", Limit: MaxAttributeValueSize, Unit: " bytes"}
+	}
+	if new.attrs > MaxAttributes && new.attrs > old.attrs {
+		return &LimitError{What: "number of attributes", Limit: MaxAttributes}
+	}
+	return nil
+}
+
+// checkRecord refuses an encoded key that the keystore would not hold.
+func (s *Service) checkRecord(value []byte) error {
+	if limit := keystore.CapabilitiesOf(s.store).MaxValueSize; len(value) > limit {
+		return s.recordTooLarge()
+	}
+	return nil
+}
+
+func (s *Service) recordTooLarge() error {
+	return &LimitError{What: "encoded key", Limit: keystore.CapabilitiesOf(s.store).MaxValueSize, Unit: " bytes"}
+}
+
+// storeError turns the keystore's refusal of a value into the limit
+// error, in case the store is stricter than it declares.
+func (s *Service) storeError(err error) error {
+	if errors.Is(err, keystore.ErrValueTooLarge) {
+		return s.recordTooLarge()
+	}
+	return err
+}
