@@ -19,11 +19,13 @@ import (
 // envOn runs the bridge on a keys service over store.
 func envOn(t *testing.T, store keystore.Store) *env {
 	t.Helper()
+	svc := keys.New(keys.Config{Store: store})
+	t.Cleanup(func() { svc.Close() })
 	e := newEnv(t, func(c *Config) {
 		c.Keys.Close()
-		c.Keys = keys.New(keys.Config{Store: store})
+		c.Keys = svc
 	})
-	t.Cleanup(func() { e.srv.keys.Close() })
+	e.keys = svc
 	return e
 }
 
@@ -59,7 +61,7 @@ func TestHugeAttributeRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := envOn(t, store)
-	svc := e.srv.keys
+	svc := e.keys
 	if err := svc.Create(ctx, "minio-tenant", "minio"); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +101,7 @@ func TestManyAttributesRefused(t *testing.T) {
 	ctx := context.Background()
 	store := keystore.NewMemLimited(keystore.DefaultMaxValueSize)
 	e := envOn(t, store)
-	svc := e.srv.keys
+	svc := e.keys
 	if err := svc.Create(ctx, "minio-tenant", "minio"); err != nil {
 		t.Fatal(err)
 	}
