@@ -29,8 +29,7 @@ import (
 // test cases of the 1.0–1.2 test-case document that use what the bridge
 // implements (TC 3.1.x basic operations, 4.1 revoke, 7.1–7.2 message
 // extensions, 9.1–9.4 re-key, 12.1 maximum response size, 17.1 attribute
-// handling) with their 1.4
-// counterparts (TC-REKEY, TC-I18N).
+// handling) with their 1.4 counterparts (TC-REKEY, TC-I18N).
 //
 // Comparison rules (anything not listed must match exactly, in order):
 //   - Text strings "$UNIQUE_IDENTIFIER_n" in an expected response bind to
