@@ -49,8 +49,6 @@ type budgetKey struct{}
 
 // budget is what is left of a message's response size limit.
 type budget struct {
-	// limit is the effective maximum response size.
-	limit int
 	// free is the number of bytes not charged to the header or any
 	// item; it is never negative once the message is admitted.
 	free int
@@ -77,14 +75,17 @@ func (s *Server) maxResponseSize(req *kmip.RequestMessage) int {
 	return s.maxResp
 }
 
+// messageErrorSize bounds a failure answer for the message as a whole
+// (one batch item without operation, with a short Result Message), which
+// authentication or the batch executor may still give once the message
+// is admitted. The charge of any batch item is at least as large, so only
+// a message without items needs it reserved.
+const messageErrorSize = 128
+
 // limitMessage refuses a message with too many batch items, or one whose
 // items could not even all fail within the response size limit, before
 // any item runs, and otherwise starts the message's budget.
 func (s *Server) limitMessage(next kmipserver.Next, ctx context.Context, req *kmip.RequestMessage) (*kmip.ResponseMessage, error) {
-	if n := len(req.BatchItem); n > MaxBatchItems {
-		s.log.Info("kmip: invalid message", "reason", "too many batch items", "items", n, "identity", sessionOf(ctx).identity.String())
-		return nil, kerr(kmip.ResultReasonInvalidMessage, fmt.Sprintf("batch of %d items exceeds the limit of %d", n, MaxBatchItems))
-	}
 	limit := s.maxResponseSize(req)
 	hdr := encodeTagged(kmip.TagResponseHeader, &kmip.ResponseHeader{
 		ProtocolVersion:        req.Header.ProtocolVersion,
@@ -93,23 +94,37 @@ func (s *Server) limitMessage(next kmipserver.Next, ctx context.Context, req *km
 		ClientCorrelationValue: req.Header.ClientCorrelationValue,
 		ServerCorrelationValue: req.Header.ServerCorrelationValue,
 	})
-	b := &budget{limit: limit, free: limit - 8 - len(hdr)}
-	for i := range req.BatchItem {
-		b.free -= failureSize(&req.BatchItem[i])
+	b := &budget{free: limit - 8 - len(hdr)}
+	if len(req.BatchItem) == 0 {
+		b.free -= messageErrorSize
+	}
+	refuse := func(err error) (*kmip.ResponseMessage, error) {
 		if b.free < 0 {
 			// The library's failure answer echoes the correlation
-			// values, which are part of what does not fit.
+			// values, which may be what does not fit.
 			req.Header.ClientCorrelationValue, req.Header.ServerCorrelationValue = "", ""
-			return nil, kerr(kmip.ResultReasonResponseTooLarge, fmt.Sprintf("maximum response size of %d bytes is too small for a batch of %d items", limit, len(req.BatchItem)))
 		}
+		return nil, err
+	}
+	if n := len(req.BatchItem); n > MaxBatchItems {
+		s.log.Info("kmip: invalid message", "reason", "too many batch items", "items", n, "identity", sessionOf(ctx).identity.String())
+		return refuse(kerr(kmip.ResultReasonInvalidMessage, fmt.Sprintf("batch of %d items exceeds the limit of %d", n, MaxBatchItems)))
+	}
+	for i := range req.BatchItem {
+		charge, _ := failureSizes(&req.BatchItem[i])
+		b.free -= charge
+	}
+	if b.free < 0 {
+		return refuse(kerr(kmip.ResultReasonResponseTooLarge, fmt.Sprintf("maximum response size of %d bytes is too small for a batch of %d items", limit, len(req.BatchItem))))
 	}
 	return next(context.WithValue(ctx, budgetKey{}, b), req)
 }
 
-// failureSize is the most bytes a failure answer to bi takes that does not
-// come from its handler: Response Too Large or Operation Canceled By
-// Requester.
-func failureSize(bi *kmip.RequestBatchItem) int {
+// failureSizes returns what bi is charged up front, the larger of the
+// sizes of its two failure answers that do not come from its handler
+// (Operation Canceled By Requester after a Stop, and Response Too Large),
+// and the size of the Response Too Large one.
+func failureSizes(bi *kmip.RequestBatchItem) (charge, tooLarge int) {
 	fail := kmip.ResponseBatchItem{
 		Operation:         bi.Operation,
 		UniqueBatchItemID: bi.UniqueBatchItemID,
@@ -117,9 +132,10 @@ func failureSize(bi *kmip.RequestBatchItem) int {
 		ResultReason:      kmip.ResultReasonOperationCanceledByRequester,
 		ResultMessage:     canceledMessage,
 	}
-	n := len(encodeTagged(kmip.TagBatchItem, &fail))
+	canceled := len(encodeTagged(kmip.TagBatchItem, &fail))
 	fail.ResultReason, fail.ResultMessage = kmip.ResultReasonResponseTooLarge, tooLargeMessage
-	return max(n, len(encodeTagged(kmip.TagBatchItem, &fail)))
+	tooLarge = len(encodeTagged(kmip.TagBatchItem, &fail))
+	return max(canceled, tooLarge), tooLarge
 }
 
 // limitItem keeps the response of a message within its budget: an item
@@ -132,14 +148,15 @@ func (s *Server) limitItem(next kmipserver.BatchItemNext, ctx context.Context, b
 	if b == nil {
 		return next(ctx, bi)
 	}
-	b.charge = failureSize(bi)
+	charge, tooLarge := failureSizes(bi)
+	b.charge = charge
 	resp, err := next(ctx, bi)
 	if err != nil {
 		err = s.wireError(err)
 	}
 	size := itemSize(resp, err)
-	if size-b.charge <= b.free {
-		b.free -= size - b.charge
+	if size-charge <= b.free {
+		b.free -= size - charge
 		if err != nil {
 			// A failed item carries no payload (handlers return a
 			// typed nil, which would encode as an empty one).
@@ -151,7 +168,7 @@ func (s *Server) limitItem(next kmipserver.BatchItemNext, ctx context.Context, b
 	// failure answer.
 	resp.ResponsePayload = nil
 	resp.ResultMessage = ""
-	b.free += b.charge - failureSize(bi)
+	b.free += charge - tooLarge
 	kmipserver.ClearIdPlaceholder(ctx)
 	return resp, errTooLarge
 }

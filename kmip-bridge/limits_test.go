@@ -216,6 +216,14 @@ func TestResponseSizeLimit(t *testing.T) {
 			t.Fatalf("response of %d bytes", size)
 		}
 		wantReason(t, resp.BatchItem[0], kmip.ResultReasonResponseTooLarge)
+		many := request(kmip.V1_4, repeat(MaxBatchItems+1, &payloads.DiscoverVersionsRequestPayload{})...)
+		many.Header.ClientCorrelationValue = msg.Header.ClientCorrelationValue
+		resp, size = exchangeSized(t, c, many)
+		if size > limit {
+			t.Fatalf("refusal of %d bytes", size)
+		}
+		wantReason(t, resp.BatchItem[0], kmip.ResultReasonInvalidMessage)
+
 		msg.Header.ClientCorrelationValue = strings.Repeat("c", 1000)
 		resp, _ = exchangeSized(t, c, msg)
 		wantOK(t, resp.BatchItem[0])
