@@ -24,6 +24,23 @@
 // placeholder set by Create, Register, Re-key and Locate serves later
 // items of the batch that name no object.
 //
+// # Limits
+//
+// A request message is at most Config.MaxMessageSize bytes and
+// MaxBatchItems batch items; a message over either is refused as a whole
+// with Invalid Message before any item runs. A response is at most
+// Config.MaxResponseSize bytes (DefaultMaxResponseSize), or the client's
+// Maximum Response Size if that is smaller. The limit is kept while the
+// response is built: each batch item is charged for its answer as it
+// completes, and an item whose answer does not fit in what is left fails
+// with Response Too Large, without payload, while the items before it keep
+// their answers (under the Stop option the items after it are canceled).
+// An item with side effects (Create, Add Attribute, ...) that fails this
+// way has still taken effect. A limit too small for even the failure
+// answers of all items refuses the message with Response Too Large. Get
+// Attributes naming an attribute more than once fails with Invalid
+// Message.
+//
 // # Objects
 //
 // Create makes AES-128, -192 and -256 keys. Register accepts Symmetric

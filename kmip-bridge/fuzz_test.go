@@ -19,6 +19,7 @@ import (
 	"github.com/kesbridge/kes/keystore"
 	"github.com/kesbridge/kes/policy"
 	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/payloads"
 	"github.com/ovh/kmip-go/ttlv"
 )
 
@@ -30,7 +31,9 @@ type panicLog struct {
 
 func (h *panicLog) Enabled(context.Context, slog.Level) bool { return true }
 func (h *panicLog) Handle(_ context.Context, r slog.Record) error {
-	if strings.Contains(r.Message, "panic") {
+	// A response over its size limit is caught at the last moment and
+	// logged: the accounting that should have prevented it failed.
+	if strings.Contains(r.Message, "panic") || strings.Contains(r.Message, "exceeds the size limit") {
 		h.panics.Add(1)
 		var b strings.Builder
 		r.Attrs(func(a slog.Attr) bool { b.WriteString(a.String()); return true })
@@ -44,8 +47,12 @@ func (h *panicLog) WithGroup(string) slog.Handler      { return h }
 // FuzzHandleMessage feeds random and mutated TTLV messages through the
 // whole message path (decoding, authentication, batch execution, every
 // operation handler, encoding) without a network, seeded with the OASIS
-// test-case requests and the vCenter captures.
+// test-case requests, the vCenter captures and batches that reach the
+// limits. Every answer must decode, match its batch count and stay within
+// the response size limit.
 func FuzzHandleMessage(f *testing.F) {
+	// Small enough that fuzzed batches reach it.
+	const maxResponse = 8192
 	p := testPKI(f)
 	client := p.issue(f, "client", false)
 	ks := keys.New(keys.Config{Store: keystore.NewMem()})
@@ -59,18 +66,45 @@ func FuzzHandleMessage(f *testing.F) {
 				Identities: map[string]string{idOf(client): "all"},
 			}
 		},
-		TLSConfig:      &tls.Config{Certificates: []tls.Certificate{p.server}},
-		Users:          map[string]User{"vcenter": {Password: "s3cret", Policy: "all"}},
-		MaxMessageSize: 64 << 10,
-		ReadTimeout:    5 * time.Second,
-		Logger:         slog.New(log),
+		TLSConfig:       &tls.Config{Certificates: []tls.Certificate{p.server}},
+		Users:           map[string]User{"vcenter": {Password: "s3cret", Policy: "all"}},
+		MaxMessageSize:  64 << 10,
+		MaxResponseSize: maxResponse,
+		ReadTimeout:     5 * time.Second,
+		Logger:          slog.New(log),
 	})
 	if err != nil {
 		f.Fatal(err)
 	}
-	// A known key, so that mutated identifiers sometimes hit.
-	if err := ks.Create(context.Background(), "1", "fuzz"); err != nil {
-		f.Fatal(err)
+	// Known keys, so that mutated identifiers sometimes hit and Locate
+	// finds some.
+	for _, name := range []string{"1", "2", "3"} {
+		if err := ks.Create(context.Background(), name, "fuzz"); err != nil {
+			f.Fatal(err)
+		}
+	}
+	sess := &session{identity: identity.Identity(idOf(client))}
+	ctx := context.WithValue(context.Background(), sessionKey{}, sess)
+	// A key with a large attribute, so that a few Get Attributes items
+	// reach the response size limit.
+	big := kmip.Attribute{AttributeName: "x-big", AttributeValue: strings.Repeat("v", 3000)}
+	add := srv.handleMessage(ctx, ttlv.MarshalTTLV(request(kmip.V1_4, &payloads.AddAttributeRequestPayload{UniqueIdentifier: "2", Attribute: big})))
+	var added kmip.ResponseMessage
+	if err := ttlv.UnmarshalTTLV(add, &added); err != nil || added.BatchItem[0].ResultStatus != kmip.ResultStatusSuccess {
+		f.Fatalf("add attribute: %v %+v", err, added.BatchItem)
+	}
+	getBig := &payloads.GetAttributesRequestPayload{UniqueIdentifier: "2", AttributeName: []kmip.AttributeName{"x-big"}}
+	for _, seed := range []*kmip.RequestMessage{
+		request(kmip.V1_4, repeat(10, &payloads.LocateRequestPayload{})...),
+		request(kmip.V1_2, repeat(MaxBatchItems+1, &payloads.DiscoverVersionsRequestPayload{})...),
+		request(kmip.V1_4, getBig, getBig, getBig,
+			&payloads.GetAttributesRequestPayload{UniqueIdentifier: "2", AttributeName: []kmip.AttributeName{"x-big", "x-big"}},
+			&payloads.GetAttributesRequestPayload{UniqueIdentifier: "2"}),
+	} {
+		f.Add(ttlv.MarshalTTLV(seed))
+		seed.Header.MaximumResponseSize = 1024
+		seed.Header.BatchErrorContinuationOption = kmip.BatchErrorContinuationOptionContinue
+		f.Add(ttlv.MarshalTTLV(seed))
 	}
 
 	for _, h := range []string{vcDiscoverVersions, vcCreate, vcGetAttributes, vcAddAttributes} {
@@ -98,8 +132,6 @@ func FuzzHandleMessage(f *testing.F) {
 		}
 	}
 
-	sess := &session{identity: identity.Identity(idOf(client))}
-	ctx := context.WithValue(context.Background(), sessionKey{}, sess)
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		out := srv.handleMessage(ctx, msg)
 		sess.wipe = sess.wipe[:0]
@@ -112,6 +144,18 @@ func FuzzHandleMessage(f *testing.F) {
 		}
 		if int(resp.Header.BatchCount) != len(resp.BatchItem) || len(resp.BatchItem) == 0 {
 			t.Fatalf("batch count %d with %d items", resp.Header.BatchCount, len(resp.BatchItem))
+		}
+		if len(out) > maxResponse {
+			t.Fatalf("response of %d bytes over the server's limit of %d", len(out), maxResponse)
+		}
+		// A client limit holds unless it is below the smallest answer:
+		// one failed item.
+		var req kmip.RequestMessage
+		if checkTTLV(msg) == nil && ttlv.UnmarshalTTLV(msg, &req) == nil {
+			if m := int(req.Header.MaximumResponseSize); m > 0 && len(out) > m &&
+				(len(resp.BatchItem) != 1 || resp.BatchItem[0].ResultStatus == kmip.ResultStatusSuccess || resp.BatchItem[0].ResponsePayload != nil) {
+				t.Fatalf("response of %d bytes over the client's limit of %d", len(out), m)
+			}
 		}
 	})
 }

@@ -28,8 +28,8 @@ import (
 // Opaque Managed Object Store (OMOS), Tape Library (TL), and the baseline
 // test cases of the 1.0–1.2 test-case document that use what the bridge
 // implements (TC 3.1.x basic operations, 4.1 revoke, 7.1–7.2 message
-// extensions, 9.1–9.4 re-key, 12.1 maximum response size) with their 1.4
-// counterparts (TC-REKEY, TC-I18N).
+// extensions, 9.1–9.4 re-key, 12.1 maximum response size, 17.1 attribute
+// handling) with their 1.4 counterparts (TC-REKEY, TC-I18N).
 //
 // Comparison rules (anything not listed must match exactly, in order):
 //   - Text strings "$UNIQUE_IDENTIFIER_n" in an expected response bind to
@@ -53,7 +53,7 @@ import (
 // goldenSkips: the one place for skipped cases. A key "file" skips the
 // whole case; "file#n" sends message n but does not compare its response.
 
-var goldenFiles = regexp.MustCompile(`^(SKLC[-_]M|SKFF[-_]M|OMOS[-_]M|TL[-_]M|TC_31[1-5]_|TC_41_|TC_9[1-4]_|TC_121_|TC_7[12]_|TC-REKEY|TC-I18N)`)
+var goldenFiles = regexp.MustCompile(`^(SKLC[-_]M|SKFF[-_]M|OMOS[-_]M|TL[-_]M|TC_31[1-5]_|TC_41_|TC_9[1-4]_|TC_121_|TC_171_|TC_7[12]_|TC-REKEY|TC-I18N)`)
 
 var goldenSkips = map[string]string{}
 
@@ -83,6 +83,8 @@ func init() {
 	for _, f := range []string{"v1.4/SKFF-M-10-14.xml#1", "v1.4/SKFF-M-11-14.xml#1"} {
 		goldenSkips[f] = rng
 	}
+	// The 1.1 case, the same with the real name, runs in full.
+	goldenSkips["v1.2/TC_171_12_Handling_of_Attributes_and_Attribute_Index_Values.xml#2"] = "asks for \"Object   Type\", a layout artefact of the 1.2 vector, which names no attribute"
 	for _, f := range []string{
 		"v1.0/TC_312_10_Register_Create_Get_attributes_Destroy.xml", "v1.0/TC_314_10_Dual_Client_Test_Case_ID_Placeholder_linked_Locate_Get_Batch.xml",
 		"v1.1/TC_312_11_Register_Create_Get_attributes_Destroy.xml", "v1.1/TC_314_11_Dual_Client_Test_Case_ID_Placeholder_linked_Locate_Get_Batch.xml",

@@ -48,8 +48,8 @@ var opNames = map[kmip.Operation]string{
 
 func (s *Server) newExecutor() *kmipserver.BatchExecutor {
 	e := kmipserver.NewBatchExecutor()
-	e.Use(s.authenticate)
-	e.BatchItemUse(s.auditItem)
+	e.Use(s.limitMessage, s.authenticate)
+	e.BatchItemUse(s.auditItem, s.limitItem)
 	e.Route(kmip.OperationDiscoverVersions, handle(s, s.discoverVersions))
 	e.Route(kmip.OperationQuery, handle(s, s.query))
 	e.Route(kmip.OperationCreate, handle(s, s.create))
@@ -524,6 +524,16 @@ func (s *Server) getAttributes(ctx context.Context, req *payloads.GetAttributesR
 	uid, err := s.target(ctx, "get-attributes", req.UniqueIdentifier)
 	if err != nil {
 		return nil, err
+	}
+	// A name given twice would return its values twice: a few bytes of
+	// request could ask for megabytes of answer. KMIP calls it an
+	// invalid message (OASIS test case 17.1).
+	seen := make(map[kmip.AttributeName]struct{}, len(req.AttributeName))
+	for _, n := range req.AttributeName {
+		if _, dup := seen[n]; dup {
+			return nil, kerr(kmip.ResultReasonInvalidMessage, "attribute name given more than once")
+		}
+		seen[n] = struct{}{}
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()

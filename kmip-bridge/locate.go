@@ -157,6 +157,15 @@ func (s *Server) locate(ctx context.Context, req *locateRequest) (*payloads.Loca
 	if m := int(req.MaximumItems); m > 0 && len(found) > m {
 		found = found[:m]
 	}
+	// Check what the identifiers take before the answer is built and
+	// measured: there may be very many.
+	size := 0
+	for _, uid := range found {
+		size += ttlvSize(len(uid))
+		if !roomFor(ctx, size) {
+			return nil, errTooLarge
+		}
+	}
 	resp := &payloads.LocateResponsePayload{UniqueIdentifier: found}
 	if req.MaximumItems > 0 || req.OffsetItems > 0 {
 		resp.LocatedItems = &total

@@ -76,6 +76,13 @@ type Config struct {
 	// means 1,000,000 bytes.
 	MaxMessageSize int
 
+	// MaxResponseSize bounds a response message. A client's Maximum
+	// Response Size (request header) below it takes its place for that
+	// request. A batch item whose answer would not fit fails with
+	// Response Too Large while the others keep theirs. Zero means
+	// DefaultMaxResponseSize; values below 4096 bytes are refused.
+	MaxResponseSize int
+
 	// ReadTimeout bounds the TLS handshake, reading one message once its
 	// first bytes arrived, writing the response and each operation's
 	// keystore calls. Zero means 30 s.
@@ -127,6 +134,7 @@ type Server struct {
 	state   func() (*State, func())
 	tls     *tls.Config
 	maxSize int
+	maxResp int
 	readTO  time.Duration
 	idleTO  time.Duration
 	log     *slog.Logger
@@ -154,6 +162,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.TLSConfig == nil || len(cfg.TLSConfig.Certificates) == 0 && cfg.TLSConfig.GetCertificate == nil && cfg.TLSConfig.GetConfigForClient == nil {
 		return nil, errors.New("kmip: invalid config: no TLS server certificate")
+	}
+	if cfg.MaxResponseSize < 0 || cfg.MaxResponseSize > 0 && cfg.MaxResponseSize < minMaxResponseSize {
+		return nil, fmt.Errorf("kmip: invalid config: maximum response size below %d bytes", minMaxResponseSize)
 	}
 	for name, u := range cfg.Users {
 		if name == "" || u.Password == "" {
@@ -187,6 +198,7 @@ func New(cfg Config) (*Server, error) {
 		state:     state,
 		tls:       tc,
 		maxSize:   cfg.MaxMessageSize,
+		maxResp:   cfg.MaxResponseSize,
 		readTO:    cfg.ReadTimeout,
 		idleTO:    cfg.IdleTimeout,
 		log:       cfg.Logger,
@@ -197,6 +209,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.maxSize <= 0 {
 		s.maxSize = DefaultMaxMessageSize
+	}
+	if s.maxResp == 0 {
+		s.maxResp = DefaultMaxResponseSize
 	}
 	if s.readTO <= 0 {
 		s.readTO = DefaultReadTimeout
@@ -485,20 +500,7 @@ func (s *Server) handleMessage(ctx context.Context, msg []byte) (out []byte) {
 	ctx = context.WithValue(ctx, stateKey{}, st)
 	resp := s.exec.HandleRequest(ctx, &req)
 	out = ttlv.MarshalTTLV(resp)
-	if limit := req.Header.MaximumResponseSize; limit > 0 && len(out) > int(limit) {
-		clear(out)
-		for i := range resp.BatchItem {
-			bi := &resp.BatchItem[i]
-			if bi.ResultStatus == kmip.ResultStatusSuccess {
-				bi.ResultStatus = kmip.ResultStatusOperationFailed
-				bi.ResultReason = kmip.ResultReasonResponseTooLarge
-				bi.ResultMessage = "response exceeds the maximum response size"
-				bi.ResponsePayload = nil
-			}
-		}
-		out = ttlv.MarshalTTLV(resp)
-	}
-	return out
+	return s.checkResponseSize(&req, resp, out)
 }
 
 // invalidMessage returns an encoded response with one failed batch item,

@@ -1,0 +1,245 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package kmipbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/kmipserver"
+	"github.com/ovh/kmip-go/ttlv"
+)
+
+// MaxBatchItems is the most batch items one request message may carry, as
+// many as one bulk decrypt on the HTTP API. A message with more is refused
+// as a whole, with Invalid Message, before any item runs.
+const MaxBatchItems = 1000
+
+// DefaultMaxResponseSize is the server's limit on a response message when
+// Config.MaxResponseSize is zero.
+const DefaultMaxResponseSize = 4_000_000
+
+// minMaxResponseSize is the smallest Config.MaxResponseSize: every
+// message-level failure answer fits in it.
+const minMaxResponseSize = 4096
+
+// Response size accounting.
+//
+// A response message is its header followed by its batch items. Before the
+// first item runs, every item is charged the size of its own failure
+// answer (Response Too Large, or the library's Operation Canceled By
+// Requester after a Stop, whichever is larger): however the items end,
+// the response then never exceeds the limit. When an item completes, its
+// real size replaces its charge if the bytes still free allow it;
+// otherwise the item fails with Response Too Large, which its charge
+// covers. Items run one after the other, so one budget per message
+// suffices, and no item's answer is kept once it is known not to fit.
+//
+// Sizes are those of the items encoded on their own, without the
+// message's protocol version; fields that exist only in some versions are
+// then always counted, so the charge is never less than what the message
+// encoding takes.
+
+// budgetKey carries the *budget of a message in its context.
+type budgetKey struct{}
+
+// budget is what is left of a message's response size limit.
+type budget struct {
+	// free is the number of bytes not charged to the header or any
+	// item; it is never negative once the message is admitted.
+	free int
+	// charge is what the running item was charged up front.
+	charge int
+}
+
+const (
+	// tooLargeMessage is the Result Message of an item that did not fit.
+	tooLargeMessage = "response exceeds the maximum response size"
+	// canceledMessage is the library's Result Message for the items it
+	// skips after a failed item under Batch Error Continuation Stop
+	// (kmipserver.BatchExecutor).
+	canceledMessage = "Batch has stopped because of an error"
+)
+
+// maxResponseSize is the effective response size limit of req: the
+// client's Maximum Response Size if it gave a smaller one than the
+// server's.
+func (s *Server) maxResponseSize(req *kmip.RequestMessage) int {
+	if m := int(req.Header.MaximumResponseSize); m > 0 && m < s.maxResp {
+		return m
+	}
+	return s.maxResp
+}
+
+// messageErrorSize bounds a failure answer for the message as a whole
+// (one batch item without operation, with a short Result Message), which
+// authentication or the batch executor may still give once the message
+// is admitted. The charge of any batch item is at least as large, so only
+// a message without items needs it reserved.
+const messageErrorSize = 128
+
+// limitMessage refuses a message with too many batch items, or one whose
+// items could not even all fail within the response size limit, before
+// any item runs, and otherwise starts the message's budget.
+func (s *Server) limitMessage(next kmipserver.Next, ctx context.Context, req *kmip.RequestMessage) (*kmip.ResponseMessage, error) {
+	limit := s.maxResponseSize(req)
+	hdr := encodeTagged(kmip.TagResponseHeader, &kmip.ResponseHeader{
+		ProtocolVersion:        req.Header.ProtocolVersion,
+		TimeStamp:              time.Now(),
+		BatchCount:             int32(len(req.BatchItem)),
+		ClientCorrelationValue: req.Header.ClientCorrelationValue,
+		ServerCorrelationValue: req.Header.ServerCorrelationValue,
+	})
+	b := &budget{free: limit - 8 - len(hdr)}
+	if len(req.BatchItem) == 0 {
+		b.free -= messageErrorSize
+	}
+	refuse := func(err error) (*kmip.ResponseMessage, error) {
+		if b.free < 0 {
+			// The library's failure answer echoes the correlation
+			// values, which may be what does not fit.
+			req.Header.ClientCorrelationValue, req.Header.ServerCorrelationValue = "", ""
+		}
+		return nil, err
+	}
+	if n := len(req.BatchItem); n > MaxBatchItems {
+		s.log.Info("kmip: invalid message", "reason", "too many batch items", "items", n, "identity", sessionOf(ctx).identity.String())
+		return refuse(kerr(kmip.ResultReasonInvalidMessage, fmt.Sprintf("batch of %d items exceeds the limit of %d", n, MaxBatchItems)))
+	}
+	for i := range req.BatchItem {
+		charge, _ := failureSizes(&req.BatchItem[i])
+		b.free -= charge
+	}
+	if b.free < 0 {
+		return refuse(kerr(kmip.ResultReasonResponseTooLarge, fmt.Sprintf("maximum response size of %d bytes is too small for a batch of %d items", limit, len(req.BatchItem))))
+	}
+	return next(context.WithValue(ctx, budgetKey{}, b), req)
+}
+
+// failureSizes returns what bi is charged up front, the larger of the
+// sizes of its two failure answers that do not come from its handler
+// (Operation Canceled By Requester after a Stop, and Response Too Large),
+// and the size of the Response Too Large one.
+func failureSizes(bi *kmip.RequestBatchItem) (charge, tooLarge int) {
+	fail := kmip.ResponseBatchItem{
+		Operation:         bi.Operation,
+		UniqueBatchItemID: bi.UniqueBatchItemID,
+		ResultStatus:      kmip.ResultStatusOperationFailed,
+		ResultReason:      kmip.ResultReasonOperationCanceledByRequester,
+		ResultMessage:     canceledMessage,
+	}
+	canceled := len(encodeTagged(kmip.TagBatchItem, &fail))
+	fail.ResultReason, fail.ResultMessage = kmip.ResultReasonResponseTooLarge, tooLargeMessage
+	tooLarge = len(encodeTagged(kmip.TagBatchItem, &fail))
+	return max(canceled, tooLarge), tooLarge
+}
+
+// limitItem keeps the response of a message within its budget: an item
+// whose answer does not fit in the bytes left fails with Response Too
+// Large. It runs innermost, so that the item's answer is final (errors
+// already mapped to their wire form) and the audit hook, outside it,
+// records the outcome the client sees.
+func (s *Server) limitItem(next kmipserver.BatchItemNext, ctx context.Context, bi *kmip.RequestBatchItem) (*kmip.ResponseBatchItem, error) {
+	b, _ := ctx.Value(budgetKey{}).(*budget)
+	if b == nil {
+		return next(ctx, bi)
+	}
+	charge, tooLarge := failureSizes(bi)
+	b.charge = charge
+	resp, err := next(ctx, bi)
+	if err != nil {
+		err = s.wireError(err)
+	}
+	size := itemSize(resp, err)
+	if size-charge <= b.free {
+		b.free -= size - charge
+		if err != nil {
+			// A failed item carries no payload (handlers return a
+			// typed nil, which would encode as an empty one).
+			resp.ResponsePayload = nil
+		}
+		return resp, err
+	}
+	// What does not fit is dropped at once; the charge covers the
+	// failure answer.
+	resp.ResponsePayload = nil
+	resp.ResultMessage = ""
+	b.free += charge - tooLarge
+	kmipserver.ClearIdPlaceholder(ctx)
+	return resp, errTooLarge
+}
+
+// itemSize is the encoded size of resp once err, if not nil, has been
+// applied to it as the batch executor does.
+func itemSize(resp *kmip.ResponseBatchItem, err error) int {
+	item := *resp
+	if err != nil {
+		item.ResponsePayload = nil
+		item.ResultStatus = kmip.ResultStatusOperationFailed
+		item.ResultReason = kmip.ResultReasonGeneralFailure
+		var ke kmipserver.Error
+		if errors.As(err, &ke) {
+			item.ResultReason = ke.Reason
+		}
+		item.ResultMessage = err.Error()
+	}
+	b := encodeTagged(kmip.TagBatchItem, &item)
+	// The encoding may hold key material (a Get answer).
+	defer clear(b)
+	return len(b)
+}
+
+// encodeTagged returns the TTLV encoding of v with tag.
+func encodeTagged(tag int, v any) []byte {
+	enc := ttlv.NewTTLVEncoder()
+	enc.TagAny(tag, v)
+	return enc.Bytes()
+}
+
+// roomFor reports whether an answer of about n bytes to the running item
+// could still fit in the message's response, so that a handler can stop
+// building one that cannot. Without a budget (a handler called outside a
+// message) there is always room.
+func roomFor(ctx context.Context, n int) bool {
+	b, _ := ctx.Value(budgetKey{}).(*budget)
+	return b == nil || n <= b.free+b.charge
+}
+
+// errTooLarge fails an item whose answer cannot fit.
+var errTooLarge = kerr(kmip.ResultReasonResponseTooLarge, tooLargeMessage)
+
+// ttlvSize is the encoded size of a Text or Byte String of n bytes.
+func ttlvSize(n int) int { return 8 + (n+7)/8*8 }
+
+// checkResponseSize returns out, the encoded response to req, if it is
+// within the response size limit. The accounting above keeps it there;
+// the check guards against a handler or library change that breaks it.
+// Only a client limit below the size of any answer lets through a
+// response over it: one failed item, the smallest answer there is.
+func (s *Server) checkResponseSize(req *kmip.RequestMessage, resp *kmip.ResponseMessage, out []byte) []byte {
+	limit := s.maxResponseSize(req)
+	if len(out) <= limit {
+		return out
+	}
+	if len(out) <= s.maxResp && len(resp.BatchItem) == 1 && resp.BatchItem[0].ResultStatus != kmip.ResultStatusSuccess && resp.BatchItem[0].ResponsePayload == nil {
+		return out
+	}
+	s.log.Error("kmip: response exceeds the size limit", "size", len(out), "limit", limit)
+	clear(out)
+	return ttlv.MarshalTTLV(&kmip.ResponseMessage{
+		Header: kmip.ResponseHeader{
+			ProtocolVersion: resp.Header.ProtocolVersion,
+			TimeStamp:       time.Now().Truncate(time.Second),
+			BatchCount:      1,
+		},
+		BatchItem: []kmip.ResponseBatchItem{{
+			ResultStatus:  kmip.ResultStatusOperationFailed,
+			ResultReason:  kmip.ResultReasonResponseTooLarge,
+			ResultMessage: tooLargeMessage,
+		}},
+	})
+}
