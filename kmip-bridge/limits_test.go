@@ -6,6 +6,7 @@ package kmipbridge
 import (
 	"context"
 	"fmt"
+	"github.com/kesbridge/kes/internal/keys"
 	"github.com/kesbridge/kes/policy"
 	"runtime"
 	"strings"
@@ -235,14 +236,16 @@ func TestResponseSizeLimit(t *testing.T) {
 }
 
 // TestLargeAttribute sends the second measured attack: a 16 KB Get
-// Attributes naming one 100 KB attribute 1,000 times, which made a 100 MB
-// answer, and then many Get Attributes items of that attribute, each
-// alone within the limits, under the default response size limit.
+// Attributes naming one large attribute 1,000 times (with a 100 KB value
+// it made a 100 MB answer; values are now capped at
+// keys.MaxAttributeValueSize, the largest one used here), and then many
+// Get Attributes items of that attribute, each alone within the limits,
+// under the default response size limit.
 func TestLargeAttribute(t *testing.T) {
 	e := newEnv(t)
 	cl := e.dial(e.client)
 	id := cl.Create().AES(256, kmip.CryptographicUsageEncrypt).MustExec().UniqueIdentifier
-	big := strings.Repeat("v", 100_000)
+	big := strings.Repeat("v", keys.MaxAttributeValueSize)
 	cl.AddAttribute(id, "x-big", big).MustExec()
 	c := e.raw(e.client)
 
@@ -275,7 +278,8 @@ func TestLargeAttribute(t *testing.T) {
 	})
 
 	t.Run("many items", func(t *testing.T) {
-		msg := request(kmip.V1_4, repeat(100, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id, AttributeName: []kmip.AttributeName{"x-big"}})...)
+		const items = MaxBatchItems
+		msg := request(kmip.V1_4, repeat(items, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id, AttributeName: []kmip.AttributeName{"x-big"}})...)
 		msg.Header.BatchErrorContinuationOption = kmip.BatchErrorContinuationOptionContinue
 		resp, size := exchangeSized(t, c, msg)
 		if size > DefaultMaxResponseSize {
@@ -290,9 +294,11 @@ func TestLargeAttribute(t *testing.T) {
 			wantReason(t, bi, kmip.ResultReasonResponseTooLarge)
 			tooLarge++
 		}
-		// About 100 KB each: fewer than 40 fit in 4,000,000 bytes,
-		// and the limit is used, not a fraction of it.
-		if ok < 35 || ok >= 40 || tooLarge != 100-ok {
+		// Each answer holds the whole value: at most limit/len(big)
+		// fit, and the limit is used, not a fraction of it (each
+		// answer's framing is well under 512 bytes).
+		most, least := DefaultMaxResponseSize/len(big), DefaultMaxResponseSize/(len(big)+512)
+		if ok > most || ok < least || tooLarge != items-ok {
 			t.Fatalf("%d answered, %d too large", ok, tooLarge)
 		}
 	})
