@@ -6,9 +6,12 @@ package edge
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/kesbridge/kes/identity"
@@ -129,15 +132,92 @@ func (c *call) fail(err error, o op) {
 	writeError(c.w, code, msg)
 }
 
+// Deadlines of a request. A route's timeout T is the write deadline of
+// its answer. The handler's context and the read deadline of the request
+// body end answerMargin(T) earlier, so that a keystore call or a body
+// read that runs out of time still leaves the handler time to write its
+// 504 or 408 before the write deadline cuts the connection.
+const (
+	minAnswerMargin = 250 * time.Millisecond
+	maxAnswerMargin = 2 * time.Second
+
+	// drainGrace bounds how long net/http may go on reading a body that
+	// the handler did not read, after the answer went out. net/http
+	// reads up to 256 KiB of it to keep an HTTP/1.1 connection usable;
+	// a client that trickles its body must not hold the connection that
+	// way.
+	drainGrace = 500 * time.Millisecond
+
+	// noRouteTimeout is the write deadline of the answer to a path that
+	// is no route.
+	noRouteTimeout = 10 * time.Second
+
+	// streamWriteTimeout bounds each write of a route without a timeout
+	// (the log streams): a client that stops reading loses its stream
+	// instead of holding the connection.
+	streamWriteTimeout = 30 * time.Second
+)
+
+// answerMargin is how much earlier than the route timeout the handler's
+// context and body read deadline end: a tenth of the timeout, within
+// [minAnswerMargin, maxAnswerMargin], and at most half the timeout.
+func answerMargin(timeout time.Duration) time.Duration {
+	return min(max(timeout/10, minAnswerMargin), maxAnswerMargin, timeout/2)
+}
+
+// errBodyTimeout is the answer to a request whose body did not arrive
+// before the route's read deadline.
+var errBodyTimeout = newError(http.StatusRequestTimeout, "request body not received in time")
+
 // ServeHTTP runs a request through the checks of minio/kes in its order:
-// route → method → body limit → timeout → authentication → handler.
+// route → method → body limit → authentication → handler. The route's
+// deadlines are set as soon as the route is known, so that every answer,
+// a 405 too, has one.
+//
+// Every request is answered or dropped in bounded time: the answer has
+// the route's write deadline, the body the route's read deadline (a body
+// that does not arrive in time is answered 408), and a body that is
+// not read to its end, e.g. because the request was denied, is not
+// waited for: on HTTP/1.1 the answer says Connection: close and the
+// connection is closed after a short grace, on HTTP/2 the stream is
+// reset once answered.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &recorder{ResponseWriter: w}
+	rc := http.NewResponseController(w)
+	body := &requestBody{ReadCloser: r.Body}
+	r.Body = body
+	rec := &recorder{ResponseWriter: w, body: body, http1: r.ProtoMajor == 1}
+	body.rec = rec
+	body.onEOF = func() {
+		// A body read to its end needs no deadline any more; on
+		// HTTP/1.1 net/http now reads ahead in the background to notice
+		// a client going away, and a deadline there would cancel the
+		// request.
+		if !body.deadline.IsZero() {
+			rc.SetReadDeadline(time.Time{})
+		}
+	}
+	// Registered first so it runs last, when the answer is written.
+	defer func() {
+		if !body.pending() || !rec.http1 {
+			return
+		}
+		if !rec.wroteHeader {
+			rec.Header().Set("Connection", "close")
+		}
+		d := time.Now().Add(drainGrace)
+		if !body.deadline.IsZero() && body.deadline.Before(d) {
+			d = body.deadline
+		}
+		rc.SetReadDeadline(d)
+	}()
 	defer s.recoverHandler(rec, r)
 
 	rt, resource, ok := findRoute(r.URL.Path)
 	if !ok {
+		// An HTTP/1.1 connection keeps the write deadline of its last
+		// request; every request sets its own.
+		rc.SetWriteDeadline(start.Add(noRouteTimeout))
 		http.NotFound(rec, r)
 		return
 	}
@@ -156,6 +236,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	if rt.Timeout > 0 {
+		// The write deadline stops a stuck answer; the context stops the
+		// keystore calls behind it and the read deadline a slow body,
+		// both early enough to answer 504 or 408.
+		early := start.Add(rt.Timeout - answerMargin(rt.Timeout))
+		rc.SetWriteDeadline(start.Add(rt.Timeout))
+		if body.ReadCloser != http.NoBody {
+			body.deadline = early
+			rc.SetReadDeadline(early)
+		}
+		ctx, cancel := context.WithDeadline(r.Context(), early)
+		defer cancel()
+		r = r.WithContext(ctx)
+		c.r = r
+	} else {
+		rc.SetWriteDeadline(time.Time{})
+		rec.streamRC = rc
+	}
+
 	if r.Method != rt.Method && (rt.Method != http.MethodPut || r.Method != http.MethodPost) {
 		rec.Header().Set("Accept", rt.Method)
 		writeError(rec, http.StatusMethodNotAllowed, fmt.Sprintf("received method '%s' expected '%s'", r.Method, rt.Method))
@@ -167,15 +266,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(rec, r.Body, limit)
 
-	if rt.Timeout > 0 {
-		// The write deadline stops a stuck response; the context stops the
-		// keystore calls behind it.
-		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(rt.Timeout))
-		ctx, cancel := context.WithTimeout(r.Context(), rt.Timeout)
-		defer cancel()
-		r = r.WithContext(ctx)
-		c.r = r
-	}
 	// Registered last so it runs first: the audit record and metrics see
 	// the 500 it writes.
 	defer s.recoverHandler(rec, r)
@@ -184,6 +274,40 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.handle(c)
+}
+
+// requestBody is the request body as handlers see it. It tracks whether
+// the body was read to its end, and answers 408 when its read deadline
+// passes.
+type requestBody struct {
+	io.ReadCloser
+	rec      *recorder
+	deadline time.Time // the read deadline, zero if none
+	eof      bool
+	onEOF    func()
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err == io.EOF:
+		if !b.eof {
+			b.eof = true
+			b.onEOF()
+		}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// Handlers answer a failed read as a malformed body; the client
+		// is told what really happened, and what the handler writes
+		// after it is dropped.
+		b.rec.answerOnce(errBodyTimeout)
+	}
+	return n, err
+}
+
+// pending reports whether the request has a body that was not read to
+// its end.
+func (b *requestBody) pending() bool {
+	return b.ReadCloser != http.NoBody && !b.eof
 }
 
 // recoverHandler turns a panic into a 500 that says nothing about it, as
@@ -209,26 +333,73 @@ type recorder struct {
 	http.ResponseWriter
 	code        int
 	wroteHeader bool
+
+	body  *requestBody
+	http1 bool
+	// sealed is set once the request was answered on the handler's
+	// behalf (answerOnce): what the handler writes after it is dropped.
+	sealed bool
+	// streamRC is set for routes without a timeout: each write gets a
+	// deadline of its own.
+	streamRC *http.ResponseController
 }
 
+// errAnswered is what writes of a handler get after the request was
+// answered on its behalf.
+var errAnswered = errors.New("edge: request already answered")
+
 func (r *recorder) WriteHeader(code int) {
+	if r.sealed {
+		return
+	}
 	if !r.wroteHeader {
 		r.code, r.wroteHeader = code, true
+		// Without this, net/http would read what is left of the body
+		// (up to 256 KiB) before it sends the answer, for as long as the
+		// client takes to send it.
+		if r.http1 && r.body.pending() {
+			r.Header().Set("Connection", "close")
+		}
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *recorder) Write(b []byte) (int, error) {
+	if r.sealed {
+		return 0, errAnswered
+	}
 	if !r.wroteHeader {
 		r.WriteHeader(http.StatusOK)
+	}
+	if r.streamRC != nil {
+		r.streamRC.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		// On HTTP/2 a passed write deadline resets the stream even
+		// when nothing is written: an idle stream must not expire.
+		defer r.streamRC.SetWriteDeadline(time.Time{})
 	}
 	return r.ResponseWriter.Write(b)
 }
 
-func (r *recorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
+// answerOnce answers err unless the handler has answered already, and
+// drops what the handler writes afterwards.
+func (r *recorder) answerOnce(err error) {
+	if r.wroteHeader {
+		return
 	}
+	code, msg := wireError(err, opRead)
+	writeError(r, code, msg)
+	r.sealed = true
+}
+
+func (r *recorder) Flush() { r.FlushError() }
+
+// FlushError is Flush with the error, for http.ResponseController.
+func (r *recorder) FlushError() error {
+	if r.streamRC != nil {
+		r.streamRC.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		defer r.streamRC.SetWriteDeadline(time.Time{})
+	}
+	return http.NewResponseController(r.ResponseWriter).Flush()
 }
 
 func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {

@@ -259,11 +259,29 @@ func (s *Server) TLSConfig() *tls.Config {
 // Serve accepts connections on ln (plain TCP: Serve does TLS) until
 // Shutdown. It returns http.ErrServerClosed after Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	// Every connection is answered or closed in bounded time:
+	//   - ReadHeaderTimeout bounds the TLS handshake and the request
+	//     header; IdleTimeout a connection between requests.
+	//   - There is no ReadTimeout or WriteTimeout: the log streams have no
+	//     end, and on HTTP/1.1 a ReadTimeout would also fire in the read
+	//     net/http does behind a handler and cancel the request. Instead
+	//     ServeHTTP gives each request its route's deadlines, and each
+	//     write of a stream its own.
+	//   - HTTP/2 runs at most MaxConcurrentStreams handlers per
+	//     connection (Go's default, made explicit), and WriteByteTimeout
+	//     drops a connection whose client stopped reading. The number of
+	//     connections is not capped: a cap would let a few slow clients
+	//     lock everybody out, while the deadlines make any connection
+	//     cost its client time.
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       90 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.errLog.Handler(), slog.LevelInfo),
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: 250,
+			WriteByteTimeout:     streamWriteTimeout,
+		},
+		ErrorLog: slog.NewLogLogger(s.errLog.Handler(), slog.LevelInfo),
 	}
 	s.httpMu.Lock()
 	if s.closed {
