@@ -24,6 +24,7 @@ import (
 
 	"github.com/kesbridge/kes/identity"
 	"github.com/kesbridge/kes/internal/cache"
+	"github.com/kesbridge/kes/keystore"
 	"github.com/kesbridge/kes/policy"
 )
 
@@ -96,7 +97,7 @@ type TLSConfig struct {
 	KeyFile  string
 	CertFile string
 	// Password decrypts a legacy-encrypted PEM private key.
-	Password string
+	Password keystore.Secret
 	// VerifyClients is tls.auth: on. Off (the default) accepts any client
 	// certificate; its identity is what counts.
 	VerifyClients bool
@@ -140,21 +141,24 @@ type FSConfig struct{ Path string }
 // KeyControlConfig is keystore.entrust.keycontrol.
 type KeyControlConfig struct {
 	Endpoint, VaultID, BoxID string
-	Username, Password       string
+	Username                 string
+	Password                 keystore.Secret
 	CAFile                   string
 }
 
 // HPCSConfig is keystore.ibm.hpcs and seal.ibm.hpcs.
 type HPCSConfig struct {
 	Endpoint, InstanceID, RootKeyID, KeyRing string
-	IAMEndpoint, APIKey                      string
+	IAMEndpoint                              string
+	APIKey                                   keystore.Secret
 	CAFile                                   string
 }
 
 // PKCS11Config is keystore.pkcs11 and seal.pkcs11 (which has no Store).
 type PKCS11Config struct {
-	Module, Token, PIN, RootKey string
-	CreateRootKey               bool
+	Module, Token, RootKey string
+	PIN                    keystore.Secret
+	CreateRootKey          bool
 	// Store is a directory for the sealed values; empty keeps them on
 	// the token.
 	Store string
@@ -185,7 +189,7 @@ type KMIPConfig struct {
 
 // KMIPUser is a KMIP username/password login and its policy.
 type KMIPUser struct {
-	Password string
+	Password keystore.Secret
 	Policy   string
 }
 
@@ -198,11 +202,11 @@ type fileYAML struct {
 		Identity string `yaml:"identity"`
 	} `yaml:"admin"`
 	TLS struct {
-		Key      string `yaml:"key"`
-		Cert     string `yaml:"cert"`
-		Password string `yaml:"password"`
-		Auth     string `yaml:"auth"`
-		CA       string `yaml:"ca"`
+		Key      string          `yaml:"key"`
+		Cert     string          `yaml:"cert"`
+		Password keystore.Secret `yaml:"password"`
+		Auth     string          `yaml:"auth"`
+		CA       string          `yaml:"ca"`
 		Proxy    struct {
 			Identities []string `yaml:"identities"`
 			Header     struct {
@@ -253,19 +257,19 @@ type hpcsYAML struct {
 	RootKeyID  string `yaml:"root_key_id"`
 	KeyRing    string `yaml:"key_ring"`
 	IAM        struct {
-		Endpoint string `yaml:"endpoint"`
-		APIKey   string `yaml:"api_key"`
+		Endpoint string          `yaml:"endpoint"`
+		APIKey   keystore.Secret `yaml:"api_key"`
 	} `yaml:"iam"`
 	TLS tlsCAYAML `yaml:"tls"`
 }
 
 type pkcs11YAML struct {
-	Module        string `yaml:"module"`
-	Token         string `yaml:"token"`
-	PIN           string `yaml:"pin"`
-	RootKey       string `yaml:"root_key"`
-	CreateRootKey bool   `yaml:"create_root_key"`
-	Store         string `yaml:"store"`
+	Module        string          `yaml:"module"`
+	Token         string          `yaml:"token"`
+	PIN           keystore.Secret `yaml:"pin"`
+	RootKey       string          `yaml:"root_key"`
+	CreateRootKey bool            `yaml:"create_root_key"`
+	Store         string          `yaml:"store"`
 }
 
 type keystoreYAML struct {
@@ -278,8 +282,8 @@ type keystoreYAML struct {
 			VaultID     string `yaml:"vault_id"`
 			BoxID       string `yaml:"box_id"`
 			Credentials struct {
-				Username string `yaml:"username"`
-				Password string `yaml:"password"`
+				Username string          `yaml:"username"`
+				Password keystore.Secret `yaml:"password"`
 			} `yaml:"credentials"`
 			TLS tlsCAYAML `yaml:"tls"`
 		} `yaml:"keycontrol"`
@@ -306,8 +310,8 @@ type kmipYAML struct {
 		CipherSuites string `yaml:"cipher_suites"`
 	} `yaml:"tls"`
 	Users map[string]struct {
-		Password string `yaml:"password"`
-		Policy   string `yaml:"policy"`
+		Password keystore.Secret `yaml:"password"`
+		Policy   string          `yaml:"policy"`
 	} `yaml:"users"`
 	MaxMessageSize *int `yaml:"max_message_size"`
 	Timeout        struct {
@@ -720,7 +724,7 @@ func (y *keystoreYAML) config() (KeystoreConfig, error) {
 			return k, invalid("Entrust KeyControl keystore: no box ID specified")
 		case kc.Credentials.Username == "":
 			return k, invalid("Entrust KeyControl keystore: no username specified")
-		case kc.Credentials.Password == "":
+		case kc.Credentials.Password.IsZero():
 			return k, invalid("Entrust KeyControl keystore: no password specified")
 		}
 		k.KeyControl = &KeyControlConfig{
@@ -765,7 +769,7 @@ func (y *hpcsYAML) config(section string) (*HPCSConfig, error) {
 		return nil, invalid("%s.ibm.hpcs: no instance ID specified", section)
 	case y.RootKeyID == "":
 		return nil, invalid("%s.ibm.hpcs: no root key ID specified", section)
-	case y.IAM.APIKey == "":
+	case y.IAM.APIKey.IsZero():
 		return nil, invalid("%s.ibm.hpcs: no IAM API key specified", section)
 	}
 	return &HPCSConfig{
@@ -780,7 +784,7 @@ func (y *pkcs11YAML) config(section string) (*PKCS11Config, error) {
 		return nil, invalid("%s.pkcs11: no module specified", section)
 	case y.Token == "":
 		return nil, invalid("%s.pkcs11: no token specified", section)
-	case y.PIN == "":
+	case y.PIN.IsZero():
 		return nil, invalid("%s.pkcs11: no PIN specified", section)
 	case y.RootKey == "":
 		return nil, invalid("%s.pkcs11: no root key specified", section)
@@ -866,7 +870,7 @@ func (y *kmipYAML) config(policies map[string]PolicyConfig) (*KMIPConfig, error)
 		if name == "" {
 			return nil, invalid("kmip.users: empty user name")
 		}
-		if u.Password == "" {
+		if u.Password.IsZero() {
 			return nil, invalid("kmip.users: user '%s' has no password", name)
 		}
 		if _, ok := policies[u.Policy]; !ok {

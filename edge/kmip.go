@@ -30,7 +30,7 @@ type kmipRunner struct {
 // verified without demanding the clientAuth extended key usage, which
 // vCenter's client certificates lack.
 func kmipTLS(cfg *KMIPConfig) (*tls.Config, error) {
-	cert, err := loadCertificate(cfg.CertFile, cfg.KeyFile, "")
+	cert, err := loadCertificate(cfg.CertFile, cfg.KeyFile, noPassword)
 	if err != nil {
 		return nil, fmt.Errorf("edge: kmip: %w", err)
 	}
@@ -154,7 +154,7 @@ func (s *Server) newKMIPBridge(_ context.Context, st *state) (*kmipRunner, error
 	k := st.cfg.KMIP
 	users := make(map[string]kmipbridge.User, len(k.Users))
 	for name, u := range k.Users {
-		users[name] = kmipbridge.User{Password: u.Password, Policy: u.Policy}
+		users[name] = kmipbridge.User{Password: u.Password.Reveal(), Policy: u.Policy}
 	}
 	b, err := kmipbridge.New(kmipbridge.Config{
 		Keys:           st.keys,

@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/kesbridge/kes/keystore"
 )
 
 // certCheckInterval is how often the certificate files are stat'ed for
@@ -123,10 +125,13 @@ func readFile(path string) ([]byte, error) {
 	return b, nil
 }
 
+// noPassword is the password of a key file that is not encrypted.
+var noPassword keystore.Secret
+
 // loadCertificate reads a PEM certificate chain and its private key. The
 // key file may hold certificates too; a legacy-encrypted key is
 // decrypted with password. The leaf must name a DNS name or IP address.
-func loadCertificate(certFile, keyFile, password string) (tls.Certificate, error) {
+func loadCertificate(certFile, keyFile string, password keystore.Secret) (tls.Certificate, error) {
 	certPEM, err := readFile(certFile)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("edge: failed to read TLS certificate: %w", err)
@@ -147,11 +152,11 @@ func loadCertificate(certFile, keyFile, password string) (tls.Certificate, error
 		}
 		//lint:ignore SA1019 legacy-encrypted PEM keys are what tls.password exists for
 		if x509.IsEncryptedPEMBlock(block) { //nolint:staticcheck // see above
-			if password == "" {
+			if password.IsZero() {
 				return tls.Certificate{}, errors.New("edge: TLS private key is encrypted: set tls.password")
 			}
 			//lint:ignore SA1019 see above
-			der, err := x509.DecryptPEMBlock(block, []byte(password)) //nolint:staticcheck // see above
+			der, err := x509.DecryptPEMBlock(block, []byte(password.Reveal())) //nolint:staticcheck // see above
 			if err != nil {
 				return tls.Certificate{}, errors.New("edge: failed to decrypt TLS private key: wrong password or corrupt key")
 			}
@@ -178,8 +183,9 @@ func loadCertificate(certFile, keyFile, password string) (tls.Certificate, error
 // when they change, so a rotated certificate is picked up without a
 // restart. A broken new file is logged and the old certificate stays.
 type certLoader struct {
-	certFile, keyFile, password string
-	log                         *slog.Logger
+	certFile, keyFile string
+	password          keystore.Secret
+	log               *slog.Logger
 
 	mu      sync.Mutex
 	cert    *tls.Certificate
@@ -187,7 +193,7 @@ type certLoader struct {
 	checked time.Time
 }
 
-func newCertLoader(certFile, keyFile, password string, log *slog.Logger) (*certLoader, error) {
+func newCertLoader(certFile, keyFile string, password keystore.Secret, log *slog.Logger) (*certLoader, error) {
 	l := &certLoader{certFile: certFile, keyFile: keyFile, password: password, log: log}
 	cert, err := loadCertificate(certFile, keyFile, password)
 	if err != nil {

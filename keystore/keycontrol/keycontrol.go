@@ -54,9 +54,10 @@ type Config struct {
 	BoxID string
 	// Username and Password are the credentials of a vault user with the
 	// Vault User role on the box. A personal access token may stand in
-	// for the password.
+	// for the password. The Password's type keeps it out of logs and
+	// printed configs.
 	Username string
-	Password string
+	Password keystore.Secret
 	// RootCAs are the CAs trusted for the KeyControl certificate. Nil
 	// means the system roots.
 	RootCAs *x509.CertPool
@@ -149,7 +150,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, errors.New("keycontrol: no box ID specified")
 	case cfg.Username == "":
 		return nil, errors.New("keycontrol: no username specified")
-	case cfg.Password == "":
+	case cfg.Password.IsZero():
 		return nil, errors.New("keycontrol: no password specified")
 	}
 	endpoint := strings.TrimRight(u.String(), "/")
@@ -160,7 +161,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		vaultID:       cfg.VaultID,
 		boxID:         cfg.BoxID,
 		username:      cfg.Username,
-		password:      cfg.Password,
+		password:      cfg.Password.Reveal(),
 		lockNS:        endpoint + "\x00" + cfg.VaultID + "\x00" + cfg.BoxID + "\x00",
 		log:           cfg.Logger,
 		timeout:       cfg.Timeout,

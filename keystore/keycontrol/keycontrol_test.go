@@ -54,7 +54,7 @@ func configFor(em *emulator.Server) Config {
 		VaultID:    em.VaultID(),
 		BoxID:      testBox,
 		Username:   testUser,
-		Password:   testPassword,
+		Password:   keystore.NewSecret(testPassword),
 		RootCAs:    em.CertPool(),
 		Timeout:    5 * time.Second,
 		RetryDelay: 5 * time.Millisecond,
@@ -248,7 +248,7 @@ func TestStartupErrors(t *testing.T) {
 		reason      string // UnavailableError reason; "" means UnreachableError
 		mustContain string
 	}{
-		{"wrong password", func(c *Config) { c.Password = "wrong-password-value" }, "authentication failed", "credentials.password"},
+		{"wrong password", func(c *Config) { c.Password = keystore.NewSecret("wrong-password-value") }, "authentication failed", "credentials.password"},
 		{"unknown user", func(c *Config) { c.Username = "nobody" }, "authentication failed", "credentials.username"},
 		{"unknown vault", func(c *Config) { c.VaultID = "00000000-0000-4000-8000-000000000000" }, "vault not found", "vault_id"},
 		{"unknown box", func(c *Config) { c.BoxID = "no-such-box" }, "box not found", "box_id"},
@@ -268,7 +268,7 @@ func TestStartupErrors(t *testing.T) {
 				t.Fatal("New succeeded")
 			}
 			msg := err.Error()
-			if strings.Contains(msg, cfg.Password) || strings.Contains(msg, testPassword) {
+			if strings.Contains(msg, cfg.Password.Reveal()) || strings.Contains(msg, testPassword) {
 				t.Fatal("the error shows the password") // printing it would too
 			}
 			if !strings.Contains(msg, tt.mustContain) {
@@ -290,7 +290,7 @@ func TestStartupErrors(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	base := Config{Endpoint: "https://kc.example", VaultID: "v", BoxID: "b", Username: "u", Password: "p"}
+	base := Config{Endpoint: "https://kc.example", VaultID: "v", BoxID: "b", Username: "u", Password: keystore.NewSecret("p")}
 	for name, edit := range map[string]func(*Config){
 		"no endpoint":      func(c *Config) { c.Endpoint = "" },
 		"http endpoint":    func(c *Config) { c.Endpoint = "http://kc.example" },
@@ -299,7 +299,7 @@ func TestConfigErrors(t *testing.T) {
 		"no vault":         func(c *Config) { c.VaultID = "" },
 		"no box":           func(c *Config) { c.BoxID = "" },
 		"no user":          func(c *Config) { c.Username = "" },
-		"no password":      func(c *Config) { c.Password = "" },
+		"no password":      func(c *Config) { c.Password = keystore.Secret{} },
 		"malformed scheme": func(c *Config) { c.Endpoint = "://" },
 	} {
 		cfg := base

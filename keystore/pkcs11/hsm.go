@@ -30,7 +30,7 @@ func (c *Config) validate() error {
 		return errors.New("pkcs11: no module path")
 	case c.TokenLabel == "":
 		return errors.New("pkcs11: no token label")
-	case c.PIN == "":
+	case c.PIN.IsZero():
 		return errors.New("pkcs11: no PIN")
 	case c.RootKeyLabel == "":
 		return errors.New("pkcs11: no root key label")
@@ -216,7 +216,7 @@ func openHSM(ctx context.Context, cfg Config) (*hsm, error) {
 	h := &hsm{
 		mod:       mod,
 		token:     cfg.TokenLabel,
-		pin:       cfg.PIN,
+		pin:       cfg.PIN.Reveal(),
 		rootLabel: cfg.RootKeyLabel,
 		log:       log,
 		sem:       make(chan struct{}, size),
