@@ -13,7 +13,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -109,21 +108,8 @@ func loadCAs(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxPEMSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxPEMSize {
-		return nil, fmt.Errorf("'%s' is too large", path)
-	}
-	return b, nil
-}
+// readFile reads a certificate, key or CA file (see readConfigFile).
+func readFile(path string) ([]byte, error) { return readConfigFile(path, maxPEMSize) }
 
 // noPassword is the password of a key file that is not encrypted.
 var noPassword keystore.Secret
