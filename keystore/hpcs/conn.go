@@ -107,7 +107,7 @@ func newConn(cfg Config) (*conn, error) {
 		ringClient: ringClient,
 		tokens: &tokenSource{
 			url:    tokenURL(cfg.iamEndpoint()),
-			apiKey: cfg.APIKey.Reveal(),
+			apiKey: cfg.APIKey,
 			client: &http.Client{Transport: transport, Timeout: cfg.timeout()},
 		},
 		transport: transport,

@@ -103,8 +103,8 @@ type Store struct {
 	vaultID  string
 	boxID    string
 	username string
-	password string
-	lockNS   string // namespace of the process-wide Replace locks
+	password keystore.Secret // not a string: fmt would print it with the Store
+	lockNS   string          // namespace of the process-wide Replace locks
 
 	client        *http.Client
 	transport     *http.Transport
@@ -161,7 +161,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		vaultID:       cfg.VaultID,
 		boxID:         cfg.BoxID,
 		username:      cfg.Username,
-		password:      cfg.Password.Reveal(),
+		password:      cfg.Password,
 		lockNS:        endpoint + "\x00" + cfg.VaultID + "\x00" + cfg.BoxID + "\x00",
 		log:           cfg.Logger,
 		timeout:       cfg.Timeout,

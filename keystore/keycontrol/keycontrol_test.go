@@ -421,14 +421,14 @@ func TestPasswordChangedWhileRunning(t *testing.T) {
 	// The administrator changes the password and revokes the sessions:
 	// the request's new login fails, and says so. (The store's copy is
 	// changed instead of the emulator's, which has no such switch.)
-	s.password = "changed-by-the-administrator"
+	s.password = keystore.NewSecret("changed-by-the-administrator")
 	em.RevokeTokens()
 	_, err := s.Get(context.Background(), "k")
 	var ue *keystore.UnavailableError
 	if !errors.As(err, &ue) || ue.Reason != "authentication failed" {
 		t.Fatalf("Get with rejected credentials = %v, want UnavailableError(authentication failed)", err)
 	}
-	if strings.Contains(err.Error(), s.password) {
+	if strings.Contains(err.Error(), s.password.Reveal()) {
 		t.Fatal("the error shows the password") // printing it would too
 	}
 }
