@@ -24,6 +24,7 @@ import (
 
 	"github.com/kesbridge/kes/identity"
 	"github.com/kesbridge/kes/internal/cache"
+	"github.com/kesbridge/kes/keystore"
 	"github.com/kesbridge/kes/policy"
 )
 
@@ -96,7 +97,7 @@ type TLSConfig struct {
 	KeyFile  string
 	CertFile string
 	// Password decrypts a legacy-encrypted PEM private key.
-	Password string
+	Password keystore.Secret
 	// VerifyClients is tls.auth: on. Off (the default) accepts any client
 	// certificate; its identity is what counts.
 	VerifyClients bool
@@ -140,21 +141,24 @@ type FSConfig struct{ Path string }
 // KeyControlConfig is keystore.entrust.keycontrol.
 type KeyControlConfig struct {
 	Endpoint, VaultID, BoxID string
-	Username, Password       string
+	Username                 string
+	Password                 keystore.Secret
 	CAFile                   string
 }
 
 // HPCSConfig is keystore.ibm.hpcs and seal.ibm.hpcs.
 type HPCSConfig struct {
 	Endpoint, InstanceID, RootKeyID, KeyRing string
-	IAMEndpoint, APIKey                      string
+	IAMEndpoint                              string
+	APIKey                                   keystore.Secret
 	CAFile                                   string
 }
 
 // PKCS11Config is keystore.pkcs11 and seal.pkcs11 (which has no Store).
 type PKCS11Config struct {
-	Module, Token, PIN, RootKey string
-	CreateRootKey               bool
+	Module, Token, RootKey string
+	PIN                    keystore.Secret
+	CreateRootKey          bool
 	// Store is a directory for the sealed values; empty keeps them on
 	// the token.
 	Store string
@@ -185,7 +189,7 @@ type KMIPConfig struct {
 
 // KMIPUser is a KMIP username/password login and its policy.
 type KMIPUser struct {
-	Password string
+	Password keystore.Secret
 	Policy   string
 }
 
@@ -198,11 +202,11 @@ type fileYAML struct {
 		Identity string `yaml:"identity"`
 	} `yaml:"admin"`
 	TLS struct {
-		Key      string `yaml:"key"`
-		Cert     string `yaml:"cert"`
-		Password string `yaml:"password"`
-		Auth     string `yaml:"auth"`
-		CA       string `yaml:"ca"`
+		Key      string          `yaml:"key"`
+		Cert     string          `yaml:"cert"`
+		Password keystore.Secret `yaml:"password"`
+		Auth     string          `yaml:"auth"`
+		CA       string          `yaml:"ca"`
 		Proxy    struct {
 			Identities []string `yaml:"identities"`
 			Header     struct {
@@ -253,19 +257,19 @@ type hpcsYAML struct {
 	RootKeyID  string `yaml:"root_key_id"`
 	KeyRing    string `yaml:"key_ring"`
 	IAM        struct {
-		Endpoint string `yaml:"endpoint"`
-		APIKey   string `yaml:"api_key"`
+		Endpoint string          `yaml:"endpoint"`
+		APIKey   keystore.Secret `yaml:"api_key"`
 	} `yaml:"iam"`
 	TLS tlsCAYAML `yaml:"tls"`
 }
 
 type pkcs11YAML struct {
-	Module        string `yaml:"module"`
-	Token         string `yaml:"token"`
-	PIN           string `yaml:"pin"`
-	RootKey       string `yaml:"root_key"`
-	CreateRootKey bool   `yaml:"create_root_key"`
-	Store         string `yaml:"store"`
+	Module        string          `yaml:"module"`
+	Token         string          `yaml:"token"`
+	PIN           keystore.Secret `yaml:"pin"`
+	RootKey       string          `yaml:"root_key"`
+	CreateRootKey bool            `yaml:"create_root_key"`
+	Store         string          `yaml:"store"`
 }
 
 type keystoreYAML struct {
@@ -278,8 +282,8 @@ type keystoreYAML struct {
 			VaultID     string `yaml:"vault_id"`
 			BoxID       string `yaml:"box_id"`
 			Credentials struct {
-				Username string `yaml:"username"`
-				Password string `yaml:"password"`
+				Username string          `yaml:"username"`
+				Password keystore.Secret `yaml:"password"`
 			} `yaml:"credentials"`
 			TLS tlsCAYAML `yaml:"tls"`
 		} `yaml:"keycontrol"`
@@ -306,8 +310,8 @@ type kmipYAML struct {
 		CipherSuites string `yaml:"cipher_suites"`
 	} `yaml:"tls"`
 	Users map[string]struct {
-		Password string `yaml:"password"`
-		Policy   string `yaml:"policy"`
+		Password keystore.Secret `yaml:"password"`
+		Policy   string          `yaml:"policy"`
 	} `yaml:"users"`
 	MaxMessageSize *int `yaml:"max_message_size"`
 	Timeout        struct {
@@ -352,6 +356,23 @@ func ParseConfig(b []byte) (*Config, error) {
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("edge: config line %d: the config must be a mapping", doc.Line)
 	}
+	// A second document would be ignored by the decoder, and with it
+	// whatever the operator meant to configure there.
+	for {
+		var extra yaml.Node
+		err := dec.Decode(&extra)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, yamlError(err)
+		}
+		// "---" with nothing after it is an empty document, not a
+		// second config.
+		if len(extra.Content) > 0 && !isEmptyDoc(&extra) {
+			return nil, fmt.Errorf("edge: config line %d: the config must be a single YAML document, found another one", extra.Line)
+		}
+	}
 	root := doc.Content[0]
 	if err := substituteEnv(root); err != nil {
 		return nil, err
@@ -372,7 +393,14 @@ func ParseConfig(b []byte) (*Config, error) {
 		}
 		return nil, yamlError(err)
 	}
-	return y.config()
+	return y.config(root)
+}
+
+// isEmptyDoc reports whether a document holds nothing but an implicit
+// null, which is what "---" followed by comments decodes to.
+func isEmptyDoc(doc *yaml.Node) bool {
+	c := doc.Content[0]
+	return len(doc.Content) == 1 && c.Kind == yaml.ScalarNode && c.Value == "" && c.ShortTag() == "!!null" && c.Style == 0
 }
 
 // yamlError turns a yaml.v3 error into "edge: config line N: ...".
@@ -389,6 +417,13 @@ var envRef = regexp.MustCompile(`^\$\{([^{}\s]+)\}$`)
 // substituteEnv replaces every scalar of the form ${NAME} by the value of
 // the environment variable before any value is decoded, so that
 // references work for durations and booleans too.
+//
+// The value is never YAML null: a value that YAML would resolve to null
+// ("", "~", "null", "Null", "NULL") is kept as the literal string. Read
+// as null, a password or API key set to "null" would silently become
+// empty, and an optional setting would silently take its default. As a
+// string it is the credential as given, and for a field that is not a
+// string (a duration, a number) a type error that names the line.
 func substituteEnv(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {
 		m := envRef.FindStringSubmatch(strings.TrimSpace(n.Value))
@@ -402,7 +437,7 @@ func substituteEnv(n *yaml.Node) error {
 		// Clear tag and style so the value is resolved (and typed) as if
 		// it had been written in place.
 		n.Value, n.Tag, n.Style = v, "", 0
-		if v == "" {
+		if n.ShortTag() == "!!null" {
 			n.Tag = "!!str"
 		}
 		return nil
@@ -420,10 +455,13 @@ func substituteEnv(n *yaml.Node) error {
 
 func checkKeystoreNames(root *yaml.Node) error {
 	for i := 0; i+1 < len(root.Content); i += 2 {
-		if root.Content[i].Value != "keystore" || root.Content[i+1].Kind != yaml.MappingNode {
+		ks := root.Content[i+1]
+		for ks.Kind == yaml.AliasNode && ks.Alias != nil {
+			ks = ks.Alias
+		}
+		if root.Content[i].Value != "keystore" || ks.Kind != yaml.MappingNode {
 			continue
 		}
-		ks := root.Content[i+1]
 		for j := 0; j+1 < len(ks.Content); j += 2 {
 			k := ks.Content[j]
 			if slices.Contains(unsupportedKeystores, k.Value) {
@@ -435,17 +473,46 @@ func checkKeystoreNames(root *yaml.Node) error {
 }
 
 // checkFields reports the first mapping key in n that the YAML type t
-// does not have, with its line.
+// does not have, with its line. It sees through aliases and merge keys
+// (<<), so that a misspelt key in an anchored mapping is reported like
+// any other.
 func checkFields(n *yaml.Node, t reflect.Type) error {
+	c := &fieldChecker{done: map[checked]bool{}}
+	return c.check(n, t)
+}
+
+// checked is one node checked against one type. An anchored node is
+// checked once per type however often it is aliased, which keeps the
+// check linear in the size of the file (no "billion laughs") and ends
+// the recursion of a node that contains an alias of itself.
+type checked struct {
+	n *yaml.Node
+	t reflect.Type
+}
+
+type fieldChecker struct {
+	done map[checked]bool
+}
+
+func (c *fieldChecker) check(n *yaml.Node, t reflect.Type) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if n.Kind == yaml.AliasNode {
+	for n.Kind == yaml.AliasNode {
+		if n.Alias == nil {
+			return nil // the decoder reports it
+		}
+		n = n.Alias
+	}
+	key := checked{n, t}
+	if c.done[key] {
 		return nil
 	}
+	c.done[key] = true
+
 	switch t.Kind() {
 	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
+		if n.Kind != yaml.MappingNode || t == reflect.TypeFor[keystore.Secret]() {
 			return nil // a type error the decoder reports
 		}
 		fields := map[string]reflect.Type{}
@@ -457,6 +524,12 @@ func checkFields(n *yaml.Node, t reflect.Type) error {
 		seen := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
+			if isMergeKey(k) {
+				if err := c.checkMerge(n.Content[i+1], t); err != nil {
+					return err
+				}
+				continue
+			}
 			ft, ok := fields[k.Value]
 			if !ok {
 				return fmt.Errorf("edge: config line %d: unknown field '%s'", k.Line, k.Value)
@@ -465,7 +538,7 @@ func checkFields(n *yaml.Node, t reflect.Type) error {
 				return fmt.Errorf("edge: config line %d: field '%s' appears twice", k.Line, k.Value)
 			}
 			seen[k.Value] = true
-			if err := checkFields(n.Content[i+1], ft); err != nil {
+			if err := c.check(n.Content[i+1], ft); err != nil {
 				return err
 			}
 		}
@@ -476,11 +549,17 @@ func checkFields(n *yaml.Node, t reflect.Type) error {
 		seen := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
+			if isMergeKey(k) {
+				if err := c.checkMerge(n.Content[i+1], t); err != nil {
+					return err
+				}
+				continue
+			}
 			if seen[k.Value] {
 				return fmt.Errorf("edge: config line %d: '%s' appears twice", k.Line, k.Value)
 			}
 			seen[k.Value] = true
-			if err := checkFields(n.Content[i+1], t.Elem()); err != nil {
+			if err := c.check(n.Content[i+1], t.Elem()); err != nil {
 				return err
 			}
 		}
@@ -488,8 +567,8 @@ func checkFields(n *yaml.Node, t reflect.Type) error {
 		if n.Kind != yaml.SequenceNode {
 			return nil
 		}
-		for _, c := range n.Content {
-			if err := checkFields(c, t.Elem()); err != nil {
+		for _, e := range n.Content {
+			if err := c.check(e, t.Elem()); err != nil {
 				return err
 			}
 		}
@@ -497,11 +576,70 @@ func checkFields(n *yaml.Node, t reflect.Type) error {
 	return nil
 }
 
+// isMergeKey reports whether k is YAML's merge key "<<".
+func isMergeKey(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge"
+}
+
+// checkMerge checks the value of a merge key: a mapping (usually an
+// alias of one) or a sequence of them, merged into a mapping of type t.
+func (c *fieldChecker) checkMerge(v *yaml.Node, t reflect.Type) error {
+	for v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	if v.Kind != yaml.SequenceNode {
+		return c.check(v, t)
+	}
+	for _, e := range v.Content {
+		if err := c.check(e, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// atLine is invalid with the config line, if known (> 0).
+func atLine(line int, format string, args ...any) error {
+	if line <= 0 {
+		return invalid(format, args...)
+	}
+	return fmt.Errorf("edge: config line %d: "+format, append([]any{line}, args...)...)
+}
+
+// lineOf returns the line of the node at path below n, following
+// aliases: mapping keys by name, sequence items by index. It returns 0 if
+// there is no such node.
+func lineOf(n *yaml.Node, path ...string) int {
+	for _, p := range path {
+		for n.Kind == yaml.AliasNode && n.Alias != nil {
+			n = n.Alias
+		}
+		var next *yaml.Node
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == p {
+					next = n.Content[i+1]
+				}
+			}
+		case yaml.SequenceNode:
+			if i, err := strconv.Atoi(p); err == nil && i >= 0 && i < len(n.Content) {
+				next = n.Content[i]
+			}
+		}
+		if next == nil {
+			return 0
+		}
+		n = next
+	}
+	return n.Line
+}
+
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("edge: invalid config: "+format, args...)
 }
 
-func (y *fileYAML) config() (*Config, error) {
+func (y *fileYAML) config(root *yaml.Node) (*Config, error) {
 	if y.Version != "" && y.Version != "v1" {
 		return nil, invalid("version '%s' is not supported: use 'v1'", y.Version)
 	}
@@ -579,9 +717,16 @@ func (y *fileYAML) config() (*Config, error) {
 			return nil, invalid("policy name '%s' is empty, too long or contains invalid characters", name)
 		}
 		pc := PolicyConfig{Allow: p.Allow, Deny: p.Deny}
-		for _, pattern := range slices.Concat(p.Allow, p.Deny) {
-			if pattern == "" {
-				return nil, invalid("policy '%s': empty pattern", name)
+		for _, l := range []struct {
+			name     string
+			patterns []string
+		}{{"allow", p.Allow}, {"deny", p.Deny}} {
+			list := l.name
+			for i, pattern := range l.patterns {
+				if err := policy.CheckPattern(pattern); err != nil {
+					line := lineOf(root, "policy", name, list, strconv.Itoa(i))
+					return nil, atLine(line, "policy '%s': %s pattern '%s': %s", name, list, pattern, strings.TrimPrefix(err.Error(), "policy: "))
+				}
 			}
 		}
 		for _, id := range p.Identities {
@@ -650,7 +795,52 @@ func (y *fileYAML) config() (*Config, error) {
 			return nil, err
 		}
 	}
+	if err := c.checkPaths(); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// checkPaths refuses files of the config that are FIFOs, devices or
+// sockets: reading one would block start-up or never end.
+func (c *Config) checkPaths() error {
+	type path struct {
+		field, path string
+		dirOK       bool
+	}
+	paths := []path{
+		{"tls.key", c.TLS.KeyFile, false},
+		{"tls.cert", c.TLS.CertFile, false},
+		{"tls.ca", c.TLS.CAFile, true},
+	}
+	pkcs11Paths := func(section string, p *PKCS11Config) {
+		if p != nil {
+			paths = append(paths, path{section + ".pkcs11.module", p.Module, false}, path{section + ".pkcs11.store", p.Store, true})
+		}
+	}
+	hpcsPaths := func(section string, h *HPCSConfig) {
+		if h != nil {
+			paths = append(paths, path{section + ".ibm.hpcs.tls.ca", h.CAFile, true})
+		}
+	}
+	if kc := c.Keystore.KeyControl; kc != nil {
+		paths = append(paths, path{"keystore.entrust.keycontrol.tls.ca", kc.CAFile, true})
+	}
+	hpcsPaths("keystore", c.Keystore.HPCS)
+	pkcs11Paths("keystore", c.Keystore.PKCS11)
+	if c.Seal != nil {
+		hpcsPaths("seal", c.Seal.HPCS)
+		pkcs11Paths("seal", c.Seal.PKCS11)
+	}
+	if k := c.KMIP; k != nil {
+		paths = append(paths, path{"kmip.tls.key", k.KeyFile, false}, path{"kmip.tls.cert", k.CertFile, false}, path{"kmip.tls.ca", k.CAFile, false})
+	}
+	for _, p := range paths {
+		if err := checkPath(p.field, p.path, p.dirOK); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func checkAddr(addr string) error {
@@ -720,7 +910,7 @@ func (y *keystoreYAML) config() (KeystoreConfig, error) {
 			return k, invalid("Entrust KeyControl keystore: no box ID specified")
 		case kc.Credentials.Username == "":
 			return k, invalid("Entrust KeyControl keystore: no username specified")
-		case kc.Credentials.Password == "":
+		case kc.Credentials.Password.IsZero():
 			return k, invalid("Entrust KeyControl keystore: no password specified")
 		}
 		k.KeyControl = &KeyControlConfig{
@@ -765,7 +955,7 @@ func (y *hpcsYAML) config(section string) (*HPCSConfig, error) {
 		return nil, invalid("%s.ibm.hpcs: no instance ID specified", section)
 	case y.RootKeyID == "":
 		return nil, invalid("%s.ibm.hpcs: no root key ID specified", section)
-	case y.IAM.APIKey == "":
+	case y.IAM.APIKey.IsZero():
 		return nil, invalid("%s.ibm.hpcs: no IAM API key specified", section)
 	}
 	return &HPCSConfig{
@@ -780,7 +970,7 @@ func (y *pkcs11YAML) config(section string) (*PKCS11Config, error) {
 		return nil, invalid("%s.pkcs11: no module specified", section)
 	case y.Token == "":
 		return nil, invalid("%s.pkcs11: no token specified", section)
-	case y.PIN == "":
+	case y.PIN.IsZero():
 		return nil, invalid("%s.pkcs11: no PIN specified", section)
 	case y.RootKey == "":
 		return nil, invalid("%s.pkcs11: no root key specified", section)
@@ -866,7 +1056,7 @@ func (y *kmipYAML) config(policies map[string]PolicyConfig) (*KMIPConfig, error)
 		if name == "" {
 			return nil, invalid("kmip.users: empty user name")
 		}
-		if u.Password == "" {
+		if u.Password.IsZero() {
 			return nil, invalid("kmip.users: user '%s' has no password", name)
 		}
 		if _, ok := policies[u.Policy]; !ok {

@@ -130,9 +130,9 @@ kmip:
 		t.Fatalf("log: %v %v", cfg.ErrorLevel, cfg.AuditLevel)
 	case len(cfg.Keys) != 2 || !cfg.MLock:
 		t.Fatalf("keys/mlock: %v %v", cfg.Keys, cfg.MLock)
-	case cfg.Keystore.KeyControl == nil || cfg.Keystore.KeyControl.Password != "p" || cfg.Keystore.KeyControl.CAFile != "kc.pem":
+	case cfg.Keystore.KeyControl == nil || cfg.Keystore.KeyControl.Password.Reveal() != "p" || cfg.Keystore.KeyControl.CAFile != "kc.pem":
 		t.Fatalf("keystore: %+v", cfg.Keystore)
-	case cfg.Seal == nil || cfg.Seal.PKCS11 == nil || !cfg.Seal.PKCS11.CreateRootKey || cfg.Seal.PKCS11.PIN != "1234":
+	case cfg.Seal == nil || cfg.Seal.PKCS11 == nil || !cfg.Seal.PKCS11.CreateRootKey || cfg.Seal.PKCS11.PIN.Reveal() != "1234":
 		t.Fatalf("seal: %+v", cfg.Seal)
 	case cfg.KMIP == nil || cfg.KMIP.Addr != "0.0.0.0:5696" || !cfg.KMIP.Compat || cfg.KMIP.MaxMessageSize != 5000 ||
 		cfg.KMIP.ReadTimeout != time.Second || cfg.KMIP.IdleTimeout != 2*time.Second || cfg.KMIP.Users["vc"].Policy != "p1":
@@ -154,7 +154,7 @@ func TestParseConfigHPCS(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := cfg.Keystore.HPCS
-	if h == nil || h.KeyRing != "kr" || h.IAMEndpoint != "https://iam" || h.APIKey != "k" || h.CAFile != "ca" {
+	if h == nil || h.KeyRing != "kr" || h.IAMEndpoint != "https://iam" || h.APIKey.Reveal() != "k" || h.CAFile != "ca" {
 		t.Fatalf("%+v", h)
 	}
 }

@@ -75,6 +75,10 @@ func openStore(ctx context.Context, k *KeystoreConfig, log *slog.Logger) (keysto
 		}
 		return s, nil
 	case k.PKCS11 != nil:
+		// Checked again here, not only at load: dlopen of a FIFO blocks.
+		if err := checkPath("keystore.pkcs11.module", k.PKCS11.Module, false); err != nil {
+			return nil, err
+		}
 		s, err := pkcs11.NewStore(ctx, pkcs11Config(k.PKCS11, log))
 		if err != nil {
 			return nil, fmt.Errorf("edge: failed to open PKCS#11 keystore: %w", err)
@@ -98,6 +102,9 @@ func openSealer(ctx context.Context, s *SealConfig, log *slog.Logger) (keystore.
 		}
 		return sealer, nil
 	case s.PKCS11 != nil:
+		if err := checkPath("seal.pkcs11.module", s.PKCS11.Module, false); err != nil {
+			return nil, err
+		}
 		sealer, err := pkcs11.NewSealer(ctx, pkcs11Config(s.PKCS11, log))
 		if err != nil {
 			return nil, fmt.Errorf("edge: failed to open PKCS#11 sealer: %w", err)

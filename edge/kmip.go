@@ -49,7 +49,7 @@ func limitsOf(k *KMIPConfig) kmipLimits {
 // verified without demanding the clientAuth extended key usage, which
 // vCenter's client certificates lack.
 func kmipTLS(cfg *KMIPConfig) (*tls.Config, error) {
-	cert, err := loadCertificate(cfg.CertFile, cfg.KeyFile, "")
+	cert, err := loadCertificate(cfg.CertFile, cfg.KeyFile, noPassword)
 	if err != nil {
 		return nil, fmt.Errorf("edge: kmip: %w", err)
 	}
@@ -286,7 +286,7 @@ func (s *Server) kmipHandshake(*tls.ClientHelloInfo) (*tls.Config, error) {
 func kmipUsers(k *KMIPConfig) map[string]kmipbridge.User {
 	users := make(map[string]kmipbridge.User, len(k.Users))
 	for name, u := range k.Users {
-		users[name] = kmipbridge.User{Password: u.Password, Policy: u.Policy}
+		users[name] = kmipbridge.User{Password: u.Password.Reveal(), Policy: u.Policy}
 	}
 	return users
 }

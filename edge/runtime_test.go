@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/minio/kms-go/kes"
+
+	"github.com/kesbridge/kes/keystore"
 )
 
 // eventually polls cond until it holds; the test's own deadline bounds
@@ -324,17 +326,17 @@ func TestEncryptedKeyAndRotation(t *testing.T) {
 	if err := os.WriteFile(encFile, pem.EncodeToMemory(enc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadCertificate(p.certFile, encFile, ""); err == nil || !strings.Contains(err.Error(), "tls.password") {
+	if _, err := loadCertificate(p.certFile, encFile, noPassword); err == nil || !strings.Contains(err.Error(), "tls.password") {
 		t.Fatalf("encrypted key without password: %v", err)
 	}
-	if _, err := loadCertificate(p.certFile, encFile, "wrong"); err == nil {
+	if _, err := loadCertificate(p.certFile, encFile, keystore.NewSecret("wrong")); err == nil {
 		t.Fatal("wrong password accepted")
 	}
-	if _, err := loadCertificate(p.certFile, encFile, "secret"); err != nil {
+	if _, err := loadCertificate(p.certFile, encFile, keystore.NewSecret("secret")); err != nil {
 		t.Fatal(err)
 	}
 
-	l, err := newCertLoader(p.certFile, p.keyFile, "", slogDiscard())
+	l, err := newCertLoader(p.certFile, p.keyFile, noPassword, slogDiscard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +354,7 @@ func TestEncryptedKeyAndRotation(t *testing.T) {
 	// No SAN: refused.
 	noSAN := filepath.Join(p.dir, "nosan.crt")
 	p.issue(t, noSAN, filepath.Join(p.dir, "nosan.key"), x509.ExtKeyUsageServerAuth, nil)
-	if _, err := loadCertificate(noSAN, filepath.Join(p.dir, "nosan.key"), ""); err == nil || !strings.Contains(err.Error(), "does not contain any DNS or IP address as SAN") {
+	if _, err := loadCertificate(noSAN, filepath.Join(p.dir, "nosan.key"), noPassword); err == nil || !strings.Contains(err.Error(), "does not contain any DNS or IP address as SAN") {
 		t.Fatalf("certificate without SAN: %v", err)
 	}
 }

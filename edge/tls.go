@@ -13,7 +13,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -21,6 +20,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/kesbridge/kes/keystore"
 )
 
 // certCheckInterval is how often the certificate files are stat'ed for
@@ -107,26 +108,16 @@ func loadCAs(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxPEMSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxPEMSize {
-		return nil, fmt.Errorf("'%s' is too large", path)
-	}
-	return b, nil
-}
+// readFile reads a certificate, key or CA file (see readConfigFile).
+func readFile(path string) ([]byte, error) { return readConfigFile(path, maxPEMSize) }
+
+// noPassword is the password of a key file that is not encrypted.
+var noPassword keystore.Secret
 
 // loadCertificate reads a PEM certificate chain and its private key. The
 // key file may hold certificates too; a legacy-encrypted key is
 // decrypted with password. The leaf must name a DNS name or IP address.
-func loadCertificate(certFile, keyFile, password string) (tls.Certificate, error) {
+func loadCertificate(certFile, keyFile string, password keystore.Secret) (tls.Certificate, error) {
 	certPEM, err := readFile(certFile)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("edge: failed to read TLS certificate: %w", err)
@@ -147,11 +138,11 @@ func loadCertificate(certFile, keyFile, password string) (tls.Certificate, error
 		}
 		//lint:ignore SA1019 legacy-encrypted PEM keys are what tls.password exists for
 		if x509.IsEncryptedPEMBlock(block) { //nolint:staticcheck // see above
-			if password == "" {
+			if password.IsZero() {
 				return tls.Certificate{}, errors.New("edge: TLS private key is encrypted: set tls.password")
 			}
 			//lint:ignore SA1019 see above
-			der, err := x509.DecryptPEMBlock(block, []byte(password)) //nolint:staticcheck // see above
+			der, err := x509.DecryptPEMBlock(block, []byte(password.Reveal())) //nolint:staticcheck // see above
 			if err != nil {
 				return tls.Certificate{}, errors.New("edge: failed to decrypt TLS private key: wrong password or corrupt key")
 			}
@@ -178,8 +169,9 @@ func loadCertificate(certFile, keyFile, password string) (tls.Certificate, error
 // when they change, so a rotated certificate is picked up without a
 // restart. A broken new file is logged and the old certificate stays.
 type certLoader struct {
-	certFile, keyFile, password string
-	log                         *slog.Logger
+	certFile, keyFile string
+	password          keystore.Secret
+	log               *slog.Logger
 
 	mu      sync.Mutex
 	cert    *tls.Certificate
@@ -187,7 +179,7 @@ type certLoader struct {
 	checked time.Time
 }
 
-func newCertLoader(certFile, keyFile, password string, log *slog.Logger) (*certLoader, error) {
+func newCertLoader(certFile, keyFile string, password keystore.Secret, log *slog.Logger) (*certLoader, error) {
 	l := &certLoader{certFile: certFile, keyFile: keyFile, password: password, log: log}
 	cert, err := loadCertificate(certFile, keyFile, password)
 	if err != nil {

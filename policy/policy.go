@@ -5,6 +5,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -89,6 +90,38 @@ func (s *Set) Authorize(identity, path string) error {
 		return ErrNotAllowed
 	}
 	return p.Verify(path)
+}
+
+// CheckPattern returns an error saying why pattern can never match a
+// request path, or nil if it can. Patterns are matched as Match does:
+// "*" matches every path, and otherwise a path always starts with '/',
+// holds no whitespace, '?' or '#' (the query and fragment are not part
+// of it), and '*' is special only as the last character. A pattern that
+// breaks one of these rules is accepted by minio/kes and silently never
+// matches, so a deny rule written like that protects nothing: configs
+// are checked with CheckPattern when they are loaded.
+func CheckPattern(pattern string) error {
+	if pattern == "" {
+		return errors.New("policy: empty pattern never matches")
+	}
+	if pattern == "*" {
+		return nil
+	}
+	if pattern[0] != '/' {
+		return errors.New("policy: pattern does not start with '/' (request paths do) and never matches")
+	}
+	if i := strings.IndexByte(pattern, '*'); i >= 0 && i != len(pattern)-1 {
+		return errors.New("policy: '*' is only a wildcard as the last character; elsewhere it is a literal '*' and the pattern never matches")
+	}
+	for _, c := range []byte(pattern) {
+		switch {
+		case c <= ' ' || c == 0x7f:
+			return errors.New("policy: pattern contains whitespace or a control character and never matches")
+		case c == '?' || c == '#':
+			return fmt.Errorf("policy: pattern contains '%c', which a request path never does (patterns are not globs)", c)
+		}
+	}
+	return nil
 }
 
 // ValidPattern reports whether a list pattern is acceptable: the

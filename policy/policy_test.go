@@ -123,3 +123,45 @@ func FuzzMatch(f *testing.F) {
 		ValidName(path)
 	})
 }
+
+func TestCheckPattern(t *testing.T) {
+	for _, p := range []string{"*", "/", "/v1/status", "/v1/key/list/*", "/v1/key/create/my-app*", "/kmip/*", "/v1/key/decrypt/minio-internal*", "/*"} {
+		if err := CheckPattern(p); err != nil {
+			t.Errorf("CheckPattern(%q) = %v, want nil", p, err)
+		}
+	}
+	for _, p := range []string{"", "**", "/v1/key/*/secret", "/v1/*/create/x", "/v1/key/**", "v1/status", "key/*", " /v1/status", "/v1/status ", "/v1/key/\t", "/v1/key/?", "/v1/key/a#b", "/v1/\x00"} {
+		err := CheckPattern(p)
+		if err == nil {
+			t.Errorf("CheckPattern(%q) = nil, want an error", p)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), "policy: ") {
+			t.Errorf("CheckPattern(%q) = %q, want a 'policy: ' prefix", p, err)
+		}
+	}
+}
+
+// FuzzCheckPattern checks that every pattern CheckPattern accepts
+// matches some path, and that Match and CheckPattern never panic.
+func FuzzCheckPattern(f *testing.F) {
+	for _, p := range []string{"*", "/v1/status", "/v1/key/list/*", "/v1/key/*/secret", "", "v1", "/a?b", "/\x7f"} {
+		f.Add(p, "/v1/status")
+	}
+	f.Fuzz(func(t *testing.T, pattern, path string) {
+		if Match(pattern, path) && pattern == "" {
+			t.Fatalf("the empty pattern matched %q", path)
+		}
+		if CheckPattern(pattern) != nil {
+			return
+		}
+		// The path the pattern names matches it: a valid pattern is
+		// never dead.
+		if p := strings.TrimSuffix(pattern, "*"); !Match(pattern, p) && pattern != "*" {
+			t.Fatalf("valid pattern %q does not match %q", pattern, p)
+		}
+		if pattern != "*" && (pattern[0] != '/' || strings.Contains(pattern[:len(pattern)-1], "*")) {
+			t.Fatalf("CheckPattern accepted %q", pattern)
+		}
+	})
+}

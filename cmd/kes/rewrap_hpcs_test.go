@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kesbridge/kes/internal/emulator/hpcs"
+	"github.com/kesbridge/kes/keystore"
 	hpcsstore "github.com/kesbridge/kes/keystore/hpcs"
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -42,7 +43,7 @@ func TestRewrapHPCS(t *testing.T) {
 		InstanceID:  em.InstanceID(),
 		RootKeyID:   root,
 		IAMEndpoint: em.URL(),
-		APIKey:      em.APIKey(),
+		APIKey:      keystore.NewSecret(em.APIKey()),
 		RootCAs:     em.CertPool(),
 		Timeout:     10 * time.Second,
 	})

@@ -94,7 +94,7 @@ type SecretKey struct {
 	typ KeyType
 
 	mu   sync.RWMutex
-	mem  slot
+	mem  *slot
 	dead bool
 }
 
@@ -108,7 +108,7 @@ func NewSecretKey(t KeyType, key []byte) (*SecretKey, error) {
 		return nil, fmt.Errorf("invalid key size for '%s'", t)
 	}
 	k := &SecretKey{typ: t, mem: allocSlot()}
-	copy(k.mem.b, key)
+	copy(k.mem.bytes(), key)
 	return k, nil
 }
 
@@ -149,13 +149,13 @@ func (k *SecretKey) Use(fn func(key []byte) error) error {
 	if k.dead {
 		return ErrKeyDestroyed
 	}
-	return fn(k.mem.b[:KeySize])
+	return fn(k.mem.bytes()[:KeySize])
 }
 
 // aead returns the AEAD for one ciphertext, keyed by the key derived from
 // the key and iv. The caller holds k.mu.
 func (k *SecretKey) aead(iv []byte) (cipher.AEAD, error) {
-	key := k.mem.b[:KeySize]
+	key := k.mem.bytes()[:KeySize]
 	switch k.typ {
 	case AES256:
 		mac := hmac.New(sha256.New, key)
@@ -228,7 +228,7 @@ func (k *SecretKey) Decrypt(ciphertext, associatedData []byte) ([]byte, error) {
 // HMACKey is a 256-bit HMAC-SHA256 key held in locked memory.
 type HMACKey struct {
 	mu   sync.RWMutex
-	mem  slot
+	mem  *slot
 	dead bool
 }
 
@@ -238,7 +238,7 @@ func NewHMACKey(key []byte) (*HMACKey, error) {
 		return nil, errors.New("crypto: invalid HMAC key size")
 	}
 	k := &HMACKey{mem: allocSlot()}
-	copy(k.mem.b, key)
+	copy(k.mem.bytes(), key)
 	return k, nil
 }
 
@@ -263,7 +263,7 @@ func (k *HMACKey) Sum(msg []byte) ([]byte, error) {
 	if k.dead {
 		return nil, ErrKeyDestroyed
 	}
-	mac := hmac.New(sha256.New, k.mem.b[:KeySize])
+	mac := hmac.New(sha256.New, k.mem.bytes()[:KeySize])
 	mac.Write(msg)
 	return mac.Sum(nil), nil
 }
@@ -285,6 +285,6 @@ func (k *HMACKey) use(fn func([]byte)) error {
 	if k.dead {
 		return ErrKeyDestroyed
 	}
-	fn(k.mem.b[:KeySize])
+	fn(k.mem.bytes()[:KeySize])
 	return nil
 }

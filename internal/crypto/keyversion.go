@@ -332,7 +332,7 @@ func parseLegacyKey(b []byte) (*KeyVersion, error) {
 // data, opaque objects) live in ordinary memory that is wiped on Destroy.
 type SecretBytes struct {
 	mu   sync.RWMutex
-	mem  slot
+	mem  *slot
 	n    int
 	dead bool
 }
@@ -343,10 +343,10 @@ func NewSecretBytes(b []byte) *SecretBytes {
 	if len(b) <= slotSize {
 		s.mem = allocSlot()
 	} else {
-		s.mem = slot{b: make([]byte, len(b))}
+		s.mem = newHeapSlot(len(b))
 		unlockedSlots.Add(1)
 	}
-	copy(s.mem.b, b)
+	copy(s.mem.bytes(), b)
 	return s
 }
 
@@ -361,7 +361,7 @@ func (s *SecretBytes) Use(fn func([]byte) error) error {
 	if s.dead {
 		return ErrKeyDestroyed
 	}
-	return fn(s.mem.b[:s.n])
+	return fn(s.mem.bytes()[:s.n])
 }
 
 // Destroy wipes the bytes.

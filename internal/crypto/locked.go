@@ -6,6 +6,7 @@ package crypto
 import (
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/awnumar/memguard"
 )
@@ -43,13 +44,28 @@ func MemoryStats() (locked, unlocked int64) {
 	return lockedSlots.Load(), unlockedSlots.Load()
 }
 
-// slot is a 64-byte block of key memory.
+// slot is a block of key memory: 64 bytes of a locked chunk, or a heap
+// buffer. The bytes are reached through an unsafe.Pointer rather than a
+// slice because every printer that walks a value by reflection (fmt's
+// %v of a copied key, its %!verb(...) fallback, debuggers' dumps) shows
+// an unsafe.Pointer as an address, and a []byte as its contents. Key
+// types hold a *slot.
 type slot struct {
-	b      []byte
+	p      unsafe.Pointer // first byte; nil once released
+	n      int
 	locked bool
 }
 
-func allocSlot() slot {
+// newHeapSlot returns a slot of n bytes of ordinary memory.
+func newHeapSlot(n int) *slot {
+	b := make([]byte, n)
+	return &slot{p: unsafe.Pointer(unsafe.SliceData(b)), n: n}
+}
+
+// bytes returns the slot's memory. The slot must not be released.
+func (s *slot) bytes() []byte { return unsafe.Slice((*byte)(s.p), s.n) }
+
+func allocSlot() *slot {
 	arena.mu.Lock()
 	defer arena.mu.Unlock()
 	if len(arena.free) == 0 && canLock(chunkSize) {
@@ -66,24 +82,25 @@ func allocSlot() slot {
 		b := arena.free[n-1]
 		arena.free = arena.free[:n-1]
 		lockedSlots.Add(1)
-		return slot{b: b, locked: true}
+		return &slot{p: unsafe.Pointer(unsafe.SliceData(b)), n: slotSize, locked: true}
 	}
 	unlockedSlots.Add(1)
-	return slot{b: make([]byte, slotSize)}
+	return newHeapSlot(slotSize)
 }
 
 func (s *slot) release() {
-	if s.b == nil {
+	if s == nil || s.p == nil {
 		return
 	}
-	clear(s.b)
+	b := s.bytes()
+	clear(b)
 	if s.locked {
 		lockedSlots.Add(-1)
 		arena.mu.Lock()
-		arena.free = append(arena.free, s.b)
+		arena.free = append(arena.free, b)
 		arena.mu.Unlock()
 	} else {
 		unlockedSlots.Add(-1)
 	}
-	s.b = nil
+	s.p = nil
 }

@@ -40,7 +40,7 @@ func BenchmarkServicePKCS11(b *testing.B) {
 	}
 	benchService(b, func(b *testing.B) keystore.Store {
 		s, err := pkcs11.NewStore(context.Background(), pkcs11.Config{
-			Module: module, TokenLabel: "kes-bench", PIN: "1234", RootKeyLabel: "kes-root", CreateRootKey: true,
+			Module: module, TokenLabel: "kes-bench", PIN: keystore.NewSecret("1234"), RootKeyLabel: "kes-root", CreateRootKey: true,
 		})
 		if err != nil {
 			b.Fatal(err)

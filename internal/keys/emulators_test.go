@@ -10,6 +10,7 @@ import (
 
 	hpcsemu "github.com/kesbridge/kes/internal/emulator/hpcs"
 	kcemu "github.com/kesbridge/kes/internal/emulator/keycontrol"
+	"github.com/kesbridge/kes/keystore"
 	"github.com/kesbridge/kes/keystore/hpcs"
 	"github.com/kesbridge/kes/keystore/keycontrol"
 )
@@ -38,7 +39,7 @@ func keyControlStore(tb testing.TB, emu *kcemu.Server) *keycontrol.Store {
 		VaultID:       emu.VaultID(),
 		BoxID:         kcemu.DefaultBox,
 		Username:      kcemu.DefaultUsername,
-		Password:      emu.Password(kcemu.DefaultUsername),
+		Password:      keystore.NewSecret(emu.Password(kcemu.DefaultUsername)),
 		RootCAs:       emu.CertPool(),
 		Timeout:       time.Second,
 		RetryDelay:    10 * time.Millisecond,
@@ -68,7 +69,7 @@ func startHPCS(tb testing.TB, cfg hpcsemu.Config) (*hpcsemu.Server, hpcs.Config)
 		InstanceID:  em.InstanceID(),
 		RootKeyID:   root,
 		IAMEndpoint: em.URL(),
-		APIKey:      em.APIKey(),
+		APIKey:      keystore.NewSecret(em.APIKey()),
 		RootCAs:     em.CertPool(),
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/kesbridge/kes/keystore"
 )
 
 // DefaultIAMEndpoint is the IBM Cloud IAM service.
@@ -41,8 +43,8 @@ type Config struct {
 	IAMEndpoint string
 
 	// APIKey is the service ID's API key. Required. It is sent only to
-	// IAMEndpoint.
-	APIKey string
+	// IAMEndpoint; its type keeps it out of logs and printed configs.
+	APIKey keystore.Secret
 
 	// RootCAs verifies the certificates of both Endpoint and
 	// IAMEndpoint. Nil means the system roots. A pool for a private CA
@@ -66,7 +68,7 @@ func (c *Config) check() error {
 		return errors.New("hpcs: no instance ID")
 	case c.RootKeyID == "":
 		return errors.New("hpcs: no root key ID")
-	case c.APIKey == "":
+	case c.APIKey.IsZero():
 		return errors.New("hpcs: no API key")
 	case strings.ContainsAny(c.RootKeyID, "/?#"):
 		return errors.New("hpcs: invalid root key ID")

@@ -59,7 +59,7 @@ func newEnv(t testing.TB, ecfg emulator.Config) *env {
 		InstanceID:  em.InstanceID(),
 		RootKeyID:   root,
 		IAMEndpoint: em.URL(),
-		APIKey:      em.APIKey(),
+		APIKey:      keystore.NewSecret(em.APIKey()),
 		RootCAs:     em.CertPool(),
 		Timeout:     10 * time.Second,
 	}}
@@ -187,7 +187,7 @@ func TestString(t *testing.T) {
 	if s.String() != want || e.sealer(t).String() != want {
 		t.Fatalf("String() = %q, want %q", s.String(), want)
 	}
-	if strings.Contains(s.String(), e.cfg.APIKey) {
+	if strings.Contains(s.String(), e.cfg.APIKey.Reveal()) {
 		t.Fatal("String() contains the API key")
 	}
 }
@@ -198,7 +198,7 @@ func TestConfigCheck(t *testing.T) {
 		"no endpoint":  func(c *Config) { c.Endpoint = "" },
 		"no instance":  func(c *Config) { c.InstanceID = "" },
 		"no root key":  func(c *Config) { c.RootKeyID = "" },
-		"no API key":   func(c *Config) { c.APIKey = "" },
+		"no API key":   func(c *Config) { c.APIKey = keystore.Secret{} },
 		"bad endpoint": func(c *Config) { c.Endpoint = "ftp://x" },
 		"bad IAM":      func(c *Config) { c.IAMEndpoint = "::" },
 		"bad root key": func(c *Config) { c.RootKeyID = "a/b" },
@@ -480,10 +480,10 @@ func TestBlobSwap(t *testing.T) {
 func TestWrongAPIKey(t *testing.T) {
 	e := newEnv(t, emulator.Config{})
 	cfg := e.cfg
-	cfg.APIKey = "not-a-valid-api-key"
+	cfg.APIKey = keystore.NewSecret("not-a-valid-api-key")
 	_, err := NewSealer(context.Background(), cfg)
 	wantReason(t, err, "authentication failed")
-	if strings.Contains(err.Error(), cfg.APIKey) {
+	if strings.Contains(err.Error(), cfg.APIKey.Reveal()) {
 		t.Fatal("error contains the API key")
 	}
 	if !strings.Contains(err.Error(), "BXNIM0415E") {

@@ -26,7 +26,7 @@ const maxIAMResponse = 1 << 20
 // roots and no context, so this one replaces it.
 type tokenSource struct {
 	url    string
-	apiKey string
+	apiKey keystore.Secret
 	client *http.Client
 
 	mu     sync.Mutex
@@ -74,7 +74,7 @@ func (t *tokenSource) Invalidate(token string) {
 func (t *tokenSource) fetch(ctx context.Context) (string, time.Duration, error) {
 	form := url.Values{}
 	form.Set("grant_type", "urn:ibm:params:oauth:grant-type:apikey")
-	form.Set("apikey", t.apiKey)
+	form.Set("apikey", t.apiKey.Reveal())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", 0, fmt.Errorf("hpcs: iam request: %w", err)

@@ -18,7 +18,7 @@ import (
 
 // login exchanges username and password for an access token.
 func (s *Store) login(ctx context.Context) (*authToken, error) {
-	body, err := json.Marshal(map[string]string{"username": s.username, "password": s.password})
+	body, err := json.Marshal(map[string]string{"username": s.username, "password": s.password.Reveal()})
 	if err != nil {
 		return nil, fmt.Errorf("keycontrol: login: %w", err)
 	}

@@ -54,9 +54,10 @@ type Config struct {
 	BoxID string
 	// Username and Password are the credentials of a vault user with the
 	// Vault User role on the box. A personal access token may stand in
-	// for the password.
+	// for the password. The Password's type keeps it out of logs and
+	// printed configs.
 	Username string
-	Password string
+	Password keystore.Secret
 	// RootCAs are the CAs trusted for the KeyControl certificate. Nil
 	// means the system roots.
 	RootCAs *x509.CertPool
@@ -102,8 +103,8 @@ type Store struct {
 	vaultID  string
 	boxID    string
 	username string
-	password string
-	lockNS   string // namespace of the process-wide Replace locks
+	password keystore.Secret // not a string: fmt would print it with the Store
+	lockNS   string          // namespace of the process-wide Replace locks
 
 	client        *http.Client
 	transport     *http.Transport
@@ -149,7 +150,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, errors.New("keycontrol: no box ID specified")
 	case cfg.Username == "":
 		return nil, errors.New("keycontrol: no username specified")
-	case cfg.Password == "":
+	case cfg.Password.IsZero():
 		return nil, errors.New("keycontrol: no password specified")
 	}
 	endpoint := strings.TrimRight(u.String(), "/")

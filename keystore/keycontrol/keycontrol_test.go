@@ -54,7 +54,7 @@ func configFor(em *emulator.Server) Config {
 		VaultID:    em.VaultID(),
 		BoxID:      testBox,
 		Username:   testUser,
-		Password:   testPassword,
+		Password:   keystore.NewSecret(testPassword),
 		RootCAs:    em.CertPool(),
 		Timeout:    5 * time.Second,
 		RetryDelay: 5 * time.Millisecond,
@@ -250,7 +250,7 @@ func TestStartupErrors(t *testing.T) {
 		reason      string // UnavailableError reason; "" means UnreachableError
 		mustContain string
 	}{
-		{"wrong password", func(c *Config) { c.Password = "wrong-password-value" }, "authentication failed", "credentials.password"},
+		{"wrong password", func(c *Config) { c.Password = keystore.NewSecret("wrong-password-value") }, "authentication failed", "credentials.password"},
 		{"unknown user", func(c *Config) { c.Username = "nobody" }, "authentication failed", "credentials.username"},
 		{"unknown vault", func(c *Config) { c.VaultID = "00000000-0000-4000-8000-000000000000" }, "vault not found", "vault_id"},
 		{"unknown box", func(c *Config) { c.BoxID = "no-such-box" }, "box not found", "box_id"},
@@ -270,7 +270,7 @@ func TestStartupErrors(t *testing.T) {
 				t.Fatal("New succeeded")
 			}
 			msg := err.Error()
-			if strings.Contains(msg, cfg.Password) || strings.Contains(msg, testPassword) {
+			if strings.Contains(msg, cfg.Password.Reveal()) || strings.Contains(msg, testPassword) {
 				t.Fatal("the error shows the password") // printing it would too
 			}
 			if !strings.Contains(msg, tt.mustContain) {
@@ -292,7 +292,7 @@ func TestStartupErrors(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	base := Config{Endpoint: "https://kc.example", VaultID: "v", BoxID: "b", Username: "u", Password: "p"}
+	base := Config{Endpoint: "https://kc.example", VaultID: "v", BoxID: "b", Username: "u", Password: keystore.NewSecret("p")}
 	for name, edit := range map[string]func(*Config){
 		"no endpoint":      func(c *Config) { c.Endpoint = "" },
 		"http endpoint":    func(c *Config) { c.Endpoint = "http://kc.example" },
@@ -301,7 +301,7 @@ func TestConfigErrors(t *testing.T) {
 		"no vault":         func(c *Config) { c.VaultID = "" },
 		"no box":           func(c *Config) { c.BoxID = "" },
 		"no user":          func(c *Config) { c.Username = "" },
-		"no password":      func(c *Config) { c.Password = "" },
+		"no password":      func(c *Config) { c.Password = keystore.Secret{} },
 		"malformed scheme": func(c *Config) { c.Endpoint = "://" },
 	} {
 		cfg := base
@@ -423,14 +423,14 @@ func TestPasswordChangedWhileRunning(t *testing.T) {
 	// The administrator changes the password and revokes the sessions:
 	// the request's new login fails, and says so. (The store's copy is
 	// changed instead of the emulator's, which has no such switch.)
-	s.password = "changed-by-the-administrator"
+	s.password = keystore.NewSecret("changed-by-the-administrator")
 	em.RevokeTokens()
 	_, err := s.Get(context.Background(), "k")
 	var ue *keystore.UnavailableError
 	if !errors.As(err, &ue) || ue.Reason != "authentication failed" {
 		t.Fatalf("Get with rejected credentials = %v, want UnavailableError(authentication failed)", err)
 	}
-	if strings.Contains(err.Error(), s.password) {
+	if strings.Contains(err.Error(), s.password.Reveal()) {
 		t.Fatal("the error shows the password") // printing it would too
 	}
 }

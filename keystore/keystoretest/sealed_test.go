@@ -32,7 +32,7 @@ func hpcsSealer(t *testing.T) keystore.Sealer {
 	}
 	s, err := hpcs.NewSealer(context.Background(), hpcs.Config{
 		Endpoint: em.URL(), InstanceID: em.InstanceID(), RootKeyID: root,
-		IAMEndpoint: em.URL(), APIKey: em.APIKey(), RootCAs: em.CertPool(),
+		IAMEndpoint: em.URL(), APIKey: keystore.NewSecret(em.APIKey()), RootCAs: em.CertPool(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func TestSealedKeyControl(t *testing.T) {
 		t.Cleanup(func() { em.Close() })
 		store, err := keycontrol.New(context.Background(), keycontrol.Config{
 			Endpoint: em.URL(), VaultID: em.VaultID(), BoxID: kcemu.DefaultBox,
-			Username: kcemu.DefaultUsername, Password: em.Password(kcemu.DefaultUsername),
+			Username: kcemu.DefaultUsername, Password: keystore.NewSecret(em.Password(kcemu.DefaultUsername)),
 			RootCAs: em.CertPool(), Timeout: 5 * time.Second,
 		})
 		if err != nil {

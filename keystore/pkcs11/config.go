@@ -6,6 +6,8 @@ package pkcs11
 import (
 	"errors"
 	"log/slog"
+
+	"github.com/kesbridge/kes/keystore"
 )
 
 // Application is the CKA_APPLICATION of every data object the store
@@ -30,8 +32,9 @@ type Config struct {
 	// used: they change when tokens are added or re-initialised.
 	TokenLabel string
 
-	// PIN is the user PIN. It is never logged or put into errors.
-	PIN string
+	// PIN is the user PIN. It is never logged or put into errors; its
+	// type keeps it out of printed configs too.
+	PIN keystore.Secret
 
 	// RootKeyLabel is the CKA_LABEL of the AES-256 root key.
 	RootKeyLabel string

@@ -30,7 +30,7 @@ func (c *Config) validate() error {
 		return errors.New("pkcs11: no module path")
 	case c.TokenLabel == "":
 		return errors.New("pkcs11: no token label")
-	case c.PIN == "":
+	case c.PIN.IsZero():
 		return errors.New("pkcs11: no PIN")
 	case c.RootKeyLabel == "":
 		return errors.New("pkcs11: no root key label")
@@ -168,7 +168,7 @@ func (m *module) reinit(seen uint64) (uint64, error) {
 type hsm struct {
 	mod       *module
 	token     string
-	pin       string
+	pin       keystore.Secret // not a string: fmt would print it with the Sealer
 	rootLabel string
 	log       *slog.Logger
 	sem       chan struct{} // one slot per session in use
@@ -490,7 +490,7 @@ func (h *hsm) findSlot() (uint, error) {
 }
 
 func (h *hsm) login(sh pkcs11.SessionHandle) error {
-	err := h.mod.ctx.Login(sh, pkcs11.CKU_USER, h.pin)
+	err := h.mod.ctx.Login(sh, pkcs11.CKU_USER, h.pin.Reveal())
 	switch {
 	case err == nil, hasCode(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN):
 		return nil

@@ -136,7 +136,7 @@ func importRootKey(t *testing.T, cfg Config, key []byte) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := ctx.Login(sh, pkcs11.CKU_USER, cfg.PIN); err != nil {
+		if err := ctx.Login(sh, pkcs11.CKU_USER, cfg.PIN.Reveal()); err != nil {
 			t.Fatal(err)
 		}
 		_, err = ctx.CreateObject(sh, []*pkcs11.Attribute{
@@ -159,7 +159,7 @@ func importRootKey(t *testing.T, cfg Config, key []byte) {
 
 func TestWrongPIN(t *testing.T) {
 	cfg := newToken(t)
-	cfg.PIN = "not-the-pin-4711"
+	cfg.PIN = keystore.NewSecret("not-the-pin-4711")
 	for name, open := range map[string]func() error{
 		"Sealer": func() error { _, err := NewSealer(context.Background(), cfg); return err },
 		"Store":  func() error { _, err := NewStore(context.Background(), cfg); return err },
@@ -171,12 +171,12 @@ func TestWrongPIN(t *testing.T) {
 		if err.Error() != "pkcs11: login failed: wrong PIN" {
 			t.Errorf("%s: error = %q, want %q", name, err, "pkcs11: login failed: wrong PIN")
 		}
-		if strings.Contains(err.Error(), cfg.PIN) {
+		if strings.Contains(err.Error(), cfg.PIN.Reveal()) {
 			t.Errorf("%s: error echoes the PIN", name)
 		}
 	}
 	// The right PIN still works: nothing got locked.
-	cfg.PIN = testPIN
+	cfg.PIN = keystore.NewSecret(testPIN)
 	newSealer(t, cfg)
 }
 
@@ -190,7 +190,7 @@ func TestTokenNotFound(t *testing.T) {
 }
 
 func TestModuleNotFound(t *testing.T) {
-	cfg := Config{Module: filepath.Join(t.TempDir(), "missing.so"), TokenLabel: "t", PIN: "p", RootKeyLabel: "k"}
+	cfg := Config{Module: filepath.Join(t.TempDir(), "missing.so"), TokenLabel: "t", PIN: keystore.NewSecret("p"), RootKeyLabel: "k"}
 	if _, err := NewSealer(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "cannot load module") {
 		t.Fatalf("NewSealer with a missing module: got %v", err)
 	}
@@ -736,7 +736,7 @@ func TestCloseAndString(t *testing.T) {
 		if dir != "" {
 			want += ", directory " + dir
 		}
-		if got := s.String(); got != want || strings.Contains(got, cfg.PIN) {
+		if got := s.String(); got != want || strings.Contains(got, cfg.PIN.Reveal()) {
 			t.Errorf("String() = %q, want %q", got, want)
 		}
 		if err := s.Create(ctx, "k", []byte("v")); err != nil {
@@ -802,11 +802,11 @@ func TestSharedModule(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	full := Config{Module: "m", TokenLabel: "t", PIN: "p", RootKeyLabel: "k"}
+	full := Config{Module: "m", TokenLabel: "t", PIN: keystore.NewSecret("p"), RootKeyLabel: "k"}
 	for name, mutate := range map[string]func(*Config){
 		"module": func(c *Config) { c.Module = "" },
 		"token":  func(c *Config) { c.TokenLabel = "" },
-		"pin":    func(c *Config) { c.PIN = "" },
+		"pin":    func(c *Config) { c.PIN = keystore.Secret{} },
 		"root":   func(c *Config) { c.RootKeyLabel = "" },
 		"pool":   func(c *Config) { c.PoolSize = -1 },
 	} {

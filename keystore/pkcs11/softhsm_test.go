@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/kesbridge/kes/keystore"
 )
 
 const (
@@ -73,7 +75,7 @@ func newToken(tb testing.TB) Config {
 	return Config{
 		Module:        softhsmModule,
 		TokenLabel:    label,
-		PIN:           testPIN,
+		PIN:           keystore.NewSecret(testPIN),
 		RootKeyLabel:  testRootKey,
 		CreateRootKey: true,
 	}

@@ -8,11 +8,13 @@ package pkcs11
 import (
 	"context"
 	"testing"
+
+	"github.com/kesbridge/kes/keystore"
 )
 
 func TestStub(t *testing.T) {
 	const want = "pkcs11: built without PKCS#11 support (rebuild with CGO_ENABLED=1)"
-	cfg := Config{Module: "/usr/lib/softhsm/libsofthsm2.so", TokenLabel: "t", PIN: "p", RootKeyLabel: "k"}
+	cfg := Config{Module: "/usr/lib/softhsm/libsofthsm2.so", TokenLabel: "t", PIN: keystore.NewSecret("p"), RootKeyLabel: "k"}
 	if _, err := NewSealer(context.Background(), cfg); err == nil || err.Error() != want {
 		t.Errorf("NewSealer: %v", err)
 	}
