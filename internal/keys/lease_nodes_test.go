@@ -41,7 +41,7 @@ func separateNodes(t *testing.T, emu *emulator.Server) (a, b *keys.Service) {
 			Username:      emulator.DefaultUsername,
 			Password:      emu.Password(emulator.DefaultUsername),
 			RootCAs:       emu.CertPool(),
-			Timeout:       5 * time.Second,
+			Timeout:       10 * time.Second,
 			RetryDelay:    10 * time.Millisecond,
 			MaxRetryDelay: 200 * time.Millisecond,
 		})
@@ -169,6 +169,9 @@ func TestNodesRaceDestroyActivate(t *testing.T) {
 		destroyErr, activeErr [rounds]error
 	)
 	for i := range rounds {
+		if i%8 == 0 {
+			wg.Wait() // eight races at a time keep the emulator responsive under -race
+		}
 		name := fmt.Sprintf("vm-key-%d", i)
 		wg.Go(func() {
 			destroyErr[i] = a.Update(ctx, name, claim)
