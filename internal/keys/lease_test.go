@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kesbridge/kes/keystore"
+	"github.com/kesbridge/kes/policy"
 )
 
 // capStore declares the Capabilities the test wants, whatever the
@@ -248,7 +249,7 @@ func TestNoLeaseWhenLinearizable(t *testing.T) {
 func TestLeaseNamesAreReserved(t *testing.T) {
 	for _, key := range []string{"k", "my-key", string(make([]byte, 80))} {
 		base := leaseBase(key)
-		if !IsReserved(base+"0") || len(base+"18446744073709551615") > 80 {
+		if !IsReserved(base+"0") || policy.ValidName(base+"0") || len(base+"18446744073709551615") > 80 {
 			t.Fatalf("lease name %q for key %q", base, key)
 		}
 	}
