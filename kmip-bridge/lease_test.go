@@ -29,11 +29,12 @@ func (notLinearizable) Capabilities() keystore.Capabilities { return keystore.Ca
 // Locate never shows the lease record.
 func TestLeasedKey(t *testing.T) {
 	store := notLinearizable{keystore.NewMem()}
+	ks := keys.New(keys.Config{Store: store})
+	t.Cleanup(func() { ks.Close() })
 	e := newEnv(t, func(cfg *Config) {
-		cfg.Keys = keys.New(keys.Config{Store: store})
+		cfg.Keys = ks
 		cfg.ReadTimeout = time.Second
 	})
-	t.Cleanup(func() { e.srv.keys.Close() })
 	c := e.dial(e.client)
 	ctx := context.Background()
 	id := c.Create().AES(256, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt).MustExec().UniqueIdentifier
