@@ -11,12 +11,13 @@ import (
 	"strings"
 
 	"github.com/kesbridge/kes/identity"
+	"github.com/kesbridge/kes/keystore"
 )
 
 // bannerInfo is what the start-up banner shows.
 type bannerInfo struct {
 	cfg    *Config
-	store  string
+	store  keystore.Store
 	mlock  bool
 	apiKey identity.APIKey // dev mode only
 	kmip   net.Addr
@@ -30,7 +31,7 @@ func printBanner(w io.Writer, b bannerInfo) {
 	line("Version", version+" commit="+commit)
 	line("Runtime", fmt.Sprintf("%s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH))
 	line("License", "AGPL-3.0")
-	line("KMS", b.store)
+	line("KMS", keystoreLine(b.store))
 	urls := apiURLs(b.cfg.Addr)
 	line("API", strings.Join(urls, " "))
 	if b.kmip != nil {
@@ -83,3 +84,18 @@ func apiURLs(addr string) []string {
 	}
 	return urls
 }
+
+// keystoreLine describes the keystore and, when its Replace is a
+// compare-and-swap only among the callers of one process, says so: two
+// nodes on it may lose each other's changes except where the key
+// service takes a lease (KMIP lifecycle changes).
+func keystoreLine(s keystore.Store) string {
+	if keystore.CapabilitiesOf(s).LinearizableReplace {
+		return s.String()
+	}
+	return s.String() + " (" + notLinearizableNote + ")"
+}
+
+// notLinearizableNote is what the banner adds for a keystore whose
+// Replace is not linearizable across nodes.
+const notLinearizableNote = "compare-and-swap within one node; KMIP lifecycle changes use leases"

@@ -76,22 +76,25 @@ func (c *call) ready() {
 // status answers in the units the clients decode: keystore_latency as a
 // Go duration (nanoseconds), uptime in seconds; an unreachable keystore
 // is also reported as unavailable, which kms-go requires. keystore_error
-// says why, in words safe to show ("root key disabled"); the clients
-// ignore it.
+// says why, in words safe to show ("root key disabled"), and
+// keystore_linearizable whether the keystore's compare-and-swap holds
+// across nodes (false: only within one node, and KMIP lifecycle changes
+// take per-key leases). kes-go and kms-go ignore both fields.
 func (c *call) status() {
 	var resp struct {
-		Version     string        `json:"version"`
-		OS          string        `json:"os"`
-		Arch        string        `json:"arch"`
-		UpTime      int64         `json:"uptime"`
-		CPUs        int           `json:"num_cpu"`
-		UsableCPUs  int           `json:"num_cpu_used"`
-		HeapAlloc   uint64        `json:"mem_heap_used"`
-		StackAlloc  uint64        `json:"mem_stack_used"`
-		Latency     time.Duration `json:"keystore_latency,omitempty"`
-		Unreachable bool          `json:"keystore_unreachable,omitempty"`
-		Unavailable bool          `json:"keystore_unavailable,omitempty"`
-		Error       string        `json:"keystore_error,omitempty"`
+		Version      string        `json:"version"`
+		OS           string        `json:"os"`
+		Arch         string        `json:"arch"`
+		UpTime       int64         `json:"uptime"`
+		CPUs         int           `json:"num_cpu"`
+		UsableCPUs   int           `json:"num_cpu_used"`
+		HeapAlloc    uint64        `json:"mem_heap_used"`
+		StackAlloc   uint64        `json:"mem_stack_used"`
+		Latency      time.Duration `json:"keystore_latency,omitempty"`
+		Unreachable  bool          `json:"keystore_unreachable,omitempty"`
+		Unavailable  bool          `json:"keystore_unavailable,omitempty"`
+		Error        string        `json:"keystore_error,omitempty"`
+		Linearizable bool          `json:"keystore_linearizable"`
 	}
 	resp.Version, _ = BuildInfo()
 	resp.OS, resp.Arch = runtime.GOOS, runtime.GOARCH
@@ -100,6 +103,7 @@ func (c *call) status() {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	resp.HeapAlloc, resp.StackAlloc = ms.HeapAlloc, ms.StackSys
+	resp.Linearizable = keystore.CapabilitiesOf(c.st.keys.Store()).LinearizableReplace
 
 	st, err := c.st.keys.Status(c.r.Context())
 	switch {

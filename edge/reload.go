@@ -97,7 +97,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	printBanner(opts.Stdout, bannerInfo{cfg: cfg, store: srv.Keys().Store().String(), mlock: mlock, apiKey: apiKey, kmip: srv.KMIPAddr()})
+	printBanner(opts.Stdout, bannerInfo{cfg: cfg, store: srv.Keys().Store(), mlock: mlock, apiKey: apiKey, kmip: srv.KMIPAddr()})
 	for {
 		select {
 		case <-ctx.Done():
@@ -128,7 +128,7 @@ func Run(ctx context.Context, opts Options) error {
 			}
 			cfg = next
 			srv.ErrorLog().Info("config reloaded", "file", opts.ConfigFile)
-			printBanner(opts.Stdout, bannerInfo{cfg: cfg, store: srv.Keys().Store().String(), mlock: mlock, kmip: srv.KMIPAddr()})
+			printBanner(opts.Stdout, bannerInfo{cfg: cfg, store: srv.Keys().Store(), mlock: mlock, kmip: srv.KMIPAddr()})
 		}
 	}
 }

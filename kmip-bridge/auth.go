@@ -165,6 +165,9 @@ func (s *Server) wireError(err error) error {
 		return kmipserver.Errorf(kmip.ResultReasonInvalidField, "request refused: %s", le.Error())
 	case errors.Is(err, keystore.ErrValueTooLarge):
 		return kmipserver.Errorf(kmip.ResultReasonInvalidField, "request refused: object is too large for the key store")
+	case errors.Is(err, keys.ErrKeyBusy):
+		// KMIP has no "try again" reason; the message says it.
+		return kmipserver.Errorf(kmip.ResultReasonGeneralFailure, "object is busy: another node is changing it, try again")
 	case keystore.IsUnreachable(err), keystore.IsUnavailable(err):
 		s.log.Warn("kmip: keystore unavailable", "err", err)
 		return kmipserver.Errorf(kmip.ResultReasonGeneralFailure, "keystore unavailable")

@@ -137,7 +137,9 @@ func ValidPattern(pattern string) bool {
 
 // ValidName reports whether s is a valid key, policy or identity name:
 // 1 to 80 characters of [0-9A-Za-z_-], not starting or ending with '-',
-// and not exactly "_".
+// and not exactly "_". Stored names that start with '-' are therefore
+// never keys: the key service keeps its lease records under them
+// (keys.LeasePrefix), and this rule must not be relaxed.
 func ValidName(s string) bool {
 	if s == "" || len(s) > 80 || s == "_" || s[0] == '-' || s[len(s)-1] == '-' {
 		return false

@@ -90,6 +90,7 @@ func TestValidName(t *testing.T) {
 		"my-key": true, "a": true, "A_b-9": true, "_x": true, "x_": true, strings.Repeat("k", 80): true,
 		"": false, "_": false, "-a": false, "a-": false, strings.Repeat("k", 81): false,
 		"a/b": false, "../x": false, "a.b": false, "a b": false, "ä": false, "a*": false,
+		"-kes-lease-0123456789abcdef0123456789abcdef-0": false, // a lease record of internal/keys
 	} {
 		if got := ValidName(name); got != want {
 			t.Errorf("ValidName(%q) = %v, want %v", name, got, want)

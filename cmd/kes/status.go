@@ -4,9 +4,12 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -73,10 +76,37 @@ func statusCmd(args []string) error {
 		return writeJSON(stdout, state)
 	}
 	host := strings.TrimPrefix(client.Endpoints[0], "https://")
-	return printStatus(stdout, host, state, latency, short, routes)
+	var note string
+	if !short {
+		note = keystoreNote(ctx, &client.HTTPClient, client.Endpoints[0])
+	}
+	return printStatus(stdout, host, state, latency, note, short, routes)
 }
 
-func printStatus(w io.Writer, host string, s kes.State, latency time.Duration, short bool, routes []kes.API) error {
+// keystoreNote returns what to say about the server's keystore when its
+// /v1/status reports keystore_linearizable false: the field this server
+// adds and the kes clients do not decode. Servers that do not send it
+// (minio/kes), and any failure, give "".
+func keystoreNote(ctx context.Context, client *http.Client, endpoint string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/v1/status", nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Linearizable *bool `json:"keystore_linearizable"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st) != nil || st.Linearizable == nil || *st.Linearizable {
+		return ""
+	}
+	return "compare-and-swap within one node; KMIP lifecycle changes use leases"
+}
+
+func printStatus(w io.Writer, host string, s kes.State, latency time.Duration, keystoreNote string, short bool, routes []kes.API) error {
 	var b strings.Builder
 	if useColor(w) {
 		fmt.Fprintf(&b, "\x1b[1;32m●\x1b[0m \x1b[1m%s\x1b[0m\n", host)
@@ -92,6 +122,9 @@ func printStatus(w io.Writer, host string, s kes.State, latency time.Duration, s
 		fmt.Fprintf(&b, "  %s\n", "Memory")
 		fmt.Fprintf(&b, "   · %-6s%s\n", "Heap", formatBytes(s.HeapAlloc))
 		fmt.Fprintf(&b, "   · %-6s%s\n", "Stack", formatBytes(s.StackAlloc))
+		if keystoreNote != "" {
+			fmt.Fprintf(&b, "  %-9s%s\n", "Keystore", keystoreNote)
+		}
 	}
 	if routes != nil {
 		fmt.Fprintf(&b, "\n  %-7s %-28s %s\n", "Method", "API", "Timeout")

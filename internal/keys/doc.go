@@ -9,4 +9,9 @@
 // a field of the stored value that minio/kes ignores, so that every node
 // sees them and a key written by minio/kes (which has none) is simply
 // Active. Changes go through Update, a compare-and-swap on the keystore.
+// On a keystore whose compare-and-swap holds only within one process
+// (keystore.Capabilities.LinearizableReplace false), Update first takes a
+// per-key lease, kept as a record under a reserved name (LeasePrefix), so
+// that two nodes never change one key at once; lease.go states the
+// scheme, its assumptions and where it does not help.
 package keys

@@ -77,6 +77,7 @@ type Service struct {
 	keyType crypto.KeyType
 	log     *slog.Logger
 	rand    io.Reader
+	leases  *leaser // nil if the store's Replace is linearizable
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -103,6 +104,7 @@ func New(cfg Config) *Service {
 		keyType: cfg.KeyType,
 		log:     cfg.Logger,
 		rand:    cfg.Rand,
+		leases:  newLeaser(cfg.Store, cfg.Logger, cfg.Rand),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -198,6 +200,9 @@ func (s *Service) create(ctx context.Context, name string, key *crypto.SecretKey
 // CreateObject stores v with meta under name. It returns ErrKeyExists if
 // the name is taken. The caller keeps ownership of v.
 func (s *Service) CreateObject(ctx context.Context, name string, v *crypto.KeyVersion, meta Metadata) error {
+	if IsReserved(name) {
+		return fmt.Errorf("keys: key name '%s' is reserved", name)
+	}
 	u, err := usageOf(meta)
 	if err != nil {
 		return err
@@ -227,14 +232,18 @@ func (s *Service) CreateObject(ctx context.Context, name string, v *crypto.KeyVe
 
 // Delete removes the key from the keystore and the cache.
 func (s *Service) Delete(ctx context.Context, name string) error {
+	if IsReserved(name) {
+		return ErrKeyNotFound
+	}
 	err := s.store.Delete(ctx, name)
 	s.cache.Delete(name)
 	return err
 }
 
-// List returns the names that start with prefix, sorted.
+// List returns the names that start with prefix, sorted, without the
+// reserved names (lease records).
 func (s *Service) List(ctx context.Context, prefix string) ([]string, error) {
-	return s.store.List(ctx, prefix)
+	return withoutReserved(s.store.List(ctx, prefix))
 }
 
 // Info describes a key without its material.
@@ -336,6 +345,9 @@ func (s *Service) HMAC(ctx context.Context, name string, msg []byte) ([]byte, er
 // called again if the cache evicted the object while fn was using it. A
 // Destroyed object is reported as ErrKeyNotFound.
 func (s *Service) With(ctx context.Context, name string, fn func(*Object) error) error {
+	if IsReserved(name) {
+		return ErrKeyNotFound
+	}
 	for attempt := 0; ; attempt++ {
 		o, err := s.cache.Get(ctx, name, func(ctx context.Context) (*Object, error) {
 			return s.load(ctx, name)
@@ -359,7 +371,19 @@ func (s *Service) With(ctx context.Context, name string, fn func(*Object) error)
 // retrying if another writer got there first. fn may change o.Meta and
 // o.Version; o.Version is destroyed after Update returns. A Destroyed
 // object is reported as ErrKeyNotFound.
+//
+// On a store whose Replace is not linearizable across nodes, Update
+// holds the key's lease (see lease.go) while it reads and writes, and
+// returns ErrKeyBusy if another node held it until ctx ended.
 func (s *Service) Update(ctx context.Context, name string, fn func(o *Object) error) error {
+	if IsReserved(name) {
+		return ErrKeyNotFound
+	}
+	ctx, release, err := s.lease(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer release()
 	for attempt := 0; ; attempt++ {
 		old, err := s.store.Get(ctx, name)
 		if err != nil {
@@ -404,8 +428,12 @@ func (s *Service) Update(ctx context.Context, name string, fn func(o *Object) er
 			}
 			return value, nil
 		}()
+		if err == nil && ctx.Err() != nil {
+			err = context.Cause(ctx) // the lease may expire before the write lands
+		}
 		if err != nil {
 			clear(old)
+			clear(value)
 			return err
 		}
 		err = s.store.Replace(ctx, name, old, value)

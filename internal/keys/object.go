@@ -21,7 +21,8 @@ const (
 	StateCompromised State = "Compromised"
 
 	// StateDestroyed marks a key that is being destroyed: it is written
-	// (with compare-and-swap) before the key is deleted, so that a
+	// (with Update: compare-and-swap, under the key's lease where the
+	// keystore needs one) before the key is deleted, so that a
 	// concurrent change on another node, such as an activation, fails
 	// instead of racing with the delete. A key left in this state (the
 	// delete failed) is treated as gone.

@@ -1,0 +1,260 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package keys
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/kesbridge/kes/keystore"
+	"github.com/kesbridge/kes/policy"
+)
+
+// capStore declares the Capabilities the test wants, whatever the
+// wrapped store declares, and lets one node's Close leave the shared
+// store open for the other.
+type capStore struct {
+	keystore.Store
+	linearizable bool
+	onCreate     func(name string) // called before Create, if set
+	leaseCreates atomic.Int32
+}
+
+func (s *capStore) Capabilities() keystore.Capabilities {
+	return keystore.Capabilities{LinearizableReplace: s.linearizable}
+}
+
+func (s *capStore) Create(ctx context.Context, name string, value []byte) error {
+	if IsReserved(name) {
+		s.leaseCreates.Add(1)
+	}
+	if s.onCreate != nil {
+		s.onCreate(name)
+	}
+	return s.Store.Create(ctx, name, value)
+}
+
+func (s *capStore) Close() error { return nil }
+
+// twoNodes returns two services on one in-memory store that is declared
+// not linearizable, so that Update takes leases.
+func twoNodes(t *testing.T) (a, b *Service, store *capStore) {
+	t.Helper()
+	store = &capStore{Store: keystore.NewMem()}
+	a, b = New(Config{Store: store}), New(Config{Store: store})
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b, store
+}
+
+// leaseNames returns the lease records in store.
+func leaseNames(t *testing.T, store keystore.Store) []string {
+	t.Helper()
+	names, err := store.List(context.Background(), LeasePrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// setEntry is an Update that records who wrote last.
+func setEntry(who string) func(o *Object) error {
+	return func(o *Object) error {
+		o.Meta.KMIP, _ = json.Marshal(who)
+		return nil
+	}
+}
+
+func lastWriter(t *testing.T, s *Service, name string) string {
+	t.Helper()
+	value, err := s.store.Get(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := decode(name, value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Version.Destroy()
+	var who string
+	json.Unmarshal(o.Meta.KMIP, &who)
+	return who
+}
+
+// A node that died holding a lease (and never released it) blocks the
+// key until the lease expires; then another node takes it over, and the
+// dead node's record is cleaned up.
+func TestLeaseTakeoverAfterExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		a, b, store := twoNodes(t)
+		if err := a.Create(ctx, "k", "me"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := a.leases.acquire(ctx, "k"); err != nil { // and a dies
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := b.Update(ctx, "k", setEntry("b")); err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(start); waited < defaultLeaseTTL {
+			t.Fatalf("b changed the key after %v, while a's lease was live", waited)
+		}
+		if waited := time.Since(start); waited > defaultLeaseTTL+2*leaseMaxBackoff {
+			t.Fatalf("b waited %v for a lease of %v", waited, defaultLeaseTTL)
+		}
+		if got := lastWriter(t, b, "k"); got != "b" {
+			t.Fatalf("last writer %q", got)
+		}
+		if names := leaseNames(t, store); len(names) != 0 {
+			t.Fatalf("lease records left: %v", names)
+		}
+	})
+}
+
+// A holder that stalls past its lease (a long GC pause, a hung request)
+// cannot write once another node may have taken the lease over: its
+// change fails and the other node's change stays.
+func TestLeaseExpiredHolderCannotWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		a, b, _ := twoNodes(t)
+		if err := a.Create(ctx, "k", "me"); err != nil {
+			t.Fatal(err)
+		}
+		var errA, errB error
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			errA = a.Update(ctx, "k", func(o *Object) error {
+				time.Sleep(defaultLeaseTTL + 5*time.Second) // stalls past the expiry
+				return setEntry("a")(o)
+			})
+		})
+		wg.Go(func() {
+			time.Sleep(time.Second) // a holds the lease by now
+			errB = b.Update(ctx, "k", setEntry("b"))
+		})
+		wg.Wait()
+		if errB != nil {
+			t.Fatal(errB)
+		}
+		if !errors.Is(errA, errLeaseEnding) {
+			t.Fatalf("the stalled holder's update returned %v", errA)
+		}
+		if got := lastWriter(t, b, "k"); got != "b" {
+			t.Fatalf("last writer %q: the stalled holder wrote after the takeover", got)
+		}
+	})
+}
+
+// Waiting for a busy key ends with the caller's context, with ErrKeyBusy.
+func TestLeaseBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b, _ := twoNodes(t)
+		if err := a.Create(context.Background(), "k", "me"); err != nil {
+			t.Fatal(err)
+		}
+		_, release, err := a.leases.acquire(context.Background(), "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = b.Update(ctx, "k", setEntry("b"))
+		if !errors.Is(err, ErrKeyBusy) {
+			t.Fatalf("update of a busy key: %v", err)
+		}
+		if got := lastWriter(t, b, "k"); got != "" {
+			t.Fatalf("a busy key was changed by %q", got)
+		}
+	})
+}
+
+// A node that listed long ago creates a record of another epoch while a
+// fresh node creates epoch 0 (the keystore held no record for either):
+// the fresh node sees the other record when it checks and does not take
+// the lease, and only takes it once the other record expires.
+func TestLeaseStaleCreatorIsSeen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		a, _, store := twoNodes(t)
+		if err := a.Create(ctx, "k", "me"); err != nil {
+			t.Fatal(err)
+		}
+		var once sync.Once
+		stale := leaseBase("k") + "7"
+		store.onCreate = func(name string) {
+			if IsReserved(name) && name != stale {
+				once.Do(func() {
+					v, _ := json.Marshal(leaseValue{Key: "k", Holder: "stale", Expires: time.Now().Add(defaultLeaseTTL)})
+					if err := store.Store.Create(ctx, stale, v); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+		}
+		start := time.Now()
+		if err := a.Update(ctx, "k", setEntry("a")); err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(start); waited < defaultLeaseTTL {
+			t.Fatalf("the lease was taken after %v, while another node's record was live", waited)
+		}
+		if names := leaseNames(t, store); len(names) != 0 {
+			t.Fatalf("lease records left: %v", names)
+		}
+	})
+}
+
+// On a store with a linearizable Replace, Update takes no lease.
+func TestNoLeaseWhenLinearizable(t *testing.T) {
+	ctx := context.Background()
+	store := &capStore{Store: keystore.NewMem(), linearizable: true}
+	s := New(Config{Store: store})
+	defer s.Close()
+	if err := s.Create(ctx, "k", "me"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, "k", setEntry("a")); err != nil {
+		t.Fatal(err)
+	}
+	if n := store.leaseCreates.Load(); n != 0 {
+		t.Fatalf("%d lease records created on a linearizable store", n)
+	}
+
+	store.linearizable = false
+	s2 := New(Config{Store: store})
+	defer s2.Close()
+	if err := s2.Update(ctx, "k", setEntry("b")); err != nil {
+		t.Fatal(err)
+	}
+	if n := store.leaseCreates.Load(); n != 1 {
+		t.Fatalf("%d lease records created for one update on a store that is not linearizable", n)
+	}
+	if names := leaseNames(t, store); len(names) != 0 {
+		t.Fatalf("lease records left: %v", names)
+	}
+}
+
+// A lease record under a valid key name would be a key: none is.
+func TestLeaseNamesAreReserved(t *testing.T) {
+	for _, key := range []string{"k", "my-key", string(make([]byte, 80))} {
+		base := leaseBase(key)
+		if !IsReserved(base+"0") || policy.ValidName(base+"0") || len(base+"18446744073709551615") > 80 {
+			t.Fatalf("lease name %q for key %q", base, key)
+		}
+	}
+	names, _ := withoutReserved([]string{"a", LeasePrefix + "x-0", "b"}, nil)
+	if !slices.Equal(names, []string{"a", "b"}) {
+		t.Fatalf("withoutReserved: %v", names)
+	}
+}
