@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kesbridge/kes/keystore"
 	"net/url"
 	"slices"
 	"strings"
@@ -39,7 +40,7 @@ func separateNodes(t *testing.T, emu *emulator.Server) (a, b *keys.Service) {
 			VaultID:       emu.VaultID(),
 			BoxID:         emulator.DefaultBox,
 			Username:      emulator.DefaultUsername,
-			Password:      emu.Password(emulator.DefaultUsername),
+			Password:      keystore.NewSecret(emu.Password(emulator.DefaultUsername)),
 			RootCAs:       emu.CertPool(),
 			Timeout:       10 * time.Second,
 			RetryDelay:    10 * time.Millisecond,
