@@ -328,17 +328,9 @@ var unsupportedKeystores = []string{"vault", "fortanix", "gemalto", "gcp", "aws"
 // misspelt keys, missing ${ENV} variables and invalid values are errors
 // that name the line.
 func ReadConfig(path string) (*Config, error) {
-	f, err := os.Open(path)
+	b, err := readConfigSource(path, maxConfigSize)
 	if err != nil {
 		return nil, fmt.Errorf("edge: failed to read config: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("edge: failed to read config: %w", err)
-	}
-	if len(b) > maxConfigSize {
-		return nil, errors.New("edge: failed to read config: file is larger than 1 MiB")
 	}
 	return ParseConfig(b)
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+	"time"
 )
 
 // errNotRegular is returned for a config-referenced path that is not a
@@ -71,4 +72,45 @@ func checkPath(field, path string, dirOK bool) error {
 	default:
 		return invalid("%s: '%s' is not a regular file", field, path)
 	}
+}
+
+// configReadTimeout bounds reading the config file from a pipe.
+var configReadTimeout = 10 * time.Second
+
+// readConfigSource reads the config file itself. Unlike the files the
+// config names, it may be a pipe or FIFO (`kes server --config <(...)`),
+// which the operator chose on the command line; such a read is bounded
+// by configReadTimeout so that neither start-up nor a SIGHUP reload,
+// which runs in the loop that also handles SIGTERM, can hang on it.
+// Other non-regular files (devices, sockets) are refused.
+func readConfigSource(path string, limit int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	switch mode := info.Mode(); {
+	case mode.IsRegular():
+	case mode&fs.ModeNamedPipe != 0:
+		if err := f.SetReadDeadline(time.Now().Add(configReadTimeout)); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("'%s' is neither a regular file nor a pipe", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, fmt.Errorf("'%s' was not read within %v", path, configReadTimeout)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("'%s' is too large (more than %d bytes)", path, limit)
+	}
+	return b, nil
 }

@@ -255,3 +255,66 @@ func TestReadConfigFileLimits(t *testing.T) {
 		t.Fatal("a directory was read as a file")
 	}
 }
+
+// TestReadConfigPipe checks the config file itself: a pipe is read (as
+// `--config <(...)` gives one), but a writer that never finishes cannot
+// hang start-up or a reload, and a device is refused.
+func TestReadConfigPipe(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "config.yaml")
+	if err := mkfifo(fifo); err != nil {
+		t.Skipf("no FIFOs here: %v", err)
+	}
+	old := configReadTimeout
+	configReadTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { configReadTimeout = old })
+
+	read := func() error {
+		done := make(chan error, 1)
+		go func() { _, err := ReadConfig(fifo); done <- err }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(20 * time.Second):
+			t.Fatal("ReadConfig hangs on a pipe")
+			return nil
+		}
+	}
+
+	t.Run("silent writer", func(t *testing.T) {
+		// O_RDWR opens a FIFO without waiting for a reader: the writer
+		// end stays open and never writes.
+		w, err := os.OpenFile(fifo, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		if err := read(); err == nil || !strings.Contains(err.Error(), "was not read within") {
+			t.Fatalf("error %v, want a read timeout", err)
+		}
+	})
+	t.Run("writer", func(t *testing.T) {
+		w, err := os.OpenFile(fifo, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- read() }()
+		// The config is written while the reader waits, then the
+		// writer closes: the reader sees the document and EOF.
+		if _, err := w.Write([]byte("address: 127.0.0.1:7373\nadmin: {identity: disabled}\ntls: {key: k, cert: c}\nkeystore: {fs: {path: ./keys}}\n")); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		if err := <-done; err != nil && strings.Contains(err.Error(), "was not read within") {
+			t.Fatalf("a written pipe timed out: %v", err)
+		}
+	})
+	t.Run("device", func(t *testing.T) {
+		if _, err := os.Stat("/dev/zero"); err != nil {
+			t.Skip("no /dev/zero")
+		}
+		if _, err := ReadConfig("/dev/zero"); err == nil || !strings.Contains(err.Error(), "neither a regular file nor a pipe") {
+			t.Fatalf("/dev/zero: %v", err)
+		}
+	})
+}
