@@ -40,9 +40,15 @@ func (c *call) listPrefix() (string, bool) {
 }
 
 // decode reads the JSON request body into v. An empty body is an error
-// unless optional.
+// unless optional. The rest of the body is read too (within the route's
+// body limit and deadline): the JSON decoder stops at the end of the
+// value, and a chunked body whose end was never seen would otherwise
+// count as unread and cost the client its keep-alive connection.
 func (c *call) decode(v any, optional bool) error {
 	err := json.NewDecoder(c.r.Body).Decode(v)
+	if err == nil {
+		_, _ = io.Copy(io.Discard, c.r.Body)
+	}
 	if optional && errors.Is(err, io.EOF) {
 		return nil
 	}

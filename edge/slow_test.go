@@ -221,7 +221,7 @@ func TestKeepAliveAfterBody(t *testing.T) {
 	if err := e.kms(admin).CreateKey(context.Background(), "k"); err != nil {
 		t.Fatal(err)
 	}
-	send := func(k kes.APIKey) (code int, reused bool) {
+	send := func(k kes.APIKey, chunked bool) (code int, reused bool) {
 		t.Helper()
 		tr := &http.Transport{TLSClientConfig: e.clientTLS(apiCert(t, k)), Protocols: new(http.Protocols)}
 		tr.Protocols.SetHTTP1(true)
@@ -232,7 +232,13 @@ func TestKeepAliveAfterBody(t *testing.T) {
 			ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
 				GotConn: func(info httptrace.GotConnInfo) { got = info },
 			})
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPut, e.url+"/v1/key/generate/k", strings.NewReader(`{"context":""}`))
+			var body io.Reader = strings.NewReader(`{"context":""}`)
+			if chunked {
+				// Hidden behind a plain io.Reader the length is
+				// unknown, so the body is sent chunked.
+				body = struct{ io.Reader }{body}
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPut, e.url+"/v1/key/generate/k", body)
 			resp, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -246,10 +252,13 @@ func TestKeepAliveAfterBody(t *testing.T) {
 		}
 		return code, reused
 	}
-	if code, reused := send(admin); code != http.StatusOK || !reused {
+	if code, reused := send(admin, false); code != http.StatusOK || !reused {
 		t.Fatalf("allowed: %d, connection reused: %v", code, reused)
 	}
-	if code, reused := send(stranger); code != http.StatusForbidden || reused {
+	if code, reused := send(admin, true); code != http.StatusOK || !reused {
+		t.Fatalf("allowed, chunked: %d, connection reused: %v", code, reused)
+	}
+	if code, reused := send(stranger, false); code != http.StatusForbidden || reused {
 		t.Fatalf("denied: %d, connection reused: %v", code, reused)
 	}
 }
