@@ -286,7 +286,7 @@ func (s *Server) kmipHandshake(*tls.ClientHelloInfo) (*tls.Config, error) {
 func kmipUsers(k *KMIPConfig) map[string]kmipbridge.User {
 	users := make(map[string]kmipbridge.User, len(k.Users))
 	for name, u := range k.Users {
-		users[name] = kmipbridge.User{Password: u.Password.Reveal(), Policy: u.Policy}
+		users[name] = kmipbridge.User{Password: u.Password, Policy: u.Policy}
 	}
 	return users
 }

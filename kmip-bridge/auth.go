@@ -54,8 +54,8 @@ func (s *Server) authenticate(next kmipserver.Next, ctx context.Context, req *km
 		// Compare digests so that neither the password's length nor
 		// whether the user exists shows in the timing.
 		given := sha256.Sum256([]byte(up.Password))
-		want := sha256.Sum256([]byte(u.Password))
-		if subtle.ConstantTimeCompare(given[:], want[:]) != 1 || !ok || u.Password == "" {
+		want := sha256.Sum256([]byte(u.Password.Reveal()))
+		if subtle.ConstantTimeCompare(given[:], want[:]) != 1 || !ok || u.Password.IsZero() {
 			s.log.Info("kmip: authentication failed", "user", up.Username, "identity", sessionOf(ctx).identity.String())
 			err := kmipserver.Errorf(kmip.ResultReasonAuthenticationNotSuccessful, "authentication failed")
 			if s.audit != nil {

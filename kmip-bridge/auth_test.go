@@ -4,6 +4,9 @@
 package kmipbridge
 
 import (
+	"fmt"
+	"github.com/kesbridge/kes/keystore"
+	"strings"
 	"testing"
 
 	"github.com/kesbridge/kes/policy"
@@ -69,7 +72,7 @@ func TestAuthorization(t *testing.T) {
 
 func TestUsernamePassword(t *testing.T) {
 	e := newEnv(t, func(c *Config) {
-		c.Users = map[string]User{"vcenter": {Password: "s3cret", Policy: "reader"}}
+		c.Users = map[string]User{"vcenter": {Password: keystore.NewSecret("s3cret"), Policy: "reader"}}
 	})
 	stranger := e.pki.issue(t, "stranger", false)
 	old := e.policies.Load()
@@ -118,5 +121,18 @@ func TestUsernamePassword(t *testing.T) {
 			}
 			wantReason(t, resp.BatchItem[0], kmip.ResultReasonAuthenticationNotSuccessful)
 		})
+	}
+}
+
+// TestUserPasswordRedacted checks that printing a Config or State, as a
+// debugging log line might, shows no password.
+func TestUserPasswordRedacted(t *testing.T) {
+	users := map[string]User{"vcenter": {Password: keystore.NewSecret("s3cret-pw"), Policy: "reader"}}
+	for _, v := range []any{Config{Users: users}, &State{Users: users}, users} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {
+			if out := fmt.Sprintf(verb, v); strings.Contains(out, "s3cret-pw") || strings.Contains(out, fmt.Sprintf("%x", "s3cret-pw")) {
+				t.Fatalf("%s of %T shows the password: %s", verb, v, out)
+			}
+		}
 	}
 }

@@ -67,7 +67,7 @@ func FuzzHandleMessage(f *testing.F) {
 			}
 		},
 		TLSConfig:       &tls.Config{Certificates: []tls.Certificate{p.server}},
-		Users:           map[string]User{"vcenter": {Password: "s3cret", Policy: "all"}},
+		Users:           map[string]User{"vcenter": {Password: keystore.NewSecret("s3cret"), Policy: "all"}},
 		MaxMessageSize:  64 << 10,
 		MaxResponseSize: maxResponse,
 		ReadTimeout:     5 * time.Second,

@@ -185,7 +185,7 @@ func startPyKMIPBridge(t *testing.T) *pykmipEnv {
 		Keys:        env.keys,
 		Policies:    func() *policy.Set { return set },
 		TLSConfig:   tlsConf,
-		Users:       map[string]kmipbridge.User{"zstack": {Password: "zstack-test-password", Policy: "hypervisor"}},
+		Users:       map[string]kmipbridge.User{"zstack": {Password: keystore.NewSecret("zstack-test-password"), Policy: "hypervisor"}},
 		ReadTimeout: 20 * time.Second,
 		IdleTimeout: 20 * time.Second,
 	})

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/kesbridge/kes/keystore"
 	"io"
 	"log/slog"
 	"maps"
@@ -28,8 +29,9 @@ import (
 // User is a Username/Password credential a KMIP client may send in its
 // request header.
 type User struct {
-	// Password is compared in constant time.
-	Password string
+	// Password is compared in constant time. It redacts itself when
+	// printed, so a Config or State can be logged.
+	Password keystore.Secret
 	// Policy names the policy in Config.Policies() (or State.Policies)
 	// that authorises the user's requests.
 	Policy string
@@ -167,7 +169,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("kmip: invalid config: maximum response size below %d bytes", minMaxResponseSize)
 	}
 	for name, u := range cfg.Users {
-		if name == "" || u.Password == "" {
+		if name == "" || u.Password.IsZero() {
 			return nil, errors.New("kmip: invalid config: user with empty name or password")
 		}
 	}

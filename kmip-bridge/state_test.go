@@ -79,11 +79,11 @@ func TestConfigState(t *testing.T) {
 		return m
 	}
 	wantReason(t, send(t, c, login("s3cret")).BatchItem[0], kmip.ResultReasonAuthenticationNotSuccessful)
-	set(storeA, allowAll, map[string]User{"vcenter": {Password: "s3cret", Policy: "kmip"}})
+	set(storeA, allowAll, map[string]User{"vcenter": {Password: keystore.NewSecret("s3cret"), Policy: "kmip"}})
 	wantOK(t, send(t, c, login("s3cret")).BatchItem[0])
 	// A State is not validated like Config.Users: a user without a
 	// password never logs in, not even with an empty one.
-	set(storeA, allowAll, map[string]User{"vcenter": {Password: "", Policy: "kmip"}})
+	set(storeA, allowAll, map[string]User{"vcenter": {Password: keystore.NewSecret(""), Policy: "kmip"}})
 	wantReason(t, send(t, c, login("")).BatchItem[0], kmip.ResultReasonAuthenticationNotSuccessful)
 
 	// One snapshot for a batch of two items.
@@ -111,7 +111,7 @@ func TestConfigStateExclusive(t *testing.T) {
 	for name, cfg := range map[string]Config{
 		"keys":     {State: state, Keys: ks, TLSConfig: tc},
 		"policies": {State: state, Policies: func() *policy.Set { return nil }, TLSConfig: tc},
-		"users":    {State: state, Users: map[string]User{"u": {Password: "p"}}, TLSConfig: tc},
+		"users":    {State: state, Users: map[string]User{"u": {Password: keystore.NewSecret("p")}}, TLSConfig: tc},
 	} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: State with %s accepted", name, name)

@@ -639,7 +639,7 @@ func TestKMIPQueryBridge(t *testing.T) {
 	p := newKMIPPKI(t)
 	clientID := identity.FromCertificate(readCertFile(t, p.clientCert)).String()
 	serverID := identity.FromCertificate(readCertFile(t, p.serverCert)).String()
-	users := map[string]kmipbridge.User{"zstack": {Password: "test-password", Policy: "hypervisor"}}
+	users := map[string]kmipbridge.User{"zstack": {Password: keystore.NewSecret("test-password"), Policy: "hypervisor"}}
 	addr := startBridge(t, p, users, clientID)
 	caFile := filepath.Join(p.caDir, "ca.crt")
 
