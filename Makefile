@@ -17,8 +17,8 @@ build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kes
 
 # Installs the binary as $(DESTDIR)$(PREFIX)/bin/kes (default
-# /usr/local/bin/kes; may need sudo). 'make install PREFIX=~/.local'
-# installs it for one user (then put ~/.local/bin on PATH).
+# /usr/local/bin/kes; may need sudo). 'make install PREFIX=$HOME/.local'
+# installs it for one user (then put $HOME/.local/bin on PATH).
 install: build
 	install -d "$(DESTDIR)$(PREFIX)/bin"
 	install -m 0755 $(BIN) "$(DESTDIR)$(PREFIX)/bin/kes"
