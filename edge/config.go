@@ -159,6 +159,9 @@ type PKCS11Config struct {
 	Module, Token, RootKey string
 	PIN                    keystore.Secret
 	CreateRootKey          bool
+	// PreviousRootKeys are the labels of earlier root keys, newest
+	// first, that still open values sealed before a rotation.
+	PreviousRootKeys []string
 	// Store is a directory for the sealed values; empty keeps them on
 	// the token.
 	Store string
@@ -269,6 +272,7 @@ type pkcs11YAML struct {
 	PIN           keystore.Secret `yaml:"pin"`
 	RootKey       string          `yaml:"root_key"`
 	CreateRootKey bool            `yaml:"create_root_key"`
+	PreviousKeys  []string        `yaml:"previous_root_keys"`
 	Store         string          `yaml:"store"`
 }
 
@@ -977,9 +981,14 @@ func (y *pkcs11YAML) config(section string) (*PKCS11Config, error) {
 	case section == "seal" && y.Store != "":
 		return nil, invalid("seal.pkcs11: 'store' is only valid for keystore.pkcs11")
 	}
+	for _, label := range y.PreviousKeys {
+		if label == "" || label == y.RootKey {
+			return nil, invalid("%s.pkcs11: previous_root_keys: '%s' is empty or the root key", section, label)
+		}
+	}
 	return &PKCS11Config{
 		Module: y.Module, Token: y.Token, PIN: y.PIN, RootKey: y.RootKey,
-		CreateRootKey: y.CreateRootKey, Store: y.Store,
+		CreateRootKey: y.CreateRootKey, PreviousRootKeys: y.PreviousKeys, Store: y.Store,
 	}, nil
 }
 

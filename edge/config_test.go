@@ -107,6 +107,7 @@ seal:
     pin: "1234"
     root_key: r
     create_root_key: true
+    previous_root_keys: [r-2024, r-2023]
 kmip:
   tls: {key: k, cert: c, ca: ca, cipher_suites: compat}
   users:
@@ -132,7 +133,7 @@ kmip:
 		t.Fatalf("keys/mlock: %v %v", cfg.Keys, cfg.MLock)
 	case cfg.Keystore.KeyControl == nil || cfg.Keystore.KeyControl.Password.Reveal() != "p" || cfg.Keystore.KeyControl.CAFile != "kc.pem":
 		t.Fatalf("keystore: %+v", cfg.Keystore)
-	case cfg.Seal == nil || cfg.Seal.PKCS11 == nil || !cfg.Seal.PKCS11.CreateRootKey || cfg.Seal.PKCS11.PIN.Reveal() != "1234":
+	case cfg.Seal == nil || cfg.Seal.PKCS11 == nil || !cfg.Seal.PKCS11.CreateRootKey || cfg.Seal.PKCS11.PIN.Reveal() != "1234" || strings.Join(cfg.Seal.PKCS11.PreviousRootKeys, ",") != "r-2024,r-2023":
 		t.Fatalf("seal: %+v", cfg.Seal)
 	case cfg.KMIP == nil || cfg.KMIP.Addr != "0.0.0.0:5696" || !cfg.KMIP.Compat || cfg.KMIP.MaxMessageSize != 5000 ||
 		cfg.KMIP.ReadTimeout != time.Second || cfg.KMIP.IdleTimeout != 2*time.Second || cfg.KMIP.Users["vc"].Policy != "p1":
@@ -204,6 +205,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"seal empty", minimal + "seal: {}\n", "seal: no sealer specified"},
 		{"seal two", minimal + "seal:\n  pkcs11: {module: m, token: t, pin: p, root_key: r}\n  ibm:\n    hpcs: {endpoint: x, instance_id: i, root_key_id: r, iam: {api_key: k}}\n", "seal: more than one sealer specified"},
 		{"seal store", minimal + "seal:\n  pkcs11: {module: m, token: t, pin: p, root_key: r, store: d}\n", "'store' is only valid for keystore.pkcs11"},
+		{"seal previous is root", minimal + "seal:\n  pkcs11: {module: m, token: t, pin: p, root_key: r, previous_root_keys: [old, r]}\n", "previous_root_keys: 'r' is empty or the root key"},
 		{"kmip no ca", minimal + "kmip:\n  tls: {key: k, cert: c}\n", "kmip.tls: no CA specified"},
 		{"kmip bad suites", minimal + "kmip:\n  tls: {key: k, cert: c, ca: a, cipher_suites: weak}\n", "cipher_suites 'weak' is invalid"},
 		{"kmip unknown policy", minimal + "kmip:\n  tls: {key: k, cert: c, ca: a}\n  users:\n    u: {password: p, policy: nope}\n", "policy 'nope' does not exist"},

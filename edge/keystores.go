@@ -129,7 +129,7 @@ func hpcsConfig(h *HPCSConfig, log *slog.Logger) (hpcs.Config, error) {
 func pkcs11Config(p *PKCS11Config, log *slog.Logger) pkcs11.Config {
 	return pkcs11.Config{
 		Module: p.Module, TokenLabel: p.Token, PIN: p.PIN, RootKeyLabel: p.RootKey,
-		CreateRootKey: p.CreateRootKey, Dir: p.Store, Logger: log,
+		CreateRootKey: p.CreateRootKey, PreviousRootKeyLabels: p.PreviousRootKeys, Dir: p.Store, Logger: log,
 	}
 }
 
