@@ -167,16 +167,16 @@ func TestParseConfigErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"unknown top-level", minimal + "roott: x\n", "edge: config line 10: unknown field 'roott'"},
-		{"unknown nested", replace("  cert: ./server.crt\n", "  cert: ./server.crt\n  certs: x\n"), "edge: config line 7: unknown field 'certs'"},
-		{"unknown in map value", minimal + "policy:\n  p:\n    alow: [x]\n", "edge: config line 12: unknown field 'alow'"},
-		{"unknown keystore field", replace("    path: ./keys", "    path: ./keys\n    paht: x"), "edge: config line 10: unknown field 'paht'"},
-		{"unsupported keystore", replace("  fs:\n    path: ./keys\n", "  vault:\n    endpoint: x\n"), "edge: config line 8: keystore 'vault' is not supported by this server"},
+		{"unknown top-level", minimal + "roott: x\n", "config line 10: unknown field 'roott'"},
+		{"unknown nested", replace("  cert: ./server.crt\n", "  cert: ./server.crt\n  certs: x\n"), "config line 7: unknown field 'certs'"},
+		{"unknown in map value", minimal + "policy:\n  p:\n    alow: [x]\n", "config line 12: unknown field 'alow'"},
+		{"unknown keystore field", replace("    path: ./keys", "    path: ./keys\n    paht: x"), "config line 10: unknown field 'paht'"},
+		{"unsupported keystore", replace("  fs:\n    path: ./keys\n", "  vault:\n    endpoint: x\n"), "config line 8: keystore 'vault' is not supported by this server"},
 		{"unsupported aws", replace("  fs:\n    path: ./keys\n", "  aws:\n    secretsmanager: {}\n"), "keystore 'aws' is not supported by this server"},
-		{"missing env", replace("./keys", "${EDGE_TEST_MISSING_VAR}"), "edge: config line 9: referenced env. variable 'EDGE_TEST_MISSING_VAR' not found"},
+		{"missing env", replace("./keys", "${EDGE_TEST_MISSING_VAR}"), "config line 9: referenced env. variable 'EDGE_TEST_MISSING_VAR' not found"},
 		{"duplicate field", minimal + "address: 1.2.3.4:1\naddress: 1.2.3.4:2\n", "line 11: field 'address' appears twice"},
 		{"bad version", replace("version: v1", "version: v2"), "version 'v2' is not supported"},
-		{"bad type", minimal + "cache:\n  expiry:\n    any: soon\n", "edge: config line 12: cannot unmarshal !!str `soon` into time.Duration"},
+		{"bad type", minimal + "cache:\n  expiry:\n    any: soon\n", "config line 12: cannot unmarshal !!str `soon` into time.Duration"},
 		{"no admin", replace("  identity: "+testAdmin, "  identity: \"\""), "no admin identity specified"},
 		{"no key", replace("  key: ./server.key\n", ""), "no TLS private key specified"},
 		{"no cert", replace("  cert: ./server.crt\n", ""), "no TLS certificate specified"},
@@ -212,7 +212,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"kmip no password", minimal + "policy:\n  p: {}\nkmip:\n  tls: {key: k, cert: c, ca: a}\n  users:\n    u: {policy: p}\n", "user 'u' has no password"},
 		{"kmip bad size", minimal + "kmip:\n  tls: {key: k, cert: c, ca: a}\n  max_message_size: 0\n", "max_message_size must be positive"},
 		{"kmip unknown field", minimal + "kmip:\n  tls: {key: k, cert: c, ca: a}\n  port: 5696\n", "line 12: unknown field 'port'"},
-		{"syntax", minimal + "cache: [\n", "edge: config line 10: did not find expected node content"},
+		{"syntax", minimal + "cache: [\n", "config line 10: did not find expected node content"},
 		{"not a mapping", "- a\n", "the config must be a mapping"},
 		{"empty", "", "config is empty"},
 	}
@@ -224,6 +224,10 @@ func TestParseConfigErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %q, want it to contain %q", err, tt.want)
+			}
+			// An operator reads these: no Go package names.
+			if strings.HasPrefix(err.Error(), "edge:") {
+				t.Fatalf("error %q names the internal package", err)
 			}
 		})
 	}

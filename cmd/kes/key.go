@@ -103,7 +103,7 @@ func keyImportCmd(args []string) error {
 	ctx, cancel := requestContext()
 	defer cancel()
 	if err := client.ImportKey(ctx, fs.Arg(0), &kes.ImportKeyRequest{Key: key, Cipher: kes.AES256}); err != nil {
-		return clientError(err)
+		return nameError(fs.Arg(0), clientError(err))
 	}
 	return nil
 }
@@ -127,7 +127,7 @@ func keyInfoCmd(args []string) error {
 	defer cancel()
 	info, err := client.DescribeKey(ctx, fs.Arg(0))
 	if err != nil {
-		return clientError(err)
+		return nameError(fs.Arg(0), clientError(err))
 	}
 	if cf.json {
 		return writeJSON(stdout, info)

@@ -139,15 +139,24 @@ type helpError struct{ usage string }
 
 func (e *helpError) Error() string { return "help requested" }
 
+// reportedError is a failure whose details the command has printed
+// already. It exits with code 1 without printing anything more.
+type reportedError struct{ msg string }
+
+func (e *reportedError) Error() string { return e.msg }
+
 // exitCode prints err, if any, and maps it to the exit code.
 func exitCode(err error) int {
 	var (
-		help  *helpError
-		usage *usageError
+		help     *helpError
+		usage    *usageError
+		reported *reportedError
 	)
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &reported):
+		return 1
 	case errors.As(err, &help):
 		fmt.Fprint(stderr, help.usage)
 		return 2
