@@ -34,6 +34,7 @@ Commands:
     update                   Update the kes binary.
     kmip                     KMIP bridge tools.
     dev                      Start keystore emulators for local trials.
+    completion               Print a shell completion script (bash, zsh, fish).
 
 Options:
     -v, --version            Print version information.
@@ -66,18 +67,19 @@ var commands map[string]func(args []string) error
 
 func init() {
 	commands = map[string]func([]string) error{
-		"server":   serverCmd,
-		"ls":       lsCmd,
-		"key":      keyCmd,
-		"policy":   policyCmd,
-		"identity": identityCmd,
-		"log":      logCmd,
-		"status":   statusCmd,
-		"metric":   metricCmd,
-		"migrate":  migrateCmd,
-		"update":   updateCmd,
-		"kmip":     kmipCmd,
-		"dev":      devCmd,
+		"server":     serverCmd,
+		"ls":         lsCmd,
+		"key":        keyCmd,
+		"policy":     policyCmd,
+		"identity":   identityCmd,
+		"log":        logCmd,
+		"status":     statusCmd,
+		"metric":     metricCmd,
+		"migrate":    migrateCmd,
+		"update":     updateCmd,
+		"kmip":       kmipCmd,
+		"dev":        devCmd,
+		"completion": completionCmd,
 	}
 }
 
