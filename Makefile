@@ -6,13 +6,22 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X github.com/kesbridge/kes/edge.Version=$(VERSION) -X github.com/kesbridge/kes/edge.Commit=$(COMMIT)
 FUZZTIME ?= 10s
+PREFIX   ?= /usr/local
+DESTDIR  ?=
 
-.PHONY: all build run test deps vet staticcheck unit bench load fuzz clean
+.PHONY: all build install run test deps vet staticcheck unit bench load fuzz clean
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kes
+
+# Installs the binary as $(DESTDIR)$(PREFIX)/bin/kes (default
+# /usr/local/bin/kes; may need sudo). 'make install PREFIX=$HOME/.local'
+# installs it for one user (then put $HOME/.local/bin on PATH).
+install: build
+	install -d "$(DESTDIR)$(PREFIX)/bin"
+	install -m 0755 $(BIN) "$(DESTDIR)$(PREFIX)/bin/kes"
 
 # A development server on 127.0.0.1:7373 with the embedded fs keystore in
 # ./.data. It prints the admin API key and how to use it.

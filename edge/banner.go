@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -55,10 +58,49 @@ func printBanner(w io.Writer, b bannerInfo) {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "export KES_SERVER=%s\n", urls[0])
 		fmt.Fprintf(w, "export KES_API_KEY=%s\n", b.apiKey.String())
-		fmt.Fprintln(w, "kes key create -k my-key")
-		fmt.Fprintln(w, "kes key dek -k my-key")
+		kes := cliCommand()
+		fmt.Fprintf(w, "%s key create -k my-key\n", kes)
+		fmt.Fprintf(w, "%s key dek -k my-key\n", kes)
 	}
 	fmt.Fprintln(w)
+}
+
+// cliCommand is how the banner's lines invoke the kes CLI so that they
+// work when pasted into a shell: plain "kes" if that name on $PATH is this
+// very binary (after 'make install'), else the absolute path of this
+// binary, shell-quoted ('make run' starts ./kes, which is not on $PATH).
+func cliCommand() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "kes"
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	if onPath, err := exec.LookPath("kes"); err == nil {
+		a, errA := os.Stat(onPath)
+		b, errB := os.Stat(exe)
+		if errA == nil && errB == nil && os.SameFile(a, b) {
+			return "kes"
+		}
+	}
+	return shellQuote(exe)
+}
+
+// shellQuote quotes s for a POSIX shell unless it consists only of
+// characters no shell treats specially.
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:@%=,", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func levelName(l interface{ String() string }) string {

@@ -159,6 +159,9 @@ type PKCS11Config struct {
 	Module, Token, RootKey string
 	PIN                    keystore.Secret
 	CreateRootKey          bool
+	// PreviousRootKeys are the labels of earlier root keys, newest
+	// first, that still open values sealed before a rotation.
+	PreviousRootKeys []string
 	// Store is a directory for the sealed values; empty keeps them on
 	// the token.
 	Store string
@@ -269,6 +272,7 @@ type pkcs11YAML struct {
 	PIN           keystore.Secret `yaml:"pin"`
 	RootKey       string          `yaml:"root_key"`
 	CreateRootKey bool            `yaml:"create_root_key"`
+	PreviousKeys  []string        `yaml:"previous_root_keys"`
 	Store         string          `yaml:"store"`
 }
 
@@ -330,7 +334,7 @@ var unsupportedKeystores = []string{"vault", "fortanix", "gemalto", "gcp", "aws"
 func ReadConfig(path string) (*Config, error) {
 	b, err := readConfigSource(path, maxConfigSize)
 	if err != nil {
-		return nil, fmt.Errorf("edge: failed to read config: %w", err)
+		return nil, fmt.Errorf("failed to read config: %w", err)
 	}
 	return ParseConfig(b)
 }
@@ -341,12 +345,12 @@ func ParseConfig(b []byte) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, errors.New("edge: config is empty")
+			return nil, errors.New("config is empty")
 		}
 		return nil, yamlError(err)
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("edge: config line %d: the config must be a mapping", doc.Line)
+		return nil, fmt.Errorf("config line %d: the config must be a mapping", doc.Line)
 	}
 	// A second document would be ignored by the decoder, and with it
 	// whatever the operator meant to configure there.
@@ -362,7 +366,7 @@ func ParseConfig(b []byte) (*Config, error) {
 		// "---" with nothing after it is an empty document, not a
 		// second config.
 		if len(extra.Content) > 0 && !isEmptyDoc(&extra) {
-			return nil, fmt.Errorf("edge: config line %d: the config must be a single YAML document, found another one", extra.Line)
+			return nil, fmt.Errorf("config line %d: the config must be a single YAML document, found another one", extra.Line)
 		}
 	}
 	root := doc.Content[0]
@@ -381,7 +385,7 @@ func ParseConfig(b []byte) (*Config, error) {
 		// says enough and keeps the message on one line.
 		var te *yaml.TypeError
 		if errors.As(err, &te) && len(te.Errors) > 0 {
-			return nil, fmt.Errorf("edge: config %s", te.Errors[0])
+			return nil, fmt.Errorf("config %s", te.Errors[0])
 		}
 		return nil, yamlError(err)
 	}
@@ -395,13 +399,14 @@ func isEmptyDoc(doc *yaml.Node) bool {
 	return len(doc.Content) == 1 && c.Kind == yaml.ScalarNode && c.Value == "" && c.ShortTag() == "!!null" && c.Style == 0
 }
 
-// yamlError turns a yaml.v3 error into "edge: config line N: ...".
+// yamlError turns a yaml.v3 error into "config line N: ...", without
+// the "yaml: " prefix of the library.
 func yamlError(err error) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	if strings.HasPrefix(msg, "line ") {
-		return errors.New("edge: config " + msg)
+		return errors.New("config " + msg)
 	}
-	return errors.New("edge: config: " + msg)
+	return errors.New("config: " + msg)
 }
 
 var envRef = regexp.MustCompile(`^\$\{([^{}\s]+)\}$`)
@@ -424,7 +429,7 @@ func substituteEnv(n *yaml.Node) error {
 		}
 		v, ok := os.LookupEnv(m[1])
 		if !ok {
-			return fmt.Errorf("edge: config line %d: referenced env. variable '%s' not found", n.Line, m[1])
+			return fmt.Errorf("config line %d: referenced env. variable '%s' not found", n.Line, m[1])
 		}
 		// Clear tag and style so the value is resolved (and typed) as if
 		// it had been written in place.
@@ -457,7 +462,7 @@ func checkKeystoreNames(root *yaml.Node) error {
 		for j := 0; j+1 < len(ks.Content); j += 2 {
 			k := ks.Content[j]
 			if slices.Contains(unsupportedKeystores, k.Value) {
-				return fmt.Errorf("edge: config line %d: keystore '%s' is not supported by this server", k.Line, k.Value)
+				return fmt.Errorf("config line %d: keystore '%s' is not supported by this server", k.Line, k.Value)
 			}
 		}
 	}
@@ -524,10 +529,10 @@ func (c *fieldChecker) check(n *yaml.Node, t reflect.Type) error {
 			}
 			ft, ok := fields[k.Value]
 			if !ok {
-				return fmt.Errorf("edge: config line %d: unknown field '%s'", k.Line, k.Value)
+				return fmt.Errorf("config line %d: unknown field '%s'", k.Line, k.Value)
 			}
 			if seen[k.Value] {
-				return fmt.Errorf("edge: config line %d: field '%s' appears twice", k.Line, k.Value)
+				return fmt.Errorf("config line %d: field '%s' appears twice", k.Line, k.Value)
 			}
 			seen[k.Value] = true
 			if err := c.check(n.Content[i+1], ft); err != nil {
@@ -548,7 +553,7 @@ func (c *fieldChecker) check(n *yaml.Node, t reflect.Type) error {
 				continue
 			}
 			if seen[k.Value] {
-				return fmt.Errorf("edge: config line %d: '%s' appears twice", k.Line, k.Value)
+				return fmt.Errorf("config line %d: '%s' appears twice", k.Line, k.Value)
 			}
 			seen[k.Value] = true
 			if err := c.check(n.Content[i+1], t.Elem()); err != nil {
@@ -595,7 +600,7 @@ func atLine(line int, format string, args ...any) error {
 	if line <= 0 {
 		return invalid(format, args...)
 	}
-	return fmt.Errorf("edge: config line %d: "+format, append([]any{line}, args...)...)
+	return fmt.Errorf("config line %d: "+format, append([]any{line}, args...)...)
 }
 
 // lineOf returns the line of the node at path below n, following
@@ -628,7 +633,7 @@ func lineOf(n *yaml.Node, path ...string) int {
 }
 
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("edge: invalid config: "+format, args...)
+	return fmt.Errorf("invalid config: "+format, args...)
 }
 
 func (y *fileYAML) config(root *yaml.Node) (*Config, error) {
@@ -969,9 +974,14 @@ func (y *pkcs11YAML) config(section string) (*PKCS11Config, error) {
 	case section == "seal" && y.Store != "":
 		return nil, invalid("seal.pkcs11: 'store' is only valid for keystore.pkcs11")
 	}
+	for _, label := range y.PreviousKeys {
+		if label == "" || label == y.RootKey {
+			return nil, invalid("%s.pkcs11: previous_root_keys: '%s' is empty or the root key", section, label)
+		}
+	}
 	return &PKCS11Config{
 		Module: y.Module, Token: y.Token, PIN: y.PIN, RootKey: y.RootKey,
-		CreateRootKey: y.CreateRootKey, Store: y.Store,
+		CreateRootKey: y.CreateRootKey, PreviousRootKeys: y.PreviousKeys, Store: y.Store,
 	}, nil
 }
 

@@ -107,6 +107,7 @@ seal:
     pin: "1234"
     root_key: r
     create_root_key: true
+    previous_root_keys: [r-2024, r-2023]
 kmip:
   tls: {key: k, cert: c, ca: ca, cipher_suites: compat}
   users:
@@ -132,7 +133,7 @@ kmip:
 		t.Fatalf("keys/mlock: %v %v", cfg.Keys, cfg.MLock)
 	case cfg.Keystore.KeyControl == nil || cfg.Keystore.KeyControl.Password.Reveal() != "p" || cfg.Keystore.KeyControl.CAFile != "kc.pem":
 		t.Fatalf("keystore: %+v", cfg.Keystore)
-	case cfg.Seal == nil || cfg.Seal.PKCS11 == nil || !cfg.Seal.PKCS11.CreateRootKey || cfg.Seal.PKCS11.PIN.Reveal() != "1234":
+	case cfg.Seal == nil || cfg.Seal.PKCS11 == nil || !cfg.Seal.PKCS11.CreateRootKey || cfg.Seal.PKCS11.PIN.Reveal() != "1234" || strings.Join(cfg.Seal.PKCS11.PreviousRootKeys, ",") != "r-2024,r-2023":
 		t.Fatalf("seal: %+v", cfg.Seal)
 	case cfg.KMIP == nil || cfg.KMIP.Addr != "0.0.0.0:5696" || !cfg.KMIP.Compat || cfg.KMIP.MaxMessageSize != 5000 ||
 		cfg.KMIP.ReadTimeout != time.Second || cfg.KMIP.IdleTimeout != 2*time.Second || cfg.KMIP.Users["vc"].Policy != "p1":
@@ -166,16 +167,16 @@ func TestParseConfigErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"unknown top-level", minimal + "roott: x\n", "edge: config line 10: unknown field 'roott'"},
-		{"unknown nested", replace("  cert: ./server.crt\n", "  cert: ./server.crt\n  certs: x\n"), "edge: config line 7: unknown field 'certs'"},
-		{"unknown in map value", minimal + "policy:\n  p:\n    alow: [x]\n", "edge: config line 12: unknown field 'alow'"},
-		{"unknown keystore field", replace("    path: ./keys", "    path: ./keys\n    paht: x"), "edge: config line 10: unknown field 'paht'"},
-		{"unsupported keystore", replace("  fs:\n    path: ./keys\n", "  vault:\n    endpoint: x\n"), "edge: config line 8: keystore 'vault' is not supported by this server"},
+		{"unknown top-level", minimal + "roott: x\n", "config line 10: unknown field 'roott'"},
+		{"unknown nested", replace("  cert: ./server.crt\n", "  cert: ./server.crt\n  certs: x\n"), "config line 7: unknown field 'certs'"},
+		{"unknown in map value", minimal + "policy:\n  p:\n    alow: [x]\n", "config line 12: unknown field 'alow'"},
+		{"unknown keystore field", replace("    path: ./keys", "    path: ./keys\n    paht: x"), "config line 10: unknown field 'paht'"},
+		{"unsupported keystore", replace("  fs:\n    path: ./keys\n", "  vault:\n    endpoint: x\n"), "config line 8: keystore 'vault' is not supported by this server"},
 		{"unsupported aws", replace("  fs:\n    path: ./keys\n", "  aws:\n    secretsmanager: {}\n"), "keystore 'aws' is not supported by this server"},
-		{"missing env", replace("./keys", "${EDGE_TEST_MISSING_VAR}"), "edge: config line 9: referenced env. variable 'EDGE_TEST_MISSING_VAR' not found"},
+		{"missing env", replace("./keys", "${EDGE_TEST_MISSING_VAR}"), "config line 9: referenced env. variable 'EDGE_TEST_MISSING_VAR' not found"},
 		{"duplicate field", minimal + "address: 1.2.3.4:1\naddress: 1.2.3.4:2\n", "line 11: field 'address' appears twice"},
 		{"bad version", replace("version: v1", "version: v2"), "version 'v2' is not supported"},
-		{"bad type", minimal + "cache:\n  expiry:\n    any: soon\n", "edge: config line 12: cannot unmarshal !!str `soon` into time.Duration"},
+		{"bad type", minimal + "cache:\n  expiry:\n    any: soon\n", "config line 12: cannot unmarshal !!str `soon` into time.Duration"},
 		{"no admin", replace("  identity: "+testAdmin, "  identity: \"\""), "no admin identity specified"},
 		{"no key", replace("  key: ./server.key\n", ""), "no TLS private key specified"},
 		{"no cert", replace("  cert: ./server.crt\n", ""), "no TLS certificate specified"},
@@ -204,13 +205,14 @@ func TestParseConfigErrors(t *testing.T) {
 		{"seal empty", minimal + "seal: {}\n", "seal: no sealer specified"},
 		{"seal two", minimal + "seal:\n  pkcs11: {module: m, token: t, pin: p, root_key: r}\n  ibm:\n    hpcs: {endpoint: x, instance_id: i, root_key_id: r, iam: {api_key: k}}\n", "seal: more than one sealer specified"},
 		{"seal store", minimal + "seal:\n  pkcs11: {module: m, token: t, pin: p, root_key: r, store: d}\n", "'store' is only valid for keystore.pkcs11"},
+		{"seal previous is root", minimal + "seal:\n  pkcs11: {module: m, token: t, pin: p, root_key: r, previous_root_keys: [old, r]}\n", "previous_root_keys: 'r' is empty or the root key"},
 		{"kmip no ca", minimal + "kmip:\n  tls: {key: k, cert: c}\n", "kmip.tls: no CA specified"},
 		{"kmip bad suites", minimal + "kmip:\n  tls: {key: k, cert: c, ca: a, cipher_suites: weak}\n", "cipher_suites 'weak' is invalid"},
 		{"kmip unknown policy", minimal + "kmip:\n  tls: {key: k, cert: c, ca: a}\n  users:\n    u: {password: p, policy: nope}\n", "policy 'nope' does not exist"},
 		{"kmip no password", minimal + "policy:\n  p: {}\nkmip:\n  tls: {key: k, cert: c, ca: a}\n  users:\n    u: {policy: p}\n", "user 'u' has no password"},
 		{"kmip bad size", minimal + "kmip:\n  tls: {key: k, cert: c, ca: a}\n  max_message_size: 0\n", "max_message_size must be positive"},
 		{"kmip unknown field", minimal + "kmip:\n  tls: {key: k, cert: c, ca: a}\n  port: 5696\n", "line 12: unknown field 'port'"},
-		{"syntax", minimal + "cache: [\n", "edge: config line 10: did not find expected node content"},
+		{"syntax", minimal + "cache: [\n", "config line 10: did not find expected node content"},
 		{"not a mapping", "- a\n", "the config must be a mapping"},
 		{"empty", "", "config is empty"},
 	}
@@ -222,6 +224,10 @@ func TestParseConfigErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %q, want it to contain %q", err, tt.want)
+			}
+			// An operator reads these: no Go package names.
+			if strings.HasPrefix(err.Error(), "edge:") {
+				t.Fatalf("error %q names the internal package", err)
 			}
 		})
 	}

@@ -46,7 +46,7 @@ func openStore(ctx context.Context, k *KeystoreConfig, log *slog.Logger) (keysto
 	case k.FS != nil:
 		s, err := fs.New(k.FS.Path)
 		if err != nil {
-			return nil, fmt.Errorf("edge: failed to open keystore: %w", err)
+			return nil, fmt.Errorf("failed to open keystore: %w", err)
 		}
 		return s, nil
 	case k.KeyControl != nil:
@@ -61,7 +61,7 @@ func openStore(ctx context.Context, k *KeystoreConfig, log *slog.Logger) (keysto
 			RootCAs: roots, Logger: log,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("edge: failed to connect to Entrust KeyControl: %w", err)
+			return nil, fmt.Errorf("failed to connect to Entrust KeyControl: %w", err)
 		}
 		return s, nil
 	case k.HPCS != nil:
@@ -71,7 +71,7 @@ func openStore(ctx context.Context, k *KeystoreConfig, log *slog.Logger) (keysto
 		}
 		s, err := hpcs.NewStore(ctx, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("edge: failed to connect to IBM HPCS: %w", err)
+			return nil, fmt.Errorf("failed to connect to IBM HPCS: %w", err)
 		}
 		return s, nil
 	case k.PKCS11 != nil:
@@ -81,11 +81,11 @@ func openStore(ctx context.Context, k *KeystoreConfig, log *slog.Logger) (keysto
 		}
 		s, err := pkcs11.NewStore(ctx, pkcs11Config(k.PKCS11, log))
 		if err != nil {
-			return nil, fmt.Errorf("edge: failed to open PKCS#11 keystore: %w", err)
+			return nil, fmt.Errorf("failed to open PKCS#11 keystore: %w", err)
 		}
 		return s, nil
 	default:
-		return nil, fmt.Errorf("edge: no keystore specified")
+		return nil, fmt.Errorf("no keystore specified")
 	}
 }
 
@@ -98,7 +98,7 @@ func openSealer(ctx context.Context, s *SealConfig, log *slog.Logger) (keystore.
 		}
 		sealer, err := hpcs.NewSealer(ctx, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("edge: failed to connect to the IBM HPCS sealer: %w", err)
+			return nil, fmt.Errorf("failed to connect to the IBM HPCS sealer: %w", err)
 		}
 		return sealer, nil
 	case s.PKCS11 != nil:
@@ -107,11 +107,11 @@ func openSealer(ctx context.Context, s *SealConfig, log *slog.Logger) (keystore.
 		}
 		sealer, err := pkcs11.NewSealer(ctx, pkcs11Config(s.PKCS11, log))
 		if err != nil {
-			return nil, fmt.Errorf("edge: failed to open PKCS#11 sealer: %w", err)
+			return nil, fmt.Errorf("failed to open PKCS#11 sealer: %w", err)
 		}
 		return sealer, nil
 	default:
-		return nil, fmt.Errorf("edge: no sealer specified")
+		return nil, fmt.Errorf("no sealer specified")
 	}
 }
 
@@ -129,7 +129,7 @@ func hpcsConfig(h *HPCSConfig, log *slog.Logger) (hpcs.Config, error) {
 func pkcs11Config(p *PKCS11Config, log *slog.Logger) pkcs11.Config {
 	return pkcs11.Config{
 		Module: p.Module, TokenLabel: p.Token, PIN: p.PIN, RootKeyLabel: p.RootKey,
-		CreateRootKey: p.CreateRootKey, Dir: p.Store, Logger: log,
+		CreateRootKey: p.CreateRootKey, PreviousRootKeyLabels: p.PreviousRootKeys, Dir: p.Store, Logger: log,
 	}
 }
 

@@ -51,15 +51,15 @@ func limitsOf(k *KMIPConfig) kmipLimits {
 func kmipTLS(cfg *KMIPConfig) (*tls.Config, error) {
 	cert, err := loadCertificate(cfg.CertFile, cfg.KeyFile, noPassword)
 	if err != nil {
-		return nil, fmt.Errorf("edge: kmip: %w", err)
+		return nil, fmt.Errorf("kmip: %w", err)
 	}
 	b, err := readFile(cfg.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("edge: kmip: failed to read CA certificates: %w", err)
+		return nil, fmt.Errorf("kmip: failed to read CA certificates: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("edge: kmip: no certificate in '%s'", cfg.CAFile)
+		return nil, fmt.Errorf("kmip: no certificate in '%s'", cfg.CAFile)
 	}
 	conf := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
@@ -85,7 +85,7 @@ func (s *Server) StartKMIP(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errors.New("edge: kmip: server is shut down")
+		return errors.New("kmip: server is shut down")
 	}
 	if s.kmip != nil {
 		return nil
@@ -152,13 +152,13 @@ func (s *Server) prepareKMIP(next *state) (func(context.Context), error) {
 	case limitsOf(k) != r.limits:
 		// Refused rather than ignored, so that the running config
 		// always says what the bridge does.
-		return nil, errors.New("edge: kmip: max_message_size and timeout cannot change on reload: restart the server")
+		return nil, errors.New("kmip: max_message_size and timeout cannot change on reload: restart the server")
 	case k.Addr == r.addr:
 		return func(context.Context) {}, nil
 	}
 	ln, err := net.Listen("tcp", k.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("edge: kmip: failed to listen on the new address: %w", err)
+		return nil, fmt.Errorf("kmip: failed to listen on the new address: %w", err)
 	}
 	return func(context.Context) {
 		old := r.ln
@@ -243,11 +243,11 @@ func (s *Server) newKMIPRunner(k *KMIPConfig) (*kmipRunner, error) {
 		Audit:          s.kmipAudit,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("edge: kmip: %w", err)
+		return nil, fmt.Errorf("kmip: %w", err)
 	}
 	ln, err := net.Listen("tcp", k.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("edge: kmip: failed to listen: %w", err)
+		return nil, fmt.Errorf("kmip: failed to listen: %w", err)
 	}
 	return &kmipRunner{srv: b, addr: k.Addr, ln: ln, limits: limitsOf(k)}, nil
 }
@@ -279,7 +279,7 @@ func (s *Server) kmipHandshake(*tls.ClientHelloInfo) (*tls.Config, error) {
 		return c, nil
 	}
 	// The kmip section was just removed and the bridge is stopping.
-	return nil, errors.New("edge: kmip: no kmip section")
+	return nil, errors.New("kmip: no kmip section")
 }
 
 // kmipUsers returns the bridge's users of the kmip section k.

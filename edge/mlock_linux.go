@@ -13,7 +13,7 @@ import (
 // no key material is ever written to swap.
 func mlockall() error {
 	if err := unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE); err != nil {
-		return fmt.Errorf("edge: failed to lock memory (mlock): %w: run as root or: sudo setcap cap_ipc_lock=+ep $(which kes)", err)
+		return fmt.Errorf("failed to lock memory (mlock): %w: run as root or: sudo setcap cap_ipc_lock=+ep $(which kes)", err)
 	}
 	return nil
 }

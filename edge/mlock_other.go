@@ -11,5 +11,5 @@ import (
 )
 
 func mlockall() error {
-	return errors.New("edge: memory locking (mlock) is not supported on " + runtime.GOOS)
+	return errors.New("memory locking (mlock) is not supported on " + runtime.GOOS)
 }

@@ -58,13 +58,13 @@ func Run(ctx context.Context, opts Options) error {
 	)
 	switch {
 	case opts.Dev && opts.ConfigFile != "":
-		return errors.New("edge: --config cannot be used with --dev")
+		return errors.New("--config cannot be used with --dev")
 	case opts.Dev:
 		if cfg, apiKey, err = DevConfig(opts.Addr, opts.DataDir); err != nil {
 			return err
 		}
 	case opts.ConfigFile == "":
-		return errors.New("edge: no config file: use --config FILE or --dev")
+		return errors.New("no config file: use --config FILE or --dev")
 	default:
 		if cfg, err = loadConfig(opts); err != nil {
 			return err
@@ -84,7 +84,7 @@ func Run(ctx context.Context, opts Options) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		srv.Shutdown(context.Background())
-		return fmt.Errorf("edge: failed to listen: %w", err)
+		return fmt.Errorf("failed to listen: %w", err)
 	}
 	if err := srv.StartKMIP(ctx); err != nil {
 		ln.Close()
@@ -109,7 +109,7 @@ func Run(ctx context.Context, opts Options) error {
 				return nil
 			}
 			srv.Shutdown(context.Background())
-			return fmt.Errorf("edge: server failed: %w", err)
+			return fmt.Errorf("server failed: %w", err)
 		case <-hup:
 			if opts.Dev {
 				srv.ErrorLog().Info("SIGHUP ignored: a dev server has no config file to reload")
@@ -117,7 +117,7 @@ func Run(ctx context.Context, opts Options) error {
 			}
 			next, err := loadConfig(opts)
 			if err == nil && next.Addr != cfg.Addr {
-				err = errors.New("edge: the address cannot change on reload: restart the server")
+				err = errors.New("the address cannot change on reload: restart the server")
 			}
 			if err == nil {
 				err = srv.Reload(ctx, next)
@@ -140,7 +140,7 @@ func loadConfig(opts Options) (*Config, error) {
 	}
 	if opts.Addr != "" {
 		if err := checkAddr(opts.Addr); err != nil {
-			return nil, fmt.Errorf("edge: --addr: %w", err)
+			return nil, fmt.Errorf("--addr: %w", err)
 		}
 		cfg.Addr = opts.Addr
 	}
@@ -156,11 +156,11 @@ func DevConfig(addr, dataDir string) (*Config, identity.APIKey, error) {
 		addr = DefaultAddr
 	}
 	if err := checkAddr(addr); err != nil {
-		return nil, nil, fmt.Errorf("edge: --addr: %w", err)
+		return nil, nil, fmt.Errorf("--addr: %w", err)
 	}
 	key, err := identity.GenerateAPIKey(nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("edge: failed to generate admin API key: %w", err)
+		return nil, nil, fmt.Errorf("failed to generate admin API key: %w", err)
 	}
 	cert, err := selfSigned(addr)
 	if err != nil {

@@ -381,7 +381,7 @@ func TestRunDev(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	eventually(t, "banner", func() bool { return strings.Contains(out.String(), "kes key dek -k my-key") })
+	eventually(t, "banner", func() bool { return strings.Contains(out.String(), " key dek -k my-key\n") })
 	var apiKey string
 	for _, line := range strings.Split(out.String(), "\n") {
 		if v, ok := strings.CutPrefix(line, "export KES_API_KEY="); ok {

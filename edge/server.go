@@ -194,7 +194,7 @@ func (s *Server) newState(ctx context.Context, cfg *Config) (*state, error) {
 		err := st.keys.Create(kctx, name, string(cfg.Admin))
 		if err != nil && !errors.Is(err, keys.ErrKeyExists) {
 			st.keys.Close()
-			return nil, fmt.Errorf("edge: failed to create key '%s': %w", name, err)
+			return nil, fmt.Errorf("failed to create key '%s': %w", name, err)
 		}
 	}
 	return st, nil
@@ -304,7 +304,7 @@ func (s *Server) Reload(ctx context.Context, cfg *Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errors.New("edge: server is shut down")
+		return errors.New("server is shut down")
 	}
 	st, err := s.newState(ctx, cfg)
 	if err != nil {

@@ -81,13 +81,13 @@ func loadCAs(path string) (*x509.CertPool, error) {
 	}
 	info, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("edge: failed to read CA certificates: %w", err)
+		return nil, fmt.Errorf("failed to read CA certificates: %w", err)
 	}
 	files := []string{path}
 	if info.IsDir() {
 		entries, err := os.ReadDir(path)
 		if err != nil {
-			return nil, fmt.Errorf("edge: failed to read CA certificates: %w", err)
+			return nil, fmt.Errorf("failed to read CA certificates: %w", err)
 		}
 		files = files[:0]
 		for _, e := range entries {
@@ -99,10 +99,10 @@ func loadCAs(path string) (*x509.CertPool, error) {
 	for _, f := range files {
 		b, err := readFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("edge: failed to read CA certificates: %w", err)
+			return nil, fmt.Errorf("failed to read CA certificates: %w", err)
 		}
 		if !pool.AppendCertsFromPEM(b) && !info.IsDir() {
-			return nil, fmt.Errorf("edge: failed to read CA certificates: no certificate in '%s'", f)
+			return nil, fmt.Errorf("failed to read CA certificates: no certificate in '%s'", f)
 		}
 	}
 	return pool, nil
@@ -120,11 +120,11 @@ var noPassword keystore.Secret
 func loadCertificate(certFile, keyFile string, password keystore.Secret) (tls.Certificate, error) {
 	certPEM, err := readFile(certFile)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("edge: failed to read TLS certificate: %w", err)
+		return tls.Certificate{}, fmt.Errorf("failed to read TLS certificate: %w", err)
 	}
 	keyFile2, err := readFile(keyFile)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("edge: failed to read TLS private key: %w", err)
+		return tls.Certificate{}, fmt.Errorf("failed to read TLS private key: %w", err)
 	}
 	var keyPEM []byte
 	for rest := keyFile2; ; {
@@ -139,12 +139,12 @@ func loadCertificate(certFile, keyFile string, password keystore.Secret) (tls.Ce
 		//lint:ignore SA1019 legacy-encrypted PEM keys are what tls.password exists for
 		if x509.IsEncryptedPEMBlock(block) { //nolint:staticcheck // see above
 			if password.IsZero() {
-				return tls.Certificate{}, errors.New("edge: TLS private key is encrypted: set tls.password")
+				return tls.Certificate{}, errors.New("TLS private key is encrypted: set tls.password")
 			}
 			//lint:ignore SA1019 see above
 			der, err := x509.DecryptPEMBlock(block, []byte(password.Reveal())) //nolint:staticcheck // see above
 			if err != nil {
-				return tls.Certificate{}, errors.New("edge: failed to decrypt TLS private key: wrong password or corrupt key")
+				return tls.Certificate{}, errors.New("failed to decrypt TLS private key: wrong password or corrupt key")
 			}
 			block = &pem.Block{Type: block.Type, Bytes: der}
 		}
@@ -152,15 +152,15 @@ func loadCertificate(certFile, keyFile string, password keystore.Secret) (tls.Ce
 		break
 	}
 	if keyPEM == nil {
-		return tls.Certificate{}, errors.New("edge: no private key in TLS key file")
+		return tls.Certificate{}, errors.New("no private key in TLS key file")
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	clear(keyPEM)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("edge: invalid TLS certificate or key: %w", err)
+		return tls.Certificate{}, fmt.Errorf("invalid TLS certificate or key: %w", err)
 	}
 	if len(cert.Leaf.DNSNames) == 0 && len(cert.Leaf.IPAddresses) == 0 {
-		return tls.Certificate{}, errors.New("edge: invalid TLS certificate: certificate does not contain any DNS or IP address as SAN")
+		return tls.Certificate{}, errors.New("invalid TLS certificate: certificate does not contain any DNS or IP address as SAN")
 	}
 	return cert, nil
 }
@@ -224,11 +224,11 @@ func (l *certLoader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 func selfSigned(addr string) (*tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("edge: failed to generate TLS key: %w", err)
+		return nil, fmt.Errorf("failed to generate TLS key: %w", err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
 	if err != nil {
-		return nil, fmt.Errorf("edge: failed to generate TLS certificate: %w", err)
+		return nil, fmt.Errorf("failed to generate TLS certificate: %w", err)
 	}
 	now := time.Now().UTC()
 	tmpl := &x509.Certificate{
@@ -244,11 +244,11 @@ func selfSigned(addr string) (*tls.Certificate, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, fmt.Errorf("edge: failed to generate TLS certificate: %w", err)
+		return nil, fmt.Errorf("failed to generate TLS certificate: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("edge: failed to generate TLS certificate: %w", err)
+		return nil, fmt.Errorf("failed to generate TLS certificate: %w", err)
 	}
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }

@@ -327,18 +327,46 @@ func parseClientFlags(name, usage string, args []string, min, max int) (*clientF
 	return cf, fs, nil
 }
 
-// forEachName calls op for each name, one request at a time, and stops
-// at the first error.
+// forEachName calls op for each name, one request at a time. An error
+// names the name it is about. If the server answers with an error for one
+// name (the key does not exist, is not allowed), the others still run:
+// with more than one name each such error is printed as it happens and
+// the command fails at the end. An error that will be the same for every
+// name (no connection, a timeout) stops at once.
 func forEachName(names []string, op func(context.Context, string) error) error {
-	for _, name := range names {
+	failed := 0
+	for i, name := range names {
 		ctx, cancel := requestContext()
 		err := op(ctx, name)
 		cancel()
-		if err != nil {
-			return clientError(err)
+		if err == nil {
+			continue
 		}
+		var kerr kes.Error
+		perName := errors.As(err, &kerr)
+		err = nameError(name, clientError(err))
+		if len(names) == 1 {
+			return err
+		}
+		if !perName {
+			if rest := len(names) - i - 1; rest > 0 {
+				return fmt.Errorf("%v (%d not tried)", err, rest)
+			}
+			return err
+		}
+		fmt.Fprintf(stderr, "kes: error: %v\n", err)
+		failed++
+	}
+	if failed > 0 {
+		return &reportedError{msg: fmt.Sprintf("%d of %d failed", failed, len(names))}
 	}
 	return nil
+}
+
+// nameError prefixes err with the key, policy or identity name it is
+// about.
+func nameError(name string, err error) error {
+	return fmt.Errorf("'%s': %w", name, err)
 }
 
 // legacyLsCmd runs one of the deprecated 'ls' sub-commands (key, policy,

@@ -103,7 +103,7 @@ func keyImportCmd(args []string) error {
 	ctx, cancel := requestContext()
 	defer cancel()
 	if err := client.ImportKey(ctx, fs.Arg(0), &kes.ImportKeyRequest{Key: key, Cipher: kes.AES256}); err != nil {
-		return clientError(err)
+		return nameError(fs.Arg(0), clientError(err))
 	}
 	return nil
 }
@@ -127,7 +127,7 @@ func keyInfoCmd(args []string) error {
 	defer cancel()
 	info, err := client.DescribeKey(ctx, fs.Arg(0))
 	if err != nil {
-		return clientError(err)
+		return nameError(fs.Arg(0), clientError(err))
 	}
 	if cf.json {
 		return writeJSON(stdout, info)
@@ -393,7 +393,11 @@ func keyRewrapCmd(args []string) error {
 	}
 	defer store.Close()
 
-	n, err := rewrapKeys(ctx, store, pattern)
+	p := newProgress("Re-wrapping keys", func(done, total int) string {
+		return fmt.Sprintf("Checked %d of %d keys", done, total)
+	})
+	n, err := rewrapKeys(ctx, store, pattern, p.Start, p.Step)
+	p.Finish()
 	if n > 0 || err == nil {
 		fmt.Fprintf(stdout, "Re-wrapped %d %s\n", n, plural(n, "key", "keys"))
 	}
@@ -408,17 +412,27 @@ type rewrapper interface {
 
 // rewrapKeys re-wraps the keys of store that match pattern under the
 // newest root key version and returns how many stored values changed.
-func rewrapKeys(ctx context.Context, store keystore.Store, pattern string) (int, error) {
+// For a sealed store, which re-wraps key by key, start is called with the
+// number of matching keys and step after each; a keystore that re-wraps
+// all keys in one call reports no progress.
+func rewrapKeys(ctx context.Context, store keystore.Store, pattern string, start func(total int), step func(done int)) (int, error) {
 	switch s := store.(type) {
 	case *keystore.SealedStore:
-		names, err := s.List(ctx, "")
+		all, err := s.List(ctx, "")
 		if err != nil {
 			return 0, fmt.Errorf("failed to list keys: %w", err)
 		}
+		var names []string
+		for _, name := range all {
+			if ok, _ := filepath.Match(pattern, name); ok {
+				names = append(names, name)
+			}
+		}
+		start(len(names))
 		var n int
-		for _, name := range names {
-			if ok, _ := filepath.Match(pattern, name); !ok {
-				continue
+		for i, name := range names {
+			if err := ctx.Err(); err != nil {
+				return n, err
 			}
 			changed, err := s.Reseal(ctx, name)
 			if errors.Is(err, keystore.ErrKeyNotFound) {
@@ -430,6 +444,7 @@ func rewrapKeys(ctx context.Context, store keystore.Store, pattern string) (int,
 			if changed {
 				n++
 			}
+			step(i + 1)
 		}
 		return n, nil
 	case rewrapper:

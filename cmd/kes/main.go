@@ -34,6 +34,7 @@ Commands:
     update                   Update the kes binary.
     kmip                     KMIP bridge tools.
     dev                      Start keystore emulators for local trials.
+    completion               Print a shell completion script (bash, zsh, fish).
 
 Options:
     -v, --version            Print version information.
@@ -66,18 +67,19 @@ var commands map[string]func(args []string) error
 
 func init() {
 	commands = map[string]func([]string) error{
-		"server":   serverCmd,
-		"ls":       lsCmd,
-		"key":      keyCmd,
-		"policy":   policyCmd,
-		"identity": identityCmd,
-		"log":      logCmd,
-		"status":   statusCmd,
-		"metric":   metricCmd,
-		"migrate":  migrateCmd,
-		"update":   updateCmd,
-		"kmip":     kmipCmd,
-		"dev":      devCmd,
+		"server":     serverCmd,
+		"ls":         lsCmd,
+		"key":        keyCmd,
+		"policy":     policyCmd,
+		"identity":   identityCmd,
+		"log":        logCmd,
+		"status":     statusCmd,
+		"metric":     metricCmd,
+		"migrate":    migrateCmd,
+		"update":     updateCmd,
+		"kmip":       kmipCmd,
+		"dev":        devCmd,
+		"completion": completionCmd,
 	}
 }
 
@@ -139,15 +141,24 @@ type helpError struct{ usage string }
 
 func (e *helpError) Error() string { return "help requested" }
 
+// reportedError is a failure whose details the command has printed
+// already. It exits with code 1 without printing anything more.
+type reportedError struct{ msg string }
+
+func (e *reportedError) Error() string { return e.msg }
+
 // exitCode prints err, if any, and maps it to the exit code.
 func exitCode(err error) int {
 	var (
-		help  *helpError
-		usage *usageError
+		help     *helpError
+		usage    *usageError
+		reported *reportedError
 	)
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &reported):
+		return 1
 	case errors.As(err, &help):
 		fmt.Fprint(stderr, help.usage)
 		return 2

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 
 	"github.com/kesbridge/kes/keystore"
-	"github.com/schollz/progressbar/v3"
 )
 
 const migrateUsage = `Usage:
@@ -90,28 +89,12 @@ func migrateCmd(args []string) error {
 		return fmt.Errorf("source and destination are the same keystore (%s): refusing to move keys", src)
 	}
 
-	var bar *progressbar.ProgressBar
-	if isTerminal(stderr) {
-		opts.Start = func(total int) {
-			bar = progressbar.NewOptions(total,
-				progressbar.OptionSetWriter(stderr),
-				progressbar.OptionSetDescription("Migrating keys"),
-				progressbar.OptionShowCount(),
-				progressbar.OptionClearOnFinish(),
-			)
-		}
-		opts.Progress = func(int) { bar.Add(1) }
-	} else {
-		opts.Progress = func(done int) {
-			if done%100 == 0 {
-				fmt.Fprintf(stderr, "Migrated %d %s\n", done, plural(done, "key", "keys"))
-			}
-		}
-	}
+	p := newProgress("Migrating keys", func(done, _ int) string {
+		return fmt.Sprintf("Migrated %d %s", done, plural(done, "key", "keys"))
+	})
+	opts.Start, opts.Progress = p.Start, p.Step
 	res, err := migrateKeys(ctx, src, dst, opts)
-	if bar != nil {
-		bar.Finish()
-	}
+	p.Finish()
 	fmt.Fprintln(stdout, res)
 	return err
 }

@@ -333,17 +333,17 @@ func TestRewrapSealed(t *testing.T) {
 		return v[0]
 	}
 
-	if n, err := rewrapKeys(ctx, store, "*"); err != nil || n != 0 {
+	if n, err := rewrapKeys(ctx, store, "*", ignoreProgress, ignoreProgress); err != nil || n != 0 {
 		t.Fatalf("before rotation: rewrapKeys = %d, %v; want 0, nil", n, err)
 	}
 	sealer.Rotate()
-	if n, err := rewrapKeys(ctx, store, "app-*"); err != nil || n != 2 {
+	if n, err := rewrapKeys(ctx, store, "app-*", ignoreProgress, ignoreProgress); err != nil || n != 2 {
 		t.Fatalf("rewrapKeys(app-*) = %d, %v; want 2, nil", n, err)
 	}
 	if version("app-1") != 1 || version("app-2") != 1 || version("db-1") != 0 {
 		t.Fatalf("root key versions after rewrap of app-*: %d %d %d, want 1 1 0", version("app-1"), version("app-2"), version("db-1"))
 	}
-	if n, err := rewrapKeys(ctx, store, "*"); err != nil || n != 1 {
+	if n, err := rewrapKeys(ctx, store, "*", ignoreProgress, ignoreProgress); err != nil || n != 1 {
 		t.Fatalf("rewrapKeys(*) = %d, %v; want 1, nil", n, err)
 	}
 	for _, n := range []string{"app-1", "app-2", "db-1"} {
@@ -365,16 +365,19 @@ func (s *rewrapStore) Rewrap(context.Context) (int, error) { s.calls++; return 7
 func TestRewrapDispatch(t *testing.T) {
 	ctx := context.Background()
 	rs := &rewrapStore{MemStore: keystore.NewMem()}
-	if n, err := rewrapKeys(ctx, rs, "*"); err != nil || n != 7 || rs.calls != 1 {
+	if n, err := rewrapKeys(ctx, rs, "*", ignoreProgress, ignoreProgress); err != nil || n != 7 || rs.calls != 1 {
 		t.Fatalf("rewrapKeys on a Rewrap store = %d, %v (calls %d); want 7, nil (1)", n, err, rs.calls)
 	}
-	if _, err := rewrapKeys(ctx, rs, "app-*"); err == nil || rs.calls != 1 {
+	if _, err := rewrapKeys(ctx, rs, "app-*", ignoreProgress, ignoreProgress); err == nil || rs.calls != 1 {
 		t.Fatal("a pattern was accepted by a store that re-wraps all keys at once")
 	}
 	mem := keystore.NewMem()
-	_, err := rewrapKeys(ctx, mem, "*")
+	_, err := rewrapKeys(ctx, mem, "*", ignoreProgress, ignoreProgress)
 	want := "keystore '" + mem.String() + "' is not sealed: nothing to rewrap"
 	if err == nil || err.Error() != want {
 		t.Fatalf("rewrapKeys on a plain store: got %v, want %q", err, want)
 	}
 }
+
+// ignoreProgress is a progress callback that discards what it is told.
+func ignoreProgress(int) {}

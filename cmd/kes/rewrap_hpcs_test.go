@@ -57,7 +57,7 @@ func TestRewrapHPCS(t *testing.T) {
 		}
 	}
 
-	if n, err := rewrapKeys(ctx, store, "*"); err != nil || n != 0 {
+	if n, err := rewrapKeys(ctx, store, "*", ignoreProgress, ignoreProgress); err != nil || n != 0 {
 		t.Fatalf("before rotation: rewrapKeys = %d, %v; want 0, nil", n, err)
 	}
 	if err := rotateRootKey(em, root); err != nil {
@@ -66,10 +66,10 @@ func TestRewrapHPCS(t *testing.T) {
 	if v := em.KeyVersions(root); len(v) != 2 {
 		t.Fatalf("root key has %d versions after rotation, want 2", len(v))
 	}
-	if n, err := rewrapKeys(ctx, store, "*"); err != nil || n != 2 {
+	if n, err := rewrapKeys(ctx, store, "*", ignoreProgress, ignoreProgress); err != nil || n != 2 {
 		t.Fatalf("after rotation: rewrapKeys = %d, %v; want 2, nil", n, err)
 	}
-	if n, err := rewrapKeys(ctx, store, "*"); err != nil || n != 0 {
+	if n, err := rewrapKeys(ctx, store, "*", ignoreProgress, ignoreProgress); err != nil || n != 0 {
 		t.Fatalf("second rewrap: rewrapKeys = %d, %v; want 0, nil", n, err)
 	}
 	for _, name := range []string{"key-1", "key-2"} {

@@ -38,6 +38,8 @@ func TestScript(t *testing.T) {
 			"softhsm":      cmdSoftHSM,
 			"hpcsemulator": cmdHPCSEmulator,
 			"kcemulator":   cmdKCEmulator,
+			"makerun":      cmdMakeRun,
+			"readmetry":    cmdReadmeTry,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {

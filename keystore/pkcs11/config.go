@@ -39,6 +39,17 @@ type Config struct {
 	// RootKeyLabel is the CKA_LABEL of the AES-256 root key.
 	RootKeyLabel string
 
+	// PreviousRootKeyLabels are the CKA_LABELs of root keys that sealed
+	// values before RootKeyLabel did, newest first: rotating the root key
+	// means creating a new one on the token, making it RootKeyLabel and
+	// listing the old one here. A value that the root key does not open is
+	// tried with each of them; Unseal then returns it resealed under the
+	// root key, and Reseal re-encrypts it (kes key rewrap), after which
+	// the old key can be removed from the list and the token. A label
+	// that is not on the token is skipped. Nil (the default) means the
+	// root key has always been RootKeyLabel.
+	PreviousRootKeyLabels []string
+
 	// CreateRootKey generates a non-extractable AES-256 root key with
 	// RootKeyLabel when the token has none. False (the default) makes a
 	// missing root key an error.

@@ -18,9 +18,13 @@
 //	13      n     ciphertext of the n-byte plaintext
 //	13+n    16    GCM tag (128 bits)
 //
-// The associated data is the key name as UTF-8 bytes, nothing else. The
-// root key has no versions, so Unseal never returns a resealed value and
-// Reseal returns its input unchanged once it parses.
+// The associated data is the key name as UTF-8 bytes, nothing else. A
+// PKCS#11 key has no versions and the format names no key: the root key
+// is rotated by creating a new key on the token and naming the old one in
+// Config.PreviousRootKeyLabels. A value the root key does not open is then
+// tried with each previous key; Unseal returns it resealed under the root
+// key and Reseal re-encrypts it. Without previous keys Reseal returns its
+// input unchanged once it parses.
 //
 // # Objects on the token
 //

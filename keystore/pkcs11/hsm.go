@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -36,6 +37,14 @@ func (c *Config) validate() error {
 		return errors.New("pkcs11: no root key label")
 	case c.PoolSize < 0:
 		return errors.New("pkcs11: pool size is negative")
+	}
+	for _, label := range c.PreviousRootKeyLabels {
+		switch label {
+		case "":
+			return errors.New("pkcs11: empty previous root key label")
+		case c.RootKeyLabel:
+			return fmt.Errorf("pkcs11: previous root key '%s' is the root key", label)
+		}
 	}
 	return nil
 }
@@ -170,6 +179,7 @@ type hsm struct {
 	token     string
 	pin       keystore.Secret // not a string: fmt would print it with the Sealer
 	rootLabel string
+	prev      []string // previous root key labels, newest first
 	log       *slog.Logger
 	sem       chan struct{} // one slot per session in use
 
@@ -218,6 +228,7 @@ func openHSM(ctx context.Context, cfg Config) (*hsm, error) {
 		token:     cfg.TokenLabel,
 		pin:       cfg.PIN,
 		rootLabel: cfg.RootKeyLabel,
+		prev:      slices.Clone(cfg.PreviousRootKeyLabels),
 		log:       log,
 		sem:       make(chan struct{}, size),
 		done:      make(chan struct{}),
@@ -597,10 +608,16 @@ func (h *hsm) rootKey(sh pkcs11.SessionHandle) (pkcs11.ObjectHandle, error) {
 }
 
 func (h *hsm) findRootKey(sh pkcs11.SessionHandle) (pkcs11.ObjectHandle, error) {
+	return h.findKey(sh, h.rootLabel)
+}
+
+// findKey finds the one AES-256 key labelled label: the root key or a
+// previous one.
+func (h *hsm) findKey(sh pkcs11.SessionHandle, label string) (pkcs11.ObjectHandle, error) {
 	objs, err := h.find(sh, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
-		pkcs11.NewAttribute(pkcs11.CKA_LABEL, h.rootLabel),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
 	}, 2)
 	if err != nil {
 		return 0, err
@@ -610,7 +627,7 @@ func (h *hsm) findRootKey(sh pkcs11.SessionHandle) (pkcs11.ObjectHandle, error) 
 		return 0, errRootKeyNotFound
 	case 1:
 	default:
-		return 0, fmt.Errorf("pkcs11: more than one root key labelled '%s'", h.rootLabel)
+		return 0, fmt.Errorf("pkcs11: more than one root key labelled '%s'", label)
 	}
 	attrs, err := h.mod.ctx.GetAttributeValue(sh, objs[0], []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil),
@@ -619,7 +636,7 @@ func (h *hsm) findRootKey(sh pkcs11.SessionHandle) (pkcs11.ObjectHandle, error) 
 		return 0, fmt.Errorf("C_GetAttributeValue: %w", err)
 	}
 	if n, ok := ulong(attrs[0].Value); !ok || n != 32 {
-		return 0, fmt.Errorf("pkcs11: root key '%s' is not an AES-256 key", h.rootLabel)
+		return 0, fmt.Errorf("pkcs11: root key '%s' is not an AES-256 key", label)
 	}
 	return objs[0], nil
 }
@@ -682,22 +699,77 @@ func (h *hsm) seal(sh pkcs11.SessionHandle, name string, plaintext []byte) ([]by
 	return marshalBlob(iv, ciphertext), nil
 }
 
-// unseal reverses seal. A failed tag check is ErrNotAuthentic: SoftHSM2
-// reports it as CKR_GENERAL_ERROR, the standard says
-// CKR_ENCRYPTED_DATA_INVALID.
+// unseal reverses seal, with the root key or a previous one (see
+// unsealAny).
 func (h *hsm) unseal(sh pkcs11.SessionHandle, name string, sealed []byte) ([]byte, error) {
+	plaintext, _, err := h.unsealAny(sh, name, sealed)
+	return plaintext, err
+}
+
+// unsealAny reverses seal. A value the root key does not open is tried
+// with each previous root key; old reports whether one of them opened it,
+// so that the caller can seal it again under the root key. A value no
+// key opens is ErrNotAuthentic.
+func (h *hsm) unsealAny(sh pkcs11.SessionHandle, name string, sealed []byte) (plaintext []byte, old bool, err error) {
 	iv, ciphertext, err := parseBlob(sealed)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	root, err := h.rootKey(sh)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
+	plaintext, err = h.decrypt(sh, root, iv, name, ciphertext)
+	switch {
+	case err == nil:
+		return plaintext, false, nil
+	case !errors.Is(err, ErrNotAuthentic):
+		return nil, false, h.rootError(sh, err)
+	}
+	for _, label := range h.prev {
+		key, kerr := h.findKey(sh, label)
+		if errors.Is(kerr, errRootKeyNotFound) {
+			continue // already removed from the token
+		}
+		if kerr != nil {
+			return nil, false, kerr
+		}
+		plaintext, kerr = h.decrypt(sh, key, iv, name, ciphertext)
+		if errors.Is(kerr, ErrNotAuthentic) {
+			continue
+		}
+		if kerr != nil {
+			return nil, false, kerr
+		}
+		return plaintext, true, nil
+	}
+	return nil, false, ErrNotAuthentic
+}
+
+// decryptInitError marks a C_DecryptInit failure, which for the root key
+// may mean a stale handle (see keyError).
+type decryptInitError struct{ err error }
+
+func (e *decryptInitError) Error() string { return "C_DecryptInit: " + e.err.Error() }
+func (e *decryptInitError) Unwrap() error { return e.err }
+
+// rootError explains a C_DecryptInit failure with the root key handle.
+func (h *hsm) rootError(sh pkcs11.SessionHandle, err error) error {
+	var di *decryptInitError
+	if errors.As(err, &di) {
+		return fmt.Errorf("C_DecryptInit: %w", h.keyError(sh, di.err))
+	}
+	return err
+}
+
+// decrypt opens one sealed value with key. A failed tag check is
+// ErrNotAuthentic: SoftHSM2 reports it as CKR_GENERAL_ERROR, the standard
+// says CKR_ENCRYPTED_DATA_INVALID.
+func (h *hsm) decrypt(sh pkcs11.SessionHandle, key pkcs11.ObjectHandle, iv []byte, name string, ciphertext []byte) ([]byte, error) {
 	p, mech := gcm(iv, name)
 	defer p.Free()
-	if err := h.mod.ctx.DecryptInit(sh, mech, root); err != nil {
-		return nil, fmt.Errorf("C_DecryptInit: %w", h.keyError(sh, err))
+	if err := h.mod.ctx.DecryptInit(sh, mech, key); err != nil {
+		return nil, &decryptInitError{err: err}
 	}
 	plaintext, err := h.mod.ctx.Decrypt(sh, ciphertext)
 	if hasCode(err, pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_ENCRYPTED_DATA_INVALID, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE) {

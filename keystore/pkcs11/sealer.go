@@ -47,24 +47,53 @@ func (s *Sealer) Seal(ctx context.Context, name string, plaintext []byte) ([]byt
 }
 
 // Unseal decrypts a value that Seal produced for name. A modified value,
-// or one sealed for another name or under another root key, fails with
-// ErrNotAuthentic. resealed is always nil: the root key has no versions.
+// or one sealed for another name or under a key that is neither the root
+// key nor a previous one (Config.PreviousRootKeyLabels), fails with
+// ErrNotAuthentic. resealed is the plaintext sealed again under the root
+// key if a previous root key opened the value, else nil.
 func (s *Sealer) Unseal(ctx context.Context, name string, sealed []byte) (plaintext, resealed []byte, err error) {
-	err = s.h.do(ctx, func(sh pkcs11.SessionHandle) (err error) {
-		plaintext, err = s.h.unseal(sh, name, sealed)
+	err = s.h.do(ctx, func(sh pkcs11.SessionHandle) error {
+		var old bool
+		plaintext, old, err = s.h.unsealAny(sh, name, sealed)
+		if err != nil || !old {
+			return err
+		}
+		resealed, err = s.h.seal(sh, name, plaintext)
+		if err != nil {
+			clear(plaintext)
+			plaintext = nil
+		}
 		return err
 	})
-	return plaintext, nil, err
+	return plaintext, resealed, err
 }
 
-// Reseal returns sealed unchanged: a PKCS#11 root key has no versions, so
-// every well-formed value is already sealed under the newest one. It
+// Reseal returns sealed re-encrypted under the root key if a previous root
+// key sealed it, else sealed itself. Without previous root keys every
+// well-formed value is already sealed under the root key, and Reseal only
 // checks the format without reaching the token.
-func (s *Sealer) Reseal(_ context.Context, _ string, sealed []byte) ([]byte, error) {
+func (s *Sealer) Reseal(ctx context.Context, name string, sealed []byte) ([]byte, error) {
 	if _, _, err := parseBlob(sealed); err != nil {
 		return nil, err
 	}
-	return bytes.Clone(sealed), nil
+	if len(s.h.prev) == 0 {
+		return bytes.Clone(sealed), nil
+	}
+	var resealed []byte
+	err := s.h.do(ctx, func(sh pkcs11.SessionHandle) error {
+		plaintext, old, err := s.h.unsealAny(sh, name, sealed)
+		if err != nil {
+			return err
+		}
+		defer clear(plaintext)
+		if !old {
+			resealed = bytes.Clone(sealed)
+			return nil
+		}
+		resealed, err = s.h.seal(sh, name, plaintext)
+		return err
+	})
+	return resealed, err
 }
 
 // Status looks the root key up on the token. A missing root key is a

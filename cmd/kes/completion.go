@@ -1,0 +1,290 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+const completionUsage = `Usage:
+    kes completion bash|zsh|fish
+
+Prints a shell completion script for the kes commands, sub-commands and
+options. Load it in the current shell, or install it for every session:
+
+    bash   source <(kes completion bash)
+           kes completion bash > /etc/bash_completion.d/kes
+    zsh    source <(kes completion zsh)
+           kes completion zsh > "${fpath[1]}/_kes"
+    fish   kes completion fish | source
+           kes completion fish > ~/.config/fish/completions/kes.fish
+
+Options:
+    -h, --help               Print command line options.
+`
+
+func completionCmd(args []string) error {
+	fs := newFlagSet("kes completion")
+	if err := parseFlags(fs, completionUsage, args); err != nil {
+		return err
+	}
+	if err := nArgs(fs, 1, 1); err != nil {
+		return err
+	}
+	gen, ok := completionScripts[fs.Arg(0)]
+	if !ok {
+		return usagef("kes completion: unknown shell '%s': use bash, zsh or fish", fs.Arg(0))
+	}
+	tree, err := commandTree()
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	gen(&b, tree)
+	_, err = io.WriteString(stdout, b.String())
+	return err
+}
+
+// completionScripts writes the completion script of each shell.
+var completionScripts = map[string]func(io.Writer, []commandNode){
+	"bash": bashCompletion,
+	"zsh":  zshCompletion,
+	"fish": fishCompletion,
+}
+
+// commandNode is one command of the CLI for completion: its path below
+// kes ("" for kes itself, "key create"), its sub-commands and its options.
+type commandNode struct {
+	Path string
+	Cmds []string
+	Opts []string
+}
+
+// commandTree walks the command table: it asks every command for its
+// help text, the same text '--help' prints, and reads the sub-commands
+// and options from it, so that completion never drifts from what the
+// commands accept. A listed sub-command that does not answer with help is
+// an error. Nodes come parents first, in a stable order.
+func commandTree() ([]commandNode, error) {
+	var nodes []commandNode
+	var walk func(path []string) error
+	walk = func(path []string) error {
+		usage, err := helpText(path)
+		if err != nil {
+			return err
+		}
+		n := commandNode{Path: strings.Join(path, " "), Cmds: usageCommands(usage), Opts: usageOptions(usage)}
+		nodes = append(nodes, n)
+		for _, c := range n.Cmds {
+			if err := walk(append(slices.Clip(path), c)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(nil); err != nil {
+		return nil, err
+	}
+	// The one command whose argument is a fixed word.
+	for i := range nodes {
+		if nodes[i].Path == "completion" {
+			nodes[i].Cmds = slices.Sorted(maps.Keys(completionScripts))
+		}
+	}
+	return nodes, nil
+}
+
+// helpText returns the usage text of the command at path.
+func helpText(path []string) (string, error) {
+	err := dispatch(commands, "kes", mainUsage, append(slices.Clip(path), "--help"))
+	var help *helpError
+	if !errors.As(err, &help) {
+		return "", fmt.Errorf("completion: 'kes %s --help' printed no help: %v", strings.Join(path, " "), err)
+	}
+	return help.usage, nil
+}
+
+var (
+	// A command line in a "Commands:" section: its first word.
+	usageCommandRE = regexp.MustCompile(`^ {4}([a-z][a-z0-9-]*)(?: |$)`)
+	// An option line in an "Options:" section: "-k, --insecure ...";
+	// continued descriptions are indented further.
+	usageOptionRE = regexp.MustCompile(`^ {4,8}(?:(-[A-Za-z]), )?(--[a-z][a-z0-9-]*)`)
+)
+
+// usageSection returns the indented lines of the section header ("Commands:")
+// of a usage text, up to the next unindented line.
+func usageSection(usage, header string) []string {
+	var lines []string
+	in := false
+	for _, line := range strings.Split(usage, "\n") {
+		switch {
+		case line == header:
+			in = true
+		case in && line != "" && !strings.HasPrefix(line, " "):
+			return lines
+		case in:
+			lines = append(lines, line)
+		}
+	}
+	return lines
+}
+
+func usageCommands(usage string) []string {
+	var cmds []string
+	for _, line := range usageSection(usage, "Commands:") {
+		if m := usageCommandRE.FindStringSubmatch(line); m != nil && !slices.Contains(cmds, m[1]) {
+			cmds = append(cmds, m[1])
+		}
+	}
+	return cmds
+}
+
+func usageOptions(usage string) []string {
+	var opts []string
+	for _, line := range usageSection(usage, "Options:") {
+		if m := usageOptionRE.FindStringSubmatch(line); m != nil {
+			for _, o := range m[1:] {
+				if o != "" && !slices.Contains(opts, o) {
+					opts = append(opts, o)
+				}
+			}
+		}
+	}
+	return opts
+}
+
+// The scripts below keep the command table as a function from the path
+// of sub-commands typed so far to the words that may follow; the
+// completion function walks the typed words through it. Every word is
+// [a-z0-9-] (the regexps above), so no quoting is needed.
+
+func bashCompletion(w io.Writer, tree []commandNode) {
+	fmt.Fprint(w, `# bash completion for kes; generated by 'kes completion bash'.
+_kes_words() {
+    case "$1" in
+`)
+	for _, n := range tree {
+		fmt.Fprintf(w, "    %q) _kes_cmds=%q; _kes_opts=%q ;;\n", n.Path, strings.Join(n.Cmds, " "), strings.Join(n.Opts, " "))
+	}
+	fmt.Fprint(w, `    *) _kes_cmds=""; _kes_opts="" ;;
+    esac
+}
+
+_kes() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" cmdpath="" w i
+    local _kes_cmds _kes_opts
+    _kes_words ""
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        w="${COMP_WORDS[i]}"
+        case " $_kes_cmds " in
+        *" $w "*)
+            cmdpath="${cmdpath:+$cmdpath }$w"
+            _kes_words "$cmdpath"
+            ;;
+        esac
+    done
+    COMPREPLY=()
+    if [[ "$cur" == -* ]]; then
+        COMPREPLY=($(compgen -W "$_kes_opts" -- "$cur"))
+    elif [[ -n "$_kes_cmds" ]]; then
+        COMPREPLY=($(compgen -W "$_kes_cmds" -- "$cur"))
+    fi
+}
+
+complete -o default -F _kes kes
+`)
+}
+
+func zshCompletion(w io.Writer, tree []commandNode) {
+	fmt.Fprint(w, `#compdef kes
+# zsh completion for kes; generated by 'kes completion zsh'.
+_kes_words() {
+    case "$1" in
+`)
+	for _, n := range tree {
+		fmt.Fprintf(w, "    %q) kes_cmds=(%s); kes_opts=(%s) ;;\n", n.Path, strings.Join(n.Cmds, " "), strings.Join(n.Opts, " "))
+	}
+	fmt.Fprint(w, `    *) kes_cmds=(); kes_opts=() ;;
+    esac
+}
+
+_kes() {
+    local cmdpath="" w i
+    local -a kes_cmds kes_opts
+    _kes_words ""
+    for ((i = 2; i < CURRENT; i++)); do
+        w="${words[i]}"
+        if (( ${kes_cmds[(Ie)$w]} )); then
+            cmdpath="${cmdpath:+$cmdpath }$w"
+            _kes_words "$cmdpath"
+        fi
+    done
+    if [[ "${words[CURRENT]}" == -* ]]; then
+        compadd -- "${kes_opts[@]}"
+    elif (( ${#kes_cmds} )); then
+        compadd -- "${kes_cmds[@]}"
+    else
+        _files
+    fi
+}
+
+if [[ "${zsh_eval_context[-1]}" == loadautofunc ]]; then
+    _kes "$@"
+else
+    compdef _kes kes
+fi
+`)
+}
+
+func fishCompletion(w io.Writer, tree []commandNode) {
+	fmt.Fprint(w, `# fish completion for kes; generated by 'kes completion fish'.
+function __kes_words --argument-names cmdpath kind
+    switch "$cmdpath"
+`)
+	for _, n := range tree {
+		fmt.Fprintf(w, "        case %q\n", n.Path)
+		// printf with no word would print an empty line: a candidate.
+		if len(n.Cmds) > 0 {
+			fmt.Fprintf(w, "            test \"$kind\" = cmds; and printf '%%s\\n' %s\n", strings.Join(n.Cmds, " "))
+		}
+		if len(n.Opts) > 0 {
+			fmt.Fprintf(w, "            test \"$kind\" = opts; and printf '%%s\\n' %s\n", strings.Join(n.Opts, " "))
+		}
+	}
+	fmt.Fprintf(w, `    end
+    return 0
+end
+
+function __kes_complete
+    set -l tokens (commandline -opc)
+    set -e tokens[1]
+    set -l cmdpath ""
+    for t in $tokens
+        if contains -- $t (__kes_words "$cmdpath" cmds)
+            set cmdpath (string trim -- "$cmdpath $t")
+        end
+    end
+    set -l cur (commandline -ct)
+    if string match -q -- '-*' $cur
+        __kes_words "$cmdpath" opts
+        return
+    end
+    set -l cmds (__kes_words "$cmdpath" cmds)
+    if test (count $cmds) -gt 0
+        printf '%%s\n' $cmds
+    else
+        __fish_complete_path $cur
+    end
+end
+
+complete -c kes -f -a '(__kes_complete)'
+`)
+}

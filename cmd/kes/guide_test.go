@@ -1,0 +1,179 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// shellBlock is a fenced ```sh block of a Markdown document.
+type shellBlock struct {
+	Text string // the lines between the fences
+	Line int    // line number of the opening fence
+	// Directive is the text of a '<!-- guide-test: ... -->' comment on
+	// the line before the fence, if any: "skip REASON" for a block the
+	// guide tests do not run (it needs sudo, MinIO, vCenter, a cloud
+	// account).
+	Directive string
+}
+
+const directivePrefix = "<!-- guide-test:"
+
+// shellBlocks returns the ```sh blocks of a Markdown document, also those
+// indented in a list. Other blocks (yaml, sample output) are not commands.
+func shellBlocks(md string) []shellBlock {
+	var (
+		blocks []shellBlock
+		cur    *shellBlock
+		indent string
+		prev   string
+	)
+	for i, line := range strings.Split(md, "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case cur == nil && trimmed == "```sh":
+			indent = line[:len(line)-len(strings.TrimLeft(line, " "))]
+			cur = &shellBlock{Line: i + 1}
+			if d, ok := strings.CutPrefix(strings.TrimSpace(prev), directivePrefix); ok {
+				cur.Directive = strings.TrimSpace(strings.TrimSuffix(d, "-->"))
+			}
+		case cur != nil && trimmed == "```":
+			blocks = append(blocks, *cur)
+			cur = nil
+		case cur != nil:
+			cur.Text += strings.TrimPrefix(line, indent) + "\n"
+		}
+		prev = line
+	}
+	return blocks
+}
+
+// TestGuides follows every guide in examples/ the way a reader does: it
+// runs the guide's ```sh blocks, in order, in one bash session in a
+// temporary directory that holds a copy of the guide's files. The
+// commands come from the Markdown itself. The conventions a guide keeps:
+//
+//   - '<!-- guide-test: skip REASON -->' on the line before a block: the
+//     test does not run it (it needs sudo, MinIO, vCenter, a real HSM or
+//     cloud account, or shows sample output).
+//   - '<!-- guide-test: background -->': the block is a server that runs
+//     until interrupted; it is started in the background, and the test
+//     waits until the HTTP port of server-config.yaml accepts connections.
+//   - The test rewrites what a real installation has and a test must not
+//     touch: /etc/kes/ and /var/lib/kes/ become directories in the
+//     temporary directory, 'sudo ' is dropped, and the fixed ports (7373,
+//     5696, 8443, 8444) become free 127.0.0.1 ports, in the commands and
+//     in the guide's files alike.
+func TestGuides(t *testing.T) {
+	bash := requireShell(t, "bash")
+	dirs, err := filepath.Glob(repoFile("examples/*/README.md"))
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no guides: %v", err)
+	}
+	for _, readme := range dirs {
+		guide := filepath.Base(filepath.Dir(readme))
+		t.Run(guide, func(t *testing.T) { runGuide(t, bash, readme) })
+	}
+}
+
+func runGuide(t *testing.T, bash, readme string) {
+	md, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	ports := map[string]string{}
+	for _, p := range []string{"7373", "5696", "8443", "8444"} {
+		ports[p] = strings.TrimPrefix(freeAddr(t), "127.0.0.1:")
+	}
+	rewrite := func(s string) string {
+		s = systemDirRE.ReplaceAllString(s, work+"$0")
+		s = strings.ReplaceAll(s, "sudo ", "")
+		s = strings.ReplaceAll(s, "0.0.0.0:", "127.0.0.1:")
+		for from, to := range ports {
+			s = strings.ReplaceAll(s, ":"+from, ":"+to)
+		}
+		return s
+	}
+	// The guide's files, rewritten the same way.
+	files, err := os.ReadDir(filepath.Dir(readme))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if f.IsDir() || f.Name() == "README.md" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(readme), f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(work, f.Name()), []byte(rewrite(string(b))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var script strings.Builder
+	script.WriteString("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n")
+	ran := 0
+	for _, b := range shellBlocks(string(md)) {
+		switch {
+		case strings.HasPrefix(b.Directive, "skip"):
+			t.Logf("line %d: skipped: %s", b.Line, strings.TrimSpace(strings.TrimPrefix(b.Directive, "skip")))
+			continue
+		case b.Directive == "background":
+			fmt.Fprintf(&script, "# line %d (background)\n( %s ) > background-%d.log 2>&1 &\n", b.Line, strings.TrimSpace(rewrite(b.Text)), b.Line)
+			fmt.Fprintf(&script, "for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/%s) 2>/dev/null && break; sleep 0.05; done\n", ports["7373"])
+			fmt.Fprintf(&script, "(exec 3<>/dev/tcp/127.0.0.1/%s) || { cat background-%d.log; exit 1; }\n", ports["7373"], b.Line)
+		case b.Directive != "":
+			t.Fatalf("line %d: unknown directive %q", b.Line, b.Directive)
+		default:
+			fmt.Fprintf(&script, "# line %d\n%s", b.Line, rewrite(b.Text))
+		}
+		ran++
+	}
+	if ran == 0 {
+		t.Skip("the guide has no block the test can run")
+	}
+	cmd := exec.Command(bash, "-c", script.String())
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(), "HOME="+work, "TMPDIR="+work)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := runWithTimeout(cmd, 60*time.Second)
+	if err != nil {
+		t.Fatalf("%v\n--- script ---\n%s\n--- output ---\n%s", err, script.String(), out)
+	}
+}
+
+// systemDirRE matches the system directories the guides install into.
+var systemDirRE = regexp.MustCompile(`/(etc|var/lib)/kes\b`)
+
+// runWithTimeout runs cmd and kills its process group after d.
+func runWithTimeout(cmd *exec.Cmd, d time.Duration) ([]byte, error) {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // background servers
+		return out.Bytes(), err
+	case <-time.After(d):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		return out.Bytes(), fmt.Errorf("timed out after %s", d)
+	}
+}
