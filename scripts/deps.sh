@@ -2,7 +2,8 @@
 # Installs the system packages the tests use, if they are missing:
 # SoftHSM2 (PKCS#11 tests), OpenSC (pkcs11-tool), PyKMIP (KMIP
 # interoperability tests, run with /usr/bin/python3) and OpenSSL (CLI tests
-# that check identities against an independent implementation).
+# that check identities against an independent implementation), and zsh
+# and fish (the completion scripts are checked with each shell).
 set -euo pipefail
 
 missing=()
@@ -10,6 +11,8 @@ missing=()
 command -v pkcs11-tool >/dev/null || missing+=(opensc)
 command -v openssl >/dev/null || missing+=(openssl)
 /usr/bin/python3 -c 'import kmip' >/dev/null 2>&1 || missing+=(python3-pykmip)
+command -v zsh >/dev/null || missing+=(zsh)
+command -v fish >/dev/null || missing+=(fish)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 
