@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -77,6 +78,18 @@ func runBenchChild(mode string) error {
 		return err
 	}
 	defer stop()
+	// EDGE_BENCH_PROFILE writes a CPU profile of the child, for finding
+	// where the time goes.
+	if path := os.Getenv("EDGE_BENCH_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Println(ln.Addr().String())
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
@@ -449,8 +462,8 @@ func BenchmarkHTTPEfficiency(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	bare := startBenchChild(b, "bare", s.bareEnv...)
-	ours := startBenchChild(b, "ours", s.env...)
+	bare := startBenchChild(b, "bare", append(s.bareEnv, "EDGE_BENCH_PROFILE="+os.Getenv("EDGE_BENCH_PROFILE_BARE"))...)
+	ours := startBenchChild(b, "ours", append(s.env, "EDGE_BENCH_PROFILE="+os.Getenv("EDGE_BENCH_PROFILE_OURS"))...)
 	audit := startBenchChild(b, "ours", "EDGE_BENCH_CONFIG="+auditCfg, "EDGE_BENCH_AUDIT="+auditFile)
 	servers := []*benchChild{bare, ours, audit}
 	clients := make([][]*http.Client, len(servers))
