@@ -72,44 +72,32 @@ func (c *reqCtx) end() {
 	}
 }
 
-// guard enforces the deadlines of an HTTP/2 request with one timer. At
-// the read deadline it ends a body still arriving (the handler sees
-// os.ErrDeadlineExceeded and the client gets a 408), then at the write
-// deadline it resets the stream. net/http's own SetReadDeadline and
-// SetWriteDeadline would cost two timers and two round trips to the
-// connection's goroutine per request; setting a deadline in the past, as
-// the guard does when its timer fires, costs neither.
+// guard is the read deadline of an HTTP/2 request body. net/http's
+// SetReadDeadline would cost a timer and a round trip to the
+// connection's goroutine per request; the guard's timer, when it fires,
+// sets a deadline in the past, which costs neither and ends the body at
+// once: the handler's read fails with os.ErrDeadlineExceeded and the
+// client gets a 408. (A body that has ended is not affected.) The write
+// deadline stays net/http's: it must outlive the handler, which flushes
+// the answer after it returns.
 type guard struct {
-	mu      sync.Mutex
-	t       *time.Timer
-	rc      *http.ResponseController
-	body    bool      // the request has a body
-	write   time.Time // the write deadline
-	writing bool      // the read deadline passed; the timer now waits for the write deadline
-	done    bool      // the handler returned: the response writer is no longer ours
+	mu   sync.Mutex
+	t    *time.Timer
+	rc   *http.ResponseController
+	done bool // the handler returned: the response writer is no longer ours
 }
 
-func (g *guard) start(rc *http.ResponseController, body bool, read, write time.Time) {
-	g.rc, g.body, g.write = rc, body, write
+func (g *guard) start(rc *http.ResponseController, read time.Time) {
+	g.rc = rc
 	g.t = time.AfterFunc(time.Until(read), g.fire)
 }
 
 func (g *guard) fire() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.done {
-		return
+	if !g.done {
+		g.rc.SetReadDeadline(time.Unix(1, 0))
 	}
-	past := time.Unix(1, 0)
-	if !g.writing {
-		if g.body {
-			g.rc.SetReadDeadline(past)
-		}
-		g.writing = true
-		g.t.Reset(time.Until(g.write))
-		return
-	}
-	g.rc.SetWriteDeadline(past)
 }
 
 // stop ends the guard before the handler returns: net/http reuses the
