@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -28,6 +30,7 @@ import (
 
 	"github.com/kesbridge/kes/identity"
 	"github.com/kesbridge/kes/internal/crypto"
+	"github.com/kesbridge/kes/keystore"
 )
 
 // The efficiency benchmarks compare the server's CPU per request with a
@@ -130,6 +133,10 @@ func serveOurs(ctx context.Context, ln net.Listener) (func(), error) {
 		return nil, err
 	}
 	opts := ServerOptions{}
+	if os.Getenv("EDGE_BENCH_MEMSTORE") != "" {
+		store := keystore.NewMem()
+		opts.OpenStore = func(context.Context, *Config, *slog.Logger) (keystore.Store, error) { return store, nil }
+	}
 	if path := os.Getenv("EDGE_BENCH_AUDIT"); path != "" {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
@@ -141,8 +148,8 @@ func serveOurs(ctx context.Context, ln net.Listener) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.MLock {
-		if err := mlockall(); err != nil {
+	if cfg.MLock || cfg.MLockAll {
+		if err := lockMemory(cfg.MLock, cfg.MLockAll); err != nil {
 			return nil, err
 		}
 	}
@@ -519,4 +526,64 @@ func runEfficiency(b *testing.B, servers []*benchChild, clients [][]*http.Client
 		b.ReportMetric(per[2]/1e3, "audit-µs/op")
 		b.ReportMetric(per[2]/per[1], "audit/off")
 	}
+}
+
+// BenchmarkManyKeys runs generate over 100,000 cached keys against the
+// same over one key, on one server with mlock: true, in alternating
+// phases, and reports the throughput and server CPU of each, their
+// ratio, and the server's resident memory with all keys cached.
+func BenchmarkManyKeys(b *testing.B) {
+	const keys = 100_000
+	s := newHTTPBenchSetup(b, "mlock: true\nlog:\n  audit: off\n")
+	srv := startBenchChild(b, "ours", append(s.env, "EDGE_BENCH_KEYS="+strconv.Itoa(keys), "EDGE_BENCH_MEMSTORE=1")...)
+	clients := benchClients(b, s.p, s.adminCert, 4)
+	base := "https://" + srv.addr
+	body := []byte(`{"context":"Y3R4"}`)
+	reqs := make([]benchRequest, keys)
+	for i := range reqs {
+		reqs[i] = putJSON("/v1/key/generate/k-"+strconv.Itoa(i), body)
+	}
+	phase := func(n int, spread bool) (time.Duration, time.Duration) {
+		before := srv.cpu(b)
+		start := time.Now()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for w := range 64 {
+			wg.Go(func() {
+				for {
+					i := next.Add(1)
+					if i > int64(n) {
+						return
+					}
+					k := 0
+					if spread {
+						k = int((i * 7919) % keys) // every key, in a scattered order
+					}
+					if err := reqs[k](clients[w%len(clients)], base); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(start), srv.cpu(b) - before
+	}
+	b.ResetTimer()
+	var wall, cpu [2]time.Duration
+	for range 2 {
+		for i, spread := range []bool{false, true} {
+			w, c := phase(max(b.N/4, 1), spread)
+			wall[i] += w
+			cpu[i] += c
+		}
+	}
+	b.StopTimer()
+	n := float64(2 * max(b.N/4, 1))
+	b.ReportMetric(n/wall[0].Seconds(), "single-ops/s")
+	b.ReportMetric(n/wall[1].Seconds(), "spread-ops/s")
+	b.ReportMetric(wall[0].Seconds()/wall[1].Seconds(), "spread/single")
+	b.ReportMetric(float64(cpu[0])/n/1e3, "single-µs/op")
+	b.ReportMetric(float64(cpu[1])/n/1e3, "spread-µs/op")
+	b.ReportMetric(float64(srv.ask(b, "rss"))/(1<<20), "rss-MB")
 }
