@@ -6,6 +6,7 @@ require (
 	aead.dev/minisign v0.3.0
 	github.com/IBM/keyprotect-go-client v0.15.1
 	github.com/awnumar/memguard v0.23.0
+	github.com/go-chi/chi/v5 v5.5.0
 	github.com/miekg/pkcs11 v1.1.2
 	github.com/minio/kes-go v0.2.1
 	github.com/minio/kms-go/kes v0.3.1

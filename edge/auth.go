@@ -27,7 +27,7 @@ func (s *Server) authenticate(c *call) error {
 	}
 	id, ip, err := c.st.identify(c.r)
 	if ip != nil {
-		c.ip = ip
+		c.ip, c.ipSet = ip, true
 	}
 	c.identity = id
 	if c.route.Auth == authIdentify {
@@ -49,10 +49,10 @@ func (s *Server) authenticate(c *call) error {
 // path, with the trailing slash of a prefix route restored when the
 // client left it out ("/v1/key/list" is authorised as "/v1/key/list/").
 func (c *call) policyPath() string {
-	if strings.HasSuffix(c.route.Path, "/") {
-		return c.route.Path + c.resource
+	if p := c.r.URL.Path; !strings.HasSuffix(c.route.Path, "/") || len(p) == len(c.route.Path)+len(c.resource) {
+		return p // the path as sent: route.Path + resource
 	}
-	return c.r.URL.Path
+	return c.route.Path + c.resource
 }
 
 // identify returns the identity of the client of r. If the TLS peer is a

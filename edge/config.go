@@ -81,8 +81,15 @@ type Config struct {
 	// KMIP configures the KMIP bridge; nil means no bridge.
 	KMIP *KMIPConfig
 
-	// MLock locks all process memory (mlockall) at start-up.
+	// MLock (mlock: true) keeps key material out of swap: the memory
+	// that holds keys is locked, and start-up fails if it cannot be.
+	// The rest of the heap is not locked (see MLockAll).
 	MLock bool
+
+	// MLockAll (mlockall: true) locks all current and future memory of
+	// the process at start-up, which costs resident memory for the whole
+	// heap and every stack.
+	MLockAll bool
 
 	// Dev marks the configuration made by --dev: TLS comes from
 	// DevCertificate instead of files.
@@ -237,6 +244,7 @@ type fileYAML struct {
 	Seal     *sealYAML     `yaml:"seal"`
 	KMIP     *kmipYAML     `yaml:"kmip"`
 	MLock    bool          `yaml:"mlock"`
+	MLockAll bool          `yaml:"mlockall"`
 }
 
 type apiYAML struct {
@@ -645,6 +653,7 @@ func (y *fileYAML) config(root *yaml.Node) (*Config, error) {
 		API:      map[string]APIConfig{},
 		Policies: map[string]PolicyConfig{},
 		MLock:    y.MLock,
+		MLockAll: y.MLockAll,
 	}
 	if c.Addr == "" {
 		c.Addr = DefaultAddr

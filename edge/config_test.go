@@ -345,3 +345,29 @@ func TestAllExampleConfigs(t *testing.T) {
 		})
 	}
 }
+
+// TestMLockAll checks that mlockall is its own option: mlock: true locks
+// key memory only.
+func TestMLockAll(t *testing.T) {
+	p := newPKI(t)
+	for _, tc := range []struct {
+		yaml       string
+		mlock, all bool
+	}{
+		{"mlock: true\n", true, false},
+		{"mlockall: true\n", false, true},
+		{"", false, false},
+	} {
+		path := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(path, []byte(baseConfig(p, identityOf(newAPIKey(t)), identityOf(newAPIKey(t)), tc.yaml)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := ReadConfig(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.MLock != tc.mlock || cfg.MLockAll != tc.all {
+			t.Errorf("%q: mlock %v, mlockall %v", tc.yaml, cfg.MLock, cfg.MLockAll)
+		}
+	}
+}

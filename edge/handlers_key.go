@@ -185,10 +185,12 @@ func (c *call) generateKey() {
 		return
 	}
 	defer clear(plaintext)
-	writeJSON(c.w, struct {
-		Plaintext  []byte `json:"plaintext"`
-		Ciphertext []byte `json:"ciphertext"`
-	}{plaintext, ciphertext})
+	b := make([]byte, 0, 4+bytesFieldSize("plaintext", plaintext)+bytesFieldSize("ciphertext", ciphertext))
+	b = append(b, '{')
+	b = appendBytesField(b, "plaintext", plaintext)
+	b = append(b, ',')
+	b = appendBytesField(b, "ciphertext", ciphertext)
+	writeBody(c.w, append(b, "}\n"...))
 }
 
 func (c *call) encryptKey() {
@@ -234,9 +236,10 @@ func (c *call) decryptKey() {
 		return
 	}
 	defer clear(plaintext)
-	writeJSON(c.w, struct {
-		Plaintext []byte `json:"plaintext"`
-	}{plaintext})
+	b := make([]byte, 0, 3+bytesFieldSize("plaintext", plaintext))
+	b = append(b, '{')
+	b = appendBytesField(b, "plaintext", plaintext)
+	writeBody(c.w, append(b, "}\n"...))
 }
 
 // bulkDecrypt is the kes-go v0.2 bulk API: a JSON array of
@@ -258,24 +261,34 @@ func (c *call) bulkDecrypt() {
 		writeError(c.w, http.StatusBadRequest, fmt.Sprintf("too many ciphertexts: at most %d per request", maxBulkItems))
 		return
 	}
-	type plain struct {
-		Plaintext []byte `json:"plaintext"`
-	}
-	resp := make([]plain, 0, len(req))
+	resp := make([][]byte, 0, len(req))
 	defer func() {
 		for _, p := range resp {
-			clear(p.Plaintext)
+			clear(p)
 		}
 	}()
+	size := 3
 	for _, r := range req {
 		p, err := c.st.keys.Decrypt(c.r.Context(), name, r.Ciphertext, r.Context)
 		if err != nil {
 			c.fail(err, opRead)
 			return
 		}
-		resp = append(resp, plain{p})
+		resp = append(resp, p)
+		size += 3 + bytesFieldSize("plaintext", p)
 	}
-	writeJSON(c.w, resp)
+	// [{"plaintext":...},...]
+	b := make([]byte, 0, size)
+	b = append(b, '[')
+	for i, p := range resp {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		b = appendBytesField(b, "plaintext", p)
+		b = append(b, '}')
+	}
+	writeBody(c.w, append(b, "]\n"...))
 }
 
 func (c *call) hmacKey() {

@@ -142,7 +142,10 @@ func (s *Server) audit(c *call, code int, took time.Duration) {
 	if msg == "" {
 		msg = "api call"
 	}
-	s.auditRecord(msg, c.r.Method+" "+c.r.URL.Path, c.ip, string(c.identity), code, "", took)
+	if !s.auditLog.Enabled(context.Background(), slog.LevelInfo) && !s.auditHub.active() {
+		return // nobody listens: nothing to build
+	}
+	s.auditEntry(msg, c.r.Method, c.r.URL.Path, c.clientIP(), string(c.identity), code, "", took)
 }
 
 // auditRecord writes one audit record. what is "METHOD path" for HTTP
@@ -153,6 +156,11 @@ func (s *Server) auditRecord(msg, what string, ip net.IP, id string, code int, k
 	if !ok {
 		method, path = "", what
 	}
+	s.auditEntry(msg, method, path, ip, id, code, kmipReason, took)
+}
+
+// auditEntry is auditRecord with the method and path apart.
+func (s *Server) auditEntry(msg, method, path string, ip net.IP, id string, code int, kmipReason string, took time.Duration) {
 	if s.auditLog.Enabled(context.Background(), slog.LevelInfo) {
 		attrs := []slog.Attr{
 			slog.String("req.method", method),

@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,10 @@ type metrics struct {
 	failure *prometheus.CounterVec
 	active  prometheus.Gauge
 	latency prometheus.Histogram
+
+	// byCode caches the counter of each status code: looking it up by
+	// label (hashing, a lock) on every request costs more than counting.
+	byCode [600]atomic.Pointer[prometheus.Counter]
 
 	auditEvents  prometheus.Counter
 	errorEvents  prometheus.Counter
@@ -100,17 +105,25 @@ func newMetrics(started time.Time) *metrics {
 // observe counts one finished request. Statuses outside 2xx/4xx/5xx are
 // not counted (minio/kes panics on them).
 func (m *metrics) observe(code int, took time.Duration) {
-	label := strconv.Itoa(code)
-	switch {
-	case code >= 200 && code < 300:
-		m.success.WithLabelValues(label).Inc()
-	case code >= 400 && code < 500:
-		m.errors.WithLabelValues(label).Inc()
-	case code >= 500 && code < 600:
-		m.failure.WithLabelValues(label).Inc()
-	default:
+	if code < 200 || code >= 600 || (code >= 300 && code < 400) {
 		return
 	}
+	p := m.byCode[code].Load()
+	if p == nil {
+		var vec *prometheus.CounterVec
+		switch {
+		case code < 300:
+			vec = m.success
+		case code < 500:
+			vec = m.errors
+		default:
+			vec = m.failure
+		}
+		c := vec.WithLabelValues(strconv.Itoa(code))
+		p = &c
+		m.byCode[code].Store(p) // a racing Store stores the same counter
+	}
+	(*p).Inc()
 	m.latency.Observe(took.Seconds())
 }
 

@@ -34,7 +34,7 @@ type Options struct {
 	// filesystem keystore in DataDir.
 	Dev     bool
 	DataDir string
-	// MLock locks all memory (--mlock), as `mlock: true` does.
+	// MLock locks the memory of keys (--mlock), as `mlock: true` does.
 	MLock bool
 	// Stdout receives the banner and the audit log, Stderr the error
 	// log. Nil means os.Stdout and os.Stderr.
@@ -70,11 +70,9 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
-	mlock := opts.MLock || cfg.MLock
-	if mlock {
-		if err := mlockall(); err != nil {
-			return err
-		}
+	mlock := opts.MLock || cfg.MLock || cfg.MLockAll
+	if err := lockMemory(opts.MLock || cfg.MLock, cfg.MLockAll); err != nil {
+		return err
 	}
 
 	srv, err := NewServer(ctx, cfg, ServerOptions{Stdout: opts.Stdout, Stderr: opts.Stderr})

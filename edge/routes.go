@@ -5,14 +5,17 @@ package edge
 
 import (
 	"bufio"
-	"context"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/go-chi/chi/v5"
 
 	"github.com/kesbridge/kes/identity"
 )
@@ -83,28 +86,6 @@ var routeByPath = func() map[string]*route {
 	return m
 }()
 
-// findRoute returns the route for path and the resource part of a prefix
-// route. A prefix route's path without its trailing slash ("/v1/key/list",
-// which kes-go's ListKeys requests) is served as the empty resource rather
-// than redirected, so clients that do not follow redirects work too.
-func findRoute(path string) (*route, string, bool) {
-	if r, ok := routeByPath[path]; ok {
-		return r, "", true
-	}
-	if r, ok := routeByPath[path+"/"]; ok {
-		return r, "", true
-	}
-	for i := len(path) - 1; i > 0; i-- {
-		if path[i] != '/' {
-			continue
-		}
-		if r, ok := routeByPath[path[:i+1]]; ok {
-			return r, path[i+1:], true
-		}
-	}
-	return nil, "", false
-}
-
 // call is one request on its way through the server.
 type call struct {
 	srv      *Server
@@ -114,7 +95,11 @@ type call struct {
 	r        *http.Request
 	resource string
 	identity identity.Identity
-	ip       net.IP
+	start    time.Time
+	// ip is the client's IP, set from the connection when first needed
+	// (ipSet) or by authentication behind a proxy.
+	ip    net.IP
+	ipSet bool
 	// released is set once the call gave its state back early.
 	released bool
 	// auditMsg replaces the generic audit message, e.g. "secret key 'k'
@@ -122,12 +107,22 @@ type call struct {
 	auditMsg string
 }
 
+// clientIP returns the IP of the client: the connection's peer, or the
+// one a trusted proxy forwarded. It is parsed only when needed, for the
+// audit or error log.
+func (c *call) clientIP() net.IP {
+	if !c.ipSet {
+		c.ip, c.ipSet = remoteIP(c.r), true
+	}
+	return c.ip
+}
+
 // fail answers with the wire form of err.
 func (c *call) fail(err error, o op) {
 	code, msg := wireError(err, o)
 	if code >= 500 {
 		c.srv.errLog.Error("request failed", "req.method", c.r.Method, "req.path", c.r.URL.Path,
-			"req.ip", ipString(c.ip), "req.identity", string(c.identity), "err", err)
+			"req.ip", ipString(c.clientIP()), "req.identity", string(c.identity), "err", err)
 	}
 	writeError(c.w, code, msg)
 }
@@ -169,10 +164,27 @@ func answerMargin(timeout time.Duration) time.Duration {
 // before the route's read deadline.
 var errBodyTimeout = newError(http.StatusRequestTimeout, "request body not received in time")
 
-// ServeHTTP runs a request through the checks of minio/kes in its order:
-// route → method → body limit → authentication → handler. The route's
-// deadlines are set as soon as the route is known, so that every answer,
-// a 405 too, has one.
+// request is everything one request needs, allocated at once: the call,
+// the recorder that wraps the response writer, the request body and the
+// request context.
+type request struct {
+	call call
+	rec  recorder
+	body requestBody
+	ctx  reqCtx
+	rctx *chi.Context
+	rc   *http.ResponseController
+	// guard enforces the deadlines of an HTTP/2 request, see guard.
+	guard guard
+}
+
+// xOf returns the request state of a request routed by ServeHTTP.
+func xOf(r *http.Request) *request { return r.Context().(*reqCtx).x }
+
+// ServeHTTP runs a request through chi's router and the route's
+// middleware, in the order of the checks of minio/kes: route → method →
+// body limit → authentication → handler. The route's deadlines are set as
+// soon as the route is known, so that every answer, a 405 too, has one.
 //
 // Every request is answered or dropped in bounded time: the answer has
 // the route's write deadline, the body the route's read deadline (a body
@@ -182,98 +194,220 @@ var errBodyTimeout = newError(http.StatusRequestTimeout, "request body not recei
 // connection is closed after a short grace, on HTTP/2 the stream is
 // reset once answered.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rc := http.NewResponseController(w)
-	body := &requestBody{ReadCloser: r.Body}
-	r.Body = body
-	rec := &recorder{ResponseWriter: w, body: body, http1: r.ProtoMajor == 1}
-	body.rec = rec
-	body.onEOF = func() {
-		// A body read to its end needs no deadline any more; on
-		// HTTP/1.1 net/http now reads ahead in the background to notice
-		// a client going away, and a deadline there would cancel the
-		// request.
-		if !body.deadline.IsZero() {
-			rc.SetReadDeadline(time.Time{})
-		}
-	}
-	// Registered first so it runs last, when the answer is written.
-	defer func() {
-		if !body.pending() || !rec.http1 {
-			return
-		}
-		if !rec.wroteHeader {
-			rec.Header().Set("Connection", "close")
-		}
-		d := time.Now().Add(drainGrace)
-		if !body.deadline.IsZero() && body.deadline.Before(d) {
-			d = body.deadline
-		}
-		rc.SetReadDeadline(d)
-	}()
-	defer s.recoverHandler(rec, r)
-
-	rt, resource, ok := findRoute(r.URL.Path)
-	if !ok {
-		// An HTTP/1.1 connection keeps the write deadline of its last
-		// request; every request sets its own.
-		rc.SetWriteDeadline(start.Add(noRouteTimeout))
-		http.NotFound(rec, r)
-		return
-	}
+	growStack(int(r.ProtoMajor))
 	st := s.acquire()
-	rt = st.routes[rt.Path]
-	c := &call{srv: s, st: st, route: rt, w: rec, r: r, resource: resource, ip: remoteIP(r)}
-	defer c.releaseState()
-	if rt.Counted {
-		s.metrics.active.Inc()
-		defer s.metrics.active.Dec()
-	}
-	defer func() {
-		s.audit(c, rec.status(), time.Since(start))
-		if rt.Counted {
-			s.metrics.observe(rec.status(), time.Since(start))
-		}
-	}()
+	x := &request{}
+	x.call = call{srv: s, st: st, start: time.Now()}
+	x.rc = http.NewResponseController(w)
+	x.body = requestBody{ReadCloser: r.Body, x: x}
+	r.Body = &x.body
+	x.rec = recorder{ResponseWriter: w, body: &x.body, http1: r.ProtoMajor == 1}
+	x.call.w = &x.rec
+	x.rctx = s.routeCtxs.Get().(*chi.Context)
+	x.rctx.Reset()
+	// Routed on the decoded path, as the policies see it: chi would
+	// otherwise route on the raw path, where "%2F" is no separator.
+	x.rctx.RoutePath = cmp.Or(r.URL.Path, "/")
+	// Every route takes every method; the route's middleware answers a
+	// wrong one, after its deadlines are set. Telling chi the method is
+	// GET keeps methods chi does not know (e.g. FOO) on that path too.
+	x.rctx.RouteMethod = http.MethodGet
+	x.ctx = reqCtx{parent: r.Context(), x: x}
+	r = r.WithContext(&x.ctx)
+	x.call.r = r
+	defer s.finish(x)
+	defer s.recoverHandler(&x.rec, r)
+	st.router.ServeHTTP(&x.rec, r)
+}
 
-	if rt.Timeout > 0 {
-		// The write deadline stops a stuck answer; the context stops the
-		// keystore calls behind it and the read deadline a slow body,
-		// both early enough to answer 504 or 408.
-		early := start.Add(rt.Timeout - answerMargin(rt.Timeout))
-		rc.SetWriteDeadline(start.Add(rt.Timeout))
-		if body.ReadCloser != http.NoBody {
-			body.deadline = early
-			rc.SetReadDeadline(early)
-		}
-		ctx, cancel := context.WithDeadline(r.Context(), early)
-		defer cancel()
-		r = r.WithContext(ctx)
-		c.r = r
-	} else {
-		rc.SetWriteDeadline(time.Time{})
-		rec.streamRC = rc
-	}
-
-	if r.Method != rt.Method && (rt.Method != http.MethodPut || r.Method != http.MethodPost) {
-		rec.Header().Set("Accept", rt.Method)
-		writeError(rec, http.StatusMethodNotAllowed, fmt.Sprintf("received method '%s' expected '%s'", r.Method, rt.Method))
+// finish runs when the answer is written: it gives back what the request
+// held, and on HTTP/1.1 bounds how long net/http may wait for a body the
+// handler did not read.
+func (s *Server) finish(x *request) {
+	x.guard.stop()
+	x.ctx.end()
+	x.call.releaseState()
+	x.rctx.Reset()
+	s.routeCtxs.Put(x.rctx)
+	if !x.body.pending() || !x.rec.http1 {
 		return
 	}
-	limit := rt.MaxBody
-	if r.ContentLength >= 0 && r.ContentLength < limit {
-		limit = r.ContentLength
+	if !x.rec.wroteHeader {
+		x.rec.Header().Set("Connection", "close")
 	}
-	r.Body = http.MaxBytesReader(rec, r.Body, limit)
+	d := time.Now().Add(drainGrace)
+	if !x.body.deadline.IsZero() && x.body.deadline.Before(d) {
+		d = x.body.deadline
+	}
+	x.rc.SetReadDeadline(d)
+}
 
-	// Registered last so it runs first: the audit record and metrics see
-	// the 500 it writes.
-	defer s.recoverHandler(rec, r)
-	if err := s.authenticate(c); err != nil {
-		c.fail(err, opRead)
-		return
+// newRouter builds the chi router of a state: every route of the state
+// (routes, with the config's changes) behind its middleware. A prefix
+// route ("/v1/key/create/") takes the rest of the path, slashes and all,
+// as its resource, and its path without the trailing slash
+// ("/v1/key/list", which kes-go's ListKeys requests) as the empty
+// resource rather than a redirect, so that clients that do not follow
+// redirects work too.
+func (s *Server) newRouter(st *state) *chi.Mux {
+	mux := chi.NewMux()
+	mux.NotFound(notFound)
+	// Unreachable: every route takes every method (see ServeHTTP).
+	mux.MethodNotAllowed(notFound)
+	for _, r := range routes {
+		rt := st.routes[r.Path]
+		h := chi.Chain(
+			s.observe(rt),
+			s.deadlines(rt),
+			allowMethod(rt),
+			limitBody(rt),
+			s.recoverInner,
+			s.authenticated(rt),
+		).HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// rt.handle is read per request: tests swap it.
+			rt.handle(&xOf(r).call)
+		})
+		if p, ok := strings.CutSuffix(rt.Path, "/"); ok {
+			mux.Handle(rt.Path+"*", h)
+			mux.Handle(p, h)
+		} else {
+			mux.Handle(rt.Path, h)
+		}
 	}
-	rt.handle(c)
+	return mux
+}
+
+// notFound is the answer to a path that is no route: net/http's own 404,
+// which KES clients expect, with a write deadline of its own (an HTTP/1.1
+// connection keeps the deadline of its last request).
+func notFound(w http.ResponseWriter, r *http.Request) {
+	x := xOf(r)
+	x.rc.SetWriteDeadline(x.call.start.Add(noRouteTimeout))
+	http.NotFound(w, r)
+}
+
+// observe is the outermost middleware of a route: it sets the call's
+// route and resource, and counts and audits the finished request.
+func (s *Server) observe(rt *route) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			x := xOf(r)
+			c := &x.call
+			c.route = rt
+			if strings.HasSuffix(rt.Path, "/") {
+				c.resource = chi.URLParam(r, "*")
+			}
+			if rt.Counted {
+				s.metrics.active.Inc()
+			}
+			defer func() {
+				took := time.Since(c.start)
+				code := x.rec.status()
+				s.audit(c, code, took)
+				if rt.Counted {
+					s.metrics.active.Dec()
+					s.metrics.observe(code, took)
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// deadlines gives the request its route's deadlines. The write deadline
+// stops a stuck answer; the context stops the keystore calls behind it
+// and the read deadline a slow body, both answerMargin earlier, so that
+// the handler can still answer 504 or 408.
+func (s *Server) deadlines(rt *route) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			x := xOf(r)
+			if rt.Timeout <= 0 {
+				// Log streams: each write gets a deadline of its own.
+				x.rc.SetWriteDeadline(time.Time{})
+				x.rec.streamRC = x.rc
+				next.ServeHTTP(w, r)
+				return
+			}
+			write := x.call.start.Add(rt.Timeout)
+			early := write.Add(-answerMargin(rt.Timeout))
+			x.ctx.deadline = early
+			hasBody := x.body.ReadCloser != http.NoBody
+			if hasBody {
+				x.body.deadline = early
+			}
+			x.rc.SetWriteDeadline(write)
+			switch {
+			case !hasBody:
+			case x.rec.http1:
+				x.rc.SetReadDeadline(early) // a connection deadline: cheap
+			default:
+				// On HTTP/2 a read deadline is a round trip to the
+				// connection's goroutine and a timer; the guard is a
+				// timer only, and most bodies have arrived before it
+				// fires.
+				x.guard.start(x.rc, early)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// allowMethod answers a request with another method than its route's 405
+// (PUT routes take POST too, as minio/kes does).
+func allowMethod(rt *route) func(http.Handler) http.Handler {
+	msg := fmt.Sprintf("expected '%s'", rt.Method)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != rt.Method && (rt.Method != http.MethodPut || r.Method != http.MethodPost) {
+				w.Header().Set("Accept", rt.Method)
+				writeError(w, http.StatusMethodNotAllowed, "received method '"+r.Method+"' "+msg)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// limitBody caps the request body at the route's limit (zero: no body).
+func limitBody(rt *route) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			limit := rt.MaxBody
+			if r.ContentLength >= 0 && r.ContentLength < limit {
+				limit = r.ContentLength
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// recoverInner turns a panic of authentication or a handler into a 500
+// that the audit record and metrics see.
+func (s *Server) recoverInner(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer s.recoverHandler(&xOf(r).rec, r)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authenticated identifies the caller and checks its policy.
+func (s *Server) authenticated(rt *route) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if rt.Auth == authNone {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c := &xOf(r).call
+			c.r = r
+			if err := s.authenticate(c); err != nil {
+				c.fail(err, opRead)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // requestBody is the request body as handlers see it. It tracks whether
@@ -281,10 +415,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // passes.
 type requestBody struct {
 	io.ReadCloser
-	rec      *recorder
+	x        *request
 	deadline time.Time // the read deadline, zero if none
 	eof      bool
-	onEOF    func()
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
@@ -293,13 +426,20 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		if !b.eof {
 			b.eof = true
-			b.onEOF()
+			// A body read to its end needs no deadline any more; on
+			// HTTP/1.1 net/http now reads ahead in the background to
+			// notice a client going away, and a deadline there would
+			// cancel the request. (On HTTP/2 the guard's read deadline
+			// does nothing to a body that has ended.)
+			if b.x.rec.http1 && !b.deadline.IsZero() {
+				b.x.rc.SetReadDeadline(time.Time{})
+			}
 		}
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		// Handlers answer a failed read as a malformed body; the client
 		// is told what really happened, and what the handler writes
 		// after it is dropped.
-		b.rec.answerOnce(errBodyTimeout)
+		b.x.rec.answerOnce(errBodyTimeout)
 	}
 	return n, err
 }
@@ -421,4 +561,22 @@ func (c *call) releaseState() {
 		c.released = true
 		c.st.release()
 	}
+}
+
+// stackDepth is how much stack a request needs, about: net/http's frames,
+// chi's, the handler's, the JSON decoder's and the cipher's.
+const stackDepth = 8 << 10
+
+// growStack grows the goroutine's stack, while it is shallow, to what the
+// rest of the request needs. A goroutine starts with a small stack and
+// net/http starts one per HTTP/2 request: without this, the stack grows
+// in the middle of the request, where copying it means walking and
+// adjusting every frame above, which costs more than all the work of
+// routing and authentication together.
+//
+//go:noinline
+func growStack(i int) byte {
+	var pad [stackDepth]byte
+	pad[i%stackDepth] = byte(i)
+	return pad[(i+1)%stackDepth]
 }

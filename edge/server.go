@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/kesbridge/kes/identity"
 	"github.com/kesbridge/kes/internal/keys"
 	"github.com/kesbridge/kes/keystore"
@@ -59,6 +61,7 @@ type Server struct {
 	auditHub       *hub
 	errorHub       *hub
 	metrics        *metrics
+	routeCtxs      sync.Pool // of *chi.Context
 
 	httpMu  sync.Mutex
 	servers []*http.Server
@@ -78,6 +81,7 @@ type state struct {
 	kmipTLS   *tls.Config
 	kmipUsers map[string]kmipbridge.User
 	routes    map[string]*route
+	router    *chi.Mux
 	proxies   map[identity.Identity]struct{}
 	loadedAt  time.Time
 
@@ -100,6 +104,7 @@ func NewServer(ctx context.Context, cfg *Config, opts ServerOptions) (*Server, e
 		opts.OpenStore = OpenKeystore
 	}
 	s := &Server{opts: opts, started: time.Now()}
+	s.routeCtxs.New = func() any { return chi.NewRouteContext() }
 	s.metrics = newMetrics(s.started)
 	s.auditHub = newHub(s.metrics.auditEvents, s.metrics.auditDropped)
 	s.errorHub = newHub(s.metrics.errorEvents, s.metrics.errorDropped)
@@ -147,6 +152,7 @@ func (s *Server) newState(ctx context.Context, cfg *Config) (*state, error) {
 		}
 		st.routes[r.Path] = &rt
 	}
+	st.router = s.newRouter(st)
 	for _, id := range cfg.TLS.ProxyIdentities {
 		st.proxies[id] = struct{}{}
 	}

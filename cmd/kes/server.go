@@ -25,8 +25,9 @@ Options:
                              in-memory keystore (or a filesystem one with
                              --data).
         --data DIR           Keep the development server's keys in DIR.
-        --mlock              Lock all process memory into RAM, so that keys
-                             are never swapped to disk.
+        --mlock              Lock the memory that holds keys into RAM, so that
+                             keys are never swapped to disk (mlockall: true in
+                             the config locks all process memory).
     -h, --help               Print command line options.
 
 Examples:

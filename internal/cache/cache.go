@@ -108,7 +108,14 @@ func (c *Cache[V]) Get(ctx context.Context, name string, load func(context.Conte
 	ch := c.group.DoChan(name, func() (any, error) {
 		c.mu.RLock()
 		gen := c.gen
+		cur, ok := c.entries[name]
 		c.mu.RUnlock()
+		// A load that finished between this caller's miss and DoChan
+		// has left its entry: take it. Without this, callers racing
+		// for a cold key would read it from the keystore twice.
+		if ok && cur != e && c.fresh(cur, time.Now()) {
+			return cur, nil
+		}
 
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.LoadTimeout)
 		defer cancel()

@@ -6,9 +6,12 @@ package cache
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/kesbridge/kes/keystore"
@@ -240,4 +243,48 @@ func TestClose(t *testing.T) {
 	if !v.released.Load() {
 		t.Fatal("Close did not release entries")
 	}
+}
+
+// TestOneLoadPerExpiry checks that however many Gets race for a name,
+// the cache loads it once per expiry: a Get that missed while another
+// one's load was finishing must take the new entry, not load again.
+func TestOneLoadPerExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const (
+			keys    = 200
+			callers = 16
+			expiry  = time.Minute
+		)
+		c := New[*value](Config{Expiry: expiry}, nil)
+		defer c.Close()
+		var loads [keys]atomic.Int32
+		round := func() {
+			var wg sync.WaitGroup
+			for k := range keys {
+				name := "k" + strconv.Itoa(k)
+				for range callers {
+					wg.Go(func() {
+						_, err := c.Get(context.Background(), name, func(context.Context) (*value, error) {
+							loads[k].Add(1)
+							runtime.Gosched() // let the other callers pile up behind
+							return &value{name: name}, nil
+						})
+						if err != nil {
+							t.Error(err)
+						}
+					})
+				}
+			}
+			wg.Wait()
+		}
+		for want := int32(1); want <= 3; want++ {
+			round()
+			for k := range keys {
+				if n := loads[k].Load(); n != want {
+					t.Fatalf("key %d: %d loads after %d expiries, want %d", k, n, want-1, want)
+				}
+			}
+			time.Sleep(expiry) // the bubble's clock: the entries expire
+		}
+	})
 }

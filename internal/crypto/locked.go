@@ -4,6 +4,7 @@
 package crypto
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -103,4 +104,14 @@ func (s *slot) release() {
 		unlockedSlots.Add(-1)
 	}
 	s.p = nil
+}
+
+// CheckLocking reports whether key memory can be locked now: nil if a
+// chunk of key slots can be locked, else an error that says how to allow
+// it.
+func CheckLocking() error {
+	if !canLock(chunkSize) {
+		return errors.New("crypto: failed to lock memory for keys (mlock): raise the memlock limit (ulimit -l), run as root or: sudo setcap cap_ipc_lock=+ep $(which kes)")
+	}
+	return nil
 }
