@@ -133,7 +133,7 @@ func (c *call) fail(err error, o op) {
 // read that runs out of time still leaves the handler time to write its
 // 504 or 408 before the write deadline cuts the connection.
 const (
-	minAnswerMargin = 250 * time.Millisecond
+	minAnswerMargin = 500 * time.Millisecond
 	maxAnswerMargin = 2 * time.Second
 
 	// drainGrace bounds how long net/http may go on reading a body that
