@@ -4,10 +4,12 @@
 package vault
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -145,6 +147,10 @@ type Config struct {
 	// Logger receives session and health messages. Nil discards them.
 	// Nothing secret is ever logged.
 	Logger *slog.Logger
+
+	// dial replaces the network dialer in tests (in-memory connections
+	// in a testing/synctest bubble).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // settings is a validated Config with its defaults filled in.

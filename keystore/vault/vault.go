@@ -81,6 +81,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		ResponseHeaderTimeout: c.Timeout,
 		ExpectContinueTimeout: time.Second,
 	}
+	if c.dial != nil {
+		s.transport.DialContext = c.dial
+	}
 	if c.ClientCert != nil {
 		s.transport.TLSClientConfig.Certificates = []tls.Certificate{*c.ClientCert}
 	}

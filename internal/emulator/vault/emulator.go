@@ -287,6 +287,13 @@ func (s *Server) Start(addr string) error {
 	if err != nil {
 		return fmt.Errorf("emulator: listen: %w", err)
 	}
+	return s.Serve(ln)
+}
+
+// Serve serves HTTPS on ln in the background until Close, like Start.
+// Tests hand in an in-memory listener to run client and emulator in a
+// testing/synctest bubble.
+func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.srv != nil {
 		s.mu.Unlock()
