@@ -97,10 +97,12 @@ type Config struct {
 	// "root" is built in and allows everything.
 	Policies map[string][]Rule
 	// AppRoles are the AppRole roles. Nil means one role on
-	// DefaultAppRoleMount with random IDs and DefaultPolicy.
+	// DefaultAppRoleMount, in the namespace of the first KV engine, with
+	// random IDs and DefaultPolicy.
 	AppRoles []AppRole
 	// KubernetesRoles are the Kubernetes roles. Nil means DefaultK8sRole
-	// on DefaultK8sMount with a random JWT and DefaultPolicy.
+	// on DefaultK8sMount, in the namespace of the first KV engine, with a
+	// random JWT and DefaultPolicy.
 	KubernetesRoles []KubernetesRole
 	// RootToken is a token with the root policy that never expires.
 	// Empty means a random one.
@@ -182,6 +184,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.KV == nil {
 		cfg.KV = []KVMount{{Path: DefaultKVMount, Version: 2}}
 	}
+	if len(cfg.KV) == 0 {
+		return nil, errors.New("emulator: no KV engine")
+	}
 	if cfg.Transit == nil {
 		cfg.Transit = []TransitMount{{Path: DefaultTransitMount, Keys: []string{DefaultTransitKey}}}
 	}
@@ -192,11 +197,13 @@ func New(cfg Config) (*Server, error) {
 			{Path: DefaultTransitMount + "/decrypt/" + DefaultTransitKey, Capabilities: []string{"update"}},
 		}}
 	}
+	// The default logins live where the first KV engine lives.
+	home := cfg.KV[0].Namespace
 	if cfg.AppRoles == nil {
-		cfg.AppRoles = []AppRole{{Mount: DefaultAppRoleMount, RoleID: newUUID(), SecretID: newUUID(), Policies: []string{DefaultPolicy}}}
+		cfg.AppRoles = []AppRole{{Namespace: home, Mount: DefaultAppRoleMount, RoleID: newUUID(), SecretID: newUUID(), Policies: []string{DefaultPolicy}}}
 	}
 	if cfg.KubernetesRoles == nil {
-		cfg.KubernetesRoles = []KubernetesRole{{Mount: DefaultK8sMount, Role: DefaultK8sRole, JWT: "eyJhbGciOiJSUzI1NiJ9." + randomHex(32) + ".sig", Policies: []string{DefaultPolicy}}}
+		cfg.KubernetesRoles = []KubernetesRole{{Namespace: home, Mount: DefaultK8sMount, Role: DefaultK8sRole, JWT: "eyJhbGciOiJSUzI1NiJ9." + randomHex(32) + ".sig", Policies: []string{DefaultPolicy}}}
 	}
 	if cfg.RootToken == "" {
 		cfg.RootToken = "hvs." + randomHex(12)
