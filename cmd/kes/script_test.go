@@ -31,13 +31,14 @@ func TestScript(t *testing.T) {
 		Dir:   "testdata",
 		Setup: setupScript,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"kesserver":    cmdKESServer,
-			"perm":         cmdPerm,
-			"getjson":      cmdGetJSON,
-			"wantjson":     cmdWantJSON,
-			"softhsm":      cmdSoftHSM,
-			"hpcsemulator": cmdHPCSEmulator,
-			"kcemulator":   cmdKCEmulator,
+			"kesserver":     cmdKESServer,
+			"perm":          cmdPerm,
+			"getjson":       cmdGetJSON,
+			"wantjson":      cmdWantJSON,
+			"softhsm":       cmdSoftHSM,
+			"hpcsemulator":  cmdHPCSEmulator,
+			"kcemulator":    cmdKCEmulator,
+			"vaultemulator": cmdVaultEmulator,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
