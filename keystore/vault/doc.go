@@ -55,7 +55,9 @@
 //
 // Requests go through the official client, github.com/hashicorp/vault/api,
 // with its own retries off: the driver retries idempotent reads itself and
-// decides for every write whether a retry is safe. The client reads whole
-// error bodies without a limit, so the driver's transport caps every
-// response body.
+// decides for every write whether a retry is safe. Two things the client
+// does not do are added around it: it reads whole error bodies without a
+// limit, so the driver's transport caps every response body; and its
+// request helpers send the client-wide token, so the driver uses its raw
+// request with the token it holds, to know which token Vault rejected.
 package vault

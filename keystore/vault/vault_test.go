@@ -186,3 +186,23 @@ func isPermissionDenied(err error) bool {
 	var ue *keystore.UnavailableError
 	return errors.As(err, &ue) && ue.Reason == "permission denied"
 }
+
+// TestConformanceSealed runs the suite on a KV v2 store wrapped by a
+// sealer, as a seal: section configures it: sealed values are binary and
+// take the "kesbridge:base64:" form in Vault.
+func TestConformanceSealed(t *testing.T) {
+	sealer := keystoretest.NewSoftSealer()
+	keystoretest.Run(t, func(t *testing.T) keystore.Store {
+		em := startEmulator(t, kvConfig("", 2))
+		s := keystore.Seal(openStore(t, configFor(em, V2)), sealer, nil)
+		t.Cleanup(func() {
+			data, _, ok := em.ReadKV("", "kv", "kes/my-key")
+			if ok {
+				if f, _ := data["my-key"].(string); !strings.HasPrefix(f, binaryPrefix) {
+					t.Errorf("a sealed value is stored as %.24q, want the base64 form", f)
+				}
+			}
+		})
+		return s
+	}, keystoretest.Options{})
+}

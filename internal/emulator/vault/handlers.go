@@ -159,7 +159,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.handleTransit(req, m, rest)
 		return
 	}
-	writeErrors(w, http.StatusNotFound, fmt.Sprintf("1 error occurred:\n\t* unsupported path\n\n"))
+	writeErrors(w, http.StatusNotFound, "1 error occurred:\n\t* unsupported path\n\n")
 }
 
 // call is one authenticated request on a mount.
