@@ -260,3 +260,32 @@ func TestLoginErrors(t *testing.T) {
 		t.Fatalf("New with a wrong secret ID: %v", err)
 	}
 }
+
+// TestTransitRotation: after the transit key is rotated, new values are
+// vault:v2: and both old and new values decrypt (minio/kes v0.24.0 only
+// accepts vault:v1:).
+func TestTransitRotation(t *testing.T) {
+	em := startEmulator(t, kvConfig("", 2))
+	cfg := configFor(em, V2)
+	cfg.Transit = &Transit{Key: "kes"}
+	s := openStore(t, cfg)
+	ctx := context.Background()
+	if err := s.Create(ctx, "old", []byte("v-old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := em.RotateTransitKey("", "transit", "kes"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(ctx, "new", []byte("v-new")); err != nil {
+		t.Fatalf("Create after a transit key rotation: %v", err)
+	}
+	data, _, _ := em.ReadKV("", "kv", "kes/new")
+	if f, _ := data["new"].(string); !strings.HasPrefix(f, "vault:v2:") {
+		t.Fatalf("new value %.12q, want vault:v2:", f)
+	}
+	for name, want := range map[string]string{"old": "v-old", "new": "v-new"} {
+		if v, err := s.Get(ctx, name); err != nil || string(v) != want {
+			t.Fatalf("Get(%s) = %q, %v", name, v, err)
+		}
+	}
+}
