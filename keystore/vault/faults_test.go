@@ -289,3 +289,22 @@ func TestTransitRotation(t *testing.T) {
 		}
 	}
 }
+
+// TestFixedToken uses a given token instead of a login; with neither a
+// token nor VAULT_TOKEN the store refuses to start.
+func TestFixedToken(t *testing.T) {
+	em := startEmulator(t, kvConfig("", 2))
+	cfg := configFor(em, V2)
+	cfg.AppRole = nil
+	cfg.Token = keystore.NewSecret(em.RootToken())
+	s := openStore(t, cfg)
+	ctx := context.Background()
+	if err := s.Create(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("VAULT_TOKEN", "")
+	cfg.Token = keystore.Secret{}
+	if _, err := New(ctx, cfg); err == nil || !strings.Contains(err.Error(), "no authentication method") {
+		t.Fatalf("New without any credential: %v", err)
+	}
+}
