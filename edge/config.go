@@ -136,6 +136,7 @@ type KeystoreConfig struct {
 	FS         *FSConfig
 	KeyControl *KeyControlConfig
 	HPCS       *HPCSConfig
+	Vault      *VaultConfig
 	PKCS11     *PKCS11Config
 
 	// mem is used by --dev without a data directory.
@@ -151,6 +152,42 @@ type KeyControlConfig struct {
 	Username                 string
 	Password                 keystore.Secret
 	CAFile                   string
+}
+
+// VaultConfig is keystore.vault, the minio/kes HashiCorp Vault (and
+// OpenBao) section, field for field.
+type VaultConfig struct {
+	Endpoint, Engine, Version, Namespace, Prefix string
+
+	// AppRole and Kubernetes are the login methods; both nil means the
+	// VAULT_TOKEN environment variable.
+	AppRole    *VaultAppRole
+	Kubernetes *VaultKubernetes
+	// TransitEngine and TransitKey wrap the stored values if TransitKey
+	// is set.
+	TransitEngine, TransitKey string
+	// KeyFile, CertFile (a client certificate) and CAFile (file or
+	// directory) are tls.{key,cert,ca}.
+	KeyFile, CertFile, CAFile string
+	// StatusPing is status.ping; zero means the driver default.
+	StatusPing time.Duration
+	// LegacyRetry is set when the file still carries approle.retry or
+	// kubernetes.retry (minio/kes before v0.22), which no longer has an
+	// effect: the driver retries with backoff by itself.
+	LegacyRetry bool
+}
+
+// VaultAppRole is keystore.vault.approle.
+type VaultAppRole struct {
+	Engine, Namespace, ID string
+	Secret                keystore.Secret
+}
+
+// VaultKubernetes is keystore.vault.kubernetes. JWT is the token or, if
+// it contains a '/', the path of a file that holds it.
+type VaultKubernetes struct {
+	Engine, Namespace, Role string
+	JWT                     keystore.Secret
 }
 
 // HPCSConfig is keystore.ibm.hpcs and seal.ibm.hpcs.
@@ -274,6 +311,90 @@ type hpcsYAML struct {
 	TLS tlsCAYAML `yaml:"tls"`
 }
 
+type vaultYAML struct {
+	Endpoint  string `yaml:"endpoint"`
+	Engine    string `yaml:"engine"`
+	Version   string `yaml:"version"`
+	Namespace string `yaml:"namespace"`
+	Prefix    string `yaml:"prefix"`
+	AppRole   *struct {
+		Engine    string          `yaml:"engine"`
+		Namespace string          `yaml:"namespace"`
+		ID        string          `yaml:"id"`
+		Secret    keystore.Secret `yaml:"secret"`
+		Retry     *time.Duration  `yaml:"retry"` // legacy, ignored
+	} `yaml:"approle"`
+	Kubernetes *struct {
+		Engine    string          `yaml:"engine"`
+		Namespace string          `yaml:"namespace"`
+		Role      string          `yaml:"role"`
+		JWT       keystore.Secret `yaml:"jwt"`
+		Retry     *time.Duration  `yaml:"retry"` // legacy, ignored
+	} `yaml:"kubernetes"`
+	Transit *struct {
+		Engine string `yaml:"engine"`
+		Key    string `yaml:"key"`
+	} `yaml:"transit"`
+	TLS struct {
+		Key  string `yaml:"key"`
+		Cert string `yaml:"cert"`
+		CA   string `yaml:"ca"`
+	} `yaml:"tls"`
+	Status struct {
+		Ping time.Duration `yaml:"ping"`
+	} `yaml:"status"`
+}
+
+// config validates keystore.vault as minio/kes does, with its messages.
+func (y *vaultYAML) config() (*VaultConfig, error) {
+	v := &VaultConfig{
+		Endpoint: y.Endpoint, Engine: y.Engine, Version: y.Version, Namespace: y.Namespace, Prefix: y.Prefix,
+		KeyFile: y.TLS.Key, CertFile: y.TLS.Cert, CAFile: y.TLS.CA, StatusPing: y.Status.Ping,
+	}
+	switch {
+	case y.Endpoint == "":
+		return nil, invalid("Hashicorp Vault keystore: no endpoint specified")
+	case y.Version != "" && y.Version != "v1" && y.Version != "v2":
+		return nil, invalid("Hashicorp Vault keystore: invalid K/V engine version '%s': must be v1 or v2", y.Version)
+	case y.TLS.Key != "" && y.TLS.Cert == "":
+		return nil, invalid("Hashicorp Vault keystore: tls.key specified without tls.cert")
+	case y.TLS.Cert != "" && y.TLS.Key == "":
+		return nil, invalid("Hashicorp Vault keystore: tls.cert specified without tls.key")
+	case y.Status.Ping < 0:
+		return nil, invalid("Hashicorp Vault keystore: status.ping must not be negative")
+	}
+	// A section only counts if it names credentials, as in minio/kes:
+	// sample configs carry empty approle and kubernetes sections.
+	if a := y.AppRole; a != nil {
+		v.LegacyRetry = a.Retry != nil
+		if a.ID != "" || !a.Secret.IsZero() {
+			if a.ID == "" || a.Secret.IsZero() {
+				return nil, invalid("Hashicorp Vault keystore: approle: both id and secret are required")
+			}
+			v.AppRole = &VaultAppRole{Engine: a.Engine, Namespace: a.Namespace, ID: a.ID, Secret: a.Secret}
+		}
+	}
+	if k := y.Kubernetes; k != nil {
+		v.LegacyRetry = v.LegacyRetry || k.Retry != nil
+		if k.Role != "" || !k.JWT.IsZero() {
+			if k.Role == "" || k.JWT.IsZero() {
+				return nil, invalid("Hashicorp Vault keystore: kubernetes: both role and jwt are required")
+			}
+			v.Kubernetes = &VaultKubernetes{Engine: k.Engine, Namespace: k.Namespace, Role: k.Role, JWT: k.JWT}
+		}
+	}
+	if v.AppRole != nil && v.Kubernetes != nil {
+		return nil, invalid("Hashicorp Vault keystore: more than one authentication method specified: approle and kubernetes")
+	}
+	if t := y.Transit; t != nil && (t.Engine != "" || t.Key != "") {
+		if t.Key == "" {
+			return nil, invalid("Hashicorp Vault keystore: transit: no key specified")
+		}
+		v.TransitEngine, v.TransitKey = t.Engine, t.Key
+	}
+	return v, nil
+}
+
 type pkcs11YAML struct {
 	Module        string          `yaml:"module"`
 	Token         string          `yaml:"token"`
@@ -304,6 +425,7 @@ type keystoreYAML struct {
 		HPCS *hpcsYAML `yaml:"hpcs"`
 	} `yaml:"ibm"`
 	PKCS11 *pkcs11YAML `yaml:"pkcs11"`
+	Vault  *vaultYAML  `yaml:"vault"`
 }
 
 type sealYAML struct {
@@ -334,7 +456,7 @@ type kmipYAML struct {
 
 // unsupportedKeystores are minio/kes backends this server does not
 // implement; naming them gets a clear error instead of "unknown field".
-var unsupportedKeystores = []string{"vault", "fortanix", "gemalto", "gcp", "aws", "azure", "kes"}
+var unsupportedKeystores = []string{"fortanix", "gemalto", "gcp", "aws", "azure", "kes"}
 
 // ReadConfig reads and validates the config file at path. Unknown or
 // misspelt keys, missing ${ENV} variables and invalid values are errors
@@ -832,6 +954,12 @@ func (c *Config) checkPaths() error {
 	if kc := c.Keystore.KeyControl; kc != nil {
 		paths = append(paths, path{"keystore.entrust.keycontrol.tls.ca", kc.CAFile, true})
 	}
+	if v := c.Keystore.Vault; v != nil {
+		paths = append(paths,
+			path{"keystore.vault.tls.key", v.KeyFile, false},
+			path{"keystore.vault.tls.cert", v.CertFile, false},
+			path{"keystore.vault.tls.ca", v.CAFile, true})
+	}
 	hpcsPaths("keystore", c.Keystore.HPCS)
 	pkcs11Paths("keystore", c.Keystore.PKCS11)
 	if c.Seal != nil {
@@ -943,6 +1071,14 @@ func (y *keystoreYAML) config() (KeystoreConfig, error) {
 			return k, err
 		}
 		k.PKCS11 = p
+	}
+	if y.Vault != nil {
+		n++
+		v, err := y.Vault.config()
+		if err != nil {
+			return k, err
+		}
+		k.Vault = v
 	}
 	switch {
 	case n == 0:

@@ -171,7 +171,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"unknown nested", replace("  cert: ./server.crt\n", "  cert: ./server.crt\n  certs: x\n"), "config line 7: unknown field 'certs'"},
 		{"unknown in map value", minimal + "policy:\n  p:\n    alow: [x]\n", "config line 12: unknown field 'alow'"},
 		{"unknown keystore field", replace("    path: ./keys", "    path: ./keys\n    paht: x"), "config line 10: unknown field 'paht'"},
-		{"unsupported keystore", replace("  fs:\n    path: ./keys\n", "  vault:\n    endpoint: x\n"), "config line 8: keystore 'vault' is not supported by this server"},
+		{"unsupported keystore", replace("  fs:\n    path: ./keys\n", "  fortanix:\n    sdkms: {}\n"), "config line 8: keystore 'fortanix' is not supported by this server"},
 		{"unsupported aws", replace("  fs:\n    path: ./keys\n", "  aws:\n    secretsmanager: {}\n"), "keystore 'aws' is not supported by this server"},
 		{"missing env", replace("./keys", "${EDGE_TEST_MISSING_VAR}"), "config line 9: referenced env. variable 'EDGE_TEST_MISSING_VAR' not found"},
 		{"duplicate field", minimal + "address: 1.2.3.4:1\naddress: 1.2.3.4:2\n", "line 11: field 'address' appears twice"},

@@ -5,6 +5,7 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/kesbridge/kes/keystore/hpcs"
 	"github.com/kesbridge/kes/keystore/keycontrol"
 	"github.com/kesbridge/kes/keystore/pkcs11"
+	"github.com/kesbridge/kes/keystore/vault"
 )
 
 // OpenKeystore connects to the keystore of cfg and, if cfg has a seal
@@ -74,6 +76,8 @@ func openStore(ctx context.Context, k *KeystoreConfig, log *slog.Logger) (keysto
 			return nil, fmt.Errorf("failed to connect to IBM HPCS: %w", err)
 		}
 		return s, nil
+	case k.Vault != nil:
+		return openVault(ctx, k.Vault, log)
 	case k.PKCS11 != nil:
 		// Checked again here, not only at load: dlopen of a FIFO blocks.
 		if err := checkPath("keystore.pkcs11.module", k.PKCS11.Module, false); err != nil {
@@ -87,6 +91,42 @@ func openStore(ctx context.Context, k *KeystoreConfig, log *slog.Logger) (keysto
 	default:
 		return nil, fmt.Errorf("no keystore specified")
 	}
+}
+
+// openVault connects to the keystore.vault section's Vault.
+func openVault(ctx context.Context, v *VaultConfig, log *slog.Logger) (keystore.Store, error) {
+	if v.LegacyRetry {
+		log.Warn("keystore.vault: 'approle.retry' and 'kubernetes.retry' are deprecated and have no effect: the server retries logins with backoff by itself")
+	}
+	roots, err := rootCAs(v.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg := vault.Config{
+		Endpoint: v.Endpoint, Engine: v.Engine, Version: v.Version, Namespace: v.Namespace, Prefix: v.Prefix,
+		RootCAs: roots, StatusPing: v.StatusPing, Logger: log,
+	}
+	if a := v.AppRole; a != nil {
+		cfg.AppRole = &vault.AppRole{Engine: a.Engine, Namespace: a.Namespace, ID: a.ID, Secret: a.Secret}
+	}
+	if k := v.Kubernetes; k != nil {
+		cfg.Kubernetes = &vault.Kubernetes{Engine: k.Engine, Namespace: k.Namespace, Role: k.Role, JWT: k.JWT}
+	}
+	if v.TransitKey != "" {
+		cfg.Transit = &vault.Transit{Engine: v.TransitEngine, Key: v.TransitKey}
+	}
+	if v.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(v.CertFile, v.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("keystore.vault.tls: failed to load the client certificate: %w", err)
+		}
+		cfg.ClientCert = &cert
+	}
+	s, err := vault.New(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to connect to Hashicorp Vault: %w", err)
+	}
+	return s, nil
 }
 
 func openSealer(ctx context.Context, s *SealConfig, log *slog.Logger) (keystore.Sealer, error) {

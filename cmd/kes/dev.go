@@ -11,6 +11,7 @@ import (
 
 	"github.com/kesbridge/kes/internal/emulator/hpcs"
 	"github.com/kesbridge/kes/internal/emulator/keycontrol"
+	"github.com/kesbridge/kes/internal/emulator/vault"
 )
 
 const devUsage = `Usage:
@@ -23,6 +24,7 @@ in them.
 Commands:
     keycontrol               Start an Entrust KeyControl (PASM vault) emulator.
     hpcs                     Start an IBM HPCS / Key Protect emulator.
+    vault                    Start a HashiCorp Vault / OpenBao emulator.
 
 Options:
     -h, --help               Print command line options.
@@ -32,6 +34,7 @@ func devCmd(args []string) error {
 	return dispatch(map[string]func([]string) error{
 		"keycontrol": devKeyControlCmd,
 		"hpcs":       devHPCSCmd,
+		"vault":      devVaultCmd,
 	}, "kes dev", devUsage, args)
 }
 
@@ -135,6 +138,60 @@ func devHPCSCmd(args []string) error {
 	ctx, cancel := signalContext()
 	defer cancel()
 	return ignoreCanceled(hpcs.Run(ctx, addr, cfg, stdout))
+}
+
+const devVaultUsage = `Usage:
+    kes dev vault [options]
+
+Starts a HashiCorp Vault emulator (KV engine, transit, AppRole and
+Kubernetes login, tokens, health) and prints the keystore.vault config
+section to use. Serves until interrupted.
+
+Options:
+        --addr IP:PORT       Listen address, loopback only (default:
+                             127.0.0.1:8200).
+        --kv-version 1|2     Version of the KV engine 'kv' (default: 2).
+        --namespace NAME     Put the engines and logins into namespace
+                             NAME (default: the root namespace).
+        --token-ttl DURATION Lease of tokens from logins (default: 1h).
+        --token-max-ttl DURATION
+                             Maximum life of tokens (default: 24h).
+        --ca-file FILE       Where to write the CA certificate (default: in
+                             the temporary directory).
+    -h, --help               Print command line options.
+`
+
+func devVaultCmd(args []string) error {
+	var (
+		addr      string
+		version   int
+		namespace string
+		cfg       vault.Config
+	)
+	fs := newFlagSet("kes dev vault")
+	fs.StringVar(&addr, "addr", "127.0.0.1:8200", "")
+	fs.IntVar(&version, "kv-version", 2, "")
+	fs.StringVar(&namespace, "namespace", "", "")
+	fs.DurationVar(&cfg.TokenTTL, "token-ttl", vault.DefaultTokenTTL, "")
+	fs.DurationVar(&cfg.TokenMaxTTL, "token-max-ttl", vault.DefaultTokenMaxTTL, "")
+	fs.StringVar(&cfg.CAFile, "ca-file", "", "")
+	if err := parseFlags(fs, devVaultUsage, args); err != nil {
+		return err
+	}
+	if err := nArgs(fs, 0, 0); err != nil {
+		return err
+	}
+	if version != 1 && version != 2 {
+		return usagef("kes dev vault: '--kv-version' must be 1 or 2")
+	}
+	if namespace != "" {
+		cfg.Namespaces = []string{namespace}
+	}
+	cfg.KV = []vault.KVMount{{Namespace: namespace, Path: vault.DefaultKVMount, Version: version}}
+	cfg.Transit = []vault.TransitMount{{Namespace: namespace, Path: vault.DefaultTransitMount, Keys: []string{vault.DefaultTransitKey}}}
+	ctx, cancel := signalContext()
+	defer cancel()
+	return ignoreCanceled(vault.Run(ctx, addr, cfg, stdout))
 }
 
 // ignoreCanceled treats the end of a server by interruption as success.
