@@ -88,6 +88,8 @@ func wireError(err error, o op) (int, string) {
 		return http.StatusBadRequest, "key is too large for the key store"
 	case errors.As(err, &unavailable):
 		return http.StatusBadGateway, unavailable.Reason
+	case errors.As(err, &unreachable) && unreachable.Reason != "":
+		return http.StatusServiceUnavailable, unreachable.Reason
 	case errors.As(err, &unreachable), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, string(o)
 	default:

@@ -45,6 +45,7 @@ func TestWireError(t *testing.T) {
 		{keys.ErrNotEncryptionKey, opRead, 409, "key is not a 256-bit encryption key"},
 		{fmt.Errorf("get: %w", &keystore.UnreachableError{Store: "kc", Err: errors.New("dial tcp: refused")}), opRead, 504, "failed to read key"},
 		{&keystore.UnreachableError{Store: "kc"}, opDelete, 504, "failed to delete key"},
+		{fmt.Errorf("get: %w", &keystore.UnreachableError{Store: "vault", Reason: "vault is sealed", Err: errors.New("503 sealed")}), opRead, 503, "vault is sealed"},
 		{fmt.Errorf("get: %w", &keystore.UnavailableError{Store: "hpcs", Reason: "root key disabled", Err: errors.New("secret detail")}), opRead, 502, "root key disabled"},
 		{errors.New("keycontrol: 500 internal: secret detail"), opCreate, 502, "failed to create key"},
 		{errors.New("boom"), opList, 502, "failed to list keys"},

@@ -229,7 +229,7 @@ func TestVaultFaults(t *testing.T) {
 			}
 		}
 		raw := e.raw(apiCert(t, e.admin))
-		if r := e.do(raw, "POST", "/v1/key/generate/cold", nil); r.code != 504 {
+		if r := e.do(raw, "POST", "/v1/key/generate/cold", nil); r.code != 503 || !strings.Contains(r.body, "vault is sealed") {
 			t.Fatalf("uncached key while sealed: %d %q", r.code, r.body)
 		}
 		e.em.SetSealed(false)

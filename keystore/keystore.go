@@ -82,6 +82,11 @@ type State struct {
 type UnreachableError struct {
 	// Store names the store, e.g. "keycontrol".
 	Store string
+	// Reason, if not empty, is a short reason that is safe to show to
+	// clients and that they can act on by waiting, e.g. "vault is
+	// sealed". The HTTP API answers such an error 503 with the reason;
+	// without one, 504.
+	Reason string
 	// Err is the underlying error. It must not contain secrets.
 	Err error
 }

@@ -199,7 +199,7 @@ func (s *Store) Status(ctx context.Context) (keystore.State, error) {
 	s.setSealed(h.Sealed)
 	switch {
 	case h.Sealed:
-		return keystore.State{}, &keystore.UnreachableError{Store: storeName, Err: errors.New("health: vault is sealed")}
+		return keystore.State{}, &keystore.UnreachableError{Store: storeName, Reason: "vault is sealed", Err: errors.New("health: vault is sealed")}
 	case !h.Initialized:
 		return keystore.State{}, &keystore.UnavailableError{Store: storeName, Reason: "vault is not initialized"}
 	}

@@ -206,7 +206,7 @@ func (s *Store) classify(ctx context.Context, op string, err error) error {
 	if errors.As(err, &ae) {
 		switch {
 		case sealedError(err):
-			return &keystore.UnreachableError{Store: storeName, Err: fmt.Errorf("%s: vault is sealed", op)}
+			return &keystore.UnreachableError{Store: storeName, Reason: "vault is sealed", Err: fmt.Errorf("%s: vault is sealed", op)}
 		case ae.Status >= 500 || ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusPreconditionFailed:
 			return &keystore.UnreachableError{Store: storeName, Err: fmt.Errorf("%s: %w", op, ae)}
 		case ae.Status == http.StatusForbidden && ae.has("invalid token"):
