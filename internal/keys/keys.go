@@ -79,7 +79,7 @@ type Service struct {
 	keyType crypto.KeyType
 	log     *slog.Logger
 	rand    io.Reader
-	leases  *leaser // nil if the store's Replace is linearizable
+	leases  *leaser            // nil if the store's Replace is linearizable
 	reloads singleflight.Group // see refresh (versions.go)
 
 	stop     chan struct{}
@@ -252,7 +252,7 @@ func (s *Service) List(ctx context.Context, prefix string) ([]string, error) {
 // Info describes a key without its material.
 type Info struct {
 	Name      string
-	Version   uint32 // the current version (1 for a key never rotated)
+	Version   uint32         // the current version (1 for a key never rotated)
 	Algorithm crypto.KeyType // zero for objects without a KES key
 	CreatedAt time.Time
 	CreatedBy string
