@@ -84,6 +84,7 @@ type Service struct {
 
 	stop     chan struct{}
 	done     chan struct{}
+	bg       sync.WaitGroup // StartSchedule's loop
 	closeOne sync.Once
 }
 
@@ -124,6 +125,7 @@ func (s *Service) Close() error {
 	s.closeOne.Do(func() {
 		close(s.stop)
 		<-s.done
+		s.bg.Wait()
 		s.cache.Close()
 		err = s.store.Close()
 	})
