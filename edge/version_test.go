@@ -97,8 +97,9 @@ func TestRotateUnderLoad(t *testing.T) {
 	var list struct {
 		Name     string
 		Versions []struct {
-			Version, State, CreatedBy string `json:"created_by"`
-			Current                   bool
+			Version, State string
+			CreatedBy      string `json:"created_by"`
+			Current        bool
 		}
 	}
 	if r.code != 200 || json.Unmarshal([]byte(r.body), &list) != nil || len(list.Versions) != 21 || !list.Versions[20].Current {
