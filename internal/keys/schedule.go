@@ -134,7 +134,11 @@ func (s *Service) rotateDue(ctx context.Context, sc *scheduler) {
 		// A cheap look through the cache first; RotateIfOlder checks
 		// again against the keystore.
 		info, err := s.Describe(ctx, name)
-		if err != nil || time.Since(info.CreatedAt) < period {
+		if err != nil {
+			s.log.Warn("scheduled rotation: failed to read key", "key", name, "err", err)
+			continue
+		}
+		if time.Since(info.CreatedAt) < period {
 			continue
 		}
 		n, rotated, err := s.RotateIfOlder(ctx, name, sc.By, period)
