@@ -24,6 +24,7 @@ import (
 
 	"github.com/kesbridge/kes/identity"
 	"github.com/kesbridge/kes/internal/cache"
+	"github.com/kesbridge/kes/internal/keys"
 	"github.com/kesbridge/kes/keystore"
 	"github.com/kesbridge/kes/policy"
 )
@@ -73,6 +74,9 @@ type Config struct {
 
 	// Keys are created at start-up if they do not exist.
 	Keys []string
+
+	// Rotations are the rotation schedules of the keys section.
+	Rotations []keys.Rotation
 
 	// Keystore is where keys live; Seal optionally wraps it.
 	Keystore KeystoreConfig
@@ -274,9 +278,7 @@ type fileYAML struct {
 		Error string `yaml:"error"`
 		Audit string `yaml:"audit"`
 	} `yaml:"log"`
-	Keys []struct {
-		Name string `yaml:"name"`
-	} `yaml:"keys"`
+	Keys     []keyYAML     `yaml:"keys"`
 	Keystore *keystoreYAML `yaml:"keystore"`
 	Seal     *sealYAML     `yaml:"seal"`
 	KMIP     *kmipYAML     `yaml:"kmip"`
@@ -900,14 +902,8 @@ func (y *fileYAML) config(root *yaml.Node) (*Config, error) {
 		return nil, invalid("log.audit: %v", err)
 	}
 
-	for _, k := range y.Keys {
-		if !policy.ValidName(k.Name) {
-			return nil, invalid("keys: key name '%s' is empty, too long or contains invalid characters", k.Name)
-		}
-		if slices.Contains(c.Keys, k.Name) {
-			return nil, invalid("keys: key '%s' is listed twice", k.Name)
-		}
-		c.Keys = append(c.Keys, k.Name)
+	if c.Keys, c.Rotations, err = keysConfig(y.Keys); err != nil {
+		return nil, invalid("%v", err)
 	}
 
 	if c.Keystore, err = y.Keystore.config(); err != nil {

@@ -371,3 +371,38 @@ func TestMLockAll(t *testing.T) {
 		}
 	}
 }
+
+// The keys section: names to create, patterns and rotation periods.
+func TestKeysSection(t *testing.T) {
+	for text, want := range map[string]time.Duration{"90d": 90 * 24 * time.Hour, "2160h": 2160 * time.Hour, "1h": time.Hour} {
+		d, err := parseRotatePeriod(text)
+		if err != nil || d != want {
+			t.Errorf("parseRotatePeriod(%q) = %v, %v", text, d, err)
+		}
+	}
+	create, rot, err := keysConfig([]keyYAML{{Name: "k"}, {Name: "minio-*", Rotate: rotatePeriod(90 * 24 * time.Hour)}, {Name: "j", Rotate: rotatePeriod(time.Hour)}})
+	if err != nil || len(create) != 2 || len(rot) != 2 || rot[0].Pattern != "minio-*" || rot[1].Pattern != "j" {
+		t.Fatalf("keysConfig = %v %v %v", create, rot, err)
+	}
+	for name, entries := range map[string][]keyYAML{
+		"pattern without rotate": {{Name: "minio-*"}},
+		"too short":              {{Name: "k", Rotate: rotatePeriod(time.Minute)}},
+		"twice":                  {{Name: "k"}, {Name: "k"}},
+		"invalid pattern":        {{Name: "a/b*", Rotate: rotatePeriod(time.Hour)}},
+	} {
+		if _, _, err := keysConfig(entries); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	for _, bad := range []string{"0d", "d", "-1h", "90 days", "1.5d"} {
+		if _, err := parseRotatePeriod(bad); err == nil {
+			t.Errorf("parseRotatePeriod(%q) accepted", bad)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("version: v1\naddress: 127.0.0.1:0\nadmin:\n  identity: disabled\ntls:\n  key: k\n  cert: c\nkeystore:\n  fs:\n    path: /tmp/x\nkeys:\n- name: minio-*\n  rotate: 90d\n"), 0o600)
+	cfg, err := ReadConfig(path)
+	if err != nil || len(cfg.Rotations) != 1 || cfg.Rotations[0].Period != 90*24*time.Hour || len(cfg.Keys) != 0 {
+		t.Fatalf("ReadConfig: %+v %v", cfg, err)
+	}
+}

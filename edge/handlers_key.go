@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,8 +125,11 @@ func (c *call) describeKey() {
 		Algorithm string    `json:"algorithm,omitempty"`
 		CreatedAt time.Time `json:"created_at"`
 		CreatedBy string    `json:"created_by,omitempty"`
+		// Version is the current version; kes-go and kms-go ignore it.
+		Version string `json:"version"`
 	}
 	resp.Name, resp.CreatedAt, resp.CreatedBy = info.Name, info.CreatedAt, info.CreatedBy
+	resp.Version = strconv.FormatUint(uint64(info.Version), 10)
 	if info.Algorithm != 0 {
 		resp.Algorithm = info.Algorithm.String()
 	}
@@ -171,6 +175,7 @@ func (c *call) generateKey() {
 	}
 	var req struct {
 		Context []byte `json:"context"`
+		Version string `json:"version"`
 	}
 	// The body is optional: minio/kes reads it only if there is one.
 	if c.r.ContentLength != 0 {
@@ -179,18 +184,25 @@ func (c *call) generateKey() {
 			return
 		}
 	}
+	if name, ok = c.versioned(name, req.Version); !ok {
+		return
+	}
 	plaintext, ciphertext, err := c.st.keys.Generate(c.r.Context(), name, req.Context)
 	if err != nil {
-		c.fail(err, opRead)
+		c.fail(versionError(err), opRead)
 		return
 	}
 	defer clear(plaintext)
-	b := make([]byte, 0, 4+bytesFieldSize("plaintext", plaintext)+bytesFieldSize("ciphertext", ciphertext))
+	version := ciphertextVersion(ciphertext)
+	b := make([]byte, 0, 20+len(version)+bytesFieldSize("plaintext", plaintext)+bytesFieldSize("ciphertext", ciphertext))
 	b = append(b, '{')
 	b = appendBytesField(b, "plaintext", plaintext)
 	b = append(b, ',')
 	b = appendBytesField(b, "ciphertext", ciphertext)
-	writeBody(c.w, append(b, "}\n"...))
+	// The version is decimal digits: nothing to escape.
+	b = append(b, `,"version":"`...)
+	b = append(b, version...)
+	writeBody(c.w, append(b, "\"}\n"...))
 }
 
 func (c *call) encryptKey() {
@@ -201,20 +213,25 @@ func (c *call) encryptKey() {
 	var req struct {
 		Plaintext []byte `json:"plaintext"`
 		Context   []byte `json:"context"`
+		Version   string `json:"version"`
 	}
 	if err := c.decode(&req, false); err != nil {
 		writeError(c.w, http.StatusBadRequest, "invalid request body")
 		return
 	}
 	defer clear(req.Plaintext)
+	if name, ok = c.versioned(name, req.Version); !ok {
+		return
+	}
 	ciphertext, err := c.st.keys.Encrypt(c.r.Context(), name, req.Plaintext, req.Context)
 	if err != nil {
-		c.fail(err, opRead)
+		c.fail(versionError(err), opRead)
 		return
 	}
 	writeJSON(c.w, struct {
 		Ciphertext []byte `json:"ciphertext"`
-	}{ciphertext})
+		Version    string `json:"version,omitempty"`
+	}{ciphertext, ciphertextVersion(ciphertext)})
 }
 
 func (c *call) decryptKey() {
@@ -225,14 +242,18 @@ func (c *call) decryptKey() {
 	var req struct {
 		Ciphertext []byte `json:"ciphertext"`
 		Context    []byte `json:"context"`
+		Version    string `json:"version"`
 	}
 	if err := c.decode(&req, false); err != nil {
 		writeError(c.w, http.StatusBadRequest, "invalid request body")
 		return
 	}
+	if name, ok = c.versioned(name, req.Version); !ok {
+		return
+	}
 	plaintext, err := c.st.keys.Decrypt(c.r.Context(), name, req.Ciphertext, req.Context)
 	if err != nil {
-		c.fail(err, opRead)
+		c.fail(versionError(err), opRead)
 		return
 	}
 	defer clear(plaintext)
@@ -298,14 +319,18 @@ func (c *call) hmacKey() {
 	}
 	var req struct {
 		Message []byte `json:"message"`
+		Version string `json:"version"`
 	}
 	if err := c.decode(&req, false); err != nil {
 		writeError(c.w, http.StatusBadRequest, "invalid request body")
 		return
 	}
+	if name, ok = c.versioned(name, req.Version); !ok {
+		return
+	}
 	sum, err := c.st.keys.HMAC(c.r.Context(), name, req.Message)
 	if err != nil {
-		c.fail(err, opRead)
+		c.fail(versionError(err), opRead)
 		return
 	}
 	writeJSON(c.w, struct {

@@ -65,6 +65,10 @@ var routes = []*route{
 	{Method: http.MethodPut, Path: "/v1/key/decrypt/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).decryptKey},
 	{Method: http.MethodPut, Path: "/v1/key/bulk/decrypt/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).bulkDecrypt},
 	{Method: http.MethodPut, Path: "/v1/key/hmac/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).hmacKey},
+	{Method: http.MethodPut, Path: "/v1/key/rotate/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).rotateKey},
+	{Method: http.MethodGet, Path: "/v1/key/versions/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).listVersions},
+	{Method: http.MethodPut, Path: "/v1/key/version/retire/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).retireVersion},
+	{Method: http.MethodDelete, Path: "/v1/key/version/destroy/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).destroyVersion},
 
 	{Method: http.MethodGet, Path: "/v1/policy/describe/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).describePolicy},
 	{Method: http.MethodGet, Path: "/v1/policy/read/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).readPolicy},

@@ -203,6 +203,9 @@ func (s *Server) newState(ctx context.Context, cfg *Config) (*state, error) {
 			return nil, fmt.Errorf("failed to create key '%s': %w", name, err)
 		}
 	}
+	// Stopped when the state's key service is closed (on shutdown, or
+	// when a reload replaces the state).
+	st.keys.StartSchedule(keys.Schedule{Rotations: cfg.Rotations, By: string(cfg.Admin)})
 	return st, nil
 }
 

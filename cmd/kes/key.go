@@ -29,6 +29,11 @@ Commands:
     ls                       List keys (deprecated: use 'kes ls').
     rm                       Delete a key.
 
+    rotate                   Make a new version of a key.
+    versions                 List the versions of a key.
+    retire                   Make a version of a key decrypt-only.
+    destroy                  Destroy a retired version of a key.
+
     encrypt                  Encrypt a message.
     decrypt                  Decrypt a ciphertext.
     dek                      Generate a new data encryption key.
@@ -51,6 +56,11 @@ func keyCmd(args []string) error {
 		"decrypt": keyDecryptCmd,
 		"dek":     keyDEKCmd,
 		"rewrap":  keyRewrapCmd,
+
+		"rotate":   keyRotateCmd,
+		"versions": keyVersionsCmd,
+		"retire":   keyRetireCmd,
+		"destroy":  keyDestroyCmd,
 	}, "kes key", keyUsage, args)
 }
 
@@ -129,16 +139,36 @@ func keyInfoCmd(args []string) error {
 	if err != nil {
 		return nameError(fs.Arg(0), clientError(err))
 	}
+	version := currentVersion(ctx, client, fs.Arg(0))
 	if cf.json {
-		return writeJSON(stdout, info)
+		b, err := json.Marshal(info)
+		if err != nil {
+			return err
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			return err
+		}
+		if version != "" {
+			m["version"] = version
+		}
+		return writeJSON(stdout, m)
 	}
-	return printKeyInfo(stdout, info)
+	return printKeyInfo(stdout, info, version)
 }
 
-func printKeyInfo(w io.Writer, info *kes.KeyInfo) error {
-	_, err := fmt.Fprintf(w, "%-11s%s\n%-11s%s\n%-11s%s\n%-11s%s\n",
-		"Name", info.Name,
-		"Algorithm", info.Algorithm,
+// printKeyInfo prints a key's description; version, the current version,
+// is left out if the server did not report one.
+func printKeyInfo(w io.Writer, info *kes.KeyInfo, version string) error {
+	if _, err := fmt.Fprintf(w, "%-11s%s\n%-11s%s\n", "Name", info.Name, "Algorithm", info.Algorithm); err != nil {
+		return err
+	}
+	if version != "" {
+		if _, err := fmt.Fprintf(w, "%-11s%s\n", "Version", version); err != nil {
+			return err
+		}
+	}
+	_, err := fmt.Fprintf(w, "%-11s%s\n%-11s%s\n",
 		"Date", info.CreatedAt.Local().Format(time.DateTime),
 		"Owner", info.CreatedBy)
 	return err

@@ -53,6 +53,13 @@ type KeyVersion struct {
 	// key: AES-128/192 keys, secret data or opaque objects registered
 	// over KMIP.
 	Material *SecretBytes
+
+	// Version fields (see versions.go): the version's number, id and
+	// state, and, on the newest version only, the older versions.
+	Number uint32
+	ID     string
+	State  string
+	Older  []*KeyVersion
 }
 
 // Destroy wipes all key material of v.
@@ -63,6 +70,9 @@ func (v *KeyVersion) Destroy() {
 	v.Key.Destroy()
 	v.HMACKey.Destroy()
 	v.Material.Destroy()
+	for _, o := range v.Older {
+		o.Destroy()
+	}
 }
 
 // MarshalText encodes v as standard padded base64 of its protobuf form,
@@ -70,12 +80,33 @@ func (v *KeyVersion) Destroy() {
 func (v *KeyVersion) MarshalText() ([]byte, error) {
 	// raw and sk/hk are sized so that no append reallocates: a
 	// reallocation would leave an unwiped copy of the key behind.
-	size := 192 + len(v.CreatedBy) + len(v.Meta)
+	raw := make([]byte, 0, v.sizeHint())
+	defer func() { clear(raw) }()
+	raw, err := v.appendProto(raw, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, base64.StdEncoding.EncodedLen(len(raw)))
+	base64.StdEncoding.Encode(out, raw)
+	return out, nil
+}
+
+// sizeHint bounds the protobuf size of v.
+func (v *KeyVersion) sizeHint() int {
+	size := 192 + len(v.CreatedBy) + len(v.Meta) + len(v.ID) + len(v.State)
 	if v.Material != nil {
 		size += v.Material.Len()
 	}
-	raw := make([]byte, 0, size)
-	defer func() { clear(raw) }()
+	for _, o := range v.Older {
+		size += 8 + o.sizeHint()
+	}
+	return size
+}
+
+// appendProto appends the protobuf form of v to raw, which must have
+// room for sizeHint more bytes. An older version (field 17, which
+// minio/kes never reads) may be a legacy key without an HMAC key.
+func (v *KeyVersion) appendProto(raw []byte, older bool) ([]byte, error) {
 
 	if v.Key != nil {
 		err := v.Key.Use(func(key []byte) error {
@@ -92,7 +123,7 @@ func (v *KeyVersion) MarshalText() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if v.HMACKey == nil {
+		if v.HMACKey == nil && !older {
 			return nil, errors.New("crypto: cannot encode a key without an HMAC key")
 		}
 	}
@@ -142,9 +173,7 @@ func (v *KeyVersion) MarshalText() ([]byte, error) {
 			return nil, err
 		}
 	}
-	out := make([]byte, base64.StdEncoding.EncodedLen(len(raw)))
-	base64.StdEncoding.Encode(out, raw)
-	return out, nil
+	return v.appendVersionFields(raw)
 }
 
 // ParseKeyVersion decodes a stored value in either format minio/kes wrote:
@@ -162,14 +191,14 @@ func ParseKeyVersion(b []byte) (*KeyVersion, error) {
 	if err != nil {
 		return nil, errors.New("crypto: malformed stored key: invalid base64")
 	}
-	v, err := parseProtoKey(raw[:n])
+	v, err := parseProtoKey(raw[:n], 0)
 	if err != nil {
 		return nil, fmt.Errorf("crypto: malformed stored key: %w", err)
 	}
 	return v, nil
 }
 
-func parseProtoKey(raw []byte) (_ *KeyVersion, err error) {
+func parseProtoKey(raw []byte, depth int) (_ *KeyVersion, err error) {
 	// v is not the named result: every error return sets that to nil,
 	// and the keys parsed so far must still be wiped.
 	v := new(KeyVersion)
@@ -185,6 +214,13 @@ func parseProtoKey(raw []byte) (_ *KeyVersion, err error) {
 			return nil, protowire.ParseError(n)
 		}
 		raw = raw[n:]
+		if n, ok, err := v.parseVersionField(num, typ, raw, depth); ok {
+			if err != nil {
+				return nil, err
+			}
+			raw = raw[n:]
+			continue
+		}
 		if typ != protowire.BytesType || num < fieldKey || (num > fieldCreatedBy && num != fieldMeta && num != fieldMaterial) {
 			n = protowire.ConsumeFieldValue(num, typ, raw)
 			if n < 0 {
@@ -245,6 +281,9 @@ func parseProtoKey(raw []byte) (_ *KeyVersion, err error) {
 	}
 	if v.Key == nil && v.Material == nil {
 		return nil, errors.New("no key material")
+	}
+	if err := v.checkVersions(); err != nil {
+		return nil, err
 	}
 	return v, nil
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/kesbridge/kes/internal/cache"
 	"github.com/kesbridge/kes/internal/crypto"
 	"github.com/kesbridge/kes/keystore"
@@ -77,10 +79,12 @@ type Service struct {
 	keyType crypto.KeyType
 	log     *slog.Logger
 	rand    io.Reader
-	leases  *leaser // nil if the store's Replace is linearizable
+	leases  *leaser            // nil if the store's Replace is linearizable
+	reloads singleflight.Group // see refresh (versions.go)
 
 	stop     chan struct{}
 	done     chan struct{}
+	bg       sync.WaitGroup // StartSchedule's loop
 	closeOne sync.Once
 }
 
@@ -121,6 +125,7 @@ func (s *Service) Close() error {
 	s.closeOne.Do(func() {
 		close(s.stop)
 		<-s.done
+		s.bg.Wait()
 		s.cache.Close()
 		err = s.store.Close()
 	})
@@ -249,6 +254,7 @@ func (s *Service) List(ctx context.Context, prefix string) ([]string, error) {
 // Info describes a key without its material.
 type Info struct {
 	Name      string
+	Version   uint32         // the current version (1 for a key never rotated)
 	Algorithm crypto.KeyType // zero for objects without a KES key
 	CreatedAt time.Time
 	CreatedBy string
@@ -259,7 +265,7 @@ type Info struct {
 func (s *Service) Describe(ctx context.Context, name string) (Info, error) {
 	var info Info
 	err := s.With(ctx, name, func(o *Object) error {
-		info = Info{Name: name, CreatedAt: o.Version.CreatedAt, CreatedBy: o.Version.CreatedBy, State: o.Meta.State}
+		info = Info{Name: name, Version: o.Version.VersionNumber(), CreatedAt: o.Version.CreatedAt, CreatedBy: o.Version.CreatedBy, State: o.Meta.State}
 		if o.Version.Key != nil {
 			info.Algorithm = o.Version.Key.Type()
 		}
@@ -282,7 +288,7 @@ func (s *Service) Generate(ctx context.Context, name string, assoc []byte) (plai
 			clear(dek)
 			return fmt.Errorf("keys: failed to generate data key: %w", err)
 		}
-		ct, err := key.Encrypt(dek, assoc)
+		ct, err := o.seal(key, dek, assoc)
 		if err != nil {
 			clear(dek)
 			return err
@@ -302,25 +308,18 @@ func (s *Service) Encrypt(ctx context.Context, name string, plaintext, assoc []b
 		if err != nil {
 			return err
 		}
-		ciphertext, err = key.Encrypt(plaintext, assoc)
+		ciphertext, err = o.seal(key, plaintext, assoc)
 		return err
 	})
 	return ciphertext, err
 }
 
-// Decrypt decrypts a ciphertext in any KES format. Keys that are
-// Deactivated or Compromised still decrypt, so that data stays readable.
+// Decrypt decrypts a ciphertext in any KES format, with the version of
+// the key that made it (see decrypt in versions.go for how it is found).
+// Keys that are Deactivated or Compromised still decrypt, so that data
+// stays readable, and so do retired versions.
 func (s *Service) Decrypt(ctx context.Context, name string, ciphertext, assoc []byte) ([]byte, error) {
-	var plaintext []byte
-	err := s.With(ctx, name, func(o *Object) error {
-		key, err := o.encryptionKey(false)
-		if err != nil {
-			return err
-		}
-		plaintext, err = key.Decrypt(ciphertext, assoc)
-		return err
-	})
-	return plaintext, err
+	return s.decrypt(ctx, name, ciphertext, assoc)
 }
 
 // HMAC returns HMAC-SHA256 of msg under the named key's HMAC key.
@@ -329,6 +328,9 @@ func (s *Service) HMAC(ctx context.Context, name string, msg []byte) ([]byte, er
 	err := s.With(ctx, name, func(o *Object) error {
 		if !o.Meta.State.Active() {
 			return ErrNotActive
+		}
+		if VersionState(o.Version.State) == VersionRetired {
+			return ErrVersionRetired
 		}
 		if o.Version.HMACKey == nil {
 			return ErrHMACNotSupported
@@ -343,10 +345,14 @@ func (s *Service) HMAC(ctx context.Context, name string, msg []byte) ([]byte, er
 // With calls fn with the cached object for name. The object and its key
 // material are only valid during fn and must not be modified; fn may be
 // called again if the cache evicted the object while fn was using it. A
-// Destroyed object is reported as ErrKeyNotFound.
+// Destroyed object is reported as ErrKeyNotFound. For a VersionRef, fn
+// sees that version of the key (Object.Selected).
 func (s *Service) With(ctx context.Context, name string, fn func(*Object) error) error {
 	if IsReserved(name) {
 		return ErrKeyNotFound
+	}
+	if key, n, ok := ParseVersionRef(name); ok {
+		return s.withVersion(ctx, key, n, fn)
 	}
 	for attempt := 0; ; attempt++ {
 		o, err := s.cache.Get(ctx, name, func(ctx context.Context) (*Object, error) {
@@ -376,8 +382,8 @@ func (s *Service) With(ctx context.Context, name string, fn func(*Object) error)
 // holds the key's lease (see lease.go) while it reads and writes, and
 // returns ErrKeyBusy if another node held it until ctx ended.
 func (s *Service) Update(ctx context.Context, name string, fn func(o *Object) error) error {
-	if IsReserved(name) {
-		return ErrKeyNotFound
+	if _, _, ok := ParseVersionRef(name); ok || IsReserved(name) {
+		return ErrKeyNotFound // versions change through the key's own name
 	}
 	ctx, release, err := s.lease(ctx, name)
 	if err != nil {
@@ -400,7 +406,9 @@ func (s *Service) Update(ctx context.Context, name string, fn func(o *Object) er
 			return ErrKeyNotFound
 		}
 		value, err := func() ([]byte, error) {
-			defer o.Version.Destroy()
+			// fn may replace o.Version (Rotate does): wipe what it holds
+			// at the end, which includes the versions it replaced.
+			defer func() { o.Version.Destroy() }()
 			before, err := usageOf(o.Meta)
 			if err != nil {
 				return nil, err
@@ -461,7 +469,7 @@ func decode(name string, value []byte) (*Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys: key '%s': %w", name, err)
 	}
-	o := &Object{Name: name, Version: v}
+	o := &Object{Name: name, Version: v, loaded: time.Now()}
 	if len(v.Meta) > 0 {
 		if err := json.Unmarshal(v.Meta, &o.Meta); err != nil {
 			v.Destroy()

@@ -5,6 +5,7 @@ package keys
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/kesbridge/kes/internal/crypto"
 )
@@ -64,9 +65,14 @@ func (m Metadata) isZero() bool { return m.State == StateActive && len(m.KMIP) =
 
 // Object is a stored key with its metadata.
 type Object struct {
-	Name    string
+	Name string
+	// Version is the newest version (whose Older holds the others), or
+	// in a view of one version (see VersionRef) that version.
 	Version *crypto.KeyVersion
 	Meta    Metadata
+
+	loaded time.Time // when it was read from the keystore
+	whole  *Object   // the whole key, in a view of one version
 }
 
 // encryptionKey returns the KES secret key if the object has one and its
