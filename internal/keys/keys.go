@@ -114,8 +114,8 @@ func New(cfg Config) *Service {
 		leases:  newLeaser(cfg.Store, cfg.Logger, cfg.Rand),
 
 		exportPatterns: cfg.ExportPatterns,
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		stop:           make(chan struct{}),
+		done:           make(chan struct{}),
 	}
 	go s.healthLoop(cfg.HealthInterval)
 	return s
