@@ -112,11 +112,10 @@ func New(cfg Config) *Service {
 		log:     cfg.Logger,
 		rand:    cfg.Rand,
 		leases:  newLeaser(cfg.Store, cfg.Logger, cfg.Rand),
-
-		exportPatterns: cfg.ExportPatterns,
-		stop:           make(chan struct{}),
-		done:           make(chan struct{}),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
+	s.exportPatterns = cfg.ExportPatterns
 	go s.healthLoop(cfg.HealthInterval)
 	return s
 }
