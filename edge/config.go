@@ -73,6 +73,8 @@ type Config struct {
 
 	// Keys are created at start-up if they do not exist.
 	Keys []string
+	// KeyRules are the settings of keys: entries, by name or pattern.
+	KeyRules []KeyRule
 
 	// Keystore is where keys live; Seal optionally wraps it.
 	Keystore KeystoreConfig
@@ -227,9 +229,7 @@ type fileYAML struct {
 		Error string `yaml:"error"`
 		Audit string `yaml:"audit"`
 	} `yaml:"log"`
-	Keys []struct {
-		Name string `yaml:"name"`
-	} `yaml:"keys"`
+	Keys     []keyYAML     `yaml:"keys"`
 	Keystore *keystoreYAML `yaml:"keystore"`
 	Seal     *sealYAML     `yaml:"seal"`
 	KMIP     *kmipYAML     `yaml:"kmip"`
@@ -773,13 +773,12 @@ func (y *fileYAML) config(root *yaml.Node) (*Config, error) {
 	}
 
 	for _, k := range y.Keys {
-		if !policy.ValidName(k.Name) {
-			return nil, invalid("keys: key name '%s' is empty, too long or contains invalid characters", k.Name)
-		}
-		if slices.Contains(c.Keys, k.Name) {
+		if slices.Contains(c.Keys, k.Name) || slices.ContainsFunc(c.KeyRules, func(r KeyRule) bool { return r.Pattern == k.Name }) {
 			return nil, invalid("keys: key '%s' is listed twice", k.Name)
 		}
-		c.Keys = append(c.Keys, k.Name)
+		if err := c.keyEntry(k); err != nil {
+			return nil, err
+		}
 	}
 
 	if c.Keystore, err = y.Keystore.config(); err != nil {

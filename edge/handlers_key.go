@@ -118,7 +118,9 @@ func (c *call) describeKey() {
 		Algorithm string    `json:"algorithm,omitempty"`
 		CreatedAt time.Time `json:"created_at"`
 		CreatedBy string    `json:"created_by,omitempty"`
+		usageJSON
 	}
+	resp.usageJSON = usageOf(info)
 	resp.Name, resp.CreatedAt, resp.CreatedBy = info.Name, info.CreatedAt, info.CreatedBy
 	if info.Algorithm != 0 {
 		resp.Algorithm = info.Algorithm.String()

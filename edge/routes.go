@@ -62,6 +62,7 @@ var routes = []*route{
 	{Method: http.MethodPut, Path: "/v1/key/decrypt/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).decryptKey},
 	{Method: http.MethodPut, Path: "/v1/key/bulk/decrypt/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).bulkDecrypt},
 	{Method: http.MethodPut, Path: "/v1/key/hmac/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).hmacKey},
+	{Method: http.MethodPut, Path: exportAllowPrefix, MaxBody: 1 << 10, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).exportAllow},
 
 	{Method: http.MethodGet, Path: "/v1/policy/describe/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).describePolicy},
 	{Method: http.MethodGet, Path: "/v1/policy/read/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).readPolicy},
