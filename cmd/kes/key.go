@@ -26,6 +26,7 @@ Commands:
     create                   Create a new key.
     import                   Import a key.
     info                     Print information about a key.
+    export-allow             Allow a key's material to leave over KMIP.
     ls                       List keys (deprecated: use 'kes ls').
     rm                       Delete a key.
 
@@ -42,15 +43,16 @@ Options:
 
 func keyCmd(args []string) error {
 	return dispatch(map[string]func([]string) error{
-		"create":  keyCreateCmd,
-		"import":  keyImportCmd,
-		"info":    keyInfoCmd,
-		"ls":      keyLsCmd,
-		"rm":      keyRmCmd,
-		"encrypt": keyEncryptCmd,
-		"decrypt": keyDecryptCmd,
-		"dek":     keyDEKCmd,
-		"rewrap":  keyRewrapCmd,
+		"create":       keyCreateCmd,
+		"import":       keyImportCmd,
+		"info":         keyInfoCmd,
+		"export-allow": keyExportAllowCmd,
+		"ls":           keyLsCmd,
+		"rm":           keyRmCmd,
+		"encrypt":      keyEncryptCmd,
+		"decrypt":      keyDecryptCmd,
+		"dek":          keyDEKCmd,
+		"rewrap":       keyRewrapCmd,
 	}, "kes key", keyUsage, args)
 }
 
@@ -125,14 +127,14 @@ func keyInfoCmd(args []string) error {
 	}
 	ctx, cancel := requestContext()
 	defer cancel()
-	info, err := client.DescribeKey(ctx, fs.Arg(0))
+	info, err := describeKey(ctx, client, fs.Arg(0))
 	if err != nil {
-		return clientError(err)
+		return err
 	}
 	if cf.json {
 		return writeJSON(stdout, info)
 	}
-	return printKeyInfo(stdout, info)
+	return printKeyDescription(stdout, info)
 }
 
 func printKeyInfo(w io.Writer, info *kes.KeyInfo) error {
