@@ -74,6 +74,8 @@ type Config struct {
 
 	// Keys are created at start-up if they do not exist.
 	Keys []string
+	// KeyRules are the settings of keys: entries, by name or pattern.
+	KeyRules []KeyRule
 
 	// Rotations are the rotation schedules of the keys section.
 	Rotations []keys.Rotation
@@ -902,7 +904,7 @@ func (y *fileYAML) config(root *yaml.Node) (*Config, error) {
 		return nil, invalid("log.audit: %v", err)
 	}
 
-	if c.Keys, c.Rotations, err = keysConfig(y.Keys); err != nil {
+	if c.Keys, c.Rotations, c.KeyRules, err = keysConfig(y.Keys); err != nil {
 		return nil, invalid("%v", err)
 	}
 

@@ -21,9 +21,14 @@ import (
 //	- name: my-key       # created at start-up if it does not exist
 //	- name: minio-*      # a pattern (as in policies): never created
 //	  rotate: 90d        # rotate matching keys every 90 days
+//	- name: backup-*
+//	  export: true       # KMIP clients may Get these keys' material
 type keyYAML struct {
 	Name   string       `yaml:"name"`
 	Rotate rotatePeriod `yaml:"rotate"`
+	// Export lets the material of the matching keys leave the server
+	// over KMIP (Get), although they were made over the KES API.
+	Export bool `yaml:"export"`
 }
 
 // minRotatePeriod bounds how often a key can be rotated on a schedule:
@@ -62,35 +67,39 @@ func parseRotatePeriod(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// keysConfig reads the keys section: the names to create and the
-// rotation schedules.
-func keysConfig(entries []keyYAML) (create []string, rotations []keys.Rotation, err error) {
+// keysConfig reads the keys section: the names to create, the rotation
+// schedules and the export rules. A name ending in '*' is a pattern, as
+// in policies ("minio-*" is every name that starts with "minio-"); a
+// pattern creates no key, so it must carry a setting.
+func keysConfig(entries []keyYAML) (create []string, rotations []keys.Rotation, rules []KeyRule, err error) {
+	seen := make(map[string]bool, len(entries))
 	for _, k := range entries {
-		pattern := strings.HasSuffix(k.Name, "*")
-		if pattern {
-			if !policy.ValidPattern(k.Name) {
-				return nil, nil, fmt.Errorf("keys: key pattern '%s' is invalid", k.Name)
+		if seen[k.Name] {
+			return nil, nil, nil, fmt.Errorf("keys: key '%s' is listed twice", k.Name)
+		}
+		seen[k.Name] = true
+		if strings.HasSuffix(k.Name, "*") {
+			if !policy.ValidPattern(k.Name) || !policy.ValidName(strings.TrimSuffix(k.Name, "*")+"x") {
+				return nil, nil, nil, fmt.Errorf("keys: key pattern '%s' is malformed", k.Name)
 			}
-			if k.Rotate == 0 {
-				return nil, nil, fmt.Errorf("keys: key pattern '%s' has no rotate period: only names are created", k.Name)
+			if k.Rotate == 0 && !k.Export {
+				return nil, nil, nil, fmt.Errorf("keys: key pattern '%s' has neither rotate nor export: only names are created", k.Name)
 			}
 		} else {
 			if !policy.ValidName(k.Name) {
-				return nil, nil, fmt.Errorf("keys: key name '%s' is empty, too long or contains invalid characters", k.Name)
-			}
-			for _, c := range create {
-				if c == k.Name {
-					return nil, nil, fmt.Errorf("keys: key '%s' is listed twice", k.Name)
-				}
+				return nil, nil, nil, fmt.Errorf("keys: key name '%s' is empty, too long or contains invalid characters", k.Name)
 			}
 			create = append(create, k.Name)
 		}
 		if k.Rotate != 0 {
 			if d := time.Duration(k.Rotate); d < minRotatePeriod {
-				return nil, nil, fmt.Errorf("keys: '%s': rotation period %v is shorter than %v", k.Name, d, minRotatePeriod)
+				return nil, nil, nil, fmt.Errorf("keys: '%s': rotation period %v is shorter than %v", k.Name, d, minRotatePeriod)
 			}
 			rotations = append(rotations, keys.Rotation{Pattern: k.Name, Period: time.Duration(k.Rotate)})
 		}
+		if k.Export {
+			rules = append(rules, KeyRule{Pattern: k.Name, Export: true})
+		}
 	}
-	return create, rotations, nil
+	return create, rotations, rules, nil
 }

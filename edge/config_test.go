@@ -380,17 +380,17 @@ func TestKeysSection(t *testing.T) {
 			t.Errorf("parseRotatePeriod(%q) = %v, %v", text, d, err)
 		}
 	}
-	create, rot, err := keysConfig([]keyYAML{{Name: "k"}, {Name: "minio-*", Rotate: rotatePeriod(90 * 24 * time.Hour)}, {Name: "j", Rotate: rotatePeriod(time.Hour)}})
-	if err != nil || len(create) != 2 || len(rot) != 2 || rot[0].Pattern != "minio-*" || rot[1].Pattern != "j" {
-		t.Fatalf("keysConfig = %v %v %v", create, rot, err)
+	create, rot, rules, err := keysConfig([]keyYAML{{Name: "k"}, {Name: "minio-*", Rotate: rotatePeriod(90 * 24 * time.Hour)}, {Name: "j", Rotate: rotatePeriod(time.Hour), Export: true}})
+	if err != nil || len(create) != 2 || len(rot) != 2 || rot[0].Pattern != "minio-*" || rot[1].Pattern != "j" || len(rules) != 1 || rules[0].Pattern != "j" {
+		t.Fatalf("keysConfig = %v %v %v %v", create, rot, rules, err)
 	}
 	for name, entries := range map[string][]keyYAML{
-		"pattern without rotate": {{Name: "minio-*"}},
-		"too short":              {{Name: "k", Rotate: rotatePeriod(time.Minute)}},
-		"twice":                  {{Name: "k"}, {Name: "k"}},
-		"invalid pattern":        {{Name: "a/b*", Rotate: rotatePeriod(time.Hour)}},
+		"pattern without setting": {{Name: "minio-*"}},
+		"too short":               {{Name: "k", Rotate: rotatePeriod(time.Minute)}},
+		"twice":                   {{Name: "k"}, {Name: "k"}},
+		"invalid pattern":         {{Name: "a/b*", Rotate: rotatePeriod(time.Hour)}},
 	} {
-		if _, _, err := keysConfig(entries); err == nil {
+		if _, _, _, err := keysConfig(entries); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

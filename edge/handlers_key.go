@@ -127,7 +127,9 @@ func (c *call) describeKey() {
 		CreatedBy string    `json:"created_by,omitempty"`
 		// Version is the current version; kes-go and kms-go ignore it.
 		Version string `json:"version"`
+		usageJSON
 	}
+	resp.usageJSON = usageOf(info)
 	resp.Name, resp.CreatedAt, resp.CreatedBy = info.Name, info.CreatedAt, info.CreatedBy
 	resp.Version = strconv.FormatUint(uint64(info.Version), 10)
 	if info.Algorithm != 0 {

@@ -69,6 +69,7 @@ var routes = []*route{
 	{Method: http.MethodGet, Path: "/v1/key/versions/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).listVersions},
 	{Method: http.MethodPut, Path: "/v1/key/version/retire/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).retireVersion},
 	{Method: http.MethodDelete, Path: "/v1/key/version/destroy/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).destroyVersion},
+	{Method: http.MethodPut, Path: exportAllowPrefix, MaxBody: 1 << 10, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).exportAllow},
 
 	{Method: http.MethodGet, Path: "/v1/policy/describe/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).describePolicy},
 	{Method: http.MethodGet, Path: "/v1/policy/read/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).readPolicy},

@@ -191,6 +191,7 @@ func (s *Server) newState(ctx context.Context, cfg *Config) (*state, error) {
 		Cache:          cfg.Cache,
 		HealthInterval: s.opts.HealthInterval,
 		Logger:         s.errLog,
+		ExportPatterns: exportPatterns(cfg.KeyRules),
 	})
 	// The configured keys are created with a bound: a keystore that
 	// hangs must not hang start-up or a reload.

@@ -144,6 +144,9 @@ var errDenied = kmipserver.Errorf(kmip.ResultReasonPermissionDenied, "not author
 // messages. Errors that are not already KMIP errors get a fixed, safe
 // message; their details go to the log.
 func (s *Server) wireError(err error) error {
+	if ke := usageWireError(err); ke != nil && !errors.As(err, new(kmipserver.Error)) {
+		return ke
+	}
 	var (
 		ke kmipserver.Error
 		le *keys.LimitError

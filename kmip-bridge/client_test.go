@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/kesbridge/kes/internal/crypto"
@@ -169,7 +170,28 @@ func TestCrossProtocol(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A KES key is not extractable: Get is refused, saying why.
+		req, _ := c.Get("my-key").Build()
+		br, err := c.Batch(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantReason(t, br[0], kmip.ResultReasonPermissionDenied)
+		if !strings.HasPrefix(br[0].ResultMessage, "key is not extractable: ") {
+			t.Fatalf("reason %q", br[0].ResultMessage)
+		}
+		if e.audited(idOf(e.client), "export", "my-key", false) {
+			t.Fatal("refused Get audited as an export")
+		}
+		// The admin's switch makes it extractable; the export is
+		// audited on its own.
+		if err := e.keys.AllowExport(ctx, "my-key", true); err != nil {
+			t.Fatal(err)
+		}
 		got := c.Get("my-key").MustExec()
+		if !e.audited(idOf(e.client), "export", "my-key", false) {
+			t.Fatal("export not audited")
+		}
 		material, err := got.SymmetricKey()
 		if err != nil {
 			t.Fatal(err)
@@ -190,7 +212,7 @@ func TestCrossProtocol(t *testing.T) {
 		if n, _ := attrValue(t, attrs.Attribute, kmip.AttributeNameName).(kmip.Name); n.NameValue != "my-key" {
 			t.Fatalf("name %v", n)
 		}
-		if u := attrValue(t, attrs.Attribute, kmip.AttributeNameCryptographicUsageMask); u != kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt {
+		if u := attrValue(t, attrs.Attribute, kmip.AttributeNameCryptographicUsageMask); u != kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt|kmip.CryptographicUsageMACGenerate|kmip.CryptographicUsageMACVerify {
 			t.Fatalf("usage %v", u)
 		}
 		// Attributes added over KMIP leave the key usable over KES.

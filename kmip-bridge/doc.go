@@ -16,7 +16,8 @@
 //
 // Discover Versions, Query, Create, Register, Get, Get Attributes, Get
 // Attribute List, Add Attribute, Modify Attribute, Delete Attribute,
-// Locate, Activate, Revoke, Destroy and Re-key are implemented. Every other
+// Locate, Activate, Revoke, Destroy, Re-key, Encrypt, Decrypt, MAC and MAC
+// Verify are implemented. Every other
 // operation answers Operation Not Supported for its batch item only. The
 // Batch Error Continuation Options Continue and Stop (the default) are
 // honoured; Undo is refused with Feature Not Supported, since the keystore
@@ -43,7 +44,9 @@
 //
 // # Objects
 //
-// Create makes AES-128, -192 and -256 keys. Register accepts Symmetric
+// Create makes AES-128, -192 and -256 keys and HMAC-SHA256/384/512 keys.
+// Key material, HMAC keys and Unique Identifiers come from internal/keys
+// (keys.Service.CreateKMIP), which reads keys.Config.Rand. Register accepts Symmetric
 // Keys (Raw or Transparent Symmetric Key format), Secret Data and Opaque
 // Objects. 256-bit AES (and ChaCha20) keys are stored as KES keys with a
 // fresh HMAC key, so that once Active they serve the KES API's generate,
@@ -51,6 +54,34 @@
 // Raw for symmetric keys unless Transparent Symmetric Key is asked for,
 // Opaque for secret data, and Key Format Type Not Supported for any other
 // format; key wrapping and compression are not supported.
+//
+// # Export and usage
+//
+// Get returns material only of keys whose material may leave the server
+// (keys.Service.Export): keys created over the KES API are not
+// extractable, and Get of one answers Permission Denied, "key is not
+// extractable: ...", unless the admin allowed it (kes key export-allow, or
+// a keys: entry with export: true). Keys a KMIP client creates or
+// registers are extractable unless its template sets Extractable false or
+// Sensitive true. Every Get that returns material is audited a second
+// time as operation "export" (/kmip/export/<uid>). Get Attributes and Get
+// Attribute List report the Cryptographic Usage Mask and the KMIP 1.4
+// Sensitive, Always Sensitive, Extractable and Never Extractable
+// attributes from internal/keys; clients cannot change them.
+//
+// Encrypt and Decrypt use an AES key without exporting it: AES-GCM (IV
+// 12 to 128 bytes, server-chosen 12 if none; tag 12 to 16 bytes, default
+// 16, shorter tags need a 12-byte IV; AAD and tag in the KMIP 1.4 fields)
+// and AES-CBC with PKCS5 padding (16-byte IV). A KES key is used as the
+// raw AES-256 key (ChaCha20 KES keys are refused). MAC and MAC Verify are
+// HMAC: a KES key (or any 256-bit key stored as one) computes
+// HMAC-SHA256 with its HMAC key, the MAC the KES API's /v1/key/hmac
+// returns; an HMAC key created or registered over KMIP uses its
+// algorithm. Each needs its usage-mask bit and a state that allows it
+// (internal/keys states the table). A tag or padding that does not verify
+// is Cryptographic Failure; bad lengths are Invalid Field; multi-part
+// (streaming) requests are Feature Not Supported. Data is bounded by
+// Config.MaxMessageSize.
 //
 // # Authorisation
 //
@@ -73,6 +104,10 @@
 //	/kmip/revoke/<uid>
 //	/kmip/destroy/<uid>
 //	/kmip/re-key/<uid>   (the new key needs /kmip/create as well)
+//	/kmip/encrypt/<uid>
+//	/kmip/decrypt/<uid>
+//	/kmip/mac/<uid>
+//	/kmip/mac-verify/<uid>
 //
 // A Username/Password credential in the request header, if present, must
 // match one of Config.Users; the request is then authorised with that
@@ -92,7 +127,9 @@
 // with reason Key Compromise or CA Compromise makes it Compromised, with
 // any other reason Deactivated. Destroy refuses Active objects with
 // Permission Denied and otherwise deletes the key from the keystore, so it
-// is gone for the KES API as well. The state rules of internal/keys apply
+// is gone for the KES API as well. Revoke and Destroy of a key created
+// over the KES API are refused with Permission Denied ("key is managed
+// over the KES API"): the lifecycle table of internal/keys. The state rules of internal/keys apply
 // to both front doors: generate and encrypt need Active, decrypt accepts
 // Active, Deactivated and Compromised.
 package kmipbridge

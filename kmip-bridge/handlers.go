@@ -5,10 +5,8 @@ package kmipbridge
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 
@@ -44,6 +42,10 @@ var opNames = map[kmip.Operation]string{
 	kmip.OperationRevoke:           "revoke",
 	kmip.OperationDestroy:          "destroy",
 	kmip.OperationReKey:            "re-key",
+	kmip.OperationEncrypt:          "encrypt",
+	kmip.OperationDecrypt:          "decrypt",
+	kmip.OperationMAC:              "mac",
+	kmip.OperationMACVerify:        "mac-verify",
 }
 
 func (s *Server) newExecutor() *kmipserver.BatchExecutor {
@@ -65,6 +67,7 @@ func (s *Server) newExecutor() *kmipserver.BatchExecutor {
 	e.Route(kmip.OperationRevoke, handle(s, s.revoke))
 	e.Route(kmip.OperationDestroy, handle(s, s.destroy))
 	e.Route(kmip.OperationReKey, handle(s, s.rekey))
+	s.routeCrypto(e)
 	return e
 }
 
@@ -110,9 +113,13 @@ func (s *Server) opContext(ctx context.Context) (context.Context, context.Cancel
 // view loads the KMIP view of a key.
 func (s *Server) view(ctx context.Context, uid string) (*object, error) {
 	var obj *object
-	err := stateOf(ctx).Keys.With(ctx, uid, func(o *keys.Object) error {
+	keySvc := stateOf(ctx).Keys
+	err := keySvc.With(ctx, uid, func(o *keys.Object) error {
 		var err error
 		obj, err = objectOf(o)
+		if err == nil {
+			obj.usage = keySvc.UsageOf(o) // with the configured export patterns
+		}
 		return err
 	})
 	return obj, err
@@ -128,7 +135,10 @@ func (s *Server) update(ctx context.Context, uid string, fn func(*object, *keys.
 		if err := fn(obj, o); err != nil {
 			return err
 		}
-		o.Meta, err = obj.meta()
+		m, err := obj.meta()
+		// Only the state and the KMIP record are the bridge's: the
+		// usage (and anything else internal/keys keeps) stays.
+		o.Meta.State, o.Meta.KMIP = m.State, m.KMIP
 		return err
 	})
 }
@@ -158,6 +168,7 @@ func (s *Server) query(ctx context.Context, req *payloads.QueryRequestPayload) (
 				kmip.OperationLocate, kmip.OperationGet, kmip.OperationGetAttributes, kmip.OperationGetAttributeList,
 				kmip.OperationAddAttribute, kmip.OperationModifyAttribute, kmip.OperationDeleteAttribute,
 				kmip.OperationActivate, kmip.OperationRevoke, kmip.OperationDestroy, kmip.OperationQuery,
+				kmip.OperationEncrypt, kmip.OperationDecrypt, kmip.OperationMAC, kmip.OperationMACVerify,
 				kmip.OperationDiscoverVersions} {
 				if op != kmip.OperationDiscoverVersions || kmipserver.GetProtocolVersion(ctx) != kmip.V1_0 {
 					resp.Operations = append(resp.Operations, op)
@@ -171,17 +182,6 @@ func (s *Server) query(ctx context.Context, req *payloads.QueryRequestPayload) (
 		}
 	}
 	return resp, nil
-}
-
-// newUID returns a random version 4 UUID, which is a valid key name.
-func newUID() (string, error) {
-	var b [16]byte
-	if _, err := io.ReadFull(rand.Reader, b[:]); err != nil {
-		return "", fmt.Errorf("kmip: failed to generate identifier: %w", err)
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
 }
 
 // applyTemplate stores the client-settable attributes of a template on obj
@@ -228,11 +228,9 @@ func applyTemplate(obj *object, ta kmip.TemplateAttribute) (alg kmip.Cryptograph
 	return alg, length, mask, activation, nil
 }
 
-// finish sets the server-managed attributes of a new object and its state.
-func finish(obj *object, v *crypto.KeyVersion, now time.Time, mask *kmip.CryptographicUsageMask, activation *time.Time, format kmip.KeyFormatType) {
-	if mask != nil {
-		obj.set(kmip.AttributeNameCryptographicUsageMask, *mask)
-	}
+// finish sets the server-managed attributes of a new object and its
+// state. The usage mask and export attributes are kept by internal/keys.
+func finish(obj *object, v *crypto.KeyVersion, now time.Time, activation *time.Time, format kmip.KeyFormatType) {
 	obj.set(kmip.AttributeNameInitialDate, now)
 	obj.state = keys.StatePreActive
 	if activation != nil {
@@ -245,37 +243,6 @@ func finish(obj *object, v *crypto.KeyVersion, now time.Time, mask *kmip.Cryptog
 		obj.set(kmip.AttributeNameDigest, d)
 	}
 	obj.touch(now)
-}
-
-// newVersion stores material: 256-bit AES and ChaCha20 keys become KES keys
-// (with a fresh HMAC key, so that they work on the KES API), everything
-// else raw material.
-func newVersion(alg kmip.CryptographicAlgorithm, material []byte, createdBy string, now time.Time) (*crypto.KeyVersion, error) {
-	v := &crypto.KeyVersion{CreatedAt: now, CreatedBy: createdBy}
-	kt := crypto.KeyType(0)
-	if len(material) == crypto.KeySize {
-		switch alg {
-		case kmip.CryptographicAlgorithmAES:
-			kt = crypto.AES256
-		case kmip.CryptographicAlgorithmChaCha20:
-			kt = crypto.ChaCha20
-		}
-	}
-	if kt == 0 {
-		v.Material = crypto.NewSecretBytes(material)
-		return v, nil
-	}
-	key, err := crypto.NewSecretKey(kt, material)
-	if err != nil {
-		return nil, err
-	}
-	hk, err := crypto.GenerateHMACKey(nil)
-	if err != nil {
-		key.Destroy()
-		return nil, err
-	}
-	v.Key, v.HMACKey = key, hk
-	return v, nil
 }
 
 func (s *Server) create(ctx context.Context, req *payloads.CreateRequestPayload) (*payloads.CreateResponsePayload, error) {
@@ -294,15 +261,16 @@ func (s *Server) create(ctx context.Context, req *payloads.CreateRequestPayload)
 	return &payloads.CreateResponsePayload{ObjectType: kmip.ObjectTypeSymmetricKey, UniqueIdentifier: uid}, nil
 }
 
-// createKey generates and stores a new AES key described by ta. prepare,
-// if not nil, may add attributes before the key is stored.
+// createKey generates and stores a new key described by ta: AES, or an
+// HMAC key. prepare, if not nil, may add attributes before the key is
+// stored.
 func (s *Server) createKey(ctx context.Context, ta kmip.TemplateAttribute, prepare func(obj *object)) (string, error) {
-	uid, err := newUID()
+	obj := &object{typ: kmip.ObjectTypeSymmetricKey}
+	alg, length, mask, activation, err := applyTemplate(obj, ta)
 	if err != nil {
 		return "", err
 	}
-	obj := &object{uid: uid, typ: kmip.ObjectTypeSymmetricKey}
-	alg, length, mask, activation, err := applyTemplate(obj, ta)
+	sensitive, extractable, err := exportFlags(ta)
 	if err != nil {
 		return "", err
 	}
@@ -312,54 +280,45 @@ func (s *Server) createKey(ctx context.Context, ta kmip.TemplateAttribute, prepa
 	if length == 0 {
 		length = 256
 	}
-	if alg != kmip.CryptographicAlgorithmAES {
-		return "", kerr(kmip.ResultReasonInvalidField, "only AES keys can be created")
-	}
-	if length != 128 && length != 192 && length != 256 {
-		return "", kerr(kmip.ResultReasonInvalidField, "AES keys are 128, 192 or 256 bits long")
+	if alg != kmip.CryptographicAlgorithmAES && keysAlgorithm(alg) == "" || keysAlgorithm(alg) == keys.AlgorithmChaCha20 {
+		return "", kerr(kmip.ResultReasonInvalidField, "only AES and HMAC keys can be created")
 	}
 	if mask == nil {
 		m := kmip.CryptographicUsageEncrypt | kmip.CryptographicUsageDecrypt
+		if alg != kmip.CryptographicAlgorithmAES {
+			m = kmip.CryptographicUsageMACGenerate | kmip.CryptographicUsageMACVerify
+		}
 		mask = &m
 	}
 	obj.alg, obj.length = alg, length
-	material := make([]byte, length/8)
-	defer clear(material)
-	if _, err := io.ReadFull(rand.Reader, material); err != nil {
-		return "", fmt.Errorf("kmip: failed to generate key: %w", err)
-	}
 	now := time.Now().UTC().Truncate(time.Second)
-	v, err := newVersion(alg, material, sessionOf(ctx).identity.String(), now)
-	if err != nil {
-		return "", err
-	}
-	defer v.Destroy()
-	finish(obj, v, now, mask, activation, kmip.KeyFormatTypeRaw)
-	if prepare != nil {
-		prepare(obj)
-	}
-	meta, err := obj.meta()
-	if err != nil {
-		return "", err
-	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	if err := stateOf(ctx).Keys.CreateObject(ctx, uid, v, meta); err != nil {
-		return "", err
-	}
-	return uid, nil
+	return stateOf(ctx).Keys.CreateKMIP(ctx, keys.NewObject{
+		Algorithm: keysAlgorithm(alg), Bits: int(length),
+		Mask: keys.UsageMask(*mask), Sensitive: sensitive, Extractable: extractable,
+		CreatedBy: sessionOf(ctx).identity.String(), CreatedAt: now,
+		Meta: func(uid string, v *crypto.KeyVersion) (keys.Metadata, error) {
+			obj.uid = uid
+			finish(obj, v, now, activation, kmip.KeyFormatTypeRaw)
+			if prepare != nil {
+				prepare(obj)
+			}
+			return obj.meta()
+		},
+	})
 }
 
 func (s *Server) register(ctx context.Context, req *payloads.RegisterRequestPayload) (*payloads.RegisterResponsePayload, error) {
 	if err := s.authorize(ctx, "register", ""); err != nil {
 		return nil, err
 	}
-	uid, err := newUID()
+	obj := &object{typ: req.ObjectType}
+	alg, length, mask, activation, err := applyTemplate(obj, req.TemplateAttribute)
 	if err != nil {
 		return nil, err
 	}
-	obj := &object{uid: uid, typ: req.ObjectType}
-	alg, length, mask, activation, err := applyTemplate(obj, req.TemplateAttribute)
+	sensitive, extractable, err := exportFlags(req.TemplateAttribute)
 	if err != nil {
 		return nil, err
 	}
@@ -430,20 +389,24 @@ func (s *Server) register(ctx context.Context, req *payloads.RegisterRequestPayl
 		}
 		obj.alg, obj.length = alg, length
 	}
+	if mask == nil {
+		m := defaultMask(obj)
+		mask = &m
+	}
 	now := time.Now().UTC().Truncate(time.Second)
-	v, err := newVersion(obj.alg, material, sessionOf(ctx).identity.String(), now)
-	if err != nil {
-		return nil, err
-	}
-	defer v.Destroy()
-	finish(obj, v, now, mask, activation, format)
-	meta, err := obj.meta()
-	if err != nil {
-		return nil, err
-	}
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
-	if err := stateOf(ctx).Keys.CreateObject(octx, uid, v, meta); err != nil {
+	uid, err := stateOf(ctx).Keys.CreateKMIP(octx, keys.NewObject{
+		Algorithm: keysAlgorithm(obj.alg), Material: material,
+		Mask: keys.UsageMask(*mask), Sensitive: sensitive, Extractable: extractable,
+		CreatedBy: sessionOf(ctx).identity.String(), CreatedAt: now,
+		Meta: func(uid string, v *crypto.KeyVersion) (keys.Metadata, error) {
+			obj.uid = uid
+			finish(obj, v, now, activation, format)
+			return obj.meta()
+		},
+	})
+	if err != nil {
 		return nil, err
 	}
 	kmipserver.SetIdPlaceholder(ctx, uid)
@@ -466,7 +429,9 @@ func (s *Server) get(ctx context.Context, req *payloads.GetRequestPayload) (*pay
 	defer cancel()
 	sess := sessionOf(ctx)
 	resp := &payloads.GetResponsePayload{UniqueIdentifier: uid}
-	err = stateOf(ctx).Keys.With(ctx, uid, func(o *keys.Object) error {
+	// Export refuses keys whose material may not leave the server
+	// (keys made over the KES API, unless an admin allowed it).
+	err = stateOf(ctx).Keys.Export(ctx, uid, func(o *keys.Object) error {
 		obj, err := headerOf(o)
 		if err != nil {
 			return err
@@ -517,6 +482,7 @@ func (s *Server) get(ctx context.Context, req *payloads.GetRequestPayload) (*pay
 	if err != nil {
 		return nil, err
 	}
+	s.auditExport(ctx, uid)
 	return resp, nil
 }
 
@@ -724,7 +690,10 @@ func (s *Server) revoke(ctx context.Context, req *payloads.RevokeRequestPayload)
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	err = s.update(ctx, uid, func(obj *object, _ *keys.Object) error {
+	err = s.update(ctx, uid, func(obj *object, o *keys.Object) error {
+		if err := keys.CheckKMIPStateChange(o); err != nil {
+			return err
+		}
 		now := time.Now().UTC().Truncate(time.Second)
 		switch req.RevocationReason.RevocationReasonCode {
 		case kmip.RevocationReasonCodeKeyCompromise, kmip.RevocationReasonCodeCACompromise:
@@ -764,6 +733,9 @@ func (s *Server) destroy(ctx context.Context, req *payloads.DestroyRequestPayloa
 	// happened first, and the key is refused as Active, or comes after the
 	// claim and fails.
 	err = stateOf(ctx).Keys.Update(ctx, uid, func(o *keys.Object) error {
+		if err := keys.CheckKMIPStateChange(o); err != nil {
+			return err
+		}
 		if o.Meta.State == keys.StateActive {
 			return errDestroyActive
 		}

@@ -46,6 +46,9 @@ type object struct {
 	// synthesized is true for keys created over the KES API, which have
 	// no KMIP record yet.
 	synthesized bool
+	// usage is what internal/keys keeps: the source of the usage mask
+	// and export attributes (see usageAttrs).
+	usage keys.Usage
 }
 
 // recordHeader is record without the attributes, for operations (Get)
@@ -83,6 +86,18 @@ func headerOf(o *keys.Object) (*object, error) {
 // objectOf returns the KMIP view of o. Keys without a KMIP record get
 // attributes synthesised from the stored key.
 func objectOf(o *keys.Object) (*object, error) {
+	obj, err := objectOfRecord(o)
+	if err != nil {
+		return nil, err
+	}
+	obj.usage = keys.UsageOf(o)
+	// A record written before internal/keys kept the mask has it as an
+	// attribute; keys.UsageOf has read it from there.
+	obj.del(kmip.AttributeNameCryptographicUsageMask)
+	return obj, nil
+}
+
+func objectOfRecord(o *keys.Object) (*object, error) {
 	obj := &object{uid: o.Name, state: o.Meta.State}
 	if len(o.Meta.KMIP) == 0 {
 		obj.synthesized = true
@@ -98,7 +113,6 @@ func objectOf(o *keys.Object) (*object, error) {
 		}
 		created = created.UTC().Truncate(time.Second)
 		obj.set(kmip.AttributeNameName, kmip.Name{NameValue: o.Name, NameType: kmip.NameTypeUninterpretedTextString})
-		obj.set(kmip.AttributeNameCryptographicUsageMask, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt)
 		obj.set(kmip.AttributeNameInitialDate, created)
 		if o.Meta.State == keys.StateActive {
 			obj.set(kmip.AttributeNameActivationDate, created)
@@ -241,6 +255,9 @@ func (obj *object) get(name kmip.AttributeName) []kmip.Attribute {
 			return nil
 		}
 		return []kmip.Attribute{{AttributeName: name, AttributeValue: obj.length}}
+	case kmip.AttributeNameCryptographicUsageMask, kmip.AttributeNameSensitive, kmip.AttributeNameAlwaysSensitive,
+		kmip.AttributeNameExtractable, kmip.AttributeNameNeverExtractable:
+		return obj.usageAttr(name)
 	}
 	var out []kmip.Attribute
 	for _, a := range obj.attrs {
@@ -255,7 +272,9 @@ func (obj *object) get(name kmip.AttributeName) []kmip.Attribute {
 func (obj *object) all() []kmip.Attribute {
 	var out []kmip.Attribute
 	for _, n := range []kmip.AttributeName{kmip.AttributeNameUniqueIdentifier, kmip.AttributeNameObjectType,
-		kmip.AttributeNameCryptographicAlgorithm, kmip.AttributeNameCryptographicLength, kmip.AttributeNameState} {
+		kmip.AttributeNameCryptographicAlgorithm, kmip.AttributeNameCryptographicLength, kmip.AttributeNameState,
+		kmip.AttributeNameCryptographicUsageMask, kmip.AttributeNameSensitive, kmip.AttributeNameAlwaysSensitive,
+		kmip.AttributeNameExtractable, kmip.AttributeNameNeverExtractable} {
 		out = append(out, obj.get(n)...)
 	}
 	for _, a := range obj.attrs {

@@ -26,6 +26,7 @@ Commands:
     create                   Create a new key.
     import                   Import a key.
     info                     Print information about a key.
+    export-allow             Allow a key's material to leave over KMIP.
     ls                       List keys (deprecated: use 'kes ls').
     rm                       Delete a key.
 
@@ -57,10 +58,11 @@ func keyCmd(args []string) error {
 		"dek":     keyDEKCmd,
 		"rewrap":  keyRewrapCmd,
 
-		"rotate":   keyRotateCmd,
-		"versions": keyVersionsCmd,
-		"retire":   keyRetireCmd,
-		"destroy":  keyDestroyCmd,
+		"rotate":       keyRotateCmd,
+		"export-allow": keyExportAllowCmd,
+		"versions":     keyVersionsCmd,
+		"retire":       keyRetireCmd,
+		"destroy":      keyDestroyCmd,
 	}, "kes key", keyUsage, args)
 }
 
@@ -135,26 +137,14 @@ func keyInfoCmd(args []string) error {
 	}
 	ctx, cancel := requestContext()
 	defer cancel()
-	info, err := client.DescribeKey(ctx, fs.Arg(0))
+	info, err := describeKey(ctx, client, fs.Arg(0))
 	if err != nil {
-		return nameError(fs.Arg(0), clientError(err))
+		return nameError(fs.Arg(0), err)
 	}
-	version := currentVersion(ctx, client, fs.Arg(0))
 	if cf.json {
-		b, err := json.Marshal(info)
-		if err != nil {
-			return err
-		}
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil {
-			return err
-		}
-		if version != "" {
-			m["version"] = version
-		}
-		return writeJSON(stdout, m)
+		return writeJSON(stdout, info)
 	}
-	return printKeyInfo(stdout, info, version)
+	return printKeyDescription(stdout, info)
 }
 
 // printKeyInfo prints a key's description; version, the current version,

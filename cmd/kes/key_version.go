@@ -203,15 +203,3 @@ func versionCmd(name, usage, method, route string, args []string) error {
 	}
 	return nil
 }
-
-// currentVersion returns the current version of a key as describe
-// reports it, or "" if the server does not say.
-func currentVersion(ctx context.Context, client *kes.Client, name string) string {
-	var resp struct {
-		Version string `json:"version"`
-	}
-	if call(ctx, client, http.MethodGet, "/v1/key/describe/"+url.PathEscape(name), &resp) != nil {
-		return ""
-	}
-	return resp.Version
-}

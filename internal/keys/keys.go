@@ -67,6 +67,11 @@ type Config struct {
 
 	// Rand is the randomness for new keys. Nil means crypto/rand.
 	Rand io.Reader
+
+	// ExportPatterns are the key names or patterns (see MatchName)
+	// whose material may leave the server over KMIP whatever the key
+	// stores: the config's keys: entries with export: true.
+	ExportPatterns []string
 }
 
 // Service turns key names into usable keys: it reads them from the
@@ -81,6 +86,8 @@ type Service struct {
 	rand    io.Reader
 	leases  *leaser            // nil if the store's Replace is linearizable
 	reloads singleflight.Group // see refresh (versions.go)
+
+	exportPatterns []string
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -112,6 +119,7 @@ func New(cfg Config) *Service {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	s.exportPatterns = cfg.ExportPatterns
 	go s.healthLoop(cfg.HealthInterval)
 	return s
 }
@@ -235,14 +243,13 @@ func (s *Service) CreateObject(ctx context.Context, name string, v *crypto.KeyVe
 	return nil
 }
 
-// Delete removes the key from the keystore and the cache.
+// Delete removes the key from the keystore and the cache, under the
+// rules of the lifecycle table (see lifecycle.go).
 func (s *Service) Delete(ctx context.Context, name string) error {
 	if IsReserved(name) {
 		return ErrKeyNotFound
 	}
-	err := s.store.Delete(ctx, name)
-	s.cache.Delete(name)
-	return err
+	return s.delete(ctx, name)
 }
 
 // List returns the names that start with prefix, sorted, without the
@@ -259,13 +266,16 @@ type Info struct {
 	CreatedAt time.Time
 	CreatedBy string
 	State     State
+	// Usage is the key's usage and export attributes, with the
+	// configured export patterns applied.
+	Usage Usage
 }
 
 // Describe returns the key's metadata.
 func (s *Service) Describe(ctx context.Context, name string) (Info, error) {
 	var info Info
 	err := s.With(ctx, name, func(o *Object) error {
-		info = Info{Name: name, Version: o.Version.VersionNumber(), CreatedAt: o.Version.CreatedAt, CreatedBy: o.Version.CreatedBy, State: o.Meta.State}
+		info = Info{Name: name, Version: o.Version.VersionNumber(), CreatedAt: o.Version.CreatedAt, CreatedBy: o.Version.CreatedBy, State: o.Meta.State, Usage: s.UsageOf(o)}
 		if o.Version.Key != nil {
 			info.Algorithm = o.Version.Key.Type()
 		}
@@ -413,9 +423,11 @@ func (s *Service) Update(ctx context.Context, name string, fn func(o *Object) er
 			if err != nil {
 				return nil, err
 			}
+			beforeMeta := o.Meta
 			if err := fn(o); err != nil {
 				return nil, err
 			}
+			pinUsage(beforeMeta, o)
 			after, err := usageOf(o.Meta)
 			if err != nil {
 				return nil, err

@@ -59,9 +59,14 @@ type Metadata struct {
 	// the key's attributes as a TTLV Template-Attribute, on which the
 	// Service enforces MaxAttributes and MaxAttributeValueSize.
 	KMIP json.RawMessage `json:"kmip,omitempty"`
+
+	// Usage is the key's usage and export attributes; nil means the
+	// derived ones (see UsageOf), so that keys created over the KES API
+	// store nothing.
+	Usage *Usage `json:"usage,omitempty"`
 }
 
-func (m Metadata) isZero() bool { return m.State == StateActive && len(m.KMIP) == 0 }
+func (m Metadata) isZero() bool { return m.State == StateActive && len(m.KMIP) == 0 && m.Usage == nil }
 
 // Object is a stored key with its metadata.
 type Object struct {

@@ -66,7 +66,7 @@ func (s *Service) rotate(ctx context.Context, name, by string, period time.Durat
 		if next == 0 {
 			return &LimitError{What: "version number", Limit: 1<<32 - 1}
 		}
-		nv, err := s.newVersion(old, next, by, now)
+		nv, err := s.nextVersion(old, next, by, now)
 		if err != nil {
 			return err
 		}
@@ -89,8 +89,8 @@ func (s *Service) rotate(ctx context.Context, name, by string, period time.Durat
 	return n, nil
 }
 
-// newVersion makes the material of version n, like old's.
-func (s *Service) newVersion(old *crypto.KeyVersion, n uint32, by string, now time.Time) (*crypto.KeyVersion, error) {
+// nextVersion makes the material of version n, like old's.
+func (s *Service) nextVersion(old *crypto.KeyVersion, n uint32, by string, now time.Time) (*crypto.KeyVersion, error) {
 	id, err := newVersionID(n, s.rand)
 	if err != nil {
 		return nil, err

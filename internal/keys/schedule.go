@@ -6,7 +6,6 @@ package keys
 import (
 	"context"
 	"math/rand/v2"
-	"strings"
 	"time"
 )
 
@@ -21,12 +20,7 @@ type Rotation struct {
 }
 
 // matches reports whether name matches the pattern.
-func (r Rotation) matches(name string) bool {
-	if p, ok := strings.CutSuffix(r.Pattern, "*"); ok {
-		return strings.HasPrefix(name, p)
-	}
-	return name == r.Pattern
-}
+func (r Rotation) matches(name string) bool { return MatchName(r.Pattern, name) }
 
 // Schedule runs rotation schedules. Every node of a cluster runs the same
 // schedule; the condition "the newest version is at least Period old" is

@@ -10,7 +10,8 @@ CONFIG_FILE is a pykmip.conf with a [client] section (host, port, certfile,
 keyfile, ca_certs, ...). KMIP_VERSION is one of 1.0, 1.1, 1.2, 1.3, 1.4.
 NAME_PREFIX makes the names of the keys created here unique. KES_KEY is
 the Unique Identifier of a key created over the KES API, which is only
-read. Standard input holds the hex of the 256-bit AES key to Register.
+used: Get of it must be refused (it is not extractable), Encrypt, Decrypt
+and MAC with it must work, Revoke and Destroy of it must be refused. Standard input holds the hex of the 256-bit AES key to Register.
 
 Besides the named keys that go through the whole lifecycle, the script
 creates one key the way vCenter does (no Name) and leaves it in place, so
@@ -26,6 +27,7 @@ import enum
 import hashlib
 import json
 import logging
+import os
 import sys
 
 from kmip import enums
@@ -236,6 +238,52 @@ def main():
         client.destroy(uids[which])
         return None
 
+    message = b"pykmip interop message"
+    cbc = {
+        "cryptographic_algorithm": enums.CryptographicAlgorithm.AES,
+        "block_cipher_mode": enums.BlockCipherMode.CBC,
+        "padding_method": enums.PaddingMethod.PKCS5,
+    }
+    sealed = {}
+
+    def encrypt_kes():
+        iv = os.urandom(16)
+        ct, _ = client.encrypt(
+            message, uid=kes_key, cryptographic_parameters=cbc,
+            iv_counter_nonce=iv)
+        sealed["ct"], sealed["iv"] = ct, iv
+        return {"ciphertext": binascii.hexlify(ct).decode(),
+                "iv": binascii.hexlify(iv).decode()}
+
+    def decrypt_kes():
+        pt = client.decrypt(
+            sealed["ct"], uid=kes_key, cryptographic_parameters=cbc,
+            iv_counter_nonce=sealed["iv"])
+        return {"match": pt == message}
+
+    def decrypt_tampered():
+        # The 22-byte message pads with ten 0x0a bytes; flipping the
+        # first block turns the last plaintext byte into 0x11, which is
+        # no PKCS#5 padding, whatever the key.
+        ct = bytearray(sealed["ct"])
+        ct[15] ^= 0x0a ^ 0x11
+        client.decrypt(
+            bytes(ct), uid=kes_key, cryptographic_parameters=cbc,
+            iv_counter_nonce=sealed["iv"])
+        return None
+
+    def mac_kes():
+        _, mac = client.mac(
+            message, uid=kes_key,
+            algorithm=enums.CryptographicAlgorithm.HMAC_SHA256)
+        return {"mac": binascii.hexlify(mac).decode()}
+
+    def revoke_kes():
+        client.revoke(
+            enums.RevocationReasonCode.KEY_COMPROMISE, kes_key,
+            revocation_message="pykmip interop")
+        return None
+
     client = pie_client.ProxyKmipClient(
         config="client",
         config_file=config_file,
@@ -251,6 +299,12 @@ def main():
             ("register", register),
             ("get_kept", lambda: get(uids["kept"])),
             ("get_kes", lambda: get(kes_key)),
+            ("encrypt_kes", encrypt_kes),
+            ("decrypt_kes", decrypt_kes),
+            ("decrypt_tampered", decrypt_tampered),
+            ("mac_kes", mac_kes),
+            ("revoke_kes", revoke_kes),
+            ("destroy_kes", lambda: client.destroy(kes_key)),
             ("get_created", lambda: get(uids["created"])),
             ("get_registered", lambda: get(uids["registered"])),
             ("get_attributes", get_attributes),

@@ -1,0 +1,325 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package keys
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/kesbridge/kes/internal/crypto"
+)
+
+// Origin says which door made a key. It decides the defaults of a key
+// that stores no Usage and which lifecycle changes each door may make.
+type Origin string
+
+const (
+	// OriginKES: created or imported over the KES API (or by minio/kes).
+	OriginKES Origin = "kes"
+	// OriginKMIP: created or registered by a KMIP client.
+	OriginKMIP Origin = "kmip"
+)
+
+// UsageMask is a KMIP Cryptographic Usage Mask. The bit values are
+// KMIP's (KMIP 1.4 §9.1.3.3.1), so that the bridge passes masks through
+// unchanged.
+type UsageMask uint32
+
+// The usage bits the server enforces.
+const (
+	UsageEncrypt     UsageMask = 0x0004
+	UsageDecrypt     UsageMask = 0x0008
+	UsageMACGenerate UsageMask = 0x0080
+	UsageMACVerify   UsageMask = 0x0100
+)
+
+// Algorithm is the algorithm of a key's material, as far as the server
+// performs operations with it. The empty Algorithm is material the
+// server only stores (secret data, opaque objects, keys of algorithms it
+// does not implement).
+type Algorithm string
+
+// The algorithms of KMIP Create and of the server-side operations.
+const (
+	AlgorithmAES        Algorithm = "AES"
+	AlgorithmChaCha20   Algorithm = "ChaCha20"
+	AlgorithmHMACSHA256 Algorithm = "HMAC-SHA256"
+	AlgorithmHMACSHA384 Algorithm = "HMAC-SHA384"
+	AlgorithmHMACSHA512 Algorithm = "HMAC-SHA512"
+)
+
+// Usage is what a key may be used for and whether its material may
+// leave the server: the KMIP Cryptographic Usage Mask and the KMIP 1.4
+// attributes Sensitive, Always Sensitive, Extractable and Never
+// Extractable.
+//
+// It is stored in Metadata.Usage. A key that stores none has derived
+// values (see UsageOf), so that a key written by minio/kes, or created
+// over the KES API, keeps minio/kes's stored bytes exactly.
+type Usage struct {
+	Origin    Origin    `json:"origin"`
+	Algorithm Algorithm `json:"alg,omitempty"`
+	Mask      UsageMask `json:"mask"`
+
+	// Sensitive: the material may leave the server only wrapped; the
+	// server does not wrap, so a sensitive key is never exported.
+	Sensitive bool `json:"sensitive,omitempty"`
+	// AlwaysSensitive: Sensitive has been true since creation.
+	AlwaysSensitive bool `json:"alwaysSensitive,omitempty"`
+	// Extractable: the material may leave the server (KMIP Get).
+	Extractable bool `json:"extractable,omitempty"`
+	// NeverExtractable: the material has not been exportable since
+	// creation. It turns false at the first export, for good.
+	NeverExtractable bool `json:"neverExtractable,omitempty"`
+}
+
+// Exportable reports whether KMIP Get may return the material.
+func (u Usage) Exportable() bool { return u.Extractable && !u.Sensitive }
+
+// kesUsage is the derived usage of a key made over the KES API: usable
+// for everything the KES API does with it (encrypt, decrypt, HMAC) and
+// never exported.
+func kesUsage(o *Object) Usage {
+	u := Usage{Origin: OriginKES, Mask: UsageEncrypt | UsageDecrypt, Sensitive: true, AlwaysSensitive: true, NeverExtractable: true}
+	if o.Version.HMACKey != nil {
+		u.Mask |= UsageMACGenerate | UsageMACVerify
+	}
+	u.Algorithm = keyAlgorithm(o)
+	return u
+}
+
+func keyAlgorithm(o *Object) Algorithm {
+	if o.Version.Key == nil {
+		return ""
+	}
+	if o.Version.Key.Type() == crypto.ChaCha20 {
+		return AlgorithmChaCha20
+	}
+	return AlgorithmAES
+}
+
+// UsageOf returns the usage the key stores, or the derived one:
+//   - no KMIP record: made over the KES API (OriginKES), not exportable;
+//   - a KMIP record without stored usage (written before usage was
+//     stored): made over KMIP, exportable as it always was, with the
+//     usage mask of its Cryptographic Usage Mask attribute (all four
+//     enforced bits if it has none).
+//
+// It does not apply the configured export patterns; Service.UsageOf does.
+func UsageOf(o *Object) Usage {
+	switch {
+	case o.Meta.Usage != nil:
+		return *o.Meta.Usage
+	case len(o.Meta.KMIP) == 0:
+		return kesUsage(o)
+	}
+	u := Usage{Origin: OriginKMIP, Extractable: true, Mask: UsageEncrypt | UsageDecrypt | UsageMACGenerate | UsageMACVerify}
+	if m, ok := recordMask(o.Meta.KMIP); ok {
+		u.Mask = m
+	}
+	u.Algorithm = keyAlgorithm(o)
+	if u.Algorithm == "" {
+		u.Algorithm = recordAlgorithm(o.Meta.KMIP)
+	}
+	return u
+}
+
+// UsageOf returns the key's usage with the configured export patterns
+// (Config.ExportPatterns) applied: a key whose name matches one is
+// exportable whatever it stores.
+func (s *Service) UsageOf(o *Object) Usage {
+	u := UsageOf(o)
+	if s.exportAllowed(o.Name) {
+		u.Extractable, u.Sensitive = true, false
+	}
+	return u
+}
+
+func (s *Service) exportAllowed(name string) bool {
+	for _, p := range s.exportPatterns {
+		if MatchName(p, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// MatchName reports whether a key name matches a config pattern: the
+// name itself, or a prefix followed by '*' as in policies ("minio-*"
+// matches every name that starts with "minio-").
+func MatchName(pattern, name string) bool {
+	if p, ok := strings.CutSuffix(pattern, "*"); ok {
+		return strings.HasPrefix(name, p)
+	}
+	return name == pattern
+}
+
+// ErrNotExtractable is matched by every *ExportError.
+var ErrNotExtractable = errors.New("key is not extractable")
+
+// ExportError says why a key's material may not leave the server. Its
+// message contains no key material; the front doors send it as it is.
+type ExportError struct{ Reason string }
+
+func (e *ExportError) Error() string { return "key is not extractable: " + e.Reason }
+
+// Is makes every *ExportError match ErrNotExtractable.
+func (e *ExportError) Is(target error) bool { return target == ErrNotExtractable }
+
+func exportRefusal(u Usage) error {
+	switch {
+	case u.Exportable():
+		return nil
+	case u.Origin == OriginKES && !u.Extractable:
+		return &ExportError{Reason: "it is managed over the KES API, and its material never leaves the server unless an admin allows export ('kes key export-allow' or a keys: entry with export: true)"}
+	case u.Sensitive:
+		return &ExportError{Reason: "it is sensitive, and the server does not export wrapped keys"}
+	default:
+		return &ExportError{Reason: "its Extractable attribute is false"}
+	}
+}
+
+// Export calls fn with the object if its material may leave the server
+// (UsageOf(o).Exportable, with the configured patterns), and refuses
+// with an *ExportError otherwise. The first export of a key that has
+// been Never Extractable or Always Sensitive records, before fn runs,
+// that this is no longer true; a failure to record it fails the export.
+// The object is only valid during fn, as with With.
+func (s *Service) Export(ctx context.Context, name string, fn func(o *Object) error) error {
+	var first bool
+	err := s.With(ctx, name, func(o *Object) error {
+		u := s.UsageOf(o)
+		if err := exportRefusal(u); err != nil {
+			return err
+		}
+		first = u.NeverExtractable || u.AlwaysSensitive
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if first {
+		err := s.Update(ctx, name, func(o *Object) error {
+			u := s.UsageOf(o)
+			if err := exportRefusal(u); err != nil {
+				return err
+			}
+			stored := UsageOf(o)
+			stored.NeverExtractable, stored.AlwaysSensitive = false, false
+			o.Meta.Usage = &stored
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return s.With(ctx, name, func(o *Object) error {
+		if err := exportRefusal(s.UsageOf(o)); err != nil {
+			return err
+		}
+		return fn(o)
+	})
+}
+
+// AllowExport is the admin's export switch for one key: allow makes the
+// key Extractable and not Sensitive; !allow makes it not Extractable. It
+// is stored with the key, so every node sees it. Export patterns in the
+// config apply on top of it.
+func (s *Service) AllowExport(ctx context.Context, name string, allow bool) error {
+	return s.Update(ctx, name, func(o *Object) error {
+		u := UsageOf(o)
+		u.Extractable = allow
+		if allow {
+			u.Sensitive = false
+		}
+		o.Meta.Usage = &u
+		return nil
+	})
+}
+
+// pinUsage keeps the derived usage of a KES-made key once a KMIP record
+// is added to it (for example by KMIP Add Attribute): without it the key
+// would read as a pre-usage KMIP key, and become exportable.
+func pinUsage(before Metadata, o *Object) {
+	if before.Usage == nil && len(before.KMIP) == 0 && o.Meta.Usage == nil && len(o.Meta.KMIP) > 0 {
+		u := kesUsage(o)
+		o.Meta.Usage = &u
+	}
+}
+
+// recordMask finds the Cryptographic Usage Mask attribute in a KMIP
+// record's TTLV attributes (see Metadata.KMIP).
+func recordMask(kmip json.RawMessage) (UsageMask, bool) {
+	var rec struct {
+		Attrs []byte `json:"attrs"`
+	}
+	if json.Unmarshal(kmip, &rec) != nil || len(rec.Attrs) == 0 {
+		return 0, false
+	}
+	tag, typ, body, _, ok := ttlvItem(rec.Attrs)
+	if !ok || tag != tagTemplateAttribute || typ != ttlvStructure {
+		return 0, false
+	}
+	for len(body) > 0 {
+		tag, typ, attr, next, ok := ttlvItem(body)
+		if !ok {
+			return 0, false
+		}
+		body = next
+		if tag != tagAttribute || typ != ttlvStructure {
+			continue
+		}
+		var name string
+		var value []byte
+		var vtyp byte
+		for len(attr) > 0 {
+			tag, typ, v, next, ok := ttlvItem(attr)
+			if !ok {
+				return 0, false
+			}
+			attr = next
+			switch tag {
+			case tagAttributeName:
+				name = string(v)
+			case tagAttributeValue:
+				value, vtyp = v, typ
+			}
+		}
+		if name == "Cryptographic Usage Mask" && vtyp == ttlvInteger && len(value) == 4 {
+			return UsageMask(binary.BigEndian.Uint32(value)), true
+		}
+	}
+	return 0, false
+}
+
+// TTLV tags and types recordMask reads besides those of limits.go.
+const (
+	tagAttributeName = 0x42000A
+	ttlvInteger      = 0x02
+)
+
+// recordAlgorithm reads the KMIP Cryptographic Algorithm of a KMIP
+// record written before usage was stored (KMIP 1.4 §9.1.3.2.13 values).
+func recordAlgorithm(kmip json.RawMessage) Algorithm {
+	var rec struct {
+		Alg uint32 `json:"alg"`
+	}
+	if json.Unmarshal(kmip, &rec) != nil {
+		return ""
+	}
+	switch rec.Alg {
+	case 0x03:
+		return AlgorithmAES
+	case 0x09:
+		return AlgorithmHMACSHA256
+	case 0x0A:
+		return AlgorithmHMACSHA384
+	case 0x0B:
+		return AlgorithmHMACSHA512
+	}
+	return ""
+}
