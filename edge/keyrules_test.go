@@ -159,7 +159,8 @@ func TestKeyEntries(t *testing.T) {
 	}{
 		{"- name: a\n- name: b-*\n  export: true\n- name: c\n  export: true\n", ""},
 		{"- name: a*b*\n  export: true\n", "malformed"},
-		{"- name: b-*\n- name: b-*\n", "listed twice"},
+		{"- name: b-*\n  export: true\n- name: b-*\n  export: true\n", "listed twice"},
+		{"- name: b-*\n", "neither rotate nor export"},
 		{"- name: a\n  exprot: true\n", "exprot"},
 	} {
 		path := t.TempDir() + "/c.yaml"
