@@ -119,7 +119,7 @@ func (s *Server) view(ctx context.Context, uid string) (*object, error) {
 }
 
 // update changes a key's KMIP view with compare-and-swap.
-func (s *Server) update(ctx context.Context, uid string, fn func(*object, *keys.Object) error) error {
+func (s *Server) update(ctx context.Context, uid string, fn func(*object, *keys.Object) error, opts ...keys.UpdateOption) error {
 	return stateOf(ctx).Keys.Update(ctx, uid, func(o *keys.Object) error {
 		obj, err := objectOf(o)
 		if err != nil {
@@ -130,7 +130,7 @@ func (s *Server) update(ctx context.Context, uid string, fn func(*object, *keys.
 		}
 		o.Meta, err = obj.meta()
 		return err
-	})
+	}, opts...)
 }
 
 func (s *Server) discoverVersions(ctx context.Context, req *payloads.DiscoverVersionsRequestPayload) (*payloads.DiscoverVersionsResponsePayload, error) {
@@ -710,7 +710,7 @@ func (s *Server) activate(ctx context.Context, req *payloads.ActivateRequestPayl
 		obj.set(kmip.AttributeNameActivationDate, now)
 		obj.touch(now)
 		return nil
-	})
+	}, keys.Lifecycle())
 	if err != nil {
 		return nil, err
 	}
@@ -745,7 +745,7 @@ func (s *Server) revoke(ctx context.Context, req *payloads.RevokeRequestPayload)
 		obj.set(kmip.AttributeNameRevocationReason, req.RevocationReason)
 		obj.touch(now)
 		return nil
-	})
+	}, keys.Lifecycle())
 	if err != nil {
 		return nil, err
 	}
@@ -769,7 +769,7 @@ func (s *Server) destroy(ctx context.Context, req *payloads.DestroyRequestPayloa
 		}
 		o.Meta.State = keys.StateDestroyed
 		return nil
-	})
+	}, keys.Lifecycle())
 	switch {
 	case errors.Is(err, errDestroyActive):
 		return nil, kerr(kmip.ResultReasonPermissionDenied, "object is active and cannot be destroyed")

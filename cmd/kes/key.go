@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kesbridge/kes/internal/keys"
 	"github.com/kesbridge/kes/keystore"
 	"github.com/minio/kms-go/kes"
 )
@@ -417,6 +418,9 @@ func rewrapKeys(ctx context.Context, store keystore.Store, pattern string) (int,
 		}
 		var n int
 		for _, name := range names {
+			if keys.IsReserved(name) {
+				continue // a lease record: never rewritten (see internal/keys)
+			}
 			if ok, _ := filepath.Match(pattern, name); !ok {
 				continue
 			}
