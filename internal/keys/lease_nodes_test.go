@@ -259,3 +259,68 @@ func TestLeaseRecordsAreHidden(t *testing.T) {
 		t.Fatal("Delete removed a lease record")
 	}
 }
+
+// A node's Update has compared the stored key and is about to write it
+// (its PutSecretValue is held up) when another node deletes the key and
+// creates a new one under the name. The delete waits for the first
+// node's lease, so the old key's write never lands in the new key.
+func TestNodesDeleteWaitsForLease(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	emu := startKeyControlEmulator(t, emulator.Config{})
+	a, b := separateNodes(t, emu)
+	if err := a.Create(ctx, "k", "old"); err != nil {
+		t.Fatal(err)
+	}
+
+	atPut, proceed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	emu.SetHook(func(action string) {
+		if action == "PutSecretValue" {
+			once.Do(func() {
+				close(atPut)
+				select {
+				case <-proceed:
+				case <-ctx.Done():
+				}
+			})
+		}
+	})
+	errA := make(chan error, 1)
+	go func() { errA <- a.Update(ctx, "k", appendEntry("a")) }()
+	<-atPut
+
+	// The delete and re-create on the other node, while a's write is
+	// held up between its compare and its write.
+	dctx, dcancel := context.WithTimeout(ctx, time.Second)
+	errDel := b.Delete(dctx, "k")
+	dcancel()
+	if errDel == nil {
+		if err := b.Create(ctx, "k", "new"); err != nil {
+			t.Fatal(err)
+		}
+	} else if !errors.Is(errDel, keys.ErrKeyBusy) {
+		t.Fatalf("delete while another node changes the key: %v", errDel)
+	}
+	close(proceed)
+	if err := <-errA; err != nil {
+		t.Fatalf("the update: %v", err)
+	}
+	if errDel != nil { // now that the lease is free
+		if err := b.Delete(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Create(ctx, "k", "new"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	check := keyControlService(t, emu, cache.Config{})
+	info, err := check.Describe(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.CreatedBy != "new" {
+		t.Fatalf("the new key's newest version is the old key (created by %q): the old key's write landed in the new key", info.CreatedBy)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -257,4 +258,97 @@ func TestLeaseNamesAreReserved(t *testing.T) {
 	if !slices.Equal(names, []string{"a", "b"}) {
 		t.Fatalf("withoutReserved: %v", names)
 	}
+}
+
+// stuckStore answers a Get of a key only when the caller's context ends,
+// as a driver whose request timed out does.
+type stuckStore struct{ *capStore }
+
+func (s stuckStore) Get(ctx context.Context, name string) ([]byte, error) {
+	if IsReserved(name) {
+		return s.capStore.Get(ctx, name)
+	}
+	<-ctx.Done()
+	return nil, &keystore.UnreachableError{Store: "test", Err: ctx.Err()}
+}
+
+// An Update or Delete whose lease runs out (a slow keystore) reports
+// ErrKeyBusy, which the front doors answer with "try again", not an
+// internal error.
+func TestLeaseRunsOutIsBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := &capStore{Store: keystore.NewMem()}
+		setup := New(Config{Store: store})
+		defer setup.Close()
+		if err := setup.Create(ctx, "k", "me"); err != nil {
+			t.Fatal(err)
+		}
+		s := New(Config{Store: stuckStore{store}})
+		defer s.Close()
+		err := s.Update(ctx, "k", setEntry("a"))
+		if !errors.Is(err, ErrKeyBusy) {
+			t.Fatalf("update whose lease ran out: %v", err)
+		}
+		// The caller's own deadline stays a timeout.
+		tctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := s.Update(tctx, "k", setEntry("a")); errors.Is(err, ErrKeyBusy) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("update whose caller's context ended: %v", err)
+		}
+	})
+}
+
+// Delete takes the key's lease: while another node holds it, the key is
+// not deleted and the caller hears ErrKeyBusy.
+func TestDeleteTakesLease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b, store := twoNodes(t)
+		if err := a.Create(context.Background(), "k", "me"); err != nil {
+			t.Fatal(err)
+		}
+		_, release, err := a.leases.acquire(context.Background(), "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := b.Delete(ctx, "k"); !errors.Is(err, ErrKeyBusy) {
+			t.Fatalf("delete of a key whose lease another node holds: %v", err)
+		}
+		if _, err := store.Get(context.Background(), "k"); err != nil {
+			t.Fatalf("the key is gone: %v", err)
+		}
+		release(true)
+		if err := b.Delete(context.Background(), "k"); err != nil {
+			t.Fatalf("delete once the lease is released: %v", err)
+		}
+	})
+}
+
+// Each release collects the names of older epochs: however many changes
+// a key sees, it keeps the records and markers of its newest two epochs.
+func TestLeaseCollects(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		a, b, store := twoNodes(t)
+		if err := a.Create(ctx, "k", "me"); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			if err := s.Update(ctx, "k", setEntry(fmt.Sprint(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		base := leaseBase("k")
+		want := []string{recordName(base, 18), markerName(base, 18), recordName(base, 19), markerName(base, 19)}
+		slices.Sort(want)
+		if names := leaseNames(t, store); !slices.Equal(names, want) {
+			t.Fatalf("lease names after 20 changes: %v, want %v", names, want)
+		}
+	})
 }

@@ -196,10 +196,10 @@ func (s *Service) limits() (total, client, headroom int) {
 func (s *Service) checkUpdate(oldLen int, value []byte, lifecycle bool) error {
 	total, client, headroom := s.limits()
 	switch {
-	case len(value) > total:
-		return s.recordTooLarge()
 	case lifecycle && len(value)-oldLen > headroom:
 		return &LimitError{What: "growth of a lifecycle change", Limit: headroom, Unit: " bytes"}
+	case len(value) > total:
+		return s.recordTooLarge()
 	case !lifecycle && len(value) > client && len(value) > oldLen:
 		return &LimitError{What: "encoded key", Limit: client, Unit: " bytes"}
 	}
