@@ -308,8 +308,13 @@ func (s *Service) lease(ctx context.Context, name string) (context.Context, func
 func (l *leaser) acquire(ctx context.Context, key string) (context.Context, func(settled bool), error) {
 	base := leaseBase(key)
 	backoff := leaseMinBackoff
-	for {
+	for waited := false; ; waited = true {
 		held, err := l.try(ctx, key, base)
+		if err != nil && waited && ctx.Err() != nil {
+			// The caller's time ran out while it waited for another
+			// holder: that is what it needs to hear.
+			return nil, nil, fmt.Errorf("keys: key '%s': %w (%w)", key, ErrKeyBusy, err)
+		}
 		if err != nil {
 			return nil, nil, err
 		}

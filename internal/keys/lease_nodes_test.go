@@ -292,7 +292,7 @@ func TestNodesDeleteWaitsForLease(t *testing.T) {
 
 	// The delete and re-create on the other node, while a's write is
 	// held up between its compare and its write.
-	dctx, dcancel := context.WithTimeout(ctx, time.Second)
+	dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
 	errDel := b.Delete(dctx, "k")
 	dcancel()
 	if errDel == nil {
