@@ -88,6 +88,10 @@ func wireError(err error, o op) (int, string) {
 		return http.StatusBadRequest, "key is too large: " + tooLarge.Error()
 	case errors.Is(err, keystore.ErrValueTooLarge):
 		return http.StatusBadRequest, "key is too large for the key store"
+	case errors.Is(err, keys.ErrKeyBusy):
+		// Another node holds the key's lease (or ours ran out): the
+		// change was not made and may simply be sent again.
+		return http.StatusServiceUnavailable, "key is busy: another node is changing it, try again"
 	case errors.As(err, &unavailable):
 		return http.StatusBadGateway, unavailable.Reason
 	case errors.As(err, &unreachable) && unreachable.Reason != "":

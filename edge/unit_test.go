@@ -53,6 +53,7 @@ func TestWireError(t *testing.T) {
 		{&http.MaxBytesError{Limit: 1}, opRead, 400, "invalid request body"},
 		{fmt.Errorf("keys: %w", &keys.LimitError{What: "encoded key", Limit: 1024, Unit: " bytes"}), opCreate, 400, "key is too large: encoded key exceeds the limit of 1024 bytes"},
 		{fmt.Errorf("fs: %w", keystore.ErrValueTooLarge), opCreate, 400, "key is too large for the key store"},
+		{fmt.Errorf("keys: key 'k': %w (%w)", keys.ErrKeyBusy, context.DeadlineExceeded), opDelete, 503, "key is busy: another node is changing it, try again"},
 	}
 	for _, tt := range tests {
 		code, msg := wireError(tt.err, tt.op)

@@ -126,7 +126,7 @@ func (s *Server) view(ctx context.Context, uid string) (*object, error) {
 }
 
 // update changes a key's KMIP view with compare-and-swap.
-func (s *Server) update(ctx context.Context, uid string, fn func(*object, *keys.Object) error) error {
+func (s *Server) update(ctx context.Context, uid string, fn func(*object, *keys.Object) error, opts ...keys.UpdateOption) error {
 	return stateOf(ctx).Keys.Update(ctx, uid, func(o *keys.Object) error {
 		obj, err := objectOf(o)
 		if err != nil {
@@ -140,7 +140,7 @@ func (s *Server) update(ctx context.Context, uid string, fn func(*object, *keys.
 		// usage (and anything else internal/keys keeps) stays.
 		o.Meta.State, o.Meta.KMIP = m.State, m.KMIP
 		return err
-	})
+	}, opts...)
 }
 
 func (s *Server) discoverVersions(ctx context.Context, req *payloads.DiscoverVersionsRequestPayload) (*payloads.DiscoverVersionsResponsePayload, error) {
@@ -676,7 +676,7 @@ func (s *Server) activate(ctx context.Context, req *payloads.ActivateRequestPayl
 		obj.set(kmip.AttributeNameActivationDate, now)
 		obj.touch(now)
 		return nil
-	})
+	}, keys.Lifecycle())
 	if err != nil {
 		return nil, err
 	}
@@ -714,7 +714,7 @@ func (s *Server) revoke(ctx context.Context, req *payloads.RevokeRequestPayload)
 		obj.set(kmip.AttributeNameRevocationReason, req.RevocationReason)
 		obj.touch(now)
 		return nil
-	})
+	}, keys.Lifecycle())
 	if err != nil {
 		return nil, err
 	}
@@ -741,7 +741,7 @@ func (s *Server) destroy(ctx context.Context, req *payloads.DestroyRequestPayloa
 		}
 		o.Meta.State = keys.StateDestroyed
 		return nil
-	})
+	}, keys.Lifecycle())
 	switch {
 	case errors.Is(err, errDestroyActive):
 		return nil, kerr(kmip.ResultReasonPermissionDenied, "object is active and cannot be destroyed")

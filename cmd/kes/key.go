@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kesbridge/kes/internal/keys"
 	"github.com/kesbridge/kes/keystore"
 	"github.com/minio/kms-go/kes"
 )
@@ -444,6 +445,9 @@ func rewrapKeys(ctx context.Context, store keystore.Store, pattern string, start
 		}
 		var names []string
 		for _, name := range all {
+			if keys.IsReserved(name) {
+				continue // a lease record: never rewritten (see internal/keys)
+			}
 			if ok, _ := filepath.Match(pattern, name); ok {
 				names = append(names, name)
 			}

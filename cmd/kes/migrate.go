@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kesbridge/kes/internal/keys"
 	"github.com/kesbridge/kes/keystore"
 )
 
@@ -143,6 +144,9 @@ func migrateKeys(ctx context.Context, src, dst keystore.Store, opts migrateOptio
 	}
 	var names []string
 	for _, name := range all {
+		if keys.IsReserved(name) {
+			continue // a lease record of the source's servers, not a key
+		}
 		ok, err := filepath.Match(opts.Pattern, name)
 		if err != nil {
 			return res, fmt.Errorf("invalid pattern '%s'", opts.Pattern)

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kesbridge/kes/internal/keys"
 	"github.com/kesbridge/kes/keystore"
 	"github.com/kesbridge/kes/keystore/keystoretest"
 )
@@ -381,3 +382,42 @@ func TestRewrapDispatch(t *testing.T) {
 
 // ignoreProgress is a progress callback that discards what it is told.
 func ignoreProgress(int) {}
+
+// The lease records the key service keeps in a keystore whose Replace is
+// not linearizable are not keys: kes migrate neither copies nor (with
+// --move) deletes them, and kes key rewrap never rewrites them.
+func TestMigrateSkipsLeaseRecords(t *testing.T) {
+	ctx := context.Background()
+	lease := keys.LeasePrefix + "0123456789abcdef0123456789abcdef-3"
+	src := newMemStore(t, map[string]string{"a": "1", lease: `{"key":"a"}`, lease + "-done": `{"key":"a"}`})
+	dst := keystore.NewMem()
+	res, err := migrateKeys(ctx, src, dst, migrateOptions{Pattern: "*", Move: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Migrated != 1 || res.Deleted != 1 {
+		t.Fatalf("migrated %d, deleted %d; want the one key", res.Migrated, res.Deleted)
+	}
+	if got := contents(t, dst); !maps.Equal(got, map[string]string{"a": "1"}) {
+		t.Fatalf("destination: %v", got)
+	}
+	if got := contents(t, src); len(got) != 2 || got[lease] == "" || got[lease+"-done"] == "" {
+		t.Fatalf("source after --move: %v; want the lease records untouched", got)
+	}
+
+	raw, sealer := keystore.NewMem(), newVersionedSealer()
+	sealed := keystore.Seal(raw, sealer, nil)
+	for _, n := range []string{"k", lease} {
+		if err := sealed.Create(ctx, n, []byte("value")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sealer.Rotate()
+	before, _ := raw.Get(ctx, lease)
+	if n, err := rewrapKeys(ctx, sealed, "*", ignoreProgress, ignoreProgress); err != nil || n != 1 {
+		t.Fatalf("rewrapKeys = %d, %v; want the one key", n, err)
+	}
+	if after, _ := raw.Get(ctx, lease); string(after) != string(before) {
+		t.Fatal("rewrap rewrote a lease record")
+	}
+}

@@ -10,10 +10,13 @@
 // sees them and a key written by minio/kes (which has none) is simply
 // Active. Changes go through Update, a compare-and-swap on the keystore.
 // On a keystore whose compare-and-swap holds only within one process
-// (keystore.Capabilities.LinearizableReplace false), Update first takes a
-// per-key lease, kept as a record under a reserved name (LeasePrefix), so
-// that two nodes never change one key at once; lease.go states the
-// scheme, its assumptions and where it does not help.
+// (keystore.Capabilities.LinearizableReplace false), Update and Delete
+// first take a per-key lease, kept as records under reserved names
+// (LeasePrefix, IsReserved), so that two nodes never change one key at
+// once; lease.go states the scheme, why it is safe, its assumptions and
+// where it does not help. Client changes stop LifecycleHeadroom below
+// the keystore's value limit, so that a key can always be revoked and
+// destroyed.
 //
 // # Versions
 //

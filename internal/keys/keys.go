@@ -231,7 +231,7 @@ func (s *Service) CreateObject(ctx context.Context, name string, v *crypto.KeyVe
 		return err
 	}
 	defer clear(value)
-	if err := s.checkRecord(value); err != nil {
+	if err := s.checkUpdate(0, value, false); err != nil {
 		return err
 	}
 	if err := s.store.Create(ctx, name, value); err != nil {
@@ -245,11 +245,24 @@ func (s *Service) CreateObject(ctx context.Context, name string, v *crypto.KeyVe
 
 // Delete removes the key from the keystore and the cache, under the
 // rules of the lifecycle table (see lifecycle.go).
+//
+// On a store whose Replace is not linearizable across nodes, Delete
+// holds the key's lease (see lease.go), so that it never runs between
+// another node's compare and write of the key: that write would land in
+// a key created anew under the name. It returns ErrKeyBusy if another
+// node held the lease until ctx ended.
 func (s *Service) Delete(ctx context.Context, name string) error {
 	if IsReserved(name) {
 		return ErrKeyNotFound
 	}
-	return s.delete(ctx, name)
+	lctx, release, err := s.lease(ctx, name)
+	if err != nil {
+		return err
+	}
+	settled := true // no write of ours can still land
+	defer func() { release(settled) }()
+	err = s.delete(lctx, name, &settled)
+	return s.leaseEnded(ctx, lctx, name, err)
 }
 
 // List returns the names that start with prefix, sorted, without the
@@ -388,18 +401,33 @@ func (s *Service) With(ctx context.Context, name string, fn func(*Object) error)
 // o.Version; o.Version is destroyed after Update returns. A Destroyed
 // object is reported as ErrKeyNotFound.
 //
+// A change that grows the stored key may use the keystore's
+// MaxValueSize minus LifecycleHeadroom; one made with the Lifecycle
+// option may use the headroom too (see Lifecycle).
+//
 // On a store whose Replace is not linearizable across nodes, Update
 // holds the key's lease (see lease.go) while it reads and writes, and
-// returns ErrKeyBusy if another node held it until ctx ended.
-func (s *Service) Update(ctx context.Context, name string, fn func(o *Object) error) error {
+// returns ErrKeyBusy if another node held it until ctx ended, or if the
+// lease ran out before the change was written.
+func (s *Service) Update(ctx context.Context, name string, fn func(o *Object) error, opts ...UpdateOption) error {
 	if _, _, ok := ParseVersionRef(name); ok || IsReserved(name) {
 		return ErrKeyNotFound // versions change through the key's own name
 	}
-	ctx, release, err := s.lease(ctx, name)
+	var cfg updateConfig
+	for _, opt := range opts {
+		opt.apply(&cfg)
+	}
+	lctx, release, err := s.lease(ctx, name)
 	if err != nil {
 		return err
 	}
-	defer release()
+	settled := true // no write of ours can still land
+	defer func() { release(settled) }()
+	err = s.update(lctx, name, fn, cfg, &settled)
+	return s.leaseEnded(ctx, lctx, name, err)
+}
+
+func (s *Service) update(ctx context.Context, name string, fn func(o *Object) error, cfg updateConfig, settled *bool) error {
 	for attempt := 0; ; attempt++ {
 		old, err := s.store.Get(ctx, name)
 		if err != nil {
@@ -442,7 +470,7 @@ func (s *Service) Update(ctx context.Context, name string, fn func(o *Object) er
 			if err != nil {
 				return nil, err
 			}
-			if err := s.checkRecord(value); err != nil {
+			if err := s.checkUpdate(len(old), value, cfg.lifecycle); err != nil {
 				clear(value)
 				return nil, err
 			}
@@ -457,6 +485,7 @@ func (s *Service) Update(ctx context.Context, name string, fn func(o *Object) er
 			return err
 		}
 		err = s.store.Replace(ctx, name, old, value)
+		*settled = writeSettled(err)
 		clear(old)
 		clear(value)
 		if errors.Is(err, keystore.ErrConflict) && attempt < 10 {

@@ -7,7 +7,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -54,7 +57,7 @@ func twoNodes(t *testing.T) (a, b *Service, store *capStore) {
 	return a, b, store
 }
 
-// leaseNames returns the lease records in store.
+// leaseNames returns the lease records and markers in store.
 func leaseNames(t *testing.T, store keystore.Store) []string {
 	t.Helper()
 	names, err := store.List(context.Background(), LeasePrefix)
@@ -89,8 +92,7 @@ func lastWriter(t *testing.T, s *Service, name string) string {
 }
 
 // A node that died holding a lease (and never released it) blocks the
-// key until the lease expires; then another node takes it over, and the
-// dead node's record is cleaned up.
+// key until the lease expires; then another node takes it over.
 func TestLeaseTakeoverAfterExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -114,8 +116,9 @@ func TestLeaseTakeoverAfterExpiry(t *testing.T) {
 		if got := lastWriter(t, b, "k"); got != "b" {
 			t.Fatalf("last writer %q", got)
 		}
-		if names := leaseNames(t, store); len(names) != 0 {
-			t.Fatalf("lease records left: %v", names)
+		base := leaseBase("k")
+		if names := leaseNames(t, store); !slices.Equal(names, []string{base + "0", base + "1", base + "1-done"}) {
+			t.Fatalf("lease records: %v", names)
 		}
 	})
 }
@@ -146,7 +149,7 @@ func TestLeaseExpiredHolderCannotWrite(t *testing.T) {
 		if errB != nil {
 			t.Fatal(errB)
 		}
-		if !errors.Is(errA, errLeaseEnding) {
+		if !errors.Is(errA, errLeaseEnding) || !errors.Is(errA, ErrKeyBusy) {
 			t.Fatalf("the stalled holder's update returned %v", errA)
 		}
 		if got := lastWriter(t, b, "k"); got != "b" {
@@ -166,7 +169,7 @@ func TestLeaseBusy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer release()
+		defer release(true)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		err = b.Update(ctx, "k", setEntry("b"))
@@ -179,10 +182,10 @@ func TestLeaseBusy(t *testing.T) {
 	})
 }
 
-// A node that listed long ago creates a record of another epoch while a
-// fresh node creates epoch 0 (the keystore held no record for either):
-// the fresh node sees the other record when it checks and does not take
-// the lease, and only takes it once the other record expires.
+// A node that listed long ago creates a record of a higher epoch while a
+// fresh node creates epoch 0: the fresh node sees the other record when
+// it checks and does not take the lease, and only takes it once the
+// other record expires.
 func TestLeaseStaleCreatorIsSeen(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -209,9 +212,6 @@ func TestLeaseStaleCreatorIsSeen(t *testing.T) {
 		if waited := time.Since(start); waited < defaultLeaseTTL {
 			t.Fatalf("the lease was taken after %v, while another node's record was live", waited)
 		}
-		if names := leaseNames(t, store); len(names) != 0 {
-			t.Fatalf("lease records left: %v", names)
-		}
 	})
 }
 
@@ -237,24 +237,118 @@ func TestNoLeaseWhenLinearizable(t *testing.T) {
 	if err := s2.Update(ctx, "k", setEntry("b")); err != nil {
 		t.Fatal(err)
 	}
-	if n := store.leaseCreates.Load(); n != 1 {
-		t.Fatalf("%d lease records created for one update on a store that is not linearizable", n)
-	}
-	if names := leaseNames(t, store); len(names) != 0 {
-		t.Fatalf("lease records left: %v", names)
+	if n := store.leaseCreates.Load(); n != 2 {
+		t.Fatalf("%d lease records created for one update on a store that is not linearizable, want a record and its marker", n)
 	}
 }
 
-// A lease record under a valid key name would be a key: none is.
+// A lease record under a valid key name would be a key: none is. Every
+// name is one that every driver accepts: at most 86 characters (HPCS
+// aliases) of [0-9a-z-], no dot (fs, PKCS#11 directory).
 func TestLeaseNamesAreReserved(t *testing.T) {
 	for _, key := range []string{"k", "my-key", string(make([]byte, 80))} {
 		base := leaseBase(key)
-		if !IsReserved(base+"0") || policy.ValidName(base+"0") || len(base+"18446744073709551615") > 80 {
-			t.Fatalf("lease name %q for key %q", base, key)
+		for _, name := range []string{recordName(base, 0), recordName(base, math.MaxUint64), markerName(base, math.MaxUint64)} {
+			if !IsReserved(name) || policy.ValidName(name) || len(name) > 86 || strings.Trim(name, "0123456789abcdefghijklmnopqrstuvwxyz-") != "" {
+				t.Fatalf("lease name %q for key %q", name, key)
+			}
 		}
 	}
 	names, _ := withoutReserved([]string{"a", LeasePrefix + "x-0", "b"}, nil)
 	if !slices.Equal(names, []string{"a", "b"}) {
 		t.Fatalf("withoutReserved: %v", names)
 	}
+}
+
+// stuckStore answers a Get of a key only when the caller's context ends,
+// as a driver whose request timed out does.
+type stuckStore struct{ *capStore }
+
+func (s stuckStore) Get(ctx context.Context, name string) ([]byte, error) {
+	if IsReserved(name) {
+		return s.capStore.Get(ctx, name)
+	}
+	<-ctx.Done()
+	return nil, &keystore.UnreachableError{Store: "test", Err: ctx.Err()}
+}
+
+// An Update or Delete whose lease runs out (a slow keystore) reports
+// ErrKeyBusy, which the front doors answer with "try again", not an
+// internal error.
+func TestLeaseRunsOutIsBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := &capStore{Store: keystore.NewMem()}
+		setup := New(Config{Store: store})
+		defer setup.Close()
+		if err := setup.Create(ctx, "k", "me"); err != nil {
+			t.Fatal(err)
+		}
+		s := New(Config{Store: stuckStore{store}})
+		defer s.Close()
+		err := s.Update(ctx, "k", setEntry("a"))
+		if !errors.Is(err, ErrKeyBusy) {
+			t.Fatalf("update whose lease ran out: %v", err)
+		}
+		// The caller's own deadline stays a timeout.
+		tctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := s.Update(tctx, "k", setEntry("a")); errors.Is(err, ErrKeyBusy) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("update whose caller's context ended: %v", err)
+		}
+	})
+}
+
+// Delete takes the key's lease: while another node holds it, the key is
+// not deleted and the caller hears ErrKeyBusy.
+func TestDeleteTakesLease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b, store := twoNodes(t)
+		if err := a.Create(context.Background(), "k", "me"); err != nil {
+			t.Fatal(err)
+		}
+		_, release, err := a.leases.acquire(context.Background(), "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := b.Delete(ctx, "k"); !errors.Is(err, ErrKeyBusy) {
+			t.Fatalf("delete of a key whose lease another node holds: %v", err)
+		}
+		if _, err := store.Get(context.Background(), "k"); err != nil {
+			t.Fatalf("the key is gone: %v", err)
+		}
+		release(true)
+		if err := b.Delete(context.Background(), "k"); err != nil {
+			t.Fatalf("delete once the lease is released: %v", err)
+		}
+	})
+}
+
+// Each release collects the names of older epochs: however many changes
+// a key sees, it keeps the records and markers of its newest two epochs.
+func TestLeaseCollects(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		a, b, store := twoNodes(t)
+		if err := a.Create(ctx, "k", "me"); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			if err := s.Update(ctx, "k", setEntry(fmt.Sprint(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		base := leaseBase("k")
+		want := []string{recordName(base, 18), markerName(base, 18), recordName(base, 19), markerName(base, 19)}
+		slices.Sort(want)
+		if names := leaseNames(t, store); !slices.Equal(names, want) {
+			t.Fatalf("lease names after 20 changes: %v, want %v", names, want)
+		}
+	})
 }

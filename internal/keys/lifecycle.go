@@ -46,8 +46,8 @@ var errPlainDelete = errors.New("keys: plain delete")
 // and claimed with a compare-and-swap (state Destroyed) before the
 // delete, so that a concurrent activation on another node either comes
 // first and the delete is refused, or fails.
-func (s *Service) delete(ctx context.Context, name string) error {
-	err := s.Update(ctx, name, func(o *Object) error {
+func (s *Service) delete(ctx context.Context, name string, settled *bool) error {
+	err := s.update(ctx, name, func(o *Object) error {
 		if UsageOf(o).Origin != OriginKMIP {
 			return errPlainDelete
 		}
@@ -56,7 +56,7 @@ func (s *Service) delete(ctx context.Context, name string) error {
 		}
 		o.Meta.State = StateDestroyed
 		return nil
-	})
+	}, updateConfig{lifecycle: true}, settled)
 	switch {
 	case err == nil, errors.Is(err, errPlainDelete), errors.Is(err, ErrKeyNotFound):
 		// ErrKeyNotFound: missing, or claimed by a delete that did
@@ -69,6 +69,7 @@ func (s *Service) delete(ctx context.Context, name string) error {
 		// so that a broken key can always be removed.
 	}
 	err = s.store.Delete(ctx, name)
+	*settled = writeSettled(err)
 	s.cache.Delete(name)
 	return err
 }

@@ -15,7 +15,9 @@ import (
 // Limits on what one key may carry. They are checked before every write
 // of a key (Create, Import, CreateObject, Update), so that no request can
 // grow a key past what the keystore reads back: a key the store cannot
-// read is a key nobody can use.
+// read is a key nobody can use. Changes a client drives stop
+// LifecycleHeadroom below the keystore's limit, so that the server's
+// own lifecycle changes always fit.
 const (
 	// MaxAttributeValueSize is the largest KMIP attribute value, in
 	// bytes of its TTLV encoding, that a key may gain. Clients set short
@@ -40,7 +42,7 @@ var ErrTooLarge = errors.New("key is too large")
 // send it to clients as it is.
 type LimitError struct {
 	// What is what is too large: "attribute value", "number of
-	// attributes" or "encoded key".
+	// attributes", "encoded key" or "growth of a lifecycle change".
 	What string
 	// Limit is the limit that was exceeded.
 	Limit int
@@ -151,10 +153,55 @@ func checkGrowth(old, new attrUsage) error {
 	return nil
 }
 
-// checkRecord refuses an encoded key that the keystore would not hold.
-func (s *Service) checkRecord(value []byte) error {
-	if limit := keystore.CapabilitiesOf(s.store).MaxValueSize; len(value) > limit {
+// LifecycleHeadroom is the part of the keystore's MaxValueSize, in bytes
+// of the stored key, that only lifecycle changes may use (Update with
+// Lifecycle): changes a client drives, and new keys, stop that far below
+// MaxValueSize. It keeps every key revocable and destroyable over KMIP
+// however a client filled it: the largest lifecycle change, a Revoke with
+// a reason message of MaxAttributeValueSize and its dates, grows the
+// stored key by about 8 KiB (the attributes are base64 inside a base64
+// record). On a store that holds less than 4*LifecycleHeadroom the
+// headroom is a quarter of its MaxValueSize.
+const LifecycleHeadroom = 16 << 10
+
+// An UpdateOption changes how Update checks a change.
+type UpdateOption struct{ lifecycle bool }
+
+func (o UpdateOption) apply(c *updateConfig) { c.lifecycle = c.lifecycle || o.lifecycle }
+
+type updateConfig struct{ lifecycle bool }
+
+// Lifecycle marks an Update as one of the server's lifecycle changes
+// (state, dates, revocation reason, the Destroy claim), as opposed to a
+// change of attributes that a client chose. Such a change may grow the
+// stored key up to the keystore's MaxValueSize, into LifecycleHeadroom,
+// but by no more than LifecycleHeadroom at once. Use it only for changes
+// whose growth is bounded so, whatever the client sends.
+func Lifecycle() UpdateOption { return UpdateOption{lifecycle: true} }
+
+// limits returns the keystore's MaxValueSize and the lower limit of the
+// changes that are not lifecycle changes.
+func (s *Service) limits() (total, client, headroom int) {
+	total = keystore.CapabilitiesOf(s.store).MaxValueSize
+	headroom = min(LifecycleHeadroom, total/4)
+	return total, total - headroom, headroom
+}
+
+// checkUpdate refuses an encoded key that the keystore would not hold,
+// or that a change other than a lifecycle one grows into the headroom
+// (oldLen is the size of the stored key it replaces, 0 for a new key). A
+// key above the client limit already (after a lifecycle change, or
+// stored before this limit) can still be changed in every way that does
+// not grow it.
+func (s *Service) checkUpdate(oldLen int, value []byte, lifecycle bool) error {
+	total, client, headroom := s.limits()
+	switch {
+	case lifecycle && len(value)-oldLen > headroom:
+		return &LimitError{What: "growth of a lifecycle change", Limit: headroom, Unit: " bytes"}
+	case len(value) > total:
 		return s.recordTooLarge()
+	case !lifecycle && len(value) > client && len(value) > oldLen:
+		return &LimitError{What: "encoded key", Limit: client, Unit: " bytes"}
 	}
 	return nil
 }

@@ -165,12 +165,12 @@ func TestRecordLimit(t *testing.T) {
 			}
 			break
 		}
-		if n := len(stored(t, store, "k")); n > limit {
-			t.Fatalf("stored key of %d bytes, above the store's %d", n, limit)
+		if n := len(stored(t, store, "k")); n > limit*3/4 {
+			t.Fatalf("stored key of %d bytes, above the client limit of the store's %d", n, limit)
 		}
 	}
 	wantLimit(t, err, "encoded key")
-	if !strings.Contains(err.Error(), "4096") {
+	if !strings.Contains(err.Error(), "3072") { // the store's limit less its headroom
 		t.Fatalf("the error does not name the limit: %v", err)
 	}
 	usable(t, s, "k")
@@ -263,4 +263,55 @@ func FuzzUsageOf(f *testing.F) {
 		kmipJSON, _ := json.Marshal(map[string]any{"attrs": b})
 		usageOf(Metadata{KMIP: kmipJSON})
 	})
+}
+
+// Client changes stop LifecycleHeadroom below the store's limit; a
+// lifecycle change may use the headroom, but may not grow the key by
+// more than it at once.
+func TestLifecycleHeadroom(t *testing.T) {
+	const limit = 1 << 17 // 128 KiB: the headroom is LifecycleHeadroom
+	store := keystore.NewMemLimited(limit)
+	s := New(Config{Store: store})
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	if err := s.Create(ctx, "k", "me"); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for range MaxAttributes {
+		if err = addAttr(t, s, "k", custom("x-tag", 1000)); err != nil {
+			break
+		}
+	}
+	wantLimit(t, err, "encoded key")
+	if n := len(stored(t, store, "k")); n > limit-LifecycleHeadroom {
+		t.Fatalf("client changes grew the key to %d bytes, into the headroom", n)
+	}
+	grow := func(size int) func(o *Object) error {
+		return func(o *Object) error {
+			o.Meta.State = StateCompromised
+			attrs := append(attrsOf(t, o.Meta), custom("x-reason", size))
+			o.Meta.KMIP = withAttrs(t, attrs)
+			return nil
+		}
+	}
+	if err := s.Update(ctx, "k", grow(2000)); err == nil {
+		t.Fatal("a client change grew the key into the headroom")
+	}
+	if err := s.Update(ctx, "k", grow(2000), Lifecycle()); err != nil {
+		t.Fatalf("a lifecycle change in the headroom: %v", err)
+	}
+	if n := len(stored(t, store, "k")); n <= limit-LifecycleHeadroom {
+		t.Fatalf("the lifecycle change did not use the headroom (%d bytes)", n)
+	}
+	// Shrinking is still a change the client may make.
+	if err := s.Update(ctx, "k", func(o *Object) error { o.Meta.State = StateDeactivated; return nil }); err != nil {
+		t.Fatalf("a change that does not grow the key: %v", err)
+	}
+	// Lifecycle growth is bounded by the headroom.
+	big := func(o *Object) error {
+		o.Meta.KMIP = withAttrs(t, append(attrsOf(t, o.Meta), custom("x-a", 4000), custom("x-b", 4000), custom("x-c", 4000)))
+		return nil
+	}
+	wantLimit(t, s.Update(ctx, "k", big, Lifecycle()), "growth of a lifecycle change")
 }
