@@ -85,6 +85,10 @@ func wireError(err error, o op) (int, string) {
 		return http.StatusBadRequest, "key is too large: " + tooLarge.Error()
 	case errors.Is(err, keystore.ErrValueTooLarge):
 		return http.StatusBadRequest, "key is too large for the key store"
+	case errors.Is(err, keystore.ErrNotConnected) && errors.As(err, &unavailable):
+		// Not yet connected since start: the server will be, with no
+		// operator action, so clients should retry.
+		return http.StatusServiceUnavailable, "key store is unavailable: " + unavailable.Reason
 	case errors.As(err, &unavailable):
 		return http.StatusBadGateway, unavailable.Reason
 	case errors.As(err, &unreachable), errors.Is(err, context.DeadlineExceeded):

@@ -61,7 +61,9 @@ func (c *call) version() {
 
 func (c *call) ready() {
 	if _, err := c.st.keys.Status(c.r.Context()); err != nil {
-		if keystore.IsUnreachable(err) {
+		if errors.Is(err, keystore.ErrNotConnected) {
+			writeError(c.w, http.StatusServiceUnavailable, "key store is unavailable: "+unavailableReason(err))
+		} else if keystore.IsUnreachable(err) {
 			writeError(c.w, http.StatusGatewayTimeout, "key store is not reachable")
 		} else if reason := unavailableReason(err); reason != "" {
 			writeError(c.w, http.StatusBadGateway, "key store is unavailable: "+reason)
