@@ -71,6 +71,7 @@ type Server struct {
 	auditHub       *hub
 	errorHub       *hub
 	metrics        *metrics
+	ops            *opsMetrics
 
 	httpMu  sync.Mutex
 	servers []*http.Server
@@ -113,6 +114,7 @@ func NewServer(ctx context.Context, cfg *Config, opts ServerOptions) (*Server, e
 	}
 	s := &Server{opts: opts, started: time.Now()}
 	s.metrics = newMetrics(s.started)
+	s.ops = newOpsMetrics()
 	s.auditHub = newHub(s.metrics.auditEvents, s.metrics.auditDropped)
 	s.errorHub = newHub(s.metrics.errorEvents, s.metrics.errorDropped)
 	s.errLog = slog.New(newErrorHandler(opts.Stderr, &s.errLevel, s.errorHub, &s.errStreamLevel))
@@ -192,11 +194,14 @@ func (s *Server) newState(ctx context.Context, cfg *Config, initial bool) (*stat
 	if err != nil {
 		return nil, err
 	}
+	cacheCfg := cfg.Cache
+	cacheCfg.Counters = s.ops.cache
 	st.keys = keys.New(keys.Config{
-		Store:          store,
-		Cache:          cfg.Cache,
+		Store:          s.ops.instrument(store, driverName(cfg)),
+		Cache:          cacheCfg,
 		HealthInterval: s.opts.HealthInterval,
 		Logger:         s.errLog,
+		Progress:       s.ops,
 	})
 	if bg != nil {
 		go s.createKeysWhenConnected(st.keys, bg, cfg)

@@ -65,6 +65,9 @@ type Config struct {
 
 	// Rand is the randomness for new keys. Nil means crypto/rand.
 	Rand io.Reader
+
+	// Progress receives rotation and re-wrap results. Nil discards them.
+	Progress Progress
 }
 
 // Service turns key names into usable keys: it reads them from the
@@ -78,6 +81,8 @@ type Service struct {
 	log     *slog.Logger
 	rand    io.Reader
 	leases  *leaser // nil if the store's Replace is linearizable
+
+	progress Progress
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -105,8 +110,10 @@ func New(cfg Config) *Service {
 		log:     cfg.Logger,
 		rand:    cfg.Rand,
 		leases:  newLeaser(cfg.Store, cfg.Logger, cfg.Rand),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+
+		progress: cfg.Progress,
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	go s.healthLoop(cfg.HealthInterval)
 	return s
