@@ -20,8 +20,8 @@ import (
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/kmipclient"
 
-	hpcsemu "github.com/kesbridge/kes/internal/emulator/hpcs"
 	"github.com/kesbridge/kes/identity"
+	hpcsemu "github.com/kesbridge/kes/internal/emulator/hpcs"
 )
 
 // opsEnv is a server with an fs keystore sealed by the HPCS emulator, a
