@@ -7,7 +7,7 @@ COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X github.com/kesbridge/kes/edge.Version=$(VERSION) -X github.com/kesbridge/kes/edge.Commit=$(COMMIT)
 FUZZTIME ?= 10s
 
-.PHONY: all build run test deps vet staticcheck unit bench load fuzz clean
+.PHONY: all build run test deps vet staticcheck unit bench load fuzz image clean
 
 all: build
 
@@ -50,6 +50,12 @@ load:
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
+
+# The container image (Containerfile): the static binary on scratch, built
+# with podman or buildah (podman is installed with apt-get if neither is).
+IMAGE ?= kes:latest
+image:
+	LDFLAGS="$(LDFLAGS)" GO="$(GO)" scripts/image.sh $(IMAGE)
 
 clean:
 	rm -f $(BIN)
