@@ -261,9 +261,13 @@ func (s *Store) dataPath(name string) string {
 	return path.Join(s.cfg.Engine, s.cfg.Prefix, name)
 }
 
+// maxRelogins bounds how often one request logs in again and repeats
+// itself after Vault rejected its token.
+const maxRelogins = 3
+
 // call sends r with the current token. If Vault says the token is
-// invalid (revoked or expired) it logs in again, once, and repeats the
-// request with the new token. Idempotent requests are also retried on
+// invalid (revoked or expired) it logs in again and repeats the request
+// with the new token, up to maxRelogins times. Idempotent requests are also retried on
 // connection and server errors. The error is classified.
 func (s *Store) call(ctx context.Context, op string, c *vaultapi.Client, r request, idempotent bool) ([]byte, error) {
 	if s.closed.Load() {
@@ -274,7 +278,13 @@ func (s *Store) call(ctx context.Context, op string, c *vaultapi.Client, r reque
 		t := s.tok.Load()
 		r.token = t.value
 		b, _, err := s.send(ctx, c, r)
-		if invalidToken(err) && s.canLogin() {
+		// A token can be revoked again while the repeated request is on
+		// its way (a revocation storm, or a slow request): log in again
+		// a few times, as long as each new token is rejected in turn.
+		for range maxRelogins {
+			if !invalidToken(err) || !s.canLogin() {
+				break
+			}
 			if t, err = s.relogin(ctx, t); err != nil {
 				return err
 			}
