@@ -382,6 +382,12 @@ func usageWireError(err error) error {
 		return kerr(kmip.ResultReasonPermissionDenied, ue.Error())
 	case errors.Is(err, keys.ErrKESManaged):
 		return kerr(kmip.ResultReasonPermissionDenied, keys.ErrKESManaged.Error())
+	case errors.Is(err, keys.ErrDestroyActive):
+		return kerr(kmip.ResultReasonPermissionDenied, "object is active and cannot be destroyed")
+	case errors.Is(err, keys.ErrVersionIsCurrent):
+		return kerr(kmip.ResultReasonPermissionDenied, "object is the key's current version: destroy its older versions first")
+	case errors.Is(err, keys.ErrVersionNotFound):
+		return kerr(kmip.ResultReasonItemNotFound, "object not found")
 	case errors.Is(err, crypto.ErrDecrypt):
 		return kerr(kmip.ResultReasonCryptographicFailure, "decryption or authentication failed")
 	case errors.Is(err, crypto.ErrInvalidIV):

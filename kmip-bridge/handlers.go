@@ -5,7 +5,6 @@ package kmipbridge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -127,14 +126,15 @@ func (s *Server) view(ctx context.Context, uid string) (*object, error) {
 	return obj, err
 }
 
-// update changes the KMIP view of the key uid names (whichever version's
-// identifier it is) with compare-and-swap.
+// update changes the KMIP object uid names, one version of a key, with
+// compare-and-swap: its state and KMIP record are the version's own
+// (keys.Service.UpdateVersion).
 func (s *Server) update(ctx context.Context, uid string, fn func(*object, *keys.Object) error) error {
-	name, _, ok := parseUID(uid)
+	name, n, ok := parseUID(uid)
 	if !ok {
 		return keys.ErrKeyNotFound
 	}
-	return stateOf(ctx).Keys.Update(ctx, name, func(o *keys.Object) error {
+	return stateOf(ctx).Keys.UpdateVersion(ctx, name, n, func(o *keys.Object) error {
 		obj, err := objectOf(o)
 		if err != nil {
 			return err
@@ -735,34 +735,14 @@ func (s *Server) destroy(ctx context.Context, req *payloads.DestroyRequestPayloa
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	// Claim the key with a compare-and-swap on the keystore (not the
-	// cache) before deleting it: an activation on another node either
-	// happened first, and the key is refused as Active, or comes after the
-	// claim and fails.
-	err = stateOf(ctx).Keys.Update(ctx, uid, func(o *keys.Object) error {
-		if err := keys.CheckKMIPStateChange(o); err != nil {
-			return err
-		}
-		if o.Meta.State == keys.StateActive {
-			return errDestroyActive
-		}
-		o.Meta.State = keys.StateDestroyed
-		return nil
-	})
-	switch {
-	case errors.Is(err, errDestroyActive):
-		return nil, kerr(kmip.ResultReasonPermissionDenied, "object is active and cannot be destroyed")
-	case errors.Is(err, keys.ErrKeyNotFound):
-		// Missing, or claimed by a Destroy whose delete did not finish:
-		// the delete below tells which.
-	case err != nil:
-		return nil, err
-	}
-	if err := stateOf(ctx).Keys.Delete(ctx, uid); err != nil {
+	// internal/keys applies the lifecycle: an older version is
+	// shredded, the last one destroys the key (claimed with a
+	// compare-and-swap before the delete, so that a concurrent
+	// activation on another node either comes first and is refused, or
+	// fails).
+	name, n, _ := parseUID(uid)
+	if err := stateOf(ctx).Keys.DestroyKMIPVersion(ctx, name, n); err != nil {
 		return nil, err
 	}
 	return &payloads.DestroyResponsePayload{UniqueIdentifier: uid}, nil
 }
-
-// errDestroyActive aborts the Update of a Destroy on an Active key.
-var errDestroyActive = errors.New("kmip: object is active")

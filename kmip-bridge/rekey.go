@@ -6,6 +6,7 @@ package kmipbridge
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/kesbridge/kes/internal/keys"
 	"github.com/ovh/kmip-go"
@@ -22,19 +23,24 @@ import (
 // place that reads these identifiers: target, view, update and Get go
 // through it, and so does every operation built on them.
 //
-// A version object shows the key's attributes, with the ones that belong
-// to the version: its Digest and dates; the Name only on the current
-// version (KMIP Re-key moves the name to the replacement); a Replacement
-// Object Link to the next version and a Replaced Object Link to the one
-// before; the state Deactivated for a retired version. Attribute changes
-// (Add/Modify/Delete Attribute, Activate, Revoke) made through any
-// version's identifier change the key, and so every version.
+// Each version is an object with its own lifecycle state, kept by
+// internal/keys (versionstate.go), and its own stored attributes: update
+// changes the version its identifier names, so Activate, Revoke and
+// Destroy act on one version (Destroy of an older version shreds it; of
+// the newest, only when it is the key's last one, and then the key). A
+// version object shows, besides what it stores, its Digest; the Name
+// only on the current version (KMIP Re-key moves the name to the
+// replacement); a Replacement Object Link to the next version and a
+// Replaced Object Link to the one before.
 //
 // Re-key is Service.Rotate, the same operation as 'kes key rotate' and
 // PUT /v1/key/rotate: it makes a new version of the key (whatever
 // version's identifier it names) and answers with the new version's
-// identifier. A Re-key template and Offset are not applied: the new
-// version has the key's attributes and state.
+// identifier. The new version is Active (Pre-Active if the key was never
+// activated), also when the one it replaces is Compromised or
+// Deactivated; it inherits the key's attributes, and the Names of the
+// Re-key template are added to them. The Re-key Offset is not applied:
+// the bridge changes state only with Activate and Revoke.
 
 // parseUID returns the key and version a Unique Identifier names. ok is
 // false for "<name>.v1", which would be a second identifier of version 1.
@@ -93,11 +99,19 @@ func versionObject(o *keys.Object) (*object, error) {
 	if d, ok := digestOf(o.Version, kmip.KeyFormatTypeRaw); ok {
 		obj.set(kmip.AttributeNameDigest, d)
 	}
-	if i >= 0 && vs[i].State == keys.VersionRetired && obj.state == keys.StateActive {
-		obj.state = keys.StateDeactivated
+	if obj.state == keys.StateActive || obj.state == keys.StatePreActive {
+		// A version that was never revoked: revocation attributes it
+		// shows were inherited from the version it replaced.
+		for _, n := range revocationAttrs {
+			obj.del(n)
+		}
 	}
 	return obj, nil
 }
+
+// revocationAttrs are the attributes Revoke sets.
+var revocationAttrs = []kmip.AttributeName{kmip.AttributeNameDeactivationDate, kmip.AttributeNameCompromiseDate,
+	kmip.AttributeNameCompromiseOccurrenceDate, kmip.AttributeNameRevocationReason}
 
 // viewCurrent loads the KMIP view of the current version of key name.
 func (s *Server) viewCurrent(ctx context.Context, name string) (*object, error) {
@@ -124,8 +138,43 @@ func (s *Server) rekey(ctx context.Context, req *payloads.RekeyRequestPayload) (
 	if old.typ != kmip.ObjectTypeSymmetricKey || old.alg != kmip.CryptographicAlgorithmAES && old.alg != kmip.CryptographicAlgorithmChaCha20 {
 		return nil, kerr(kmip.ResultReasonIllegalOperation, "only AES and ChaCha20 keys can be re-keyed")
 	}
+	var names []kmip.Name
+	if req.TemplateAttribute != nil {
+		for _, a := range req.TemplateAttribute.Attribute {
+			if a.AttributeName != kmip.AttributeNameName {
+				continue
+			}
+			nv, ok := a.AttributeValue.(kmip.Name)
+			if !ok || nv.NameValue == "" {
+				return nil, kerr(kmip.ResultReasonInvalidField, "invalid name")
+			}
+			names = append(names, nv)
+		}
+	}
 	name, _, _ := parseUID(uid)
 	n, err := stateOf(ctx).Keys.Rotate(octx, name, sessionOf(ctx).identity.String())
+	if err != nil {
+		return nil, err
+	}
+	// The new version's own attributes: its dates, and the template's
+	// names. Rotate has made it the current version, whose record is the
+	// key's; a rotation in between would be another version, so this
+	// names version n.
+	err = s.update(octx, versionUID(name, n), func(obj *object, _ *keys.Object) error {
+		now := time.Now().UTC().Truncate(time.Second)
+		for _, a := range revocationAttrs {
+			obj.del(a)
+		}
+		obj.set(kmip.AttributeNameInitialDate, now)
+		if obj.state == keys.StateActive {
+			obj.set(kmip.AttributeNameActivationDate, now)
+		}
+		for _, nv := range names {
+			obj.add(kmip.AttributeNameName, nv)
+		}
+		obj.touch(now)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
