@@ -57,6 +57,7 @@ func wireError(err error, o op) (int, string) {
 		unavailable *keystore.UnavailableError
 		maxBytes    *http.MaxBytesError
 		tooLarge    *keys.LimitError
+		usage       *keys.UsageError
 	)
 	switch {
 	case errors.As(err, &api):
@@ -77,6 +78,9 @@ func wireError(err error, o op) (int, string) {
 		return http.StatusConflict, keys.ErrActiveKMIPKey.Error()
 	case errors.Is(err, keys.ErrNotEncryptionKey):
 		return http.StatusConflict, "key is not a 256-bit encryption key"
+	case errors.As(err, &usage):
+		// A KMIP client made the key for other uses (its usage mask).
+		return http.StatusForbidden, usage.Error()
 	case errors.Is(err, identity.ErrNoTLS),
 		errors.Is(err, identity.ErrNoCertificate):
 		return http.StatusBadRequest, err.Error()

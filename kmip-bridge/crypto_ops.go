@@ -176,7 +176,7 @@ func (s *Server) encrypt(ctx context.Context, req *payloads.EncryptRequestPayloa
 		return nil, kerr(kmip.ResultReasonInvalidField, "CBC takes no additional authenticated data")
 	}
 	cp.AAD = req.AuthenticatedEncryptionAdditionalData
-	sealed, err := stateOf(ctx).Keys.EncryptKMIP(ctx, uid, cp, req.Data)
+	sealed, err := stateOf(ctx).Keys.EncryptKMIP(ctx, ref(uid), cp, req.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +211,7 @@ func (s *Server) decrypt(ctx context.Context, req *payloads.DecryptRequestPayloa
 		return nil, kerr(kmip.ResultReasonInvalidField, "CBC takes no tag or additional authenticated data")
 	}
 	cp.AAD, cp.Tag = req.AuthenticatedEncryptionAdditionalData, req.AuthenticatedEncryptionTag
-	plaintext, err := stateOf(ctx).Keys.DecryptKMIP(ctx, uid, cp, req.Data)
+	plaintext, err := stateOf(ctx).Keys.DecryptKMIP(ctx, ref(uid), cp, req.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +269,7 @@ func (s *Server) mac(ctx context.Context, req *MACRequestPayload) (*MACResponseP
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	sum, err := stateOf(ctx).Keys.MAC(ctx, uid, h, req.Data)
+	sum, err := stateOf(ctx).Keys.MAC(ctx, ref(uid), h, req.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +293,7 @@ func (s *Server) macVerify(ctx context.Context, req *MACVerifyRequestPayload) (*
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	ok, err := stateOf(ctx).Keys.VerifyMAC(ctx, uid, h, req.Data, req.MACData)
+	ok, err := stateOf(ctx).Keys.VerifyMAC(ctx, ref(uid), h, req.Data, req.MACData)
 	if err != nil {
 		return nil, err
 	}
@@ -380,6 +380,12 @@ func usageWireError(err error) error {
 		return kerr(kmip.ResultReasonPermissionDenied, ue.Error())
 	case errors.Is(err, keys.ErrKESManaged):
 		return kerr(kmip.ResultReasonPermissionDenied, keys.ErrKESManaged.Error())
+	case errors.Is(err, keys.ErrDestroyActive):
+		return kerr(kmip.ResultReasonPermissionDenied, "object is active and cannot be destroyed")
+	case errors.Is(err, keys.ErrVersionIsCurrent):
+		return kerr(kmip.ResultReasonPermissionDenied, "object is the key's current version: destroy its older versions first")
+	case errors.Is(err, keys.ErrVersionNotFound):
+		return kerr(kmip.ResultReasonItemNotFound, "object not found")
 	case errors.Is(err, crypto.ErrDecrypt):
 		return kerr(kmip.ResultReasonCryptographicFailure, "decryption or authentication failed")
 	case errors.Is(err, crypto.ErrInvalidIV):

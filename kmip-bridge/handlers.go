@@ -5,7 +5,6 @@ package kmipbridge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -96,10 +95,12 @@ func (s *Server) target(ctx context.Context, op, uid string) (string, error) {
 			return "", kerr(kmip.ResultReasonMissingData, "missing unique identifier")
 		}
 	}
-	if err := s.authorize(ctx, op, uid); err != nil {
+	// A version's identifier is authorised as its key (rekey.go).
+	name, _, ok := parseUID(uid)
+	if err := s.authorize(ctx, op, name); err != nil {
 		return "", err
 	}
-	if !policy.ValidName(uid) {
+	if !ok || !policy.ValidName(name) {
 		return "", kerr(kmip.ResultReasonItemNotFound, "object not found")
 	}
 	return uid, nil
@@ -110,13 +111,13 @@ func (s *Server) opContext(ctx context.Context) (context.Context, context.Cancel
 	return context.WithTimeout(ctx, s.readTO)
 }
 
-// view loads the KMIP view of a key.
+// view loads the KMIP view of the key version uid names (rekey.go).
 func (s *Server) view(ctx context.Context, uid string) (*object, error) {
 	var obj *object
 	keySvc := stateOf(ctx).Keys
-	err := keySvc.With(ctx, uid, func(o *keys.Object) error {
+	err := s.withObject(ctx, uid, func(o *keys.Object) error {
 		var err error
-		obj, err = objectOf(o)
+		obj, err = versionObject(o)
 		if err == nil {
 			obj.usage = keySvc.UsageOf(o) // with the configured export patterns
 		}
@@ -125,9 +126,15 @@ func (s *Server) view(ctx context.Context, uid string) (*object, error) {
 	return obj, err
 }
 
-// update changes a key's KMIP view with compare-and-swap.
+// update changes the KMIP object uid names, one version of a key, with
+// compare-and-swap: its state and KMIP record are the version's own
+// (keys.Service.UpdateVersion).
 func (s *Server) update(ctx context.Context, uid string, fn func(*object, *keys.Object) error, opts ...keys.UpdateOption) error {
-	return stateOf(ctx).Keys.Update(ctx, uid, func(o *keys.Object) error {
+	name, n, ok := parseUID(uid)
+	if !ok {
+		return keys.ErrKeyNotFound
+	}
+	return stateOf(ctx).Keys.UpdateVersion(ctx, name, n, func(o *keys.Object) error {
 		obj, err := objectOf(o)
 		if err != nil {
 			return err
@@ -431,7 +438,7 @@ func (s *Server) get(ctx context.Context, req *payloads.GetRequestPayload) (*pay
 	resp := &payloads.GetResponsePayload{UniqueIdentifier: uid}
 	// Export refuses keys whose material may not leave the server
 	// (keys made over the KES API, unless an admin allowed it).
-	err = stateOf(ctx).Keys.Export(ctx, uid, func(o *keys.Object) error {
+	err = stateOf(ctx).Keys.Export(ctx, ref(uid), func(o *keys.Object) error {
 		obj, err := headerOf(o)
 		if err != nil {
 			return err
@@ -728,95 +735,14 @@ func (s *Server) destroy(ctx context.Context, req *payloads.DestroyRequestPayloa
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	// Claim the key with a compare-and-swap on the keystore (not the
-	// cache) before deleting it: an activation on another node either
-	// happened first, and the key is refused as Active, or comes after the
-	// claim and fails.
-	err = stateOf(ctx).Keys.Update(ctx, uid, func(o *keys.Object) error {
-		if err := keys.CheckKMIPStateChange(o); err != nil {
-			return err
-		}
-		if o.Meta.State == keys.StateActive {
-			return errDestroyActive
-		}
-		o.Meta.State = keys.StateDestroyed
-		return nil
-	}, keys.Lifecycle())
-	switch {
-	case errors.Is(err, errDestroyActive):
-		return nil, kerr(kmip.ResultReasonPermissionDenied, "object is active and cannot be destroyed")
-	case errors.Is(err, keys.ErrKeyNotFound):
-		// Missing, or claimed by a Destroy whose delete did not finish:
-		// the delete below tells which.
-	case err != nil:
-		return nil, err
-	}
-	if err := stateOf(ctx).Keys.Delete(ctx, uid); err != nil {
+	// internal/keys applies the lifecycle: an older version is
+	// shredded, the last one destroys the key (claimed with a
+	// compare-and-swap before the delete, so that a concurrent
+	// activation on another node either comes first and is refused, or
+	// fails).
+	name, n, _ := parseUID(uid)
+	if err := stateOf(ctx).Keys.DestroyKMIPVersion(ctx, name, n); err != nil {
 		return nil, err
 	}
 	return &payloads.DestroyResponsePayload{UniqueIdentifier: uid}, nil
-}
-
-// errDestroyActive aborts the Update of a Destroy on an Active key.
-var errDestroyActive = errors.New("kmip: object is active")
-
-func (s *Server) rekey(ctx context.Context, req *payloads.RekeyRequestPayload) (*payloads.RekeyResponsePayload, error) {
-	uid, err := s.target(ctx, "re-key", req.UniqueIdentifier)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.authorize(ctx, "create", ""); err != nil {
-		return nil, err
-	}
-	octx, cancel := s.opContext(ctx)
-	defer cancel()
-	old, err := s.view(octx, uid)
-	if err != nil {
-		return nil, err
-	}
-	if old.typ != kmip.ObjectTypeSymmetricKey || old.alg != kmip.CryptographicAlgorithmAES {
-		return nil, kerr(kmip.ResultReasonIllegalOperation, "only AES keys can be re-keyed")
-	}
-	// The new key inherits the old one's descriptive attributes and
-	// takes over its names.
-	ta := kmip.TemplateAttribute{}
-	for _, n := range []kmip.AttributeName{kmip.AttributeNameCryptographicAlgorithm, kmip.AttributeNameCryptographicLength, kmip.AttributeNameCryptographicUsageMask,
-		kmip.AttributeNameName, kmip.AttributeNameObjectGroup, kmip.AttributeNameContactInformation, kmip.AttributeNameApplicationSpecificInformation,
-		kmip.AttributeNameCryptographicParameters, kmip.AttributeNameDescription, kmip.AttributeNameComment} {
-		ta.Attribute = append(ta.Attribute, old.get(n)...)
-	}
-	for _, a := range old.attrs {
-		if a.AttributeName.IsCustom() {
-			ta.Attribute = append(ta.Attribute, a)
-		}
-	}
-	if req.TemplateAttribute != nil {
-		ta.Attribute = append(ta.Attribute, req.TemplateAttribute.Attribute...)
-	}
-	// A key that was activated is replaced by one activated after the
-	// offset (default 0, so at once).
-	if old.has(kmip.AttributeNameActivationDate) {
-		t := time.Now().UTC().Truncate(time.Second)
-		if req.Offset != nil {
-			t = t.Add(*req.Offset)
-		}
-		ta.Attribute = append(ta.Attribute, kmip.Attribute{AttributeName: kmip.AttributeNameActivationDate, AttributeValue: t})
-	}
-	newUID, err := s.createKey(ctx, ta, func(obj *object) {
-		obj.add(kmip.AttributeNameLink, kmip.Link{LinkType: kmip.LinkTypeReplacedObjectLink, LinkedObjectIdentifier: uid})
-	})
-	if err != nil {
-		return nil, err
-	}
-	err = s.update(octx, uid, func(obj *object, _ *keys.Object) error {
-		obj.add(kmip.AttributeNameLink, kmip.Link{LinkType: kmip.LinkTypeReplacementObjectLink, LinkedObjectIdentifier: newUID})
-		obj.del(kmip.AttributeNameName)
-		obj.touch(time.Now().UTC().Truncate(time.Second))
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	kmipserver.SetIdPlaceholder(ctx, newUID)
-	return &payloads.RekeyResponsePayload{UniqueIdentifier: newUID}, nil
 }

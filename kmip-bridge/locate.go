@@ -121,7 +121,7 @@ func (s *Server) locate(ctx context.Context, req *locateRequest) (*payloads.Loca
 		if err := octx.Err(); err != nil {
 			return nil, err
 		}
-		obj, err := s.view(octx, name)
+		obj, err := s.viewCurrent(octx, name) // a key's current version
 		if err != nil {
 			if keystore.IsUnreachable(err) || keystore.IsUnavailable(err) || octx.Err() != nil {
 				// An outage is not an empty result.

@@ -32,10 +32,12 @@
 //     number above the newest version the cached key holds reads the key
 //     again once (rotated on another node); every other ciphertext is
 //     tried with version 1, then the newest: at most two attempts;
-//   - a version is Active or Retired (decrypt only); the newest is always
-//     Active and can be neither retired nor destroyed; only a retired
-//     version can be destroyed, which wipes it and removes it from the
-//     stored key, so its ciphertexts fail with crypto.ErrDecrypt;
+//   - a version has a lifecycle state of its own (see Lifecycle); over
+//     the KES API an older version is Active or Retired (decrypt only,
+//     KMIP Deactivated); the newest can be neither retired nor destroyed
+//     over the KES API; only a version that is not Active can be
+//     destroyed, which wipes it and removes it from the stored key, so
+//     its ciphertexts fail with crypto.ErrDecrypt;
 //   - a key has at most MaxVersions versions;
 //   - a Schedule rotates keys whose newest version is older than a
 //     period; the condition is checked again inside the compare-and-swap,
@@ -67,6 +69,19 @@
 // in minio/kes. A KMIP key that is Active is refused by HTTP delete
 // (ErrActiveKMIPKey, HTTP 409) exactly as by KMIP Destroy: revoke it over
 // KMIP first.
+//
+// The state is per version (versionstate.go): the newest version's is
+// Metadata.State, an older one's its stored version state. Each row
+// applies to the version an operation uses: generate, encrypt and HMAC
+// the newest (or the one a VersionRef names), decrypt the one that made
+// the ciphertext, KMIP operations the version the Unique Identifier
+// names. Rotate (KMIP Re-key) makes an Active version (Pre-Active if the
+// key was never activated), whatever the state of the one it replaces.
+// KMIP Destroy of a version (DestroyKMIPVersion) shreds an older version
+// alone; the newest one only as the last version, destroying the key;
+// while older versions remain it is refused (ErrVersionIsCurrent). On
+// the KES API, a KMIP key's usage mask applies too: generate and encrypt
+// need Encrypt, decrypt Decrypt, HMAC MAC Generate.
 //
 // The KMIP operations also need the usage-mask bit (Encrypt, Decrypt, MAC
 // Generate, MAC Verify) and the algorithm they use; "if exp." is Usage.

@@ -312,6 +312,9 @@ func (s *Service) Generate(ctx context.Context, name string, assoc []byte) (plai
 		if err != nil {
 			return err
 		}
+		if err := checkUse(o, UsageEncrypt, "encrypt"); err != nil {
+			return err
+		}
 		dek := make([]byte, crypto.KeySize)
 		if _, err := io.ReadFull(s.rand, dek); err != nil {
 			clear(dek)
@@ -337,6 +340,9 @@ func (s *Service) Encrypt(ctx context.Context, name string, plaintext, assoc []b
 		if err != nil {
 			return err
 		}
+		if err := checkUse(o, UsageEncrypt, "encrypt"); err != nil {
+			return err
+		}
 		ciphertext, err = o.seal(key, plaintext, assoc)
 		return err
 	})
@@ -355,14 +361,17 @@ func (s *Service) Decrypt(ctx context.Context, name string, ciphertext, assoc []
 func (s *Service) HMAC(ctx context.Context, name string, msg []byte) ([]byte, error) {
 	var sum []byte
 	err := s.With(ctx, name, func(o *Object) error {
-		if !o.Meta.State.Active() {
-			return ErrNotActive
-		}
 		if VersionState(o.Version.State) == VersionRetired {
 			return ErrVersionRetired
 		}
+		if !o.Meta.State.Active() {
+			return ErrNotActive
+		}
 		if o.Version.HMACKey == nil {
 			return ErrHMACNotSupported
+		}
+		if err := checkUse(o, UsageMACGenerate, "MAC generate"); err != nil {
+			return err
 		}
 		var err error
 		sum, err = o.Version.HMACKey.Sum(msg)

@@ -86,6 +86,9 @@ func (o *Object) encryptionKey(encrypt bool) (*crypto.SecretKey, error) {
 	if o.Version.Key == nil {
 		return nil, ErrNotEncryptionKey
 	}
+	if encrypt && VersionState(o.Version.State) == VersionRetired {
+		return nil, ErrVersionRetired // retired over the KES API: say so
+	}
 	if encrypt && !o.Meta.State.Active() || !encrypt && !o.Meta.State.CanDecrypt() {
 		return nil, ErrNotActive
 	}

@@ -5,6 +5,7 @@ package keys
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -79,10 +80,25 @@ func (s *Service) rotate(ctx context.Context, name, by string, period time.Durat
 				return err
 			}
 		}
+		// The old version keeps its lifecycle state and KMIP record
+		// (versionstate.go); the new one is Active, or Pre-Active if the
+		// key had not been activated yet: a Compromised or Deactivated
+		// key is replaced by one that works.
 		old.Number = old.VersionNumber()
+		old.State = string(versionStateOf(o.Meta.State))
+		old.Meta = nil
+		if len(o.Meta.KMIP) > 0 {
+			if old.Meta, err = json.Marshal(Metadata{KMIP: o.Meta.KMIP}); err != nil {
+				nv.Destroy()
+				return fmt.Errorf("keys: failed to encode metadata: %w", err)
+			}
+		}
 		nv.Older = append(slices.Clip(old.Older), old)
-		old.Older, old.Meta = nil, nil
+		old.Older = nil
 		o.Version = nv
+		if o.Meta.State != StatePreActive {
+			o.Meta.State = StateActive
+		}
 		n = next
 		return nil
 	})
@@ -122,22 +138,26 @@ func (s *Service) nextVersion(old *crypto.KeyVersion, n uint32, by string, now t
 }
 
 // RetireVersion makes version n of the key decrypt-only. The current
-// version cannot be retired (ErrVersionIsCurrent). Retiring a retired
-// version is not an error.
+// version cannot be retired (ErrVersionIsCurrent). Retiring a version
+// that is not Active (retired, compromised, pre-active) leaves its state
+// as it is and is not an error.
 func (s *Service) RetireVersion(ctx context.Context, name string, n uint32) error {
 	return s.Update(ctx, name, func(o *Object) error {
 		v, err := olderVersion(o, name, n)
 		if err != nil {
 			return err
 		}
-		v.State = string(VersionRetired)
+		if VersionState(v.State) == VersionActive {
+			v.State = string(VersionRetired)
+		}
 		return nil
 	})
 }
 
 // DestroyVersion removes version n from the key and wipes its material:
 // its ciphertexts then fail to decrypt as not authentic (crypto.ErrDecrypt)
-// and nothing else changes. Only a retired version can be destroyed
+// and nothing else changes. Only a version that is not Active (retired,
+// or compromised or pre-active over KMIP) can be destroyed
 // (ErrVersionNotRetired); the current one never (ErrVersionIsCurrent).
 //
 // This node forgets the version at once. Another node that cached the key
@@ -151,7 +171,7 @@ func (s *Service) DestroyVersion(ctx context.Context, name string, n uint32) err
 		if err != nil {
 			return err
 		}
-		if VersionState(v.State) != VersionRetired {
+		if VersionState(v.State) == VersionActive {
 			return fmt.Errorf("keys: key '%s' version %d: %w", name, n, ErrVersionNotRetired)
 		}
 		o.Version.Older = slices.DeleteFunc(o.Version.Older, func(x *crypto.KeyVersion) bool { return x == v })

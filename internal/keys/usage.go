@@ -203,7 +203,11 @@ func (s *Service) Export(ctx context.Context, name string, fn func(o *Object) er
 		return err
 	}
 	if first {
-		err := s.Update(ctx, name, func(o *Object) error {
+		key := name // usage belongs to the key, whichever version is exported
+		if k, _, ok := ParseVersionRef(name); ok {
+			key = k
+		}
+		err := s.Update(ctx, key, func(o *Object) error {
 			u := s.UsageOf(o)
 			if err := exportRefusal(u); err != nil {
 				return err
@@ -322,4 +326,15 @@ func recordAlgorithm(kmip json.RawMessage) Algorithm {
 		return AlgorithmHMACSHA512
 	}
 	return ""
+}
+
+// checkUse enforces the usage mask on the KES API (generate, encrypt,
+// decrypt, HMAC) for a key a KMIP client made: an Encrypt-only key does
+// not HMAC over either door. A KES key's mask is derived from what the
+// KES API does with it (kesUsage), so nothing changes for those.
+func checkUse(o *Object, bit UsageMask, op string) error {
+	if u := UsageOf(o); u.Origin == OriginKMIP && u.Mask&bit == 0 {
+		return &UsageError{Op: op}
+	}
+	return nil
 }

@@ -220,7 +220,7 @@ func (o *Object) Versions() []VersionInfo {
 			ID:        v.ID,
 			CreatedAt: v.CreatedAt,
 			CreatedBy: v.CreatedBy,
-			State:     VersionState(v.State),
+			State:     versionStateOf(o.stateOf(v)),
 			Current:   v.VersionNumber() == cur,
 		})
 	}
@@ -230,7 +230,7 @@ func (o *Object) Versions() []VersionInfo {
 // view returns o showing version v.
 func (o *Object) view(v *crypto.KeyVersion) *Object {
 	r := o.root()
-	return &Object{Name: r.Name, Version: v, Meta: r.Meta, loaded: r.loaded, whole: r}
+	return &Object{Name: r.Name, Version: v, Meta: o.versionMeta(v), loaded: r.loaded, whole: r}
 }
 
 // rotated reports whether the key has ever been rotated: from then on its
@@ -276,7 +276,7 @@ func (s *Service) decrypt(ctx context.Context, name string, ciphertext, assoc []
 	for attempt := 0; ; attempt++ {
 		var stale *Object
 		err := s.With(ctx, name, func(o *Object) error {
-			if _, err := o.root().encryptionKey(false); err != nil {
+			if err := checkUse(o, UsageDecrypt, "decrypt"); err != nil {
 				return err
 			}
 			var err error
@@ -296,13 +296,13 @@ func (s *Service) decrypt(ctx context.Context, name string, ciphertext, assoc []
 // newer than o's newest.
 func (o *Object) open(ciphertext, assoc []byte, mayReload bool) ([]byte, *Object, error) {
 	if o.whole != nil {
-		p, err := openWith(o.Version, ciphertext, assoc)
+		p, err := o.openWith(o.Version, ciphertext, assoc)
 		return p, nil, err
 	}
 	if id, ok := crypto.CiphertextID(ciphertext); ok {
 		if n, ok := versionOfID(id); ok {
 			if v := o.At(n); v != nil && v.ID == id {
-				p, err := openWith(v, ciphertext, assoc)
+				p, err := o.openWith(v, ciphertext, assoc)
 				return p, nil, err
 			}
 			if n > o.Current() && mayReload {
@@ -310,22 +310,32 @@ func (o *Object) open(ciphertext, assoc []byte, mayReload bool) ([]byte, *Object
 			}
 		}
 	}
-	first := o.At(1)
-	if first != nil {
-		if p, err := openWith(first, ciphertext, assoc); !errors.Is(err, crypto.ErrDecrypt) {
+	// A version whose state does not decrypt is skipped; if no version
+	// was tried, the answer is its state (ErrNotActive).
+	first, tried := o.At(1), false
+	if first != nil && o.stateOf(first).CanDecrypt() {
+		tried = true
+		if p, err := o.openWith(first, ciphertext, assoc); !errors.Is(err, crypto.ErrDecrypt) {
 			return p, nil, err
 		}
 	}
-	if first == o.Version {
+	if first == o.Version || !o.stateOf(o.Version).CanDecrypt() {
+		if !tried {
+			return nil, nil, ErrNotActive
+		}
 		return nil, nil, crypto.ErrDecrypt
 	}
-	p, err := openWith(o.Version, ciphertext, assoc)
+	p, err := o.openWith(o.Version, ciphertext, assoc)
 	return p, nil, err
 }
 
-func openWith(v *crypto.KeyVersion, ciphertext, assoc []byte) ([]byte, error) {
+// openWith decrypts with version v of o, if v's state allows it.
+func (o *Object) openWith(v *crypto.KeyVersion, ciphertext, assoc []byte) ([]byte, error) {
 	if v.Key == nil {
 		return nil, ErrNotEncryptionKey
+	}
+	if !o.stateOf(v).CanDecrypt() {
+		return nil, ErrNotActive
 	}
 	return v.Key.Decrypt(ciphertext, assoc)
 }
