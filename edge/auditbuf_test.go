@@ -78,7 +78,7 @@ func TestAuditWriterBounded(t *testing.T) {
 			a.Write([]byte(rec))
 			want.WriteString(rec)
 		}
-		s, n := out.all()
+		_, n := out.all()
 		if n < 2 {
 			t.Fatalf("%d writes of %d bytes: the buffer is not bounded", n, want.Len())
 		}
@@ -93,7 +93,7 @@ func TestAuditWriterBounded(t *testing.T) {
 		a.Write([]byte(big))
 		want.WriteString(big)
 		a.Close()
-		if s, _ = out.all(); s != want.String() {
+		if s, _ := out.all(); s != want.String() {
 			t.Fatalf("records lost or out of order: got %d bytes, want %d", len(s), want.Len())
 		}
 	})
