@@ -181,9 +181,17 @@ func (c *call) generateKey() {
 	}
 	// The body is optional: minio/kes reads it only if there is one.
 	if c.r.ContentLength != 0 {
-		if err := c.decode(&req, true); err != nil {
+		var f reqFields
+		fast, err := c.decodeFast(&req, true, func(b []byte) int {
+			f = reqFields{}
+			return parseFastObject(b, 0, &generateShape, &f)
+		})
+		if err != nil {
 			writeError(c.w, http.StatusBadRequest, "invalid request body")
 			return
+		}
+		if fast {
+			req.Context, req.Version = f.vals[0], string(f.vals[1])
 		}
 	}
 	if name, ok = c.versioned(name, req.Version); !ok {
@@ -246,9 +254,17 @@ func (c *call) decryptKey() {
 		Context    []byte `json:"context"`
 		Version    string `json:"version"`
 	}
-	if err := c.decode(&req, false); err != nil {
+	var f reqFields
+	fast, err := c.decodeFast(&req, false, func(b []byte) int {
+		f = reqFields{}
+		return parseFastObject(b, 0, &decryptShape, &f)
+	})
+	if err != nil {
 		writeError(c.w, http.StatusBadRequest, "invalid request body")
 		return
+	}
+	if fast {
+		req.Ciphertext, req.Context, req.Version = f.vals[0], f.vals[1], string(f.vals[2])
 	}
 	if name, ok = c.versioned(name, req.Version); !ok {
 		return
@@ -276,9 +292,22 @@ func (c *call) bulkDecrypt() {
 		Ciphertext []byte `json:"ciphertext"`
 		Context    []byte `json:"context"`
 	}
-	if err := c.decode(&req, false); err != nil {
+	var fs []reqFields
+	fast, err := c.decodeFast(&req, false, func(b []byte) int {
+		return parseFastArray(b, &bulkShape, maxBulkItems, &fs)
+	})
+	if err != nil {
 		writeError(c.w, http.StatusBadRequest, "invalid request body")
 		return
+	}
+	if fast {
+		req = make([]struct {
+			Ciphertext []byte `json:"ciphertext"`
+			Context    []byte `json:"context"`
+		}, len(fs))
+		for i, f := range fs {
+			req[i].Ciphertext, req[i].Context = f.vals[0], f.vals[1]
+		}
 	}
 	if len(req) > maxBulkItems {
 		writeError(c.w, http.StatusBadRequest, fmt.Sprintf("too many ciphertexts: at most %d per request", maxBulkItems))

@@ -30,7 +30,10 @@ import (
 // the config file.
 type ServerOptions struct {
 	// Stdout receives the audit log and Stderr the error log. Nil
-	// discards them.
+	// discards them. An *os.File gets the audit log buffered: records
+	// reach it within auditFlushDelay (50 ms), and all of them by the
+	// time Shutdown or Reload returns; any other writer gets each record
+	// as it is made.
 	Stdout, Stderr io.Writer
 
 	// OpenStore opens the keystore of a config. Nil means OpenKeystore.
@@ -67,6 +70,7 @@ type Server struct {
 
 	errLog         *slog.Logger
 	auditLog       *slog.Logger
+	auditOut       io.Writer // the audit log's writer: opts.Stdout, buffered if a file
 	errLevel       slog.LevelVar
 	errStreamLevel slog.LevelVar
 	auditLevel     slog.LevelVar
@@ -123,7 +127,8 @@ func NewServer(ctx context.Context, cfg *Config, opts ServerOptions) (*Server, e
 	s.auditHub = newHub(s.metrics.auditEvents, s.metrics.auditDropped)
 	s.errorHub = newHub(s.metrics.errorEvents, s.metrics.errorDropped)
 	s.errLog = slog.New(newErrorHandler(opts.Stderr, &s.errLevel, s.errorHub, &s.errStreamLevel))
-	s.auditLog = slog.New(slog.NewTextHandler(opts.Stdout, &slog.HandlerOptions{Level: &s.auditLevel}))
+	s.auditOut = newAuditOutput(opts.Stdout)
+	s.auditLog = slog.New(slog.NewTextHandler(s.auditOut, &slog.HandlerOptions{Level: &s.auditLevel}))
 	s.setLevels(cfg)
 
 	st, err := s.newState(ctx, cfg, true)
@@ -350,12 +355,14 @@ func (s *Server) Reload(ctx context.Context, cfg *Config) error {
 	s.setLevels(cfg)
 	commitKMIP(ctx)
 	old.retire()
+	// The banner of the new config follows the records made before it.
+	s.flushAudit()
 	return nil
 }
 
 // Shutdown stops accepting requests, ends the log streams, waits for the
-// requests in flight (until ctx is done), stops the KMIP bridge and
-// closes the keystore.
+// requests in flight (until ctx is done), stops the KMIP bridge, closes
+// the keystore and writes out the buffered audit records.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -380,5 +387,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	s.cur.Load().retire()
+	// Every request and KMIP batch has ended: their records go out now.
+	s.closeAudit()
 	return errors.Join(errs...)
 }
