@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: all build install run test deps vet staticcheck unit bench load compare fuzz clean
+.PHONY: all build install run test deps vet staticcheck unit bench load compare fuzz image clean
 
 all: build
 
@@ -70,6 +70,12 @@ compare:
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
+
+# The container image (Containerfile): the static binary on scratch, built
+# with podman or buildah (podman is installed with apt-get if neither is).
+IMAGE ?= kes:latest
+image:
+	LDFLAGS="$(LDFLAGS)" GO="$(GO)" scripts/image.sh $(IMAGE)
 
 clean:
 	rm -f $(BIN)

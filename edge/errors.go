@@ -92,6 +92,10 @@ func wireError(err error, o op) (int, string) {
 		// Another node holds the key's lease (or ours ran out): the
 		// change was not made and may simply be sent again.
 		return http.StatusServiceUnavailable, "key is busy: another node is changing it, try again"
+	case errors.Is(err, keystore.ErrNotConnected) && errors.As(err, &unavailable):
+		// Not yet connected since start: the server will be, with no
+		// operator action, so clients should retry.
+		return http.StatusServiceUnavailable, "key store is unavailable: " + unavailable.Reason
 	case errors.As(err, &unavailable):
 		return http.StatusBadGateway, unavailable.Reason
 	case errors.As(err, &unreachable) && unreachable.Reason != "":

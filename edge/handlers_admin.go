@@ -59,9 +59,19 @@ func (c *call) version() {
 	}{v, commit})
 }
 
+// health is the liveness probe: 200 with an empty body whenever the
+// server answers requests, whatever its keystore does (readiness is
+// /v1/ready). It needs no identity: a probe has no client certificate.
+// The TLS handshake still asks for one unless some API has skip_auth
+// (see tls.go), which is how a readiness probe on /v1/ready is set up
+// anyway.
+func (c *call) health() { writeOK(c.w) }
+
 func (c *call) ready() {
 	if _, err := c.st.keys.Status(c.r.Context()); err != nil {
-		if keystore.IsUnreachable(err) {
+		if errors.Is(err, keystore.ErrNotConnected) {
+			writeError(c.w, http.StatusServiceUnavailable, "key store is unavailable: "+unavailableReason(err))
+		} else if keystore.IsUnreachable(err) {
 			writeError(c.w, http.StatusGatewayTimeout, "key store is not reachable")
 		} else if reason := unavailableReason(err); reason != "" {
 			writeError(c.w, http.StatusBadGateway, "key store is unavailable: "+reason)
@@ -79,7 +89,8 @@ func (c *call) ready() {
 // says why, in words safe to show ("root key disabled"), and
 // keystore_linearizable whether the keystore's compare-and-swap holds
 // across nodes (false: only within one node, and KMIP lifecycle changes
-// take per-key leases). kes-go and kms-go ignore both fields.
+// take per-key leases). The other fields are this server's own (see
+// statusExtra); kes-go and kms-go ignore every field they do not know.
 func (c *call) status() {
 	var resp struct {
 		Version      string        `json:"version"`
@@ -95,6 +106,7 @@ func (c *call) status() {
 		Unavailable  bool          `json:"keystore_unavailable,omitempty"`
 		Error        string        `json:"keystore_error,omitempty"`
 		Linearizable bool          `json:"keystore_linearizable"`
+		statusExtra
 	}
 	resp.Version, _ = BuildInfo()
 	resp.OS, resp.Arch = runtime.GOOS, runtime.GOARCH
@@ -106,17 +118,104 @@ func (c *call) status() {
 	resp.Linearizable = keystore.CapabilitiesOf(c.st.keys.Store()).LinearizableReplace
 
 	st, err := c.st.keys.Status(c.r.Context())
+	resp.Keystore = c.st.keys.Store().String()
+	resp.Driver = driverName(c.st.cfg)
+	resp.State, resp.Error = keystoreState(err)
 	switch {
 	case err == nil:
 		resp.Latency = max(st.Latency, time.Nanosecond)
 	case keystore.IsUnreachable(err):
 		resp.Unreachable, resp.Unavailable = true, true
-		resp.Error = "key store is not reachable"
 	default:
 		resp.Unavailable = true
-		resp.Error = cmp.Or(unavailableReason(err), "key store is unavailable")
 	}
+	c.srv.kmipStatus(&resp.statusExtra)
+	c.sealStatus(&resp.statusExtra)
 	writeJSON(c.w, resp)
+}
+
+// statusExtra are the /v1/status fields that minio/kes does not send.
+type statusExtra struct {
+	// Keystore describes the keystore (the banner's line) and Driver
+	// names its driver.
+	Keystore string `json:"keystore,omitempty"`
+	Driver   string `json:"keystore_driver,omitempty"`
+	// State is "available", "connecting" (not connected since start),
+	// "unreachable" or "unavailable".
+	State string `json:"keystore_state,omitempty"`
+
+	// KMIPAddr is where the KMIP bridge listens and KMIPConns how many
+	// connections it has; both absent without a kmip section.
+	KMIPAddr  string `json:"kmip_address,omitempty"`
+	KMIPConns *int   `json:"kmip_connections,omitempty"`
+
+	// Seal describes the sealer (HPCS or PKCS#11 root key), SealState
+	// is "available", "unreachable" or "unavailable", and SealError
+	// says why; all absent without a seal section.
+	Seal      string        `json:"seal,omitempty"`
+	SealState string        `json:"seal_state,omitempty"`
+	SealError string        `json:"seal_error,omitempty"`
+	SealLat   time.Duration `json:"seal_latency,omitempty"`
+}
+
+// keystoreState names the state a Status error means, and the
+// client-safe reason.
+func keystoreState(err error) (state, reason string) {
+	switch {
+	case err == nil:
+		return "available", ""
+	case errors.Is(err, keystore.ErrNotConnected):
+		return "connecting", cmp.Or(unavailableReason(err), "key store is unavailable")
+	case keystore.IsUnreachable(err):
+		return "unreachable", "key store is not reachable"
+	default:
+		return "unavailable", cmp.Or(unavailableReason(err), "key store is unavailable")
+	}
+}
+
+// kmipStatus fills in the KMIP bridge's address and connections.
+func (s *Server) kmipStatus(x *statusExtra) {
+	if l := s.ops.kmipLive.Load(); l != nil {
+		n := l.srv.Connections()
+		x.KMIPAddr, x.KMIPConns = l.addr.String(), &n
+	}
+}
+
+// sealStatus fills in the sealer's state, if the keystore is sealed.
+func (c *call) sealStatus(x *statusExtra) {
+	sealed := sealedStore(c.st.keys.Store())
+	if sealed == nil {
+		if c.st.cfg.Seal != nil {
+			// Not connected yet: the sealer is opened with the store.
+			x.Seal, x.SealState, x.SealError = "not connected", "unavailable", "not connected yet"
+		}
+		return
+	}
+	sealer := sealed.Sealer()
+	x.Seal = sealer.String()
+	st, err := sealer.Status(c.r.Context())
+	x.SealState, x.SealError = keystoreState(err)
+	if err == nil {
+		x.SealLat = max(st.Latency, time.Nanosecond)
+	}
+}
+
+// sealedStore finds the sealed store below the server's wrappers, or
+// returns nil.
+func sealedStore(s keystore.Store) *keystore.SealedStore {
+	for s != nil {
+		switch t := s.(type) {
+		case *keystore.SealedStore:
+			return t
+		case *keystore.BackgroundStore:
+			s = t.Connected()
+		case interface{ Unwrap() keystore.Store }:
+			s = t.Unwrap()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // unavailableReason returns the client-safe reason of an

@@ -252,6 +252,12 @@ func start(t testing.TB, p *pki, admin kes.APIKey, yaml string) *env {
 // keystore itself (OpenKeystore) instead of the switchable one.
 func startWith(t testing.TB, p *pki, admin kes.APIKey, yaml string, realStore bool) *env {
 	t.Helper()
+	return startOpts(t, p, admin, yaml, realStore, nil)
+}
+
+// startOpts is startWith with a hook that adjusts the server options.
+func startOpts(t testing.TB, p *pki, admin kes.APIKey, yaml string, realStore bool, adjust func(*ServerOptions)) *env {
+	t.Helper()
 	e := &env{t: t, pki: p, admin: admin, store: &switchStore{MemStore: keystore.NewMem()}, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	e.yamlPath = filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(e.yamlPath, []byte(yaml), 0o600); err != nil {
@@ -270,6 +276,9 @@ func startWith(t testing.TB, p *pki, admin kes.APIKey, yaml string, realStore bo
 	}
 	if realStore {
 		opts.OpenStore = nil
+	}
+	if adjust != nil {
+		adjust(&opts)
 	}
 	srv, err := NewServer(context.Background(), cfg, opts)
 	if err != nil {

@@ -99,6 +99,7 @@ func (s *Server) StartKMIP(ctx context.Context) error {
 		return err
 	}
 	s.kmip = r
+	s.ops.setKMIP(r)
 	r.serve(s, r.ln)
 	return nil
 }
@@ -147,6 +148,7 @@ func (s *Server) prepareKMIP(next *state) (func(context.Context), error) {
 		}
 		return func(context.Context) {
 			s.kmip = nr
+			s.ops.setKMIP(nr)
 			nr.serve(s, nr.ln)
 		}, nil
 	case limitsOf(k) != r.limits:
@@ -163,6 +165,7 @@ func (s *Server) prepareKMIP(next *state) (func(context.Context), error) {
 	return func(context.Context) {
 		old := r.ln
 		r.ln, r.addr = ln, k.Addr
+		s.ops.setKMIP(r)
 		r.serve(s, ln)
 		// Closing the listener ends its Serve; its connections belong
 		// to the bridge, not to the listener, and keep running.
@@ -178,23 +181,32 @@ func (s *Server) stopKMIP(ctx context.Context) error {
 	}
 	r := s.kmip
 	s.kmip = nil
+	s.ops.setKMIP(nil)
 	err := r.srv.Shutdown(ctx)
 	r.wg.Wait()
 	return err
 }
 
 // kmipAudit records a KMIP batch item like an API call: on stdout and on
-// the audit stream, with the path the policy checked (/kmip/<op>/<uid>).
-func (s *Server) kmipAudit(id, operation, uid string, result error) {
-	path := "/kmip/" + operation
-	if uid != "" {
-		path += "/" + uid
+// the audit stream, with the client's address, its identity, the path
+// the policy checked (/kmip/<op>/<uid>: operation and object), the
+// result and the item's duration. It also counts the item in the KMIP
+// metrics.
+func (s *Server) kmipAudit(e kmipbridge.AuditEvent) {
+	path := "/kmip/" + e.Operation
+	if e.UID != "" {
+		path += "/" + e.UID
 	}
 	code, reason := http.StatusOK, ""
-	if result != nil {
-		code, reason = kmipResult(result)
+	if e.Result != nil {
+		code, reason = kmipResult(e.Result)
 	}
-	s.auditRecord("kmip call", path, nil, id, code, reason, 0)
+	var ip net.IP
+	if host, _, err := net.SplitHostPort(e.Remote); err == nil {
+		ip = net.ParseIP(host)
+	}
+	s.auditRecord("kmip call", path, ip, e.Identity, code, reason, e.Duration)
+	s.ops.kmipItem(e.Operation, reason, e.Duration)
 }
 
 // kmipResult returns, for a failed KMIP batch item, the HTTP status of
@@ -240,7 +252,7 @@ func (s *Server) newKMIPRunner(k *KMIPConfig) (*kmipRunner, error) {
 		ReadTimeout:    k.ReadTimeout,
 		IdleTimeout:    k.IdleTimeout,
 		Logger:         s.errLog.With("component", "kmip"),
-		Audit:          s.kmipAudit,
+		AuditEvent:     s.kmipAudit,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kmip: %w", err)

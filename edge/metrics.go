@@ -128,5 +128,5 @@ func (m *metrics) observe(code int, took time.Duration) {
 }
 
 func (c *call) metrics() {
-	promhttp.HandlerFor(c.srv.metrics.reg, promhttp.HandlerOpts{DisableCompression: true}).ServeHTTP(c.w, c.r)
+	promhttp.HandlerFor(c.srv.gatherer(c.r), promhttp.HandlerOpts{DisableCompression: true}).ServeHTTP(c.w, c.r)
 }

@@ -36,6 +36,10 @@ type Options struct {
 	DataDir string
 	// MLock locks the memory of keys (--mlock), as `mlock: true` does.
 	MLock bool
+	// WaitKeystore starts the server even if its keystore cannot be
+	// reached (--wait-keystore, on by default in the CLI): see
+	// ServerOptions.WaitKeystore.
+	WaitKeystore bool
 	// Stdout receives the banner and the audit log, Stderr the error
 	// log. Nil means os.Stdout and os.Stderr.
 	Stdout, Stderr io.Writer
@@ -75,7 +79,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 
-	srv, err := NewServer(ctx, cfg, ServerOptions{Stdout: opts.Stdout, Stderr: opts.Stderr})
+	srv, err := NewServer(ctx, cfg, ServerOptions{Stdout: opts.Stdout, Stderr: opts.Stderr, WaitKeystore: opts.WaitKeystore})
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,7 @@ type route struct {
 // routes is the API of the server, in the order /v1/api lists it.
 var routes = []*route{
 	{Method: http.MethodGet, Path: "/version", Timeout: 10 * time.Second, Auth: authNone, handle: (*call).version},
+	{Method: http.MethodGet, Path: "/v1/health", Timeout: 10 * time.Second, Auth: authNone, handle: (*call).health},
 	{Method: http.MethodGet, Path: "/v1/ready", Timeout: 15 * time.Second, Auth: authPolicy, handle: (*call).ready},
 	{Method: http.MethodGet, Path: "/v1/status", Timeout: 15 * time.Second, Auth: authPolicy, handle: (*call).status},
 	{Method: http.MethodGet, Path: "/v1/metrics", Timeout: 15 * time.Second, Auth: authPolicy, handle: (*call).metrics},
@@ -132,11 +133,15 @@ func (c *call) fail(err error, o op) {
 	writeError(c.w, code, msg)
 }
 
-// Deadlines of a request. A route's timeout T is the write deadline of
-// its answer. The handler's context and the read deadline of the request
-// body end answerMargin(T) earlier, so that a keystore call or a body
+// Deadlines of a request. A route's timeout T is when it is answered at
+// the latest: the handler's context and the read deadline of the request
+// body end answerMargin(T) before T, so that a keystore call or a body
 // read that runs out of time still leaves the handler time to write its
-// 504 or 408 before the write deadline cuts the connection.
+// 504 or 408, and the answer must be written by T + answerMargin(T),
+// when the write deadline cuts the connection. The margin after T is
+// there because a write cut off half-way leaves the TLS stream corrupt
+// (the client sees "bad record MAC", not an answer): a loaded server
+// gets the whole margin twice to write one small answer.
 const (
 	minAnswerMargin = 500 * time.Millisecond
 	maxAnswerMargin = 2 * time.Second
@@ -319,9 +324,9 @@ func (s *Server) observe(rt *route) func(http.Handler) http.Handler {
 	}
 }
 
-// deadlines gives the request its route's deadlines. The write deadline
-// stops a stuck answer; the context stops the keystore calls behind it
-// and the read deadline a slow body, both answerMargin earlier, so that
+// deadlines gives the request its route's deadlines (see answerMargin).
+// The write deadline stops a stuck answer; the context stops the
+// keystore calls behind it and the read deadline a slow body, so that
 // the handler can still answer 504 or 408.
 func (s *Server) deadlines(rt *route) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
@@ -334,8 +339,9 @@ func (s *Server) deadlines(rt *route) func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
-			write := x.call.start.Add(rt.Timeout)
-			early := write.Add(-answerMargin(rt.Timeout))
+			margin := answerMargin(rt.Timeout)
+			early := x.call.start.Add(rt.Timeout - margin)
+			write := x.call.start.Add(rt.Timeout + margin)
 			x.ctx.deadline = early
 			hasBody := x.body.ReadCloser != http.NoBody
 			if hasBody {

@@ -41,6 +41,18 @@ type ServerOptions struct {
 	// HealthInterval is how often the keystore's reachability is
 	// checked. Zero means 10 s.
 	HealthInterval time.Duration
+
+	// WaitKeystore lets NewServer succeed when the keystore is
+	// unreachable or refuses service at start: the server then answers
+	// 503 on /v1/ready and on every key call, with the reason, keeps
+	// connecting in the background and serves as soon as it has
+	// connected; the configured keys are created then. False fails
+	// NewServer instead. Reloads never wait.
+	WaitKeystore bool
+
+	// KeystoreRetry is the first delay between connection attempts of
+	// WaitKeystore; it doubles up to 30 s. Zero means 1 s.
+	KeystoreRetry time.Duration
 }
 
 // Server is a running KES API. It is an http.Handler; Serve runs it on a
@@ -62,6 +74,7 @@ type Server struct {
 	errorHub       *hub
 	metrics        *metrics
 	routeCtxs      sync.Pool // of *chi.Context
+	ops            *opsMetrics
 
 	httpMu  sync.Mutex
 	servers []*http.Server
@@ -106,13 +119,14 @@ func NewServer(ctx context.Context, cfg *Config, opts ServerOptions) (*Server, e
 	s := &Server{opts: opts, started: time.Now()}
 	s.routeCtxs.New = func() any { return chi.NewRouteContext() }
 	s.metrics = newMetrics(s.started)
+	s.ops = newOpsMetrics()
 	s.auditHub = newHub(s.metrics.auditEvents, s.metrics.auditDropped)
 	s.errorHub = newHub(s.metrics.errorEvents, s.metrics.errorDropped)
 	s.errLog = slog.New(newErrorHandler(opts.Stderr, &s.errLevel, s.errorHub, &s.errStreamLevel))
 	s.auditLog = slog.New(slog.NewTextHandler(opts.Stdout, &slog.HandlerOptions{Level: &s.auditLevel}))
 	s.setLevels(cfg)
 
-	st, err := s.newState(ctx, cfg)
+	st, err := s.newState(ctx, cfg, true)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +144,7 @@ func (s *Server) setLevels(cfg *Config) {
 // and the /v1/log/error stream.
 func (s *Server) ErrorLog() *slog.Logger { return s.errLog }
 
-func (s *Server) newState(ctx context.Context, cfg *Config) (*state, error) {
+func (s *Server) newState(ctx context.Context, cfg *Config, initial bool) (*state, error) {
 	st := &state{
 		cfg:      cfg,
 		routes:   make(map[string]*route, len(routes)),
@@ -182,17 +196,24 @@ func (s *Server) newState(ctx context.Context, cfg *Config) (*state, error) {
 		st.kmipUsers = kmipUsers(cfg.KMIP)
 	}
 
-	store, err := s.opts.OpenStore(ctx, cfg, s.errLog)
+	store, bg, err := s.openKeystore(ctx, cfg, initial)
 	if err != nil {
 		return nil, err
 	}
+	cacheCfg := cfg.Cache
+	cacheCfg.Counters = s.ops.cache
 	st.keys = keys.New(keys.Config{
-		Store:          store,
-		Cache:          cfg.Cache,
+		Store:          s.ops.instrument(store, driverName(cfg)),
+		Cache:          cacheCfg,
 		HealthInterval: s.opts.HealthInterval,
 		Logger:         s.errLog,
 		ExportPatterns: exportPatterns(cfg.KeyRules),
+		Progress:       s.ops,
 	})
+	if bg != nil {
+		go s.createKeysWhenConnected(st.keys, bg, cfg)
+		return st, nil
+	}
 	// The configured keys are created with a bound: a keystore that
 	// hangs must not hang start-up or a reload.
 	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -316,7 +337,7 @@ func (s *Server) Reload(ctx context.Context, cfg *Config) error {
 	if s.closed {
 		return errors.New("server is shut down")
 	}
-	st, err := s.newState(ctx, cfg)
+	st, err := s.newState(ctx, cfg, false)
 	if err != nil {
 		return err
 	}

@@ -190,6 +190,12 @@ func (s *SealedStore) Status(ctx context.Context) (State, error) {
 	return State{Latency: a.Latency + b.Latency}, nil
 }
 
+// Sealer returns the sealer, for status reports.
+func (s *SealedStore) Sealer() Sealer { return s.sealer }
+
+// Unwrap returns the store the sealed values are written to.
+func (s *SealedStore) Unwrap() Store { return s.store }
+
 func (s *SealedStore) Close() error {
 	return errors.Join(s.store.Close(), s.sealer.Close())
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/kesbridge/kes/internal/keys"
 	"github.com/kesbridge/kes/keystore"
@@ -58,9 +59,8 @@ func (s *Server) authenticate(next kmipserver.Next, ctx context.Context, req *km
 		if subtle.ConstantTimeCompare(given[:], want[:]) != 1 || !ok || u.Password.IsZero() {
 			s.log.Info("kmip: authentication failed", "user", up.Username, "identity", sessionOf(ctx).identity.String())
 			err := kmipserver.Errorf(kmip.ResultReasonAuthenticationNotSuccessful, "authentication failed")
-			if s.audit != nil {
-				s.audit(sessionOf(ctx).identity.String(), "authenticate", "", err)
-			}
+			sess := sessionOf(ctx)
+			s.record(AuditEvent{Identity: sess.identity.String(), Remote: sess.remote, Operation: "authenticate", Result: err})
 			return nil, err
 		}
 		user = &authUser{name: up.Username, policy: u.Policy}
@@ -76,16 +76,18 @@ func (s *Server) authenticate(next kmipserver.Next, ctx context.Context, req *km
 func (s *Server) auditItem(next kmipserver.BatchItemNext, ctx context.Context, bi *kmip.RequestBatchItem) (*kmip.ResponseBatchItem, error) {
 	info := &itemInfo{}
 	ctx = context.WithValue(ctx, itemKey{}, info)
+	start := time.Now()
 	resp, err := next(ctx, bi)
+	took := time.Since(start)
 	if err != nil {
 		err = s.wireError(err)
 	}
-	if s.audit != nil {
+	if s.audit != nil || s.auditEv != nil {
 		op, ok := opNames[bi.Operation]
 		if !ok {
 			op = "unsupported"
 		}
-		s.audit(clientName(ctx), op, info.uid, err)
+		s.record(AuditEvent{Identity: clientName(ctx), Remote: sessionOf(ctx).remote, Operation: op, UID: info.uid, Result: err, Duration: took})
 	}
 	return resp, err
 }

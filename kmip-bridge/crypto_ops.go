@@ -363,9 +363,7 @@ func exportFlags(ta kmip.TemplateAttribute) (sensitive, extractable *bool, err e
 // auditExport records that key material left the server: its own audit
 // event (operation "export"), besides the Get batch item's.
 func (s *Server) auditExport(ctx context.Context, uid string) {
-	if s.audit != nil {
-		s.audit(clientName(ctx), "export", uid, nil)
-	}
+	s.record(AuditEvent{Identity: clientName(ctx), Remote: sessionOf(ctx).remote, Operation: "export", UID: uid})
 }
 
 // usageWireError maps the errors of usage, export, lifecycle and

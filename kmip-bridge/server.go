@@ -16,6 +16,7 @@ import (
 	"maps"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kesbridge/kes/identity"
@@ -119,6 +120,30 @@ type Config struct {
 	// its message is safe to record. It is called from many connections
 	// at once.
 	Audit func(identity, operation, uid string, result error)
+
+	// AuditEvent, if not nil, is called when Audit would be, with the
+	// same facts plus the client's address and the item's duration. Both
+	// may be set; each is called.
+	AuditEvent func(AuditEvent)
+}
+
+// AuditEvent is one batch item (or one rejected authentication) as
+// Config.AuditEvent receives it.
+type AuditEvent struct {
+	// Identity is the client: the certificate identity, or
+	// "user:<name>" for a Username/Password credential.
+	Identity string
+	// Remote is the client's address (host:port).
+	Remote string
+	// Operation is the operation's path name ("get", "unsupported",
+	// "authenticate").
+	Operation string
+	// UID is the object's unique identifier, if any.
+	UID string
+	// Result is nil on success, else a kmipserver.Error.
+	Result error
+	// Duration is how long the item took to run.
+	Duration time.Duration
 }
 
 // Defaults for zero Config fields.
@@ -141,11 +166,13 @@ type Server struct {
 	idleTO  time.Duration
 	log     *slog.Logger
 	audit   func(identity, operation, uid string, result error)
+	auditEv func(AuditEvent)
 	exec    *kmipserver.BatchExecutor
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	open      atomic.Int64 // connections being served, for Connections
 	closing   bool
 	wg        sync.WaitGroup
 	done      chan struct{}
@@ -205,6 +232,7 @@ func New(cfg Config) (*Server, error) {
 		idleTO:    cfg.IdleTimeout,
 		log:       cfg.Logger,
 		audit:     cfg.Audit,
+		auditEv:   cfg.AuditEvent,
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 		done:      make(chan struct{}),
@@ -278,6 +306,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return ErrServerClosed
 		}
 		s.conns[cn] = struct{}{}
+		s.open.Add(1)
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go cn.serve()
@@ -315,6 +344,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		<-finished
 		return ctx.Err()
+	}
+}
+
+// Connections returns the number of client connections open right now,
+// including those still in the TLS handshake. It does not lock: metrics
+// read it on every scrape.
+func (s *Server) Connections() int { return int(s.open.Load()) }
+
+// record reports one audit event to the hooks that are set.
+func (s *Server) record(e AuditEvent) {
+	if s.audit != nil {
+		s.audit(e.Identity, e.Operation, e.UID, e.Result)
+	}
+	if s.auditEv != nil {
+		s.auditEv(e)
 	}
 }
 
@@ -382,6 +426,7 @@ func (c *conn) serve() {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		s.open.Add(-1)
 		s.wg.Done()
 	}()
 	log := s.log.With("remote", c.raw.RemoteAddr().String())

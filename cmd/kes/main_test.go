@@ -246,8 +246,8 @@ func TestOutputShapes(t *testing.T) {
 
 	b.Reset()
 	printStatus(&b, "127.0.0.1:7373", kes.State{Version: "v1", OS: "linux", Arch: "amd64", UpTime: 3 * time.Hour, CPUs: 4, UsableCPUs: 2, HeapAlloc: 3 << 20, StackAlloc: 512 << 10},
-		1500*time.Microsecond, "compare-and-swap within one node", false, []kes.API{{Method: "PUT", Path: "/v1/key/create/", Timeout: 15 * time.Second}, {Method: "GET", Path: "/v1/log/audit"}})
-	for _, want := range []string{"● 127.0.0.1:7373\n", "Version  v1\n", "Uptime   3 hours\n", "Latency  1.5ms\n", "OS       linux/amd64\n", "CPUs     2 of 4\n", "Heap  3.0 MiB\n", "Stack 512.0 KiB\n", "Keystore compare-and-swap within one node\n",
+		1500*time.Microsecond, statusExtra{Linearizable: new(bool)}, false, []kes.API{{Method: "PUT", Path: "/v1/key/create/", Timeout: 15 * time.Second}, {Method: "GET", Path: "/v1/log/audit"}})
+	for _, want := range []string{"● 127.0.0.1:7373\n", "Version  v1\n", "Uptime   3 hours\n", "Latency  1.5ms\n", "OS       linux/amd64\n", "CPUs     2 of 4\n", "Heap  3.0 MiB\n", "Stack 512.0 KiB\n", "Note  compare-and-swap within one node",
 		"Method  API", "PUT     /v1/key/create/              15s\n", "GET     /v1/log/audit                none\n"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("status does not contain %q:\n%s", want, b.String())

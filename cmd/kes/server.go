@@ -28,6 +28,9 @@ Options:
         --mlock              Lock the memory that holds keys into RAM, so that
                              keys are never swapped to disk (mlockall: true in
                              the config locks all process memory).
+        --wait-keystore      Start even if the keystore cannot be reached:
+                             answer 503 until it can (default: true). With
+                             --wait-keystore=false the server exits instead.
     -h, --help               Print command line options.
 
 Examples:
@@ -47,6 +50,7 @@ func serverCmd(args []string) error {
 	fs.BoolVar(&opts.Dev, "dev", false, "")
 	fs.StringVar(&opts.DataDir, "data", "", "")
 	fs.BoolVar(&opts.MLock, "mlock", false, "")
+	fs.BoolVar(&opts.WaitKeystore, "wait-keystore", true, "")
 	fs.StringVar(&keyFile, "key", "", "")
 	fs.StringVar(&certFile, "cert", "", "")
 	fs.StringVar(&auth, "auth", "", "")

@@ -69,44 +69,92 @@ func statusCmd(args []string) error {
 		slices.SortFunc(routes, func(a, b kes.API) int { return strings.Compare(a.Path, b.Path) })
 	}
 
+	// The fields this server adds to /v1/status; a server that does
+	// not send them (minio/kes) leaves them empty.
+	var extra statusExtra
+	if !short || cf.json || !isTerminal(stdout) {
+		extra = fetchStatusExtra(ctx, &client.HTTPClient, client.Endpoints[0])
+	}
 	if cf.json || !isTerminal(stdout) {
 		if apis {
 			return writeJSON(stdout, routes)
 		}
-		return writeJSON(stdout, state)
+		return writeJSON(stdout, statusJSON(state, extra))
 	}
 	host := strings.TrimPrefix(client.Endpoints[0], "https://")
-	var note string
-	if !short {
-		note = keystoreNote(ctx, &client.HTTPClient, client.Endpoints[0])
-	}
-	return printStatus(stdout, host, state, latency, note, short, routes)
+	return printStatus(stdout, host, state, latency, extra, short, routes)
 }
 
-// keystoreNote returns what to say about the server's keystore when its
-// /v1/status reports keystore_linearizable false: the field this server
-// adds and the kes clients do not decode. Servers that do not send it
-// (minio/kes), and any failure, give "".
-func keystoreNote(ctx context.Context, client *http.Client, endpoint string) string {
+// statusExtra are the /v1/status fields of this server that the kes
+// clients do not decode.
+type statusExtra struct {
+	Keystore     string        `json:"keystore,omitempty"`
+	Driver       string        `json:"keystore_driver,omitempty"`
+	State        string        `json:"keystore_state,omitempty"`
+	Error        string        `json:"keystore_error,omitempty"`
+	Linearizable *bool         `json:"keystore_linearizable,omitempty"`
+	KMIPAddr     string        `json:"kmip_address,omitempty"`
+	KMIPConns    *int          `json:"kmip_connections,omitempty"`
+	Seal         string        `json:"seal,omitempty"`
+	SealState    string        `json:"seal_state,omitempty"`
+	SealError    string        `json:"seal_error,omitempty"`
+	SealLatency  time.Duration `json:"seal_latency,omitempty"`
+}
+
+// fetchStatusExtra reads the fields of statusExtra from /v1/status. Any
+// failure gives the zero value: they are extras.
+func fetchStatusExtra(ctx context.Context, client *http.Client, endpoint string) statusExtra {
+	var x statusExtra
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/v1/status", nil)
 	if err != nil {
-		return ""
+		return x
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return ""
+		return x
 	}
 	defer resp.Body.Close()
-	var st struct {
-		Linearizable *bool `json:"keystore_linearizable"`
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&x) != nil {
+		return statusExtra{}
 	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st) != nil || st.Linearizable == nil || *st.Linearizable {
+	return x
+}
+
+// statusJSON is the --json output: the state as the kes clients encode
+// it, plus the extras (keystore_error among them).
+func statusJSON(state kes.State, x statusExtra) any {
+	out := map[string]any{}
+	if b, err := json.Marshal(state); err == nil {
+		json.Unmarshal(b, &out)
+	}
+	if b, err := json.Marshal(x); err == nil {
+		json.Unmarshal(b, &out)
+	}
+	return out
+}
+
+// keystoreNote returns what to say about a keystore whose
+// compare-and-swap holds only within one node, or "".
+func keystoreNote(x statusExtra) string {
+	if x.Linearizable == nil || *x.Linearizable {
 		return ""
 	}
 	return "compare-and-swap within one node; KMIP lifecycle changes use leases"
 }
 
-func printStatus(w io.Writer, host string, s kes.State, latency time.Duration, keystoreNote string, short bool, routes []kes.API) error {
+// stateLine says how a keystore or sealer is: its state, with the
+// latency when available and the reason otherwise.
+func stateLine(state, reason string, latency time.Duration) string {
+	switch {
+	case state == "available" && latency > 0:
+		return fmt.Sprintf("available, %s", latency.Round(10*time.Microsecond))
+	case reason != "":
+		return state + ": " + reason
+	}
+	return state
+}
+
+func printStatus(w io.Writer, host string, s kes.State, latency time.Duration, x statusExtra, short bool, routes []kes.API) error {
 	var b strings.Builder
 	if useColor(w) {
 		fmt.Fprintf(&b, "\x1b[1;32m●\x1b[0m \x1b[1m%s\x1b[0m\n", host)
@@ -122,8 +170,22 @@ func printStatus(w io.Writer, host string, s kes.State, latency time.Duration, k
 		fmt.Fprintf(&b, "  %s\n", "Memory")
 		fmt.Fprintf(&b, "   · %-6s%s\n", "Heap", formatBytes(s.HeapAlloc))
 		fmt.Fprintf(&b, "   · %-6s%s\n", "Stack", formatBytes(s.StackAlloc))
-		if keystoreNote != "" {
-			fmt.Fprintf(&b, "  %-9s%s\n", "Keystore", keystoreNote)
+		if x.Keystore != "" {
+			fmt.Fprintf(&b, "  %-9s%s\n", "Keystore", x.Keystore)
+			fmt.Fprintf(&b, "   · %-6s%s\n", "State", stateLine(x.State, x.Error, s.KeyStoreLatency))
+		}
+		if note := keystoreNote(x); note != "" {
+			if x.Keystore == "" {
+				fmt.Fprintf(&b, "  %s\n", "Keystore")
+			}
+			fmt.Fprintf(&b, "   · %-6s%s\n", "Note", note)
+		}
+		if x.Seal != "" {
+			fmt.Fprintf(&b, "  %-9s%s\n", "Seal", x.Seal)
+			fmt.Fprintf(&b, "   · %-6s%s\n", "State", stateLine(x.SealState, x.SealError, x.SealLatency))
+		}
+		if x.KMIPAddr != "" && x.KMIPConns != nil {
+			fmt.Fprintf(&b, "  %-9s%s, %d open connections\n", "KMIP", x.KMIPAddr, *x.KMIPConns)
 		}
 	}
 	if routes != nil {

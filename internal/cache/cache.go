@@ -40,6 +40,10 @@ type Config struct {
 	// is unreachable (which switches the cache to offline). Nil means
 	// keystore.IsUnreachable.
 	IsUnreachable func(error) bool
+
+	// Counters, if not nil, receive the cache's hits, misses, evictions,
+	// offline serves and size.
+	Counters *Counters
 }
 
 // Cache maps names to values with single-flight loading: N concurrent Gets
@@ -100,10 +104,17 @@ func (c *Cache[V]) Get(ctx context.Context, name string, load func(context.Conte
 	c.mu.RLock()
 	e, ok := c.entries[name]
 	c.mu.RUnlock()
-	if ok && (c.fresh(e, now) || c.servingOffline(now)) {
+	if ok && c.fresh(e, now) {
 		e.lastUsed.Store(now.UnixNano())
+		c.cfg.Counters.hit()
 		return e.value, nil
 	}
+	if ok && c.servingOffline(now) {
+		e.lastUsed.Store(now.UnixNano())
+		c.cfg.Counters.offlineServe()
+		return e.value, nil
+	}
+	c.cfg.Counters.miss()
 
 	ch := c.group.DoChan(name, func() (any, error) {
 		c.mu.RLock()
@@ -146,6 +157,8 @@ func (c *Cache[V]) Get(ctx context.Context, name string, load func(context.Conte
 		c.mu.Unlock()
 		if hadOld {
 			c.release(old.value)
+		} else {
+			c.cfg.Counters.resize(1)
 		}
 		return n, nil
 	})
@@ -158,6 +171,7 @@ func (c *Cache[V]) Get(ctx context.Context, name string, load func(context.Conte
 		if r.Err != nil {
 			if ok && c.servingOffline(time.Now()) {
 				e.lastUsed.Store(time.Now().UnixNano())
+				c.cfg.Counters.offlineServe()
 				return e.value, nil
 			}
 			return zero, r.Err
@@ -174,6 +188,7 @@ func (c *Cache[V]) Delete(name string) {
 	delete(c.entries, name)
 	c.mu.Unlock()
 	if ok {
+		c.cfg.Counters.resize(-1)
 		c.release(e.value)
 	}
 }
@@ -185,6 +200,7 @@ func (c *Cache[V]) Clear() {
 	entries := c.entries
 	c.entries = map[string]*entry[V]{}
 	c.mu.Unlock()
+	c.cfg.Counters.resize(-len(entries))
 	for _, e := range entries {
 		c.release(e.value)
 	}
@@ -226,6 +242,7 @@ func (c *Cache[V]) Close() {
 	c.entries = nil
 	c.gen++
 	c.mu.Unlock()
+	c.cfg.Counters.resize(-len(entries))
 	for _, e := range entries {
 		c.release(e.value)
 	}
@@ -292,6 +309,8 @@ func (c *Cache[V]) evictLoop() {
 				}
 			}
 			c.mu.Unlock()
+			c.cfg.Counters.resize(-len(dead))
+			c.cfg.Counters.evict(len(dead))
 			for _, v := range dead {
 				c.release(v)
 			}

@@ -72,6 +72,8 @@ type Config struct {
 	// whose material may leave the server over KMIP whatever the key
 	// stores: the config's keys: entries with export: true.
 	ExportPatterns []string
+	// Progress receives rotation and re-wrap results. Nil discards them.
+	Progress Progress
 }
 
 // Service turns key names into usable keys: it reads them from the
@@ -88,6 +90,8 @@ type Service struct {
 	reloads singleflight.Group // see refresh (versions.go)
 
 	exportPatterns []string
+
+	progress Progress
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -116,8 +120,10 @@ func New(cfg Config) *Service {
 		log:     cfg.Logger,
 		rand:    cfg.Rand,
 		leases:  newLeaser(cfg.Store, cfg.Logger, cfg.Rand),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+
+		progress: cfg.Progress,
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	s.exportPatterns = cfg.ExportPatterns
 	go s.healthLoop(cfg.HealthInterval)

@@ -32,7 +32,9 @@ var errNotDue = errors.New("keys: rotation is not due")
 // cached copy expires or, sooner, when they are asked to decrypt a
 // ciphertext of the new version.
 func (s *Service) Rotate(ctx context.Context, name, by string) (uint32, error) {
-	return s.rotate(ctx, name, by, 0)
+	n, err := s.rotate(ctx, name, by, 0)
+	s.Progress().Rotated(err)
+	return n, err
 }
 
 // RotateIfOlder rotates the key if its newest version is at least period
@@ -48,6 +50,7 @@ func (s *Service) RotateIfOlder(ctx context.Context, name, by string, period tim
 	if errors.Is(err, errNotDue) {
 		return 0, false, nil
 	}
+	s.Progress().Rotated(err)
 	return n, err == nil, err
 }
 
