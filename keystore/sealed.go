@@ -70,15 +70,6 @@ func Seal(store Store, sealer Sealer, log *slog.Logger) *SealedStore {
 	return &SealedStore{store: store, sealer: sealer, log: log}
 }
 
-// Underlying returns the store that holds the sealed values. Its Get
-// returns them sealed, as they are stored; its Create stores a value as
-// given, which must then be sealed already (for 'kes backup' and 'kes
-// restore', which copy sealed values without unsealing them).
-func (s *SealedStore) Underlying() Store { return s.store }
-
-// Sealer returns the sealer of the store.
-func (s *SealedStore) Sealer() Sealer { return s.sealer }
-
 // Capabilities are those of the underlying store, with MaxValueSize
 // reduced by what sealing adds, so that every value the sealed store
 // accepts still fits after sealing. Replace is linearizable if the

@@ -187,7 +187,7 @@ func backupCmd(args []string) error {
 	h := backup.Header{Created: time.Now().UTC().Truncate(time.Second), Keystore: store.String(), Config: config}
 	src := store
 	if s, ok := store.(*keystore.SealedStore); ok && !unseal {
-		src, h.Sealed, h.Sealer = s.Underlying(), true, s.Sealer().String()
+		src, h.Sealed, h.Sealer = s.Unwrap(), true, s.Sealer().String()
 	}
 
 	// Written to a temporary file next to the backup and renamed at the

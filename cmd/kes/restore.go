@@ -243,7 +243,7 @@ func (b *backupFile) check(ctx context.Context, store keystore.Store) (*restoreP
 		if !ok {
 			return nil, fmt.Errorf("it holds values sealed by %s, and keystore %s is not sealed: restore it into a keystore sealed by the same root key", plan.header.Sealer, store)
 		}
-		plan.dst, plan.sealer = s.Underlying(), s.Sealer()
+		plan.dst, plan.sealer = s.Unwrap(), s.Sealer()
 	}
 	seen := map[string]bool{}
 	for {
