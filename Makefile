@@ -61,7 +61,8 @@ load:
 	@scripts/load.sh
 
 # minio/kes v0.24.0 (built from the Go module proxy in a temporary
-# module) against this server on identical configs: medians of
+# module by scripts/build-minio-kes.sh, which the rollback test of
+# `make test`, cmd/kes/rollback_test.go, uses too) against this server on identical configs: medians of
 # COMPARE_PAIRS alternating kes-load runs. Needs the module proxy; not
 # part of `make test`.
 compare:

@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	aead.dev/minisign v0.3.0
+	filippo.io/age v1.3.2
 	github.com/IBM/keyprotect-go-client v0.15.1
 	github.com/awnumar/memguard v0.23.0
 	github.com/go-chi/chi/v5 v5.5.0
@@ -15,7 +16,7 @@ require (
 	github.com/ovh/kmip-go v0.9.2
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
-	github.com/rogpeppe/go-internal v1.14.1
+	github.com/rogpeppe/go-internal v1.16.0
 	github.com/schollz/progressbar/v3 v3.18.0
 	github.com/spf13/pflag v1.0.6
 	golang.org/x/crypto v0.57.0
@@ -28,6 +29,7 @@ require (
 
 require (
 	aead.dev/mem v0.2.0 // indirect
+	filippo.io/hpke v0.4.0 // indirect
 	github.com/BurntSushi/toml v1.4.1-0.20240526193622-a339e1f7089c // indirect
 	github.com/awnumar/memcall v0.4.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -147,6 +147,10 @@ type KeystoreConfig struct {
 
 	// mem is used by --dev without a data directory.
 	mem bool
+
+	// tokens is told of the driver's token renewals (see
+	// keystore.TokenObserver); the server sets it for its metrics.
+	tokens keystore.TokenObserver
 }
 
 // FSConfig is keystore.fs.

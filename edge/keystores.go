@@ -60,7 +60,7 @@ func openStore(ctx context.Context, k *KeystoreConfig, log *slog.Logger) (keysto
 		s, err := keycontrol.New(ctx, keycontrol.Config{
 			Endpoint: c.Endpoint, VaultID: c.VaultID, BoxID: c.BoxID,
 			Username: c.Username, Password: c.Password,
-			RootCAs: roots, Logger: log,
+			RootCAs: roots, Logger: log, TokenObserver: k.tokens,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("failed to connect to Entrust KeyControl: %w", err)
@@ -71,13 +71,14 @@ func openStore(ctx context.Context, k *KeystoreConfig, log *slog.Logger) (keysto
 		if err != nil {
 			return nil, err
 		}
+		cfg.TokenObserver = k.tokens
 		s, err := hpcs.NewStore(ctx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("failed to connect to IBM HPCS: %w", err)
 		}
 		return s, nil
 	case k.Vault != nil:
-		return openVault(ctx, k.Vault, log)
+		return openVault(ctx, k.Vault, k.tokens, log)
 	case k.PKCS11 != nil:
 		// Checked again here, not only at load: dlopen of a FIFO blocks.
 		if err := checkPath("keystore.pkcs11.module", k.PKCS11.Module, false); err != nil {
@@ -94,7 +95,7 @@ func openStore(ctx context.Context, k *KeystoreConfig, log *slog.Logger) (keysto
 }
 
 // openVault connects to the keystore.vault section's Vault.
-func openVault(ctx context.Context, v *VaultConfig, log *slog.Logger) (keystore.Store, error) {
+func openVault(ctx context.Context, v *VaultConfig, tokens keystore.TokenObserver, log *slog.Logger) (keystore.Store, error) {
 	if v.LegacyRetry {
 		log.Warn("keystore.vault: 'approle.retry' and 'kubernetes.retry' are deprecated and have no effect: the server retries logins with backoff by itself")
 	}
@@ -104,7 +105,7 @@ func openVault(ctx context.Context, v *VaultConfig, log *slog.Logger) (keystore.
 	}
 	cfg := vault.Config{
 		Endpoint: v.Endpoint, Engine: v.Engine, Version: v.Version, Namespace: v.Namespace, Prefix: v.Prefix,
-		RootCAs: roots, StatusPing: v.StatusPing, Logger: log,
+		RootCAs: roots, StatusPing: v.StatusPing, Logger: log, TokenObserver: tokens,
 	}
 	if a := v.AppRole; a != nil {
 		cfg.AppRole = &vault.AppRole{Engine: a.Engine, Namespace: a.Namespace, ID: a.ID, Secret: a.Secret}

@@ -201,6 +201,7 @@ func (s *Server) newState(ctx context.Context, cfg *Config, initial bool) (*stat
 		st.kmipUsers = kmipUsers(cfg.KMIP)
 	}
 
+	cfg.Keystore.tokens = s.ops.tokenObserver(driverName(cfg))
 	store, bg, err := s.openKeystore(ctx, cfg, initial)
 	if err != nil {
 		return nil, err

@@ -22,14 +22,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "building minio/kes v0.24.0 and this server..." >&2
-(
-  cd "$work" && mkdir minio && cd minio
-  export GOFLAGS=-mod=mod GOWORK=off GOPATH="$work/gopath" GOMODCACHE="$(go env GOMODCACHE)"
-  go mod init compare.invalid/minio-kes >/dev/null 2>&1
-  go get github.com/minio/kes@v0.24.0 >/dev/null 2>&1
-  go get github.com/minio/kes/cmd/kes@v0.24.0 >/dev/null 2>&1
-  go build -o "$work/minio-kes" github.com/minio/kes/cmd/kes
-)
+cp "$(scripts/build-minio-kes.sh "$work/minio-build")" "$work/minio-kes"
 go build -o "$work/kes" ./cmd/kes
 go build -o "$work/kes-load" ./cmd/kes-load
 

@@ -31,6 +31,8 @@ Commands:
     metric                   Print server metrics.
 
     migrate                  Migrate keys between keystores.
+    backup                   Back up a keystore into an encrypted file.
+    restore                  Restore keys from a backup file.
     update                   Update the kes binary.
     kmip                     KMIP bridge tools.
     dev                      Start keystore emulators for local trials.
@@ -76,6 +78,8 @@ func init() {
 		"status":     statusCmd,
 		"metric":     metricCmd,
 		"migrate":    migrateCmd,
+		"backup":     backupCmd,
+		"restore":    restoreCmd,
 		"update":     updateCmd,
 		"kmip":       kmipCmd,
 		"dev":        devCmd,

@@ -58,6 +58,11 @@ type Config struct {
 
 	// Logger receives warnings (failed write-backs). Nil discards them.
 	Logger *slog.Logger
+
+	// TokenObserver is told the outcome of every IAM token renewal:
+	// each fetch after the first, ahead of expiry or after IAM
+	// rejected the token. Nil means none.
+	TokenObserver keystore.TokenObserver
 }
 
 func (c *Config) check() error {

@@ -106,9 +106,10 @@ func newConn(cfg Config) (*conn, error) {
 		client:     client,
 		ringClient: ringClient,
 		tokens: &tokenSource{
-			url:    tokenURL(cfg.iamEndpoint()),
-			apiKey: cfg.APIKey,
-			client: &http.Client{Transport: transport, Timeout: cfg.timeout()},
+			url:     tokenURL(cfg.iamEndpoint()),
+			apiKey:  cfg.APIKey,
+			client:  &http.Client{Transport: transport, Timeout: cfg.timeout()},
+			observe: cfg.TokenObserver,
 		},
 		transport: transport,
 		timeout:   cfg.timeout(),

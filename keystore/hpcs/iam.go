@@ -25,9 +25,10 @@ const maxIAMResponse = 1 << 20
 // them. The client library has its own, but it always uses the system
 // roots and no context, so this one replaces it.
 type tokenSource struct {
-	url    string
-	apiKey keystore.Secret
-	client *http.Client
+	url     string
+	apiKey  keystore.Secret
+	client  *http.Client
+	observe keystore.TokenObserver
 
 	mu     sync.Mutex
 	token  string // "Bearer <access token>"
@@ -51,6 +52,11 @@ func (t *tokenSource) Token(ctx context.Context) (string, error) {
 		return t.token, nil
 	}
 	tok, ttl, err := t.fetch(ctx)
+	// The first fetch is no renewal; a caller that gave up is no IAM
+	// outcome.
+	if !t.expiry.IsZero() && ctx.Err() == nil {
+		t.observe.Observe(err)
+	}
 	if err != nil {
 		return "", err
 	}

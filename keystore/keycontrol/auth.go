@@ -144,10 +144,12 @@ func (s *Store) refresher() {
 			continue
 		case <-t.C:
 		}
-		if err := s.refresh(); err != nil {
-			if s.ctx.Err() != nil {
-				return
-			}
+		err := s.refresh()
+		if s.ctx.Err() != nil {
+			return // closed: not a renewal outcome
+		}
+		s.observe.Observe(err)
+		if err != nil {
 			failures++
 			s.log.Warn("keycontrol: cannot refresh the access token; will retry",
 				"attempt", failures, "retry_in", backoff(s.retryDelay, failures-1, s.maxRetryDelay), "err", err)

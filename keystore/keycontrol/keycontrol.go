@@ -81,6 +81,9 @@ type Config struct {
 	// MaxRetryDelay caps the backoff of the background token refresher,
 	// which retries forever. Zero means DefaultMaxRetryDelay.
 	MaxRetryDelay time.Duration
+	// TokenObserver is told the outcome of every token renewal (a
+	// renewal, or a new login when renewal fails). Nil means none.
+	TokenObserver keystore.TokenObserver
 }
 
 // authToken is an access token and when to renew it. Tokens are
@@ -114,6 +117,7 @@ type Store struct {
 	retries       int
 	retryDelay    time.Duration
 	maxRetryDelay time.Duration
+	observe       keystore.TokenObserver
 
 	tok      atomic.Pointer[authToken]
 	loginSem chan struct{} // one login or renewal at a time
@@ -169,6 +173,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		retries:       cfg.Retries,
 		retryDelay:    cfg.RetryDelay,
 		maxRetryDelay: cfg.MaxRetryDelay,
+		observe:       cfg.TokenObserver,
 		loginSem:      make(chan struct{}, 1),
 		changed:       make(chan struct{}, 1),
 	}

@@ -147,6 +147,9 @@ type Config struct {
 	// Logger receives session and health messages. Nil discards them.
 	// Nothing secret is ever logged.
 	Logger *slog.Logger
+	// TokenObserver is told the outcome of every token renewal (a
+	// renewal, or a new login when renewal fails). Nil means none.
+	TokenObserver keystore.TokenObserver
 
 	// dial replaces the network dialer in tests (in-memory connections
 	// in a testing/synctest bubble).

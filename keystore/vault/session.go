@@ -235,10 +235,12 @@ func (s *Store) refresher() {
 			continue
 		case <-timer:
 		}
-		if err := s.refresh(); err != nil {
-			if s.ctx.Err() != nil {
-				return
-			}
+		err := s.refresh()
+		if s.ctx.Err() != nil {
+			return // closed: not a renewal outcome
+		}
+		s.cfg.TokenObserver.Observe(err)
+		if err != nil {
 			failures++
 			s.cfg.Logger.Warn("vault: cannot renew the token or log in; will retry",
 				"attempt", failures, "retry_in", backoff(s.cfg.RetryDelay, failures-1, s.cfg.MaxRetryDelay), "err", err)
