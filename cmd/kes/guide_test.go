@@ -173,7 +173,9 @@ func runGuide(t *testing.T, bash, readme string) {
 	cmd.Dir = work
 	cmd.Env = append(os.Environ(), "HOME="+work, "TMPDIR="+work)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := runWithTimeout(cmd, 60*time.Second)
+	// A guide takes about a second; the margin is for -race binaries
+	// on a loaded machine, where every 'kes' the guide runs starts slowly.
+	out, err := runWithTimeout(cmd, 2*time.Minute)
 	if err != nil {
 		t.Fatalf("%v\n--- script ---\n%s\n--- output ---\n%s", err, script.String(), out)
 	}
