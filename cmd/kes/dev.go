@@ -55,6 +55,11 @@ Options:
                              (repeatable).
         --ca-file FILE       Where to write the CA certificate (default: in
                              the temporary directory).
+        --env FILE           Also write the printed values to FILE as
+                             KC_ENDPOINT, KC_VAULT_ID, KC_BOX, KC_USER,
+                             KC_PASSWORD and KC_CA lines (mode 0600) once
+                             the emulator serves, for 'set -a; . FILE;
+                             set +a'. Removed when the emulator stops.
     -h, --help               Print command line options.
 `
 
@@ -73,6 +78,7 @@ func devKeyControlCmd(args []string) error {
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", 0, "")
 	fs.StringArrayVar(&cfg.Hosts, "host", nil, "")
 	fs.StringVar(&cfg.CAFile, "ca-file", "", "")
+	fs.StringVar(&cfg.EnvFile, "env", "", "")
 	if err := parseFlags(fs, devKeyControlUsage, args); err != nil {
 		return err
 	}
@@ -114,6 +120,12 @@ Options:
         --token-ttl DURATION Lifetime of IAM access tokens (default: 1h).
         --allow-frequent-rotation
                              Allow more than one root key rotation per hour.
+        --env FILE           Also write the printed values to FILE as
+                             HPCS_ENDPOINT, HPCS_IAM_ENDPOINT,
+                             HPCS_INSTANCE_ID, HPCS_ROOT_KEY_ID,
+                             HPCS_API_KEY and HPCS_CA lines (mode 0600) once
+                             the emulator serves, for 'set -a; . FILE;
+                             set +a'. Removed when the emulator stops.
     -h, --help               Print command line options.
 `
 
@@ -129,6 +141,7 @@ func devHPCSCmd(args []string) error {
 	fs.StringArrayVar(&cfg.KeyRings, "key-ring", nil, "")
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", time.Hour, "")
 	fs.BoolVar(&cfg.AllowFrequentRotation, "allow-frequent-rotation", false, "")
+	fs.StringVar(&cfg.EnvFile, "env", "", "")
 	if err := parseFlags(fs, devHPCSUsage, args); err != nil {
 		return err
 	}
@@ -158,6 +171,12 @@ Options:
                              Maximum life of tokens (default: 24h).
         --ca-file FILE       Where to write the CA certificate (default: in
                              the temporary directory).
+        --env FILE           Also write the printed values to FILE as
+                             VAULT_ENDPOINT, VAULT_ROLE_ID, VAULT_SECRET_ID,
+                             VAULT_CA (and VAULT_NAMESPACE) lines (mode
+                             0600) once the emulator serves, for 'set -a;
+                             . FILE; set +a'. Removed when the emulator
+                             stops.
     -h, --help               Print command line options.
 `
 
@@ -175,6 +194,7 @@ func devVaultCmd(args []string) error {
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", vault.DefaultTokenTTL, "")
 	fs.DurationVar(&cfg.TokenMaxTTL, "token-max-ttl", vault.DefaultTokenMaxTTL, "")
 	fs.StringVar(&cfg.CAFile, "ca-file", "", "")
+	fs.StringVar(&cfg.EnvFile, "env", "", "")
 	if err := parseFlags(fs, devVaultUsage, args); err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ type shellBlock struct {
 	// Directive is the text of a '<!-- guide-test: ... -->' comment on
 	// the line before the fence, if any: "skip REASON" for a block the
 	// guide tests do not run (it needs sudo, MinIO, vCenter, a cloud
-	// account).
+	// account), "background" or "background FILE" for a server.
 	Directive string
 }
 
@@ -67,13 +67,23 @@ func shellBlocks(md string) []shellBlock {
 //     test does not run it (it needs sudo, MinIO, vCenter, a real HSM or
 //     cloud account, or shows sample output).
 //   - '<!-- guide-test: background -->': the block is a server that runs
-//     until interrupted; it is started in the background, and the test
-//     waits until the HTTP port of server-config.yaml accepts connections.
+//     until interrupted (in a terminal of its own, or with a trailing '&'
+//     as the guide types it); it is started in the background, and the
+//     test waits until the HTTP port of the server config (7373) accepts
+//     connections.
+//   - '<!-- guide-test: background FILE -->': the same for an emulator
+//     started with '--env FILE' ('kes dev ...'): the test waits until
+//     FILE exists, which the emulator writes, complete, once it serves.
+//     The next block sources it as a reader does.
 //   - The test rewrites what a real installation has and a test must not
 //     touch: /etc/kes/ and /var/lib/kes/ become directories in the
 //     temporary directory, 'sudo ' is dropped, and the fixed ports (7373,
-//     5696, 8443, 8444) become free 127.0.0.1 ports, in the commands and
-//     in the guide's files alike.
+//     5696, 8443, 8444 and the Vault emulator's 8200) become free
+//     127.0.0.1 ports, in the commands and in the guide's files alike.
+//     So a guide names an emulator's port in its command ('--addr
+//     127.0.0.1:8444'), not only through the emulator's default.
+//   - Everything the guide starts is killed when its script ends: the
+//     script runs in a process group of its own.
 func TestGuides(t *testing.T) {
 	bash := requireShell(t, "bash")
 	dirs, err := filepath.Glob(repoFile("examples/*/README.md"))
@@ -93,7 +103,7 @@ func runGuide(t *testing.T, bash, readme string) {
 	}
 	work := t.TempDir()
 	ports := map[string]string{}
-	for _, p := range []string{"7373", "5696", "8443", "8444"} {
+	for _, p := range []string{"7373", "5696", "8443", "8444", "8200"} {
 		ports[p] = strings.TrimPrefix(freeAddr(t), "127.0.0.1:")
 	}
 	rewrite := func(s string) string {
@@ -131,10 +141,24 @@ func runGuide(t *testing.T, bash, readme string) {
 		case strings.HasPrefix(b.Directive, "skip"):
 			t.Logf("line %d: skipped: %s", b.Line, strings.TrimSpace(strings.TrimPrefix(b.Directive, "skip")))
 			continue
-		case b.Directive == "background":
-			fmt.Fprintf(&script, "# line %d (background)\n( %s ) > background-%d.log 2>&1 &\n", b.Line, strings.TrimSpace(rewrite(b.Text)), b.Line)
-			fmt.Fprintf(&script, "for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/%s) 2>/dev/null && break; sleep 0.05; done\n", ports["7373"])
-			fmt.Fprintf(&script, "(exec 3<>/dev/tcp/127.0.0.1/%s) || { cat background-%d.log; exit 1; }\n", ports["7373"], b.Line)
+		case b.Directive == "background" || strings.HasPrefix(b.Directive, "background "):
+			// A trailing '&' is how a reader backgrounds the block in
+			// one terminal; the test backgrounds it itself.
+			text := strings.TrimSuffix(strings.TrimSpace(rewrite(b.Text)), "&")
+			ready := fmt.Sprintf("(exec 3<>/dev/tcp/127.0.0.1/%s) 2>/dev/null", ports["7373"])
+			if file, ok := strings.CutPrefix(b.Directive, "background "); ok {
+				file = strings.TrimSpace(file)
+				if !safeFileRE.MatchString(file) {
+					t.Fatalf("line %d: background FILE %q must be a plain file name", b.Line, file)
+				}
+				ready = "[ -s " + file + " ]"
+			}
+			fmt.Fprintf(&script, "# line %d (background)\n( %s ) > background-%d.log 2>&1 &\n", b.Line, text, b.Line)
+			// Up to 30 s, since the binary is built with -race and shares
+			// the machine; a ready server, or one that exited, ends the
+			// loop at once.
+			fmt.Fprintf(&script, "for i in $(seq 600); do %s && break; kill -0 $! 2>/dev/null || break; sleep 0.05; done\n", ready)
+			fmt.Fprintf(&script, "%s || { echo 'line %d: not ready'; cat background-%d.log; exit 1; }\n", ready, b.Line, b.Line)
 		case b.Directive != "":
 			t.Fatalf("line %d: unknown directive %q", b.Line, b.Directive)
 		default:
@@ -149,11 +173,17 @@ func runGuide(t *testing.T, bash, readme string) {
 	cmd.Dir = work
 	cmd.Env = append(os.Environ(), "HOME="+work, "TMPDIR="+work)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := runWithTimeout(cmd, 60*time.Second)
+	// A guide takes about a second; the margin is for -race binaries
+	// on a loaded machine, where every 'kes' the guide runs starts slowly.
+	out, err := runWithTimeout(cmd, 2*time.Minute)
 	if err != nil {
 		t.Fatalf("%v\n--- script ---\n%s\n--- output ---\n%s", err, script.String(), out)
 	}
 }
+
+// safeFileRE is a file name a background directive may wait for: no
+// path, nothing a shell would interpret.
+var safeFileRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 
 // systemDirRE matches the system directories the guides install into.
 var systemDirRE = regexp.MustCompile(`/(etc|var/lib)/kes\b`)

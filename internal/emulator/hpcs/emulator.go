@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kesbridge/kes/internal/emulator/emuenv"
 	"github.com/kesbridge/kes/internal/emulator/emutls"
 )
 
@@ -54,6 +55,12 @@ type Config struct {
 
 	// Logger receives one line per request. Nil discards.
 	Logger *slog.Logger
+
+	// EnvFile is where Run writes, once it serves, what it prints as
+	// HPCS_ENDPOINT, HPCS_IAM_ENDPOINT, HPCS_INSTANCE_ID,
+	// HPCS_ROOT_KEY_ID, HPCS_API_KEY and HPCS_CA lines, mode 0600, and
+	// removes it when it returns. Empty means none. Start ignores it.
+	EnvFile string
 }
 
 // Server is a running emulator.
@@ -324,6 +331,21 @@ func Run(ctx context.Context, addr string, cfg Config, out io.Writer) error {
 		fmt.Fprintf(out, "  API key:      %s (generated for this run)\n", s.APIKey())
 	}
 	fmt.Fprintf(out, "  CA PEM:       %s\n", caPath)
+	if cfg.EnvFile != "" {
+		err := emuenv.Write(cfg.EnvFile, []emuenv.Var{
+			{Name: "HPCS_ENDPOINT", Value: s.URL()},
+			{Name: "HPCS_IAM_ENDPOINT", Value: s.URL()},
+			{Name: "HPCS_INSTANCE_ID", Value: s.InstanceID()},
+			{Name: "HPCS_ROOT_KEY_ID", Value: root},
+			{Name: "HPCS_API_KEY", Value: s.APIKey()},
+			{Name: "HPCS_CA", Value: caPath},
+		})
+		if err != nil {
+			return err
+		}
+		defer emuenv.Remove(cfg.EnvFile)
+		fmt.Fprintf(out, "\nThe values above are in %s (set -a; . %s; set +a).\n", cfg.EnvFile, cfg.EnvFile)
+	}
 	<-ctx.Done()
 	return nil
 }

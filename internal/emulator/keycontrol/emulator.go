@@ -81,6 +81,11 @@ type Config struct {
 	// CAFile is where Run writes the CA certificate (PEM). Empty means
 	// "keycontrol-emulator-ca.pem" in the OS temporary directory.
 	CAFile string
+	// EnvFile is where Run writes, once it serves, what it prints as
+	// KC_ENDPOINT, KC_VAULT_ID, KC_BOX, KC_USER, KC_PASSWORD and KC_CA
+	// lines (the first box and user), mode 0600, and removes it when it
+	// returns. Empty means none.
+	EnvFile string
 }
 
 // RawSecret is a secret as the emulator stores it, for tests that seed or

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -421,12 +422,13 @@ func TestConcurrentCreate(t *testing.T) {
 
 func TestRun(t *testing.T) {
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	envFile := filepath.Join(t.TempDir(), "kc.env")
 	ctx, cancel := context.WithCancel(context.Background())
 	var out emutest.SyncBuffer
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, "127.0.0.1:0", Config{CAFile: caFile}, &out) }()
+	go func() { done <- Run(ctx, "127.0.0.1:0", Config{CAFile: caFile, EnvFile: envFile}, &out) }()
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), "KC_PASSWORD") {
+	for !strings.Contains(out.String(), "The values above are in "+envFile) {
 		if time.Now().After(deadline) {
 			t.Fatalf("Run printed: %s", out.String())
 		}
@@ -442,9 +444,26 @@ func TestRun(t *testing.T) {
 	if err != nil || !bytes.Contains(pem, []byte("BEGIN CERTIFICATE")) {
 		t.Fatalf("CA file: %v", err)
 	}
+	env := emutest.ReadEnvFile(t, envFile)
+	password := regexp.MustCompile(`KC_PASSWORD=(\S+)`).FindStringSubmatch(text)
+	if password == nil {
+		t.Fatalf("no password printed:\n%s", text)
+	}
+	want := map[string]string{"KC_VAULT_ID": DefaultVaultID, "KC_BOX": "kes", "KC_USER": "kes", "KC_PASSWORD": password[1], "KC_CA": caFile}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("env file: %s=%q, want %q", k, env[k], v)
+		}
+	}
+	if !strings.Contains(text, "endpoint:  "+env["KC_ENDPOINT"]+"\n") {
+		t.Errorf("env file: KC_ENDPOINT=%q is not the endpoint printed:\n%s", env["KC_ENDPOINT"], text)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+	if _, err := os.Stat(envFile); !os.IsNotExist(err) {
+		t.Errorf("env file left behind: %v", err)
 	}
 }
 

@@ -11,11 +11,14 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/kesbridge/kes/internal/emulator/emuenv"
 )
 
 // Run starts an emulator for cfg on addr, writes its CA certificate to
 // cfg.CAFile, prints what a keystore.entrust.keycontrol configuration
-// needs to out, and serves until ctx is done. It is what `kes dev
+// needs to out (and writes it to cfg.EnvFile, if set), and serves until
+// ctx is done. It is what `kes dev
 // keycontrol` runs.
 func Run(ctx context.Context, addr string, cfg Config, out io.Writer) error {
 	if cfg.CAFile == "" {
@@ -49,6 +52,22 @@ func Run(ctx context.Context, addr string, cfg Config, out io.Writer) error {
 		fmt.Fprintf(out, "  export KC_USER=%s KC_PASSWORD=%s\n", u, s.cfg.Users[u])
 	}
 	fmt.Fprintln(out)
+	if cfg.EnvFile != "" {
+		err := emuenv.Write(cfg.EnvFile, []emuenv.Var{
+			{Name: "KC_ENDPOINT", Value: s.URL()},
+			{Name: "KC_VAULT_ID", Value: s.VaultID()},
+			{Name: "KC_BOX", Value: s.cfg.Boxes[0].Name},
+			{Name: "KC_USER", Value: users[0]},
+			{Name: "KC_PASSWORD", Value: s.cfg.Users[users[0]]},
+			{Name: "KC_CA", Value: cfg.CAFile},
+		})
+		if err != nil {
+			s.Close()
+			return err
+		}
+		defer emuenv.Remove(cfg.EnvFile)
+		fmt.Fprintf(out, "The values above are in %s (set -a; . %s; set +a).\n\n", cfg.EnvFile, cfg.EnvFile)
+	}
 
 	select {
 	case <-ctx.Done():

@@ -115,6 +115,11 @@ type Config struct {
 	Hosts []string
 	// CAFile is where Run writes the CA certificate.
 	CAFile string
+	// EnvFile is where Run writes, once it serves, what it prints as
+	// VAULT_ENDPOINT, VAULT_ROLE_ID, VAULT_SECRET_ID (the first AppRole),
+	// VAULT_CA and, with a namespace, VAULT_NAMESPACE lines, mode 0600,
+	// and removes it when it returns. Empty means none.
+	EnvFile string
 }
 
 type kvVersion struct {

@@ -180,12 +180,13 @@ func TestStartRefusesNonLoopback(t *testing.T) {
 func TestRun(t *testing.T) {
 	var out emutest.SyncBuffer
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	envFile := filepath.Join(t.TempDir(), "vault.env")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, "127.0.0.1:0", Config{CAFile: caFile}, &out)
+		done <- Run(ctx, "127.0.0.1:0", Config{CAFile: caFile, EnvFile: envFile}, &out)
 	}()
-	re := regexp.MustCompile(`endpoint: (https://\S+)\n[\s\S]*approle:\n\s+engine: (\S+)\n\s+id: (\S+)\n\s+secret: (\S+)\n`)
+	re := regexp.MustCompile(`endpoint: (https://\S+)\n[\s\S]*approle:\n\s+engine: (\S+)\n\s+id: (\S+)\n\s+secret: (\S+)\n[\s\S]*The values above are in `)
 	var m []string
 	for range 500 {
 		if m = re.FindStringSubmatch(out.String()); m != nil {
@@ -210,8 +211,21 @@ func TestRun(t *testing.T) {
 		t.Fatalf("login with the printed credentials: %v %v", err, resp)
 	}
 	resp.Body.Close()
+	env := emutest.ReadEnvFile(t, envFile)
+	want := map[string]string{"VAULT_ENDPOINT": m[1], "VAULT_ROLE_ID": m[3], "VAULT_SECRET_ID": m[4], "VAULT_CA": caFile}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("env file: %s=%q, want %q", k, env[k], v)
+		}
+	}
+	if _, ok := env["VAULT_NAMESPACE"]; ok || len(env) != len(want) {
+		t.Errorf("env file has other variables: %v", env)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(envFile); !os.IsNotExist(err) {
+		t.Errorf("env file left behind: %v", err)
 	}
 }

@@ -10,11 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/kesbridge/kes/internal/emulator/emuenv"
 )
 
 // Run starts an emulator for cfg on addr, writes its CA certificate to
-// cfg.CAFile, prints a keystore.vault configuration for it to out, and
-// serves until ctx is done. It is what `kes dev vault` runs.
+// cfg.CAFile, prints a keystore.vault configuration for it to out (and
+// writes its values to cfg.EnvFile, if set), and serves until ctx is done. It is what `kes dev vault` runs.
 func Run(ctx context.Context, addr string, cfg Config, out io.Writer) error {
 	if cfg.CAFile == "" {
 		cfg.CAFile = filepath.Join(os.TempDir(), "vault-emulator-ca.pem")
@@ -55,6 +57,23 @@ func Run(ctx context.Context, addr string, cfg Config, out io.Writer) error {
 	if len(s.cfg.KubernetesRoles) > 0 {
 		k := s.cfg.KubernetesRoles[0]
 		fmt.Fprintf(out, "Kubernetes login instead of approle: role %s on auth/%s, jwt %s\n\n", k.Role, k.Mount, k.JWT)
+	}
+	if cfg.EnvFile != "" {
+		vars := []emuenv.Var{{Name: "VAULT_ENDPOINT", Value: s.URL()}}
+		if len(s.cfg.AppRoles) > 0 {
+			a := s.cfg.AppRoles[0]
+			vars = append(vars, emuenv.Var{Name: "VAULT_ROLE_ID", Value: a.RoleID}, emuenv.Var{Name: "VAULT_SECRET_ID", Value: a.SecretID})
+		}
+		vars = append(vars, emuenv.Var{Name: "VAULT_CA", Value: cfg.CAFile})
+		if kv.Namespace != "" {
+			vars = append(vars, emuenv.Var{Name: "VAULT_NAMESPACE", Value: kv.Namespace})
+		}
+		if err := emuenv.Write(cfg.EnvFile, vars); err != nil {
+			s.Close()
+			return err
+		}
+		defer emuenv.Remove(cfg.EnvFile)
+		fmt.Fprintf(out, "The values above are in %s (set -a; . %s; set +a).\n\n", cfg.EnvFile, cfg.EnvFile)
 	}
 
 	select {
