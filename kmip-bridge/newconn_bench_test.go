@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -252,6 +253,18 @@ func TestKMIPBenchServer(t *testing.T) {
 		t.Skip("the server process of BenchmarkKMIPNewConnection")
 	}
 	file := func(name string) string { return filepath.Join(dir, name) }
+	// KMIP_BENCH_PROFILE=<dir> writes each server's CPU profile there.
+	if p := os.Getenv("KMIP_BENCH_PROFILE"); p != "" {
+		f, err := os.Create(filepath.Join(p, mode+".pprof"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
