@@ -10,6 +10,7 @@ import (
 
 	"github.com/kesbridge/kes/internal/keys"
 	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/ttlv"
 )
 
 // The Locate index (see keys.Index) knows the attributes clients search
@@ -49,17 +50,22 @@ func attrTerm(a kmip.Attribute) (string, bool) {
 		// The type is part of the term: matches compares with
 		// reflect.DeepEqual, for which "1" and 1 differ.
 		var v string
-		switch x := a.AttributeValue.(type) {
+		val := a.AttributeValue
+		if tv, ok := val.(ttlv.Value); ok {
+			// Custom attributes decode to their tag and value.
+			v, val = strconv.Itoa(tv.Tag)+"\x00", tv.Value
+		}
+		switch x := val.(type) {
 		case string:
-			v = "s" + x
+			v += "s" + x
 		case int32:
-			v = "i" + strconv.FormatInt(int64(x), 10)
+			v += "i" + strconv.FormatInt(int64(x), 10)
 		case int64:
-			v = "l" + strconv.FormatInt(x, 10)
+			v += "l" + strconv.FormatInt(x, 10)
 		case bool:
-			v = "b" + strconv.FormatBool(x)
+			v += "b" + strconv.FormatBool(x)
 		case []byte:
-			v = "y" + hex.EncodeToString(x)
+			v += "y" + hex.EncodeToString(x)
 		default:
 			return "", false
 		}
