@@ -209,7 +209,9 @@ func BenchmarkLocate100k(b *testing.B) {
 		{"group", func(i int) kmip.Attribute {
 			return kmip.Attribute{AttributeName: kmip.AttributeNameObjectGroup, AttributeValue: fmt.Sprintf("group-%d", i%(n/10))}
 		}, 10},
-		{"custom", func(i int) kmip.Attribute { return kmip.Attribute{AttributeName: "x-tag", AttributeValue: fmt.Sprintf("tag-%d", i%n)} }, 1},
+		{"custom", func(i int) kmip.Attribute {
+			return kmip.Attribute{AttributeName: "x-tag", AttributeValue: fmt.Sprintf("tag-%d", i%n)}
+		}, 1},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			run := func(i int) {
