@@ -67,9 +67,11 @@ func kmipTLS(cfg *KMIPConfig) (*tls.Config, error) {
 		// RequireAnyClientCert plus our own verification instead of
 		// RequireAndVerifyClientCert, whose check insists on the
 		// clientAuth EKU.
-		ClientAuth:            tls.RequireAnyClientCert,
-		ClientCAs:             pool,
-		VerifyPeerCertificate: kmipbridge.VerifyClientChain(pool),
+		ClientAuth: tls.RequireAnyClientCert,
+		ClientCAs:  pool,
+		// On the certificates crypto/tls parsed, and for resumed
+		// sessions too.
+		VerifyConnection: kmipbridge.VerifyClientConnection(pool),
 	}
 	if cfg.Compat {
 		conf.CipherSuites = kmipbridge.CompatCipherSuites()

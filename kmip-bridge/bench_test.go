@@ -6,6 +6,7 @@ package kmipbridge
 import (
 	"crypto/tls"
 	"testing"
+	"time"
 
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/payloads"
@@ -98,4 +99,35 @@ func BenchmarkHandleMessage(b *testing.B) {
 		e.srv.handleMessage(ctx, req)
 		sess.wipe = sess.wipe[:0]
 	}
+}
+
+// BenchmarkGetEightConnections sends Get over 8 persistent connections
+// at once and reports the total rate.
+func BenchmarkGetEightConnections(b *testing.B) {
+	e := newEnv(b)
+	req := benchGetRequest(b, e)
+	conns := make(chan *tls.Conn, 8)
+	for range 8 {
+		c := e.raw(e.client)
+		c.SetDeadline(time.Time{})
+		conns <- c
+	}
+	b.SetParallelism(4) // 2 cores × 4 = 8 goroutines
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c := <-conns
+		defer func() { conns <- c }()
+		for pb.Next() {
+			if _, err := c.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			if resp := readMessage(b, c); len(resp) < 100 {
+				b.Errorf("short response %x", resp)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 }

@@ -116,8 +116,21 @@
 //
 // Locate is authorised as a whole with /kmip/locate and returns the
 // matching identifiers without a per-object check: grant it only to
-// clients that may learn key names. It reads every key of the keystore,
-// so its cost grows with the number of keys.
+// clients that may learn key names. A Locate that filters by Name, Object
+// Group or an x- custom attribute (string, integer, boolean or byte
+// string value) reads only the candidates of the key service's index
+// (keys.Index); any other Locate reads every key of the keystore, so its
+// cost grows with the number of keys. The index is built by one full
+// scan at the first such Locate and follows this node's own changes at
+// once. Changes made on another node show within
+// keys.DefaultIndexListPeriod (30 s: a key created or deleted there, found
+// by one keystore List) or keys.DefaultIndexRescanPeriod (10 min: an
+// attribute changed on an existing key, found by reading every key
+// again, one keystore read per key; on KeyControl each List reads the
+// whole box). Candidates are always read and checked against every
+// filter, so a stale index can miss a key another node just changed but
+// never returns one that does not match. The index keeps hashes of the
+// terms: about 180 bytes per key with two terms.
 //
 // # Lifecycle
 //

@@ -112,7 +112,7 @@ func (s *Server) locate(ctx context.Context, req *locateRequest) (*payloads.Loca
 
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
-	names, err := stateOf(ctx).Keys.List(octx, "")
+	names, err := s.locateNames(octx, filters)
 	if err != nil {
 		return nil, err
 	}

@@ -65,7 +65,7 @@ func LoadTLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) 
 	}
 	// Verify the chain ourselves: crypto/tls would demand the clientAuth
 	// extended key usage.
-	conf.VerifyPeerCertificate = VerifyClientChain(pool)
+	conf.VerifyConnection = VerifyClientConnection(pool)
 	return conf, nil
 }
 
@@ -74,12 +74,10 @@ func LoadTLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) 
 // whatever its extended key usage, and refuses an empty one. Use it with
 // tls.RequireAnyClientCert. The leaf is the first certificate, the one
 // whose key the client proves and whose key is its identity; the others
-// serve only as intermediates.
+// serve only as intermediates. VerifyClientConnection does the same check
+// without parsing the certificates a second time.
 func VerifyClientChain(roots *x509.CertPool) func([][]byte, [][]*x509.Certificate) error {
 	return func(raw [][]byte, _ [][]*x509.Certificate) error {
-		if len(raw) == 0 {
-			return errors.New("kmip: no client certificate")
-		}
 		certs := make([]*x509.Certificate, 0, len(raw))
 		for _, r := range raw {
 			c, err := x509.ParseCertificate(r)
@@ -88,14 +86,37 @@ func VerifyClientChain(roots *x509.CertPool) func([][]byte, [][]*x509.Certificat
 			}
 			certs = append(certs, c)
 		}
-		inter := x509.NewCertPool()
-		for _, c := range certs[1:] {
-			inter.AddCert(c)
-		}
-		_, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-		if err != nil {
-			return fmt.Errorf("kmip: client certificate not trusted: %w", err)
-		}
-		return nil
+		return verifyChain(roots, certs)
 	}
+}
+
+// VerifyClientConnection returns a tls.Config.VerifyConnection function
+// with the check of VerifyClientChain: the leaf (PeerCertificates[0])
+// must chain to roots, with any extended key usage; the other
+// certificates serve only as intermediates; no certificate is refused.
+// Use it with tls.RequireAnyClientCert. Unlike VerifyPeerCertificate it
+// works on the certificates crypto/tls has already parsed, and it also
+// runs for resumed sessions, so a session never outlives a change of
+// roots.
+func VerifyClientConnection(roots *x509.CertPool) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		return verifyChain(roots, cs.PeerCertificates)
+	}
+}
+
+func verifyChain(roots *x509.CertPool, certs []*x509.Certificate) error {
+	if len(certs) == 0 {
+		return errors.New("kmip: no client certificate")
+	}
+	opts := x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+	if len(certs) > 1 {
+		opts.Intermediates = x509.NewCertPool()
+		for _, c := range certs[1:] {
+			opts.Intermediates.AddCert(c)
+		}
+	}
+	if _, err := certs[0].Verify(opts); err != nil {
+		return fmt.Errorf("kmip: client certificate not trusted: %w", err)
+	}
+	return nil
 }

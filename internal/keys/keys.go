@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -90,6 +91,7 @@ type Service struct {
 	reloads singleflight.Group // see refresh (versions.go)
 
 	exportPatterns []string
+	index          atomic.Pointer[Index] // see Index; nil until asked for
 
 	progress Progress
 
@@ -246,6 +248,7 @@ func (s *Service) CreateObject(ctx context.Context, name string, v *crypto.KeyVe
 	// A stale cached value from before a delete on another node must not
 	// shadow the new key.
 	s.cache.Delete(name)
+	s.changed(name)
 	return nil
 }
 
@@ -507,6 +510,7 @@ func (s *Service) update(ctx context.Context, name string, fn func(o *Object) er
 			continue
 		}
 		s.cache.Delete(name)
+		s.changed(name)
 		return s.storeError(err)
 	}
 }

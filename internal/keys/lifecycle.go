@@ -71,5 +71,6 @@ func (s *Service) delete(ctx context.Context, name string, settled *bool) error 
 	err = s.store.Delete(ctx, name)
 	*settled = writeSettled(err)
 	s.cache.Delete(name)
+	s.changed(name)
 	return err
 }
