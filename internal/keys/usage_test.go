@@ -352,3 +352,68 @@ func TestUsageMaskEnforced(t *testing.T) {
 		t.Fatalf("20-byte AES key: %v", err)
 	}
 }
+
+// TestPreUsageRecordOrigin: a value stored before usage attributes
+// existed has a KMIP record but no usage. A KES key a KMIP client gave
+// attributes (or revoked) then stays a KES key: not exportable, its
+// lifecycle not changeable over KMIP, HMAC allowed. A key the bridge made
+// then, named by the bridge's generated identifier, is a KMIP key.
+func TestPreUsageRecordOrigin(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t, Config{})
+	record := Metadata{State: StateActive, KMIP: json.RawMessage(`{"v":1,"type":2,"alg":3,"len":256}`)}
+	kesVersion := func() *crypto.KeyVersion {
+		k, err := crypto.GenerateSecretKey(crypto.AES256, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hk, err := crypto.GenerateHMACKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &crypto.KeyVersion{Key: k, HMACKey: hk, CreatedAt: time.Now().UTC(), CreatedBy: "admin"}
+	}
+	// Names a KES client chose, including UUID look-alikes the bridge
+	// never generated (upper case, not version 4).
+	for _, name := range []string{"minio", "5D8A2C1E-3B4F-4A6D-9E7C-0F1A2B3C4D5E", "5d8a2c1e-3b4f-1a6d-9e7c-0f1a2b3c4d5e"} {
+		if err := s.CreateObject(ctx, name, kesVersion(), record); err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Describe(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u := info.Usage; u.Origin != OriginKES || u.Exportable() || u.Mask&UsageMACGenerate == 0 {
+			t.Fatalf("%s: usage = %+v, want a KES key's", name, u)
+		}
+		if err := s.Export(ctx, name, func(*Object) error { return nil }); !errors.Is(err, ErrNotExtractable) {
+			t.Fatalf("%s: export: %v", name, err)
+		}
+		err = s.With(ctx, name, CheckKMIPStateChange)
+		if !errors.Is(err, ErrKESManaged) {
+			t.Fatalf("%s: state change: %v", name, err)
+		}
+		if _, err := s.HMAC(ctx, name, []byte("msg")); err != nil {
+			t.Fatalf("%s: HMAC: %v", name, err)
+		}
+	}
+	// A key the bridge made: 128-bit AES material under a generated UUID.
+	uid := "5d8a2c1e-3b4f-4a6d-9e7c-0f1a2b3c4d5e"
+	v := &crypto.KeyVersion{Material: crypto.NewSecretBytes(make([]byte, 16)), CreatedAt: time.Now().UTC()}
+	if err := s.CreateObject(ctx, uid, v, Metadata{State: StateActive, KMIP: json.RawMessage(`{"v":1,"type":2,"alg":3,"len":128}`)}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Describe(ctx, uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := info.Usage; u.Origin != OriginKMIP || !u.Exportable() || u.Algorithm != AlgorithmAES {
+		t.Fatalf("KMIP key usage = %+v", u)
+	}
+	if err := s.Export(ctx, uid, func(*Object) error { return nil }); err != nil {
+		t.Fatalf("export of a KMIP key: %v", err)
+	}
+	if err := s.With(ctx, uid, CheckKMIPStateChange); err != nil {
+		t.Fatalf("state change of a KMIP key: %v", err)
+	}
+}
