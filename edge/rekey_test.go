@@ -190,3 +190,23 @@ func TestUsageMaskOverKES(t *testing.T) {
 		t.Fatalf("hmac with a KES key: %v", err)
 	}
 }
+
+// A key revoked over KMIP stays revoked: PUT /v1/key/rotate refuses it
+// (409), so only KMIP Re-key gives it a working version.
+func TestRotateOverKESKeepsRevocation(t *testing.T) {
+	e, c, admin := crossDoor(t)
+	id := c.Create().AES(256, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt).MustExec().UniqueIdentifier
+	c.Activate(id).MustExec()
+	c.Revoke(id).WithRevocationReasonCode(kmip.RevocationReasonCodeKeyCompromise).MustExec()
+	rc := e.raw(apiCert(t, admin))
+	if r := e.do(rc, "PUT", "/v1/key/rotate/"+id, nil); r.code != 409 || r.body != errorBody("key is not active") {
+		t.Fatalf("rotate of a revoked key: %d %s", r.code, r.body)
+	}
+	if _, err := e.kms(admin).GenerateKey(context.Background(), id, nil); err == nil {
+		t.Fatal("the revoked key generates after a refused rotation")
+	}
+	if nid := c.Rekey(id).MustExec().UniqueIdentifier; nid != id+".v2" {
+		t.Fatalf("re-key answered %q", nid)
+	}
+	kmipRoundTrip(t, c, id+".v2")
+}

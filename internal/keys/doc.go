@@ -75,8 +75,12 @@
 // applies to the version an operation uses: generate, encrypt and HMAC
 // the newest (or the one a VersionRef names), decrypt the one that made
 // the ciphertext, KMIP operations the version the Unique Identifier
-// names. Rotate (KMIP Re-key) makes an Active version (Pre-Active if the
-// key was never activated), whatever the state of the one it replaces.
+// names. Rotate (HTTP rotate) and the rotation schedule rotate only a
+// key whose newest version is Active: HTTP rotate refuses any other
+// (ErrNotActive, HTTP 409), the schedule skips it, so that neither
+// undoes a KMIP Revoke. KMIP Re-key (RekeyKMIP) makes an Active version
+// (Pre-Active if the key was never activated), whatever the state of the
+// one it replaces.
 // KMIP Destroy of a version (DestroyKMIPVersion) shreds an older version
 // alone; the newest one only as the last version, destroying the key;
 // while older versions remain it is refused (ErrVersionIsCurrent). On

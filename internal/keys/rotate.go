@@ -16,7 +16,7 @@ import (
 )
 
 // errNotDue ends the Update of a scheduled rotation that another node
-// made already.
+// made already, or of a key the schedule does not rotate.
 var errNotDue = errors.New("keys: rotation is not due")
 
 // Rotate makes a new version of the key, created by by, and returns its
@@ -26,6 +26,12 @@ var errNotDue = errors.New("keys: rotation is not due")
 // new random material of the same length. The key's lifecycle state and
 // attributes are unchanged.
 //
+// Rotate is the rotation of the KES API (PUT /v1/key/rotate): it refuses
+// a key whose newest version is not Active (ErrNotActive), so that a
+// rotation never undoes a KMIP Revoke by giving a Deactivated or
+// Compromised key a working version. Only KMIP Re-key, an explicit KMIP
+// operation on that key, may do so (RekeyKMIP).
+//
 // Rotate goes through Update: a compare-and-swap on the keystore, under
 // the key's lease where the keystore needs one, so that two concurrent
 // rotations make two versions, never one version twice. This node's
@@ -33,21 +39,32 @@ var errNotDue = errors.New("keys: rotation is not due")
 // cached copy expires or, sooner, when they are asked to decrypt a
 // ciphertext of the new version.
 func (s *Service) Rotate(ctx context.Context, name, by string) (uint32, error) {
-	n, err := s.rotate(ctx, name, by, 0)
+	n, err := s.rotate(ctx, name, by, 0, false)
+	s.Progress().Rotated(err)
+	return n, err
+}
+
+// RekeyKMIP is KMIP Re-key: Rotate, except that the key's newest version
+// may be in any state. The new version is Active (Pre-Active if the key
+// was never activated), also when the one it replaces is Compromised or
+// Deactivated, as KMIP asks of a replacement key.
+func (s *Service) RekeyKMIP(ctx context.Context, name, by string) (uint32, error) {
+	n, err := s.rotate(ctx, name, by, 0, true)
 	s.Progress().Rotated(err)
 	return n, err
 }
 
 // RotateIfOlder rotates the key if its newest version is at least period
-// old. The condition is checked again inside the compare-and-swap, so
-// that of several nodes running the same schedule on one keystore
-// exactly one makes the new version. rotated is false if the key was not
-// due.
+// old and Active. The condition is checked again inside the
+// compare-and-swap, so that of several nodes running the same schedule
+// on one keystore exactly one makes the new version. rotated is false if
+// the key was not due, or is not Active (a schedule never undoes a KMIP
+// Revoke).
 func (s *Service) RotateIfOlder(ctx context.Context, name, by string, period time.Duration) (n uint32, rotated bool, err error) {
 	if period <= 0 {
 		return 0, false, errors.New("keys: rotation period must be positive")
 	}
-	n, err = s.rotate(ctx, name, by, period)
+	n, err = s.rotate(ctx, name, by, period, false)
 	if errors.Is(err, errNotDue) {
 		return 0, false, nil
 	}
@@ -55,13 +72,21 @@ func (s *Service) RotateIfOlder(ctx context.Context, name, by string, period tim
 	return n, err == nil, err
 }
 
-func (s *Service) rotate(ctx context.Context, name, by string, period time.Duration) (uint32, error) {
+// rotate makes the new version. anyState is KMIP Re-key's: the newest
+// version need not be Active.
+func (s *Service) rotate(ctx context.Context, name, by string, period time.Duration, anyState bool) (uint32, error) {
 	var n uint32
 	err := s.Update(ctx, name, func(o *Object) error {
 		old := o.Version
 		now := time.Now().UTC()
 		if period > 0 && now.Sub(old.CreatedAt) < period {
 			return errNotDue
+		}
+		if !anyState && !o.Meta.State.Active() {
+			if period > 0 {
+				return errNotDue
+			}
+			return fmt.Errorf("keys: key '%s': %w", name, ErrNotActive)
 		}
 		if len(old.Older)+1 >= MaxVersions {
 			return &LimitError{What: "number of key versions", Limit: MaxVersions}
@@ -82,8 +107,8 @@ func (s *Service) rotate(ctx context.Context, name, by string, period time.Durat
 		}
 		// The old version keeps its lifecycle state and KMIP record
 		// (versionstate.go); the new one is Active, or Pre-Active if the
-		// key had not been activated yet: a Compromised or Deactivated
-		// key is replaced by one that works.
+		// key had not been activated yet: with RekeyKMIP, a Compromised
+		// or Deactivated key is replaced by one that works.
 		old.Number = old.VersionNumber()
 		old.State = string(versionStateOf(o.Meta.State))
 		old.Meta = nil
