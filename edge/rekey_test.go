@@ -210,3 +210,19 @@ func TestRotateOverKESKeepsRevocation(t *testing.T) {
 	}
 	kmipRoundTrip(t, c, id+".v2")
 }
+
+// PUT /v1/key/rotate of secret data a KMIP client stored is refused
+// (409): its material is the client's, and stays as it is.
+func TestRotateOverKESRefusesSecretData(t *testing.T) {
+	e, c, admin := crossDoor(t)
+	id := c.Register().Secret(kmip.SecretDataTypePassword, []byte("hunter2hunter2")).MustExec().UniqueIdentifier
+	c.Activate(id).MustExec()
+	rc := e.raw(apiCert(t, admin))
+	if r := e.do(rc, "PUT", "/v1/key/rotate/"+id, nil); r.code != 409 || r.body != errorBody("key of this type cannot be rotated") {
+		t.Fatalf("rotate of secret data: %d %s", r.code, r.body)
+	}
+	got := c.Get(id).MustExec().Object.(*kmip.SecretData)
+	if b, _ := got.KeyBlock.GetBytes(); string(b) != "hunter2hunter2" {
+		t.Fatalf("secret data after a refused rotation: %q", b)
+	}
+}

@@ -380,6 +380,8 @@ func usageWireError(err error) error {
 		return kerr(kmip.ResultReasonPermissionDenied, ue.Error())
 	case errors.Is(err, keys.ErrKESManaged):
 		return kerr(kmip.ResultReasonPermissionDenied, keys.ErrKESManaged.Error())
+	case errors.Is(err, keys.ErrNotRotatable):
+		return kerr(kmip.ResultReasonIllegalOperation, keys.ErrNotRotatable.Error())
 	case errors.Is(err, keys.ErrDestroyActive):
 		return kerr(kmip.ResultReasonPermissionDenied, "object is active and cannot be destroyed")
 	case errors.Is(err, keys.ErrVersionIsCurrent):

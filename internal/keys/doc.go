@@ -80,7 +80,10 @@
 // (ErrNotActive, HTTP 409), the schedule skips it, so that neither
 // undoes a KMIP Revoke. KMIP Re-key (RekeyKMIP) makes an Active version
 // (Pre-Active if the key was never activated), whatever the state of the
-// one it replaces.
+// one it replaces. No rotation replaces material a client stored
+// (secret data, opaque objects, keys of algorithms the server does not
+// implement) with random bytes: HTTP rotate and Re-key refuse such a key
+// (ErrNotRotatable, HTTP 409), the schedule skips it.
 // KMIP Destroy of a version (DestroyKMIPVersion) shreds an older version
 // alone; the newest one only as the last version, destroying the key;
 // while older versions remain it is refused (ErrVersionIsCurrent). On

@@ -15,6 +15,12 @@ import (
 	"github.com/kesbridge/kes/internal/crypto"
 )
 
+// ErrNotRotatable: a rotation of a key whose material the server cannot
+// make anew meaningfully (secret data, opaque objects, keys of an
+// algorithm the server does not implement). New random bytes would
+// silently replace what a client stored, such as a password.
+var ErrNotRotatable = errors.New("key of this type cannot be rotated")
+
 // errNotDue ends the Update of a scheduled rotation that another node
 // made already, or of a key the schedule does not rotate.
 var errNotDue = errors.New("keys: rotation is not due")
@@ -22,9 +28,11 @@ var errNotDue = errors.New("keys: rotation is not due")
 // Rotate makes a new version of the key, created by by, and returns its
 // number. From then on generate, encrypt and HMAC use it; every older
 // version keeps decrypting. A 256-bit KES key gets a new key of the same
-// algorithm and a new HMAC key; a KMIP object holding other material gets
-// new random material of the same length. The key's lifecycle state and
-// attributes are unchanged.
+// algorithm and a new HMAC key; a KMIP AES or HMAC key held as raw
+// material gets new random material of the same length. Any other key
+// (secret data, opaque objects, keys of other algorithms) is refused
+// with ErrNotRotatable: its material is the client's, not one the server
+// can generate. The key's lifecycle state and attributes are unchanged.
 //
 // Rotate is the rotation of the KES API (PUT /v1/key/rotate): it refuses
 // a key whose newest version is not Active (ErrNotActive), so that a
@@ -55,11 +63,11 @@ func (s *Service) RekeyKMIP(ctx context.Context, name, by string) (uint32, error
 }
 
 // RotateIfOlder rotates the key if its newest version is at least period
-// old and Active. The condition is checked again inside the
+// old and Active, and the key can be rotated (see Rotate). The condition is checked again inside the
 // compare-and-swap, so that of several nodes running the same schedule
 // on one keystore exactly one makes the new version. rotated is false if
-// the key was not due, or is not Active (a schedule never undoes a KMIP
-// Revoke).
+// the key was not due, is not Active (a schedule never undoes a KMIP
+// Revoke) or cannot be rotated.
 func (s *Service) RotateIfOlder(ctx context.Context, name, by string, period time.Duration) (n uint32, rotated bool, err error) {
 	if period <= 0 {
 		return 0, false, errors.New("keys: rotation period must be positive")
@@ -87,6 +95,12 @@ func (s *Service) rotate(ctx context.Context, name, by string, period time.Durat
 				return errNotDue
 			}
 			return fmt.Errorf("keys: key '%s': %w", name, ErrNotActive)
+		}
+		if !rotatable(o) {
+			if period > 0 {
+				return errNotDue
+			}
+			return fmt.Errorf("keys: key '%s': %w", name, ErrNotRotatable)
 		}
 		if len(old.Older)+1 >= MaxVersions {
 			return &LimitError{What: "number of key versions", Limit: MaxVersions}
@@ -133,7 +147,29 @@ func (s *Service) rotate(ctx context.Context, name, by string, period time.Durat
 	return n, nil
 }
 
-// nextVersion makes the material of version n, like old's.
+// rotatable reports whether the server can make new material for the
+// key: a KES key (a SecretKey and HMAC key), or raw material of an AES
+// or HMAC key of a length the server itself would create or accept.
+func rotatable(o *Object) bool {
+	v := o.Version
+	switch {
+	case v.Key != nil:
+		return true
+	case v.Material == nil:
+		return false
+	}
+	n := v.Material.Len()
+	switch UsageOf(o).Algorithm {
+	case AlgorithmAES:
+		return n == 16 || n == 24 || n == 32
+	case AlgorithmHMACSHA256, AlgorithmHMACSHA384, AlgorithmHMACSHA512:
+		return n >= 16 && n <= 128
+	}
+	return false
+}
+
+// nextVersion makes the material of version n, like old's. The caller
+// has checked that the key is rotatable.
 func (s *Service) nextVersion(old *crypto.KeyVersion, n uint32, by string, now time.Time) (*crypto.KeyVersion, error) {
 	id, err := newVersionID(n, s.rand)
 	if err != nil {

@@ -180,3 +180,52 @@ func TestRotateKeepsRevocation(t *testing.T) {
 		})
 	}
 }
+
+// TestRotateOnlyGeneratedMaterial: a rotation never replaces material a
+// client stored (secret data, opaque objects, keys of algorithms the
+// server does not implement) with random bytes: Rotate and Re-key refuse
+// it, the schedule skips it. AES and HMAC keys rotate.
+func TestRotateOnlyGeneratedMaterial(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t, Config{})
+	active := func(string, *crypto.KeyVersion) (Metadata, error) { return Metadata{State: StateActive}, nil }
+	secret := newKMIP(t, s, NewObject{Material: []byte("hunter2hunter2"), Meta: active})
+	if _, err := s.Rotate(ctx, secret, "me"); !errors.Is(err, ErrNotRotatable) {
+		t.Fatalf("rotate of secret data: %v", err)
+	}
+	if _, err := s.RekeyKMIP(ctx, secret, "me"); !errors.Is(err, ErrNotRotatable) {
+		t.Fatalf("re-key of secret data: %v", err)
+	}
+	if _, rotated, err := s.RotateIfOlder(ctx, secret, "sched", time.Nanosecond); err != nil || rotated {
+		t.Fatalf("scheduled rotation of secret data: %v %v", rotated, err)
+	}
+	err := s.With(ctx, secret, func(o *Object) error {
+		if len(o.Versions()) != 1 {
+			t.Errorf("secret data has %d versions", len(o.Versions()))
+		}
+		return o.Version.Material.Use(func(b []byte) error {
+			if string(b) != "hunter2hunter2" {
+				t.Error("secret data material changed")
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range []NewObject{
+		{Algorithm: AlgorithmAES, Bits: 128},
+		{Algorithm: AlgorithmAES, Bits: 192},
+		{Algorithm: AlgorithmAES, Bits: 256},
+		{Algorithm: AlgorithmHMACSHA384, Bits: 384},
+	} {
+		spec.Meta = active
+		uid := newKMIP(t, s, spec)
+		if n, err := s.Rotate(ctx, uid, "me"); err != nil || n != 2 {
+			t.Fatalf("%s-%d: rotate: %d %v", spec.Algorithm, spec.Bits, n, err)
+		}
+		if _, rotated, err := s.RotateIfOlder(ctx, uid, "sched", time.Nanosecond); err != nil || !rotated {
+			t.Fatalf("%s-%d: scheduled rotation: %v %v", spec.Algorithm, spec.Bits, rotated, err)
+		}
+	}
+}
