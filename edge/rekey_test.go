@@ -18,6 +18,7 @@ import (
 	"github.com/ovh/kmip-go/payloads"
 
 	"github.com/kesbridge/kes/identity"
+	"github.com/kesbridge/kes/internal/keys"
 )
 
 // crossDoor starts a server with the KMIP door and returns it with an
@@ -224,5 +225,25 @@ func TestRotateOverKESRefusesSecretData(t *testing.T) {
 	got := c.Get(id).MustExec().Object.(*kmip.SecretData)
 	if b, _ := got.KeyBlock.GetBytes(); string(b) != "hunter2hunter2" {
 		t.Fatalf("secret data after a refused rotation: %q", b)
+	}
+}
+
+// DELETE /v1/key/delete removes every version: after a Re-key (version 1
+// stays Active) and a Revoke of the new version, it is refused (409) and
+// the Active version 1 keeps working.
+func TestDeleteOverKESKeepsActiveOlderVersion(t *testing.T) {
+	e, c, admin := crossDoor(t)
+	id := c.Create().AES(256, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt).MustExec().UniqueIdentifier
+	c.Activate(id).MustExec()
+	nid := c.Rekey(id).MustExec().UniqueIdentifier
+	c.Revoke(nid).WithRevocationReasonCode(kmip.RevocationReasonCodeCessationOfOperation).MustExec()
+	rc := e.raw(apiCert(t, admin))
+	if r := e.do(rc, "DELETE", "/v1/key/delete/"+id, nil); r.code != 409 || r.body != errorBody(keys.ErrActiveKMIPKey.Error()) {
+		t.Fatalf("delete with an active older version: %d %s", r.code, r.body)
+	}
+	kmipRoundTrip(t, c, id)
+	c.Revoke(id).WithRevocationReasonCode(kmip.RevocationReasonCodeCessationOfOperation).MustExec()
+	if r := e.do(rc, "DELETE", "/v1/key/delete/"+id, nil); r.code != 200 {
+		t.Fatalf("delete with no active version: %d %s", r.code, r.body)
 	}
 }

@@ -66,9 +66,10 @@
 // Revoke and Destroy of a KES key fail with ErrKESManaged (KMIP
 // Permission Denied), so that no hypervisor can take a MinIO master key
 // out of service or destroy it; HTTP delete removes them in any state, as
-// in minio/kes. A KMIP key that is Active is refused by HTTP delete
-// (ErrActiveKMIPKey, HTTP 409) exactly as by KMIP Destroy: revoke it over
-// KMIP first.
+// in minio/kes. A KMIP key of which any version is Active is refused by
+// HTTP delete (ErrActiveKMIPKey, HTTP 409), as KMIP Destroy refuses an
+// Active version: the delete removes every version, so revoke each
+// Active one over KMIP first.
 //
 // The state is per version (versionstate.go): the newest version's is
 // Metadata.State, an older one's its stored version state. Each row

@@ -417,3 +417,40 @@ func TestPreUsageRecordOrigin(t *testing.T) {
 		t.Fatalf("state change of a KMIP key: %v", err)
 	}
 }
+
+// TestLifecycleDeleteOlderActive: HTTP delete removes every version, so
+// it is refused while any version of a KMIP key is Active, not only the
+// newest.
+func TestLifecycleDeleteOlderActive(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t, Config{})
+	active := func(string, *crypto.KeyVersion) (Metadata, error) {
+		return Metadata{State: StateActive, KMIP: json.RawMessage(`{"v":1}`)}, nil
+	}
+	uid := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 256, Meta: active})
+	if _, err := s.RekeyKMIP(ctx, uid, "me"); err != nil {
+		t.Fatal(err)
+	}
+	revoke := func(n uint32) {
+		t.Helper()
+		if err := s.UpdateVersion(ctx, uid, n, func(o *Object) error { o.Meta.State = StateDeactivated; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	revoke(2)
+	if err := s.Delete(ctx, uid); !errors.Is(err, ErrActiveKMIPKey) {
+		t.Fatalf("delete with an active older version: %v", err)
+	}
+	if err := s.With(ctx, VersionRef(uid, 1), func(o *Object) error {
+		if o.Meta.State != StateActive {
+			t.Errorf("version 1 is %s", o.Meta.State)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("version 1 gone: %v", err)
+	}
+	revoke(1)
+	if err := s.Delete(ctx, uid); err != nil {
+		t.Fatalf("delete with no active version: %v", err)
+	}
+}
