@@ -76,6 +76,8 @@ func wireError(err error, o op) (int, string) {
 		return http.StatusConflict, "key is not active"
 	case errors.Is(err, keys.ErrActiveKMIPKey):
 		return http.StatusConflict, keys.ErrActiveKMIPKey.Error()
+	case errors.Is(err, keys.ErrNotRotatable):
+		return http.StatusConflict, keys.ErrNotRotatable.Error()
 	case errors.Is(err, keys.ErrNotEncryptionKey):
 		return http.StatusConflict, "key is not a 256-bit encryption key"
 	case errors.As(err, &usage):

@@ -18,6 +18,7 @@ import (
 	"github.com/ovh/kmip-go/payloads"
 
 	"github.com/kesbridge/kes/identity"
+	"github.com/kesbridge/kes/internal/keys"
 )
 
 // crossDoor starts a server with the KMIP door and returns it with an
@@ -188,5 +189,61 @@ func TestUsageMaskOverKES(t *testing.T) {
 	}
 	if _, err := kc.HMAC(ctx, "minio-m", []byte("m")); err != nil {
 		t.Fatalf("hmac with a KES key: %v", err)
+	}
+}
+
+// A key revoked over KMIP stays revoked: PUT /v1/key/rotate refuses it
+// (409), so only KMIP Re-key gives it a working version.
+func TestRotateOverKESKeepsRevocation(t *testing.T) {
+	e, c, admin := crossDoor(t)
+	id := c.Create().AES(256, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt).MustExec().UniqueIdentifier
+	c.Activate(id).MustExec()
+	c.Revoke(id).WithRevocationReasonCode(kmip.RevocationReasonCodeKeyCompromise).MustExec()
+	rc := e.raw(apiCert(t, admin))
+	if r := e.do(rc, "PUT", "/v1/key/rotate/"+id, nil); r.code != 409 || r.body != errorBody("key is not active") {
+		t.Fatalf("rotate of a revoked key: %d %s", r.code, r.body)
+	}
+	if _, err := e.kms(admin).GenerateKey(context.Background(), id, nil); err == nil {
+		t.Fatal("the revoked key generates after a refused rotation")
+	}
+	if nid := c.Rekey(id).MustExec().UniqueIdentifier; nid != id+".v2" {
+		t.Fatalf("re-key answered %q", nid)
+	}
+	kmipRoundTrip(t, c, id+".v2")
+}
+
+// PUT /v1/key/rotate of secret data a KMIP client stored is refused
+// (409): its material is the client's, and stays as it is.
+func TestRotateOverKESRefusesSecretData(t *testing.T) {
+	e, c, admin := crossDoor(t)
+	id := c.Register().Secret(kmip.SecretDataTypePassword, []byte("hunter2hunter2")).MustExec().UniqueIdentifier
+	c.Activate(id).MustExec()
+	rc := e.raw(apiCert(t, admin))
+	if r := e.do(rc, "PUT", "/v1/key/rotate/"+id, nil); r.code != 409 || r.body != errorBody("key of this type cannot be rotated") {
+		t.Fatalf("rotate of secret data: %d %s", r.code, r.body)
+	}
+	got := c.Get(id).MustExec().Object.(*kmip.SecretData)
+	if b, _ := got.KeyBlock.GetBytes(); string(b) != "hunter2hunter2" {
+		t.Fatalf("secret data after a refused rotation: %q", b)
+	}
+}
+
+// DELETE /v1/key/delete removes every version: after a Re-key (version 1
+// stays Active) and a Revoke of the new version, it is refused (409) and
+// the Active version 1 keeps working.
+func TestDeleteOverKESKeepsActiveOlderVersion(t *testing.T) {
+	e, c, admin := crossDoor(t)
+	id := c.Create().AES(256, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt).MustExec().UniqueIdentifier
+	c.Activate(id).MustExec()
+	nid := c.Rekey(id).MustExec().UniqueIdentifier
+	c.Revoke(nid).WithRevocationReasonCode(kmip.RevocationReasonCodeCessationOfOperation).MustExec()
+	rc := e.raw(apiCert(t, admin))
+	if r := e.do(rc, "DELETE", "/v1/key/delete/"+id, nil); r.code != 409 || r.body != errorBody(keys.ErrActiveKMIPKey.Error()) {
+		t.Fatalf("delete with an active older version: %d %s", r.code, r.body)
+	}
+	kmipRoundTrip(t, c, id)
+	c.Revoke(id).WithRevocationReasonCode(kmip.RevocationReasonCodeCessationOfOperation).MustExec()
+	if r := e.do(rc, "DELETE", "/v1/key/delete/"+id, nil); r.code != 200 {
+		t.Fatalf("delete with no active version: %d %s", r.code, r.body)
 	}
 }

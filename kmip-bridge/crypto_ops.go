@@ -109,7 +109,9 @@ func (s *Server) params(ctx context.Context, uid string, p *kmip.CryptographicPa
 	return kmip.CryptographicParameters{}, kerr(kmip.ResultReasonMissingData, "missing cryptographic parameters: the request and the object name no block cipher mode")
 }
 
-// cipherParams maps KMIP parameters to an AES mode. IV Length is in bits
+// cipherParams maps KMIP parameters to an AES mode. It takes the IV of
+// Decrypt and of CBC Encrypt; GCM Encrypt refuses one (keys.ErrClientIV).
+// IV Length is in bits
 // in KMIP, but some clients (kmip-go's AES_GCM, AES_CBC_PKCS5) send
 // bytes: both readings of the lengths the server generates are taken.
 func cipherParams(p kmip.CryptographicParameters, iv []byte) (keys.CipherParams, error) {
@@ -171,6 +173,11 @@ func (s *Server) encrypt(ctx context.Context, req *payloads.EncryptRequestPayloa
 	cp, err := cipherParams(p, req.IVCounterNonce)
 	if err != nil {
 		return nil, err
+	}
+	if cp.Mode == keys.ModeGCM && req.IVCounterNonce != nil {
+		// See keys.ErrClientIV: a chosen GCM IV would let an encrypt-only
+		// client decrypt and forge.
+		return nil, kerr(kmip.ResultReasonInvalidField, keys.ErrClientIV.Error())
 	}
 	if cp.Mode == keys.ModeCBC && req.AuthenticatedEncryptionAdditionalData != nil {
 		return nil, kerr(kmip.ResultReasonInvalidField, "CBC takes no additional authenticated data")
@@ -380,6 +387,10 @@ func usageWireError(err error) error {
 		return kerr(kmip.ResultReasonPermissionDenied, ue.Error())
 	case errors.Is(err, keys.ErrKESManaged):
 		return kerr(kmip.ResultReasonPermissionDenied, keys.ErrKESManaged.Error())
+	case errors.Is(err, keys.ErrClientIV):
+		return kerr(kmip.ResultReasonInvalidField, keys.ErrClientIV.Error())
+	case errors.Is(err, keys.ErrNotRotatable):
+		return kerr(kmip.ResultReasonIllegalOperation, keys.ErrNotRotatable.Error())
 	case errors.Is(err, keys.ErrDestroyActive):
 		return kerr(kmip.ResultReasonPermissionDenied, "object is active and cannot be destroyed")
 	case errors.Is(err, keys.ErrVersionIsCurrent):

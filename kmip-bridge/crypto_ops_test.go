@@ -42,8 +42,17 @@ func TestCryptoOverKMIP(t *testing.T) {
 		return o.Version.Key.Use(func(b []byte) error { raw = bytes.Clone(b); return nil })
 	})
 
-	iv := bytes.Repeat([]byte{9}, 12)
-	enc := c.Encrypt("minio").WithCryptographicParameters(kmip.AES_GCM).WithIvCounterNonce(iv).WithAAD([]byte("aad")).Data([]byte("secret")).MustExec()
+	// The server draws every GCM IV: a client-chosen one is refused, as
+	// it would let an encrypt-only client repeat a victim's IV.
+	chosen, _ := c.Encrypt("minio").WithCryptographicParameters(kmip.AES_GCM).WithIvCounterNonce(bytes.Repeat([]byte{9}, 12)).Data([]byte("secret")).Build()
+	if bi := batchOne(t, c, chosen); bi.ResultReason != kmip.ResultReasonInvalidField || !strings.Contains(bi.ResultMessage, "takes no IV") {
+		t.Fatalf("GCM encrypt with a client IV: %v %q", bi.ResultReason, bi.ResultMessage)
+	}
+	enc := c.Encrypt("minio").WithCryptographicParameters(kmip.AES_GCM).WithAAD([]byte("aad")).Data([]byte("secret")).MustExec()
+	iv := enc.IVCounterNonce
+	if len(iv) != 12 {
+		t.Fatalf("server GCM IV of %d bytes", len(iv))
+	}
 	wantCT, wantTag, _ := crypto.GCMSeal(raw, iv, []byte("secret"), []byte("aad"), 16)
 	if !bytes.Equal(enc.Data, wantCT) || !bytes.Equal(enc.AuthenticatedEncryptionTag, wantTag) {
 		t.Fatal("GCM ciphertext is not AES-256-GCM under the raw key")

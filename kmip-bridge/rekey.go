@@ -33,12 +33,14 @@ import (
 // replacement); a Replacement Object Link to the next version and a
 // Replaced Object Link to the one before.
 //
-// Re-key is Service.Rotate, the same operation as 'kes key rotate' and
-// PUT /v1/key/rotate: it makes a new version of the key (whatever
-// version's identifier it names) and answers with the new version's
-// identifier. The new version is Active (Pre-Active if the key was never
-// activated), also when the one it replaces is Compromised or
-// Deactivated; it inherits the key's attributes, and the Names of the
+// Re-key is Service.RekeyKMIP, the rotation of 'kes key rotate' and
+// PUT /v1/key/rotate with one difference: it makes a new version of the
+// key (whatever version's identifier it names) and answers with the new
+// version's identifier whatever the state of the newest version. The new
+// version is Active (Pre-Active if the key was never activated), also
+// when the one it replaces is Compromised or Deactivated (KMIP asks
+// this of Re-key; the KES API and the rotation schedule refuse or skip
+// such a key, so that only an explicit KMIP operation undoes a Revoke); it inherits the key's attributes, and the Names of the
 // Re-key template are added to them. The Re-key Offset is not applied:
 // the bridge changes state only with Activate and Revoke.
 
@@ -152,7 +154,7 @@ func (s *Server) rekey(ctx context.Context, req *payloads.RekeyRequestPayload) (
 		}
 	}
 	name, _, _ := parseUID(uid)
-	n, err := stateOf(ctx).Keys.Rotate(octx, name, sessionOf(ctx).identity.String())
+	n, err := stateOf(ctx).Keys.RekeyKMIP(octx, name, sessionOf(ctx).identity.String())
 	if err != nil {
 		return nil, err
 	}

@@ -66,17 +66,25 @@
 // Revoke and Destroy of a KES key fail with ErrKESManaged (KMIP
 // Permission Denied), so that no hypervisor can take a MinIO master key
 // out of service or destroy it; HTTP delete removes them in any state, as
-// in minio/kes. A KMIP key that is Active is refused by HTTP delete
-// (ErrActiveKMIPKey, HTTP 409) exactly as by KMIP Destroy: revoke it over
-// KMIP first.
+// in minio/kes. A KMIP key of which any version is Active is refused by
+// HTTP delete (ErrActiveKMIPKey, HTTP 409), as KMIP Destroy refuses an
+// Active version: the delete removes every version, so revoke each
+// Active one over KMIP first.
 //
 // The state is per version (versionstate.go): the newest version's is
 // Metadata.State, an older one's its stored version state. Each row
 // applies to the version an operation uses: generate, encrypt and HMAC
 // the newest (or the one a VersionRef names), decrypt the one that made
 // the ciphertext, KMIP operations the version the Unique Identifier
-// names. Rotate (KMIP Re-key) makes an Active version (Pre-Active if the
-// key was never activated), whatever the state of the one it replaces.
+// names. Rotate (HTTP rotate) and the rotation schedule rotate only a
+// key whose newest version is Active: HTTP rotate refuses any other
+// (ErrNotActive, HTTP 409), the schedule skips it, so that neither
+// undoes a KMIP Revoke. KMIP Re-key (RekeyKMIP) makes an Active version
+// (Pre-Active if the key was never activated), whatever the state of the
+// one it replaces. No rotation replaces material a client stored
+// (secret data, opaque objects, keys of algorithms the server does not
+// implement) with random bytes: HTTP rotate and Re-key refuse such a key
+// (ErrNotRotatable, HTTP 409), the schedule skips it.
 // KMIP Destroy of a version (DestroyKMIPVersion) shreds an older version
 // alone; the newest one only as the last version, destroying the key;
 // while older versions remain it is refused (ErrVersionIsCurrent). On

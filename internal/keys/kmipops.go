@@ -201,11 +201,24 @@ const (
 	ModeCBC
 )
 
+// ErrClientIV: a GCM Encrypt that names its own IV. The server always
+// draws the IV of a GCM encryption: a client that may encrypt but not
+// decrypt could otherwise repeat the IV of a ciphertext it was given and
+// learn its keystream and the key's GHASH key, that is, read and forge
+// ciphertexts of the key.
+var ErrClientIV = errors.New("AES-GCM encrypt takes no IV: the server generates a random one for every encryption")
+
 // CipherParams are the parameters of one KMIP Encrypt or Decrypt.
 type CipherParams struct {
 	Mode Mode
-	// IV is the IV or nonce. Nil on Encrypt means a random one from
-	// Config.Rand: 12 bytes for GCM, 16 for CBC.
+	// IV is the IV or nonce. On Encrypt, GCM takes none (ErrClientIV):
+	// the server draws 12 random bytes from Config.Rand. CBC takes the
+	// client's, or nil for 16 random bytes. That is a deliberate choice:
+	// clients such as PyKMIP send their own CBC IV, and a chosen CBC IV
+	// gives an encrypt-only client less than a GCM one would. It can
+	// check a guess of a plaintext block of a ciphertext it holds (as
+	// with any encryption oracle whose IV it picks), but it learns no
+	// keystream and cannot forge.
 	IV []byte
 	// TagLength is the GCM tag length on Encrypt; 0 means 16.
 	TagLength int
@@ -266,8 +279,12 @@ func (s *Service) check(o *Object, bit UsageMask, op string) error {
 }
 
 // EncryptKMIP encrypts plaintext with the named AES key in the mode p
-// names. The key must be Active and its usage mask must have Encrypt.
+// names. The key must be Active and its usage mask must have Encrypt. A
+// GCM encryption with an IV in p is refused (ErrClientIV).
 func (s *Service) EncryptKMIP(ctx context.Context, name string, p CipherParams, plaintext []byte) (Sealed, error) {
+	if p.Mode == ModeGCM && p.IV != nil {
+		return Sealed{}, ErrClientIV
+	}
 	var out Sealed
 	iv := p.IV
 	if iv == nil {

@@ -22,8 +22,8 @@ var (
 	ErrKESManaged = errors.New("key is managed over the KES API: its state cannot be changed over KMIP")
 
 	// ErrActiveKMIPKey: an HTTP delete of a key that a KMIP client made
-	// and that is Active. As KMIP Destroy, the delete needs the key
-	// deactivated first (KMIP Revoke).
+	// and of which a version is Active. As KMIP Destroy, the delete needs
+	// every version deactivated first (KMIP Revoke).
 	ErrActiveKMIPKey = errors.New("key is an active KMIP key: revoke it over KMIP before deleting it")
 )
 
@@ -37,12 +37,29 @@ func CheckKMIPStateChange(o *Object) error {
 	return nil
 }
 
+// anyActive reports whether any version of the key is Active: the
+// newest (the key's state) or an older one (its version state). A delete
+// removes every version, so one Active version is enough to refuse it,
+// as KMIP Destroy refuses an Active version.
+func anyActive(o *Object) bool {
+	if o.Meta.State == StateActive {
+		return true
+	}
+	for _, v := range o.Version.Older {
+		if o.stateOf(v) == StateActive {
+			return true
+		}
+	}
+	return false
+}
+
 // errPlainDelete ends the claim of a delete on a key that needs none.
 var errPlainDelete = errors.New("keys: plain delete")
 
 // delete is Service.Delete: a key made over the KES API (or one that
 // cannot be read) is deleted as minio/kes deletes it, in any state; a
-// KMIP key is deleted as KMIP Destroy deletes it: refused while Active,
+// KMIP key is deleted as KMIP Destroy deletes it: refused while any of
+// its versions is Active,
 // and claimed with a compare-and-swap (state Destroyed) before the
 // delete, so that a concurrent activation on another node either comes
 // first and the delete is refused, or fails.
@@ -51,7 +68,7 @@ func (s *Service) delete(ctx context.Context, name string, settled *bool) error 
 		if UsageOf(o).Origin != OriginKMIP {
 			return errPlainDelete
 		}
-		if o.Meta.State == StateActive {
+		if anyActive(o) {
 			return ErrActiveKMIPKey
 		}
 		o.Meta.State = StateDestroyed

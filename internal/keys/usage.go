@@ -105,16 +105,22 @@ func keyAlgorithm(o *Object) Algorithm {
 // UsageOf returns the usage the key stores, or the derived one:
 //   - no KMIP record: made over the KES API (OriginKES), not exportable;
 //   - a KMIP record without stored usage (written before usage was
-//     stored): made over KMIP, exportable as it always was, with the
-//     usage mask of its Cryptographic Usage Mask attribute (all four
-//     enforced bits if it has none).
+//     stored) on a key whose name is a server-generated identifier (see
+//     isGeneratedUID): made over KMIP, exportable as it always was, with
+//     the usage mask of its Cryptographic Usage Mask attribute (all four
+//     enforced bits if it has none);
+//   - a KMIP record without stored usage on any other name: a KES key
+//     that a KMIP client gave attributes (or revoked) before usage was
+//     stored, so OriginKES and not exportable. Before usage was stored
+//     every KMIP-made key was named by such an identifier, and a KES
+//     key was never: the record alone says nothing about who made it.
 //
 // It does not apply the configured export patterns; Service.UsageOf does.
 func UsageOf(o *Object) Usage {
 	switch {
 	case o.Meta.Usage != nil:
 		return *o.Meta.Usage
-	case len(o.Meta.KMIP) == 0:
+	case len(o.Meta.KMIP) == 0, !isGeneratedUID(o.Name):
 		return kesUsage(o)
 	}
 	u := Usage{Origin: OriginKMIP, Extractable: true, Mask: UsageEncrypt | UsageDecrypt | UsageMACGenerate | UsageMACVerify}
@@ -126,6 +132,39 @@ func UsageOf(o *Object) Usage {
 		u.Algorithm = recordAlgorithm(o.Meta.KMIP)
 	}
 	return u
+}
+
+// isGeneratedUID reports whether name is exactly what the KMIP bridge
+// generated as the identifier of a KMIP-made key before usage was
+// stored: a version 4 UUID, lower-case hex, in canonical form (as
+// Service.newUID makes it now). Anything else, upper-case hex included,
+// was named by a KES API client.
+func isGeneratedUID(name string) bool {
+	if len(name) != 36 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		case 14:
+			if c != '4' {
+				return false
+			}
+		case 19:
+			if c != '8' && c != '9' && c != 'a' && c != 'b' {
+				return false
+			}
+		default:
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // UsageOf returns the key's usage with the configured export patterns

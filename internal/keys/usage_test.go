@@ -248,15 +248,23 @@ func TestKMIPCipher(t *testing.T) {
 	s.With(ctx, "minio", func(o *Object) error {
 		return o.Version.Key.Use(func(b []byte) error { raw = bytes.Clone(b); return nil })
 	})
-	iv := bytes.Repeat([]byte{7}, 12)
-	sealed, err := s.EncryptKMIP(ctx, "minio", CipherParams{Mode: ModeGCM, IV: iv, AAD: []byte("aad")}, []byte("hello"))
+	// GCM takes no client IV: an encrypt-only client could repeat the
+	// IV of a ciphertext it was given and learn its keystream.
+	if _, err := s.EncryptKMIP(ctx, "minio", CipherParams{Mode: ModeGCM, IV: bytes.Repeat([]byte{7}, 12)}, []byte("hello")); !errors.Is(err, ErrClientIV) {
+		t.Fatalf("GCM encrypt with a client IV: %v", err)
+	}
+	sealed, err := s.EncryptKMIP(ctx, "minio", CipherParams{Mode: ModeGCM, AAD: []byte("aad")}, []byte("hello"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	iv := sealed.IV
 	block, _ := aes.NewCipher(raw)
 	g, _ := cipher.NewGCM(block)
+	if len(iv) != g.NonceSize() {
+		t.Fatalf("server IV of %d bytes", len(iv))
+	}
 	want := g.Seal(nil, iv, []byte("hello"), []byte("aad"))
-	if got := append(bytes.Clone(sealed.Ciphertext), sealed.Tag...); !bytes.Equal(got, want) || sealed.IV != nil {
+	if got := append(bytes.Clone(sealed.Ciphertext), sealed.Tag...); !bytes.Equal(got, want) {
 		t.Fatalf("GCM = %x, want %x", got, want)
 	}
 	pt, err := s.DecryptKMIP(ctx, "minio", CipherParams{Mode: ModeGCM, IV: iv, AAD: []byte("aad"), Tag: sealed.Tag}, sealed.Ciphertext)
@@ -350,5 +358,107 @@ func TestUsageMaskEnforced(t *testing.T) {
 	}
 	if _, err := s.CreateKMIP(ctx, NewObject{Algorithm: AlgorithmAES, Material: make([]byte, 20), CreatedAt: time.Now()}); !errors.Is(err, ErrInvalidKey) {
 		t.Fatalf("20-byte AES key: %v", err)
+	}
+}
+
+// TestPreUsageRecordOrigin: a value stored before usage attributes
+// existed has a KMIP record but no usage. A KES key a KMIP client gave
+// attributes (or revoked) then stays a KES key: not exportable, its
+// lifecycle not changeable over KMIP, HMAC allowed. A key the bridge made
+// then, named by the bridge's generated identifier, is a KMIP key.
+func TestPreUsageRecordOrigin(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t, Config{})
+	record := Metadata{State: StateActive, KMIP: json.RawMessage(`{"v":1,"type":2,"alg":3,"len":256}`)}
+	kesVersion := func() *crypto.KeyVersion {
+		k, err := crypto.GenerateSecretKey(crypto.AES256, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hk, err := crypto.GenerateHMACKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &crypto.KeyVersion{Key: k, HMACKey: hk, CreatedAt: time.Now().UTC(), CreatedBy: "admin"}
+	}
+	// Names a KES client chose, including UUID look-alikes the bridge
+	// never generated (upper case, not version 4).
+	for _, name := range []string{"minio", "5D8A2C1E-3B4F-4A6D-9E7C-0F1A2B3C4D5E", "5d8a2c1e-3b4f-1a6d-9e7c-0f1a2b3c4d5e"} {
+		if err := s.CreateObject(ctx, name, kesVersion(), record); err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Describe(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u := info.Usage; u.Origin != OriginKES || u.Exportable() || u.Mask&UsageMACGenerate == 0 {
+			t.Fatalf("%s: usage = %+v, want a KES key's", name, u)
+		}
+		if err := s.Export(ctx, name, func(*Object) error { return nil }); !errors.Is(err, ErrNotExtractable) {
+			t.Fatalf("%s: export: %v", name, err)
+		}
+		err = s.With(ctx, name, CheckKMIPStateChange)
+		if !errors.Is(err, ErrKESManaged) {
+			t.Fatalf("%s: state change: %v", name, err)
+		}
+		if _, err := s.HMAC(ctx, name, []byte("msg")); err != nil {
+			t.Fatalf("%s: HMAC: %v", name, err)
+		}
+	}
+	// A key the bridge made: 128-bit AES material under a generated UUID.
+	uid := "5d8a2c1e-3b4f-4a6d-9e7c-0f1a2b3c4d5e"
+	v := &crypto.KeyVersion{Material: crypto.NewSecretBytes(make([]byte, 16)), CreatedAt: time.Now().UTC()}
+	if err := s.CreateObject(ctx, uid, v, Metadata{State: StateActive, KMIP: json.RawMessage(`{"v":1,"type":2,"alg":3,"len":128}`)}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Describe(ctx, uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := info.Usage; u.Origin != OriginKMIP || !u.Exportable() || u.Algorithm != AlgorithmAES {
+		t.Fatalf("KMIP key usage = %+v", u)
+	}
+	if err := s.Export(ctx, uid, func(*Object) error { return nil }); err != nil {
+		t.Fatalf("export of a KMIP key: %v", err)
+	}
+	if err := s.With(ctx, uid, CheckKMIPStateChange); err != nil {
+		t.Fatalf("state change of a KMIP key: %v", err)
+	}
+}
+
+// TestLifecycleDeleteOlderActive: HTTP delete removes every version, so
+// it is refused while any version of a KMIP key is Active, not only the
+// newest.
+func TestLifecycleDeleteOlderActive(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t, Config{})
+	active := func(string, *crypto.KeyVersion) (Metadata, error) {
+		return Metadata{State: StateActive, KMIP: json.RawMessage(`{"v":1}`)}, nil
+	}
+	uid := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 256, Meta: active})
+	if _, err := s.RekeyKMIP(ctx, uid, "me"); err != nil {
+		t.Fatal(err)
+	}
+	revoke := func(n uint32) {
+		t.Helper()
+		if err := s.UpdateVersion(ctx, uid, n, func(o *Object) error { o.Meta.State = StateDeactivated; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	revoke(2)
+	if err := s.Delete(ctx, uid); !errors.Is(err, ErrActiveKMIPKey) {
+		t.Fatalf("delete with an active older version: %v", err)
+	}
+	if err := s.With(ctx, VersionRef(uid, 1), func(o *Object) error {
+		if o.Meta.State != StateActive {
+			t.Errorf("version 1 is %s", o.Meta.State)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("version 1 gone: %v", err)
+	}
+	revoke(1)
+	if err := s.Delete(ctx, uid); err != nil {
+		t.Fatalf("delete with no active version: %v", err)
 	}
 }

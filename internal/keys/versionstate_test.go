@@ -38,9 +38,9 @@ func TestPerVersionState(t *testing.T) {
 	if _, _, err := s.Generate(ctx, uid, nil); !errors.Is(err, ErrNotActive) {
 		t.Fatalf("generate with a compromised key: %v", err)
 	}
-	// Rotating a compromised key gives an Active version; the old one
+	// Re-keying a compromised key gives an Active version; the old one
 	// stays compromised and keeps its own KMIP record.
-	if n, err := s.Rotate(ctx, uid, "me"); err != nil || n != 2 {
+	if n, err := s.RekeyKMIP(ctx, uid, "me"); err != nil || n != 2 {
 		t.Fatalf("rotate: %d %v", n, err)
 	}
 	dek2, ct2, err := s.Generate(ctx, uid, nil)
@@ -137,5 +137,95 @@ func TestKESUsageMask(t *testing.T) {
 	}
 	if _, _, err := s.Generate(ctx, uid, nil); !errors.Is(err, ErrUsageNotAllowed) {
 		t.Fatalf("generate with a decrypt-only key: %v", err)
+	}
+}
+
+// TestRotateKeepsRevocation: neither the KES API's rotation nor the
+// schedule gives a key whose newest version is not Active a working
+// version, which would undo a KMIP Revoke; KMIP Re-key does, as KMIP
+// asks.
+func TestRotateKeepsRevocation(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t, Config{})
+	for _, st := range []State{StateDeactivated, StateCompromised, StatePreActive} {
+		uid := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 256, Mask: UsageEncrypt | UsageDecrypt})
+		if err := s.Update(ctx, uid, func(o *Object) error { o.Meta.State = st; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Rotate(ctx, uid, "me"); !errors.Is(err, ErrNotActive) {
+			t.Fatalf("%s: rotate: %v", st, err)
+		}
+		if n, rotated, err := s.RotateIfOlder(ctx, uid, "sched", time.Nanosecond); err != nil || rotated {
+			t.Fatalf("%s: scheduled rotation: %d %v %v", st, n, rotated, err)
+		}
+		s.With(ctx, uid, func(o *Object) error {
+			if o.Meta.State != st || len(o.Versions()) != 1 {
+				t.Errorf("%s: after refused rotations: state %s, %d versions", st, o.Meta.State, len(o.Versions()))
+			}
+			return nil
+		})
+		n, err := s.RekeyKMIP(ctx, uid, "me")
+		if err != nil || n != 2 {
+			t.Fatalf("%s: re-key: %d %v", st, n, err)
+		}
+		want := StateActive
+		if st == StatePreActive {
+			want = StatePreActive
+		}
+		s.With(ctx, uid, func(o *Object) error {
+			if o.Meta.State != want {
+				t.Errorf("%s: after re-key: state %s, want %s", st, o.Meta.State, want)
+			}
+			return nil
+		})
+	}
+}
+
+// TestRotateOnlyGeneratedMaterial: a rotation never replaces material a
+// client stored (secret data, opaque objects, keys of algorithms the
+// server does not implement) with random bytes: Rotate and Re-key refuse
+// it, the schedule skips it. AES and HMAC keys rotate.
+func TestRotateOnlyGeneratedMaterial(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t, Config{})
+	active := func(string, *crypto.KeyVersion) (Metadata, error) { return Metadata{State: StateActive}, nil }
+	secret := newKMIP(t, s, NewObject{Material: []byte("hunter2hunter2"), Meta: active})
+	if _, err := s.Rotate(ctx, secret, "me"); !errors.Is(err, ErrNotRotatable) {
+		t.Fatalf("rotate of secret data: %v", err)
+	}
+	if _, err := s.RekeyKMIP(ctx, secret, "me"); !errors.Is(err, ErrNotRotatable) {
+		t.Fatalf("re-key of secret data: %v", err)
+	}
+	if _, rotated, err := s.RotateIfOlder(ctx, secret, "sched", time.Nanosecond); err != nil || rotated {
+		t.Fatalf("scheduled rotation of secret data: %v %v", rotated, err)
+	}
+	err := s.With(ctx, secret, func(o *Object) error {
+		if len(o.Versions()) != 1 {
+			t.Errorf("secret data has %d versions", len(o.Versions()))
+		}
+		return o.Version.Material.Use(func(b []byte) error {
+			if string(b) != "hunter2hunter2" {
+				t.Error("secret data material changed")
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range []NewObject{
+		{Algorithm: AlgorithmAES, Bits: 128},
+		{Algorithm: AlgorithmAES, Bits: 192},
+		{Algorithm: AlgorithmAES, Bits: 256},
+		{Algorithm: AlgorithmHMACSHA384, Bits: 384},
+	} {
+		spec.Meta = active
+		uid := newKMIP(t, s, spec)
+		if n, err := s.Rotate(ctx, uid, "me"); err != nil || n != 2 {
+			t.Fatalf("%s-%d: rotate: %d %v", spec.Algorithm, spec.Bits, n, err)
+		}
+		if _, rotated, err := s.RotateIfOlder(ctx, uid, "sched", time.Nanosecond); err != nil || !rotated {
+			t.Fatalf("%s-%d: scheduled rotation: %v %v", spec.Algorithm, spec.Bits, rotated, err)
+		}
 	}
 }
