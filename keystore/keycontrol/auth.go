@@ -8,11 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"time"
 
+	"github.com/kesbridge/kes/internal/httpstore"
 	"github.com/kesbridge/kes/keystore"
 )
 
@@ -130,7 +130,7 @@ func (s *Store) refresher() {
 	for {
 		wait := time.Until(s.tok.Load().renewAt)
 		if failures > 0 {
-			wait = backoff(s.retryDelay, failures-1, s.maxRetryDelay)
+			wait = httpstore.Backoff(s.retryDelay, failures-1, s.maxRetryDelay)
 		}
 		t := time.NewTimer(max(wait, 0))
 		select {
@@ -152,7 +152,7 @@ func (s *Store) refresher() {
 		if err != nil {
 			failures++
 			s.log.Warn("keycontrol: cannot refresh the access token; will retry",
-				"attempt", failures, "retry_in", backoff(s.retryDelay, failures-1, s.maxRetryDelay), "err", err)
+				"attempt", failures, "retry_in", httpstore.Backoff(s.retryDelay, failures-1, s.maxRetryDelay), "err", err)
 			continue
 		}
 		if failures > 0 {
@@ -185,15 +185,4 @@ func (s *Store) refresh() error {
 	default:
 	}
 	return nil
-}
-
-// backoff is base·2^attempt, capped at limit, with up to 25% random
-// jitter so that nodes do not retry in lockstep.
-func backoff(base time.Duration, attempt int, limit time.Duration) time.Duration {
-	d := base
-	for i := 0; i < attempt && d < limit; i++ {
-		d *= 2
-	}
-	d = min(d, limit)
-	return d + time.Duration(rand.Int64N(int64(d)/4+1))
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path"
@@ -18,6 +17,7 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
+	"github.com/kesbridge/kes/internal/httpstore"
 	"github.com/kesbridge/kes/keystore"
 )
 
@@ -222,7 +222,7 @@ func (s *Store) refresher() {
 		t := s.tok.Load()
 		switch {
 		case failures > 0:
-			timer = time.After(backoff(s.cfg.RetryDelay, failures-1, s.cfg.MaxRetryDelay))
+			timer = time.After(httpstore.Backoff(s.cfg.RetryDelay, failures-1, s.cfg.MaxRetryDelay))
 		case t.ttl > 0:
 			timer = time.After(max(time.Until(t.renewAt()), 0))
 		}
@@ -243,7 +243,7 @@ func (s *Store) refresher() {
 		if err != nil {
 			failures++
 			s.cfg.Logger.Warn("vault: cannot renew the token or log in; will retry",
-				"attempt", failures, "retry_in", backoff(s.cfg.RetryDelay, failures-1, s.cfg.MaxRetryDelay), "err", err)
+				"attempt", failures, "retry_in", httpstore.Backoff(s.cfg.RetryDelay, failures-1, s.cfg.MaxRetryDelay), "err", err)
 			continue
 		}
 		if failures > 0 {
@@ -294,28 +294,7 @@ func (s *Store) refresh() error {
 	return nil
 }
 
-// backoff is base·2^attempt, capped at limit, with up to 25 % random
-// jitter so that nodes do not retry in lockstep.
-func backoff(base time.Duration, attempt int, limit time.Duration) time.Duration {
-	d := base
-	for i := 0; i < attempt && d < limit; i++ {
-		d *= 2
-	}
-	d = min(d, limit)
-	return d + time.Duration(rand.Int64N(int64(d)/4+1))
-}
-
 // sleep waits the backoff delay of attempt (0-based) or until ctx is done.
 func (s *Store) sleep(ctx context.Context, attempt int) error {
-	t := time.NewTimer(backoff(s.cfg.RetryDelay/10, attempt, s.cfg.MaxRetryDelay))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.Canceled) {
-			return fmt.Errorf("vault: %w", context.Cause(ctx))
-		}
-		return &keystore.UnreachableError{Store: storeName, Err: context.Cause(ctx)}
-	}
+	return httpstore.Wait(ctx, storeName, httpstore.Backoff(s.cfg.RetryDelay/10, attempt, s.cfg.MaxRetryDelay))
 }
