@@ -128,3 +128,75 @@ func (l *NameLocks) Lock(ctx context.Context, name string) (func(), error) {
 		return nil, context.Cause(ctx)
 	}
 }
+
+// Refresher is the loop that keeps a driver's access token fresh: it
+// waits until the token is due, calls Refresh, and after a failure
+// retries with Backoff from RetryDelay, capped at MaxRetryDelay, forever.
+// A receive from Changed (a request logged in again) schedules from the
+// new token and forgets past failures.
+type Refresher struct {
+	Changed <-chan struct{}
+	// Due returns how long until the current token is to be renewed;
+	// ok false: never (a token without TTL), wait for a change only.
+	Due                       func() (d time.Duration, ok bool)
+	Refresh                   func() error
+	Observe                   keystore.TokenObserver
+	RetryDelay, MaxRetryDelay time.Duration
+	// Failed is called after a failed refresh, with the number of
+	// failures in a row and a backoff delay to report.
+	Failed func(attempt int, retryIn time.Duration, err error)
+	// Recovered is called after a refresh succeeds that follows
+	// failures.
+	Recovered func(failures int)
+}
+
+// Run runs the loop until ctx is done. A refresh that ends because ctx is
+// done is not an outcome: it is neither observed nor reported.
+func (r *Refresher) Run(ctx context.Context) {
+	failures := 0
+	for {
+		var (
+			t     *time.Timer
+			timer <-chan time.Time
+		)
+		if failures > 0 {
+			t = time.NewTimer(Backoff(r.RetryDelay, failures-1, r.MaxRetryDelay))
+		} else if d, ok := r.Due(); ok {
+			t = time.NewTimer(max(d, 0))
+		}
+		if t != nil {
+			timer = t.C
+		}
+		var changed bool
+		select {
+		case <-ctx.Done():
+		case <-r.Changed:
+			changed = true
+		case <-timer:
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if changed {
+			failures = 0
+			continue
+		}
+		err := r.Refresh()
+		if ctx.Err() != nil {
+			return
+		}
+		r.Observe.Observe(err)
+		if err != nil {
+			failures++
+			r.Failed(failures, Backoff(r.RetryDelay, failures-1, r.MaxRetryDelay), err)
+			continue
+		}
+		if failures > 0 {
+			r.Recovered(failures)
+		}
+		failures = 0
+	}
+}

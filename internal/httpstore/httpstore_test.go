@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/kesbridge/kes/keystore"
@@ -63,4 +64,57 @@ func TestNameLocks(t *testing.T) {
 	if n := len(l.m); n != 0 {
 		t.Fatalf("%d entries left after every lock was released", n)
 	}
+}
+
+// TestRefresher checks the schedule: a refresh when the token is due,
+// retries with backoff after failures, and a reset when Changed fires.
+func TestRefresher(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var (
+			calls     []time.Duration
+			fail      = 2
+			observed  []error
+			recovered int
+		)
+		start := time.Now()
+		changed := make(chan struct{}, 1)
+		ctx, cancel := context.WithCancel(t.Context())
+		r := Refresher{
+			Changed: changed,
+			Due:     func() (time.Duration, bool) { return time.Hour, true },
+			Refresh: func() error {
+				calls = append(calls, time.Since(start))
+				if fail > 0 {
+					fail--
+					return errors.New("down")
+				}
+				return nil
+			},
+			Observe:       func(err error) { observed = append(observed, err) },
+			RetryDelay:    time.Second,
+			MaxRetryDelay: time.Minute,
+			Failed:        func(int, time.Duration, error) {},
+			Recovered:     func(n int) { recovered = n },
+		}
+		done := make(chan struct{})
+		go func() { r.Run(ctx); close(done) }()
+
+		time.Sleep(time.Hour + 5*time.Second)
+		synctest.Wait()
+		// Due at 1h, fails; retry after 1s (+25 %), fails; retry after 2s
+		// (+25 %), succeeds.
+		if len(calls) != 3 || calls[0] != time.Hour || calls[1]-calls[0] < time.Second || calls[2]-calls[1] < 2*time.Second {
+			t.Fatalf("refreshes at %v", calls)
+		}
+		if len(observed) != 3 || observed[0] == nil || observed[2] != nil || recovered != 2 {
+			t.Fatalf("observed %v, recovered after %d failures", observed, recovered)
+		}
+		changed <- struct{}{}
+		synctest.Wait()
+		if len(calls) != 3 {
+			t.Fatalf("a change caused a refresh: %v", calls)
+		}
+		cancel()
+		<-done
+	})
 }

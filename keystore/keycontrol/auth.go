@@ -126,40 +126,24 @@ func (s *Store) setToken(t *authToken) {
 // retries with exponential backoff, capped at maxRetryDelay, forever.
 func (s *Store) refresher() {
 	defer s.wg.Done()
-	failures := 0
-	for {
-		wait := time.Until(s.tok.Load().renewAt)
-		if failures > 0 {
-			wait = httpstore.Backoff(s.retryDelay, failures-1, s.maxRetryDelay)
-		}
-		t := time.NewTimer(max(wait, 0))
-		select {
-		case <-s.ctx.Done():
-			t.Stop()
-			return
-		case <-s.changed:
-			// A request logged in again: schedule from the new token.
-			t.Stop()
-			failures = 0
-			continue
-		case <-t.C:
-		}
-		err := s.refresh()
-		if s.ctx.Err() != nil {
-			return // closed: not a renewal outcome
-		}
-		s.observe.Observe(err)
-		if err != nil {
-			failures++
+	r := httpstore.Refresher{
+		Changed: s.changed, // a request logged in again: schedule from the new token
+		Due: func() (time.Duration, bool) {
+			return time.Until(s.tok.Load().renewAt), true
+		},
+		Refresh:       s.refresh,
+		Observe:       s.observe,
+		RetryDelay:    s.retryDelay,
+		MaxRetryDelay: s.maxRetryDelay,
+		Failed: func(attempt int, retryIn time.Duration, err error) {
 			s.log.Warn("keycontrol: cannot refresh the access token; will retry",
-				"attempt", failures, "retry_in", httpstore.Backoff(s.retryDelay, failures-1, s.maxRetryDelay), "err", err)
-			continue
-		}
-		if failures > 0 {
+				"attempt", attempt, "retry_in", retryIn, "err", err)
+		},
+		Recovered: func(failures int) {
 			s.log.Info("keycontrol: access token refreshed again", "failed_attempts", failures)
-		}
-		failures = 0
+		},
 	}
+	r.Run(s.ctx)
 }
 
 // refresh renews the token, or logs in again if renewal fails.

@@ -216,41 +216,26 @@ func (s *Store) setToken(t *token) {
 // MaxRetryDelay, forever.
 func (s *Store) refresher() {
 	defer s.wg.Done()
-	failures := 0
-	for {
-		var timer <-chan time.Time
-		t := s.tok.Load()
-		switch {
-		case failures > 0:
-			timer = time.After(httpstore.Backoff(s.cfg.RetryDelay, failures-1, s.cfg.MaxRetryDelay))
-		case t.ttl > 0:
-			timer = time.After(max(time.Until(t.renewAt()), 0))
-		}
-		// A token without TTL never expires: wait for a change only.
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-s.changed:
-			failures = 0
-			continue
-		case <-timer:
-		}
-		err := s.refresh()
-		if s.ctx.Err() != nil {
-			return // closed: not a renewal outcome
-		}
-		s.cfg.TokenObserver.Observe(err)
-		if err != nil {
-			failures++
+	r := httpstore.Refresher{
+		Changed: s.changed,
+		Due: func() (time.Duration, bool) {
+			t := s.tok.Load()
+			// A token without TTL never expires: wait for a change only.
+			return time.Until(t.renewAt()), t.ttl > 0
+		},
+		Refresh:       s.refresh,
+		Observe:       s.cfg.TokenObserver,
+		RetryDelay:    s.cfg.RetryDelay,
+		MaxRetryDelay: s.cfg.MaxRetryDelay,
+		Failed: func(attempt int, retryIn time.Duration, err error) {
 			s.cfg.Logger.Warn("vault: cannot renew the token or log in; will retry",
-				"attempt", failures, "retry_in", httpstore.Backoff(s.cfg.RetryDelay, failures-1, s.cfg.MaxRetryDelay), "err", err)
-			continue
-		}
-		if failures > 0 {
+				"attempt", attempt, "retry_in", retryIn, "err", err)
+		},
+		Recovered: func(failures int) {
 			s.cfg.Logger.Info("vault: token refreshed again", "failed_attempts", failures)
-		}
-		failures = 0
+		},
 	}
+	r.Run(s.ctx)
 }
 
 // refresh renews the token, or logs in again when renewal fails or
