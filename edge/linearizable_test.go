@@ -44,25 +44,10 @@ func TestKeystoreNotLinearizable(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 
 	out := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{ConfigFile: cfgFile, Addr: addr, Stdout: out, Stderr: &syncBuffer{}})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	ctx := runInBackground(t, Options{ConfigFile: cfgFile, Addr: addr, Stdout: out, Stderr: &syncBuffer{}})
 	eventually(t, "banner", func() bool { return strings.Contains(out.String(), "MLock") })
 	var kms string
 	for _, line := range strings.Split(out.String(), "\n") {
