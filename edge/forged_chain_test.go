@@ -13,18 +13,17 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kesbridge/kes/internal/testpki"
 	kesgo "github.com/minio/kes-go"
 	"github.com/minio/kms-go/kes"
 	"github.com/ovh/kmip-go"
@@ -36,39 +35,6 @@ import (
 // the first certificate is the attacker's and a later one carries the
 // admin's or another client's public key, over every kind of client, and
 // check that the server sees the attacker.
-
-// signed returns a certificate for pub issued by parent with parentKey
-// (parent nil: self-signed). Anyone can make one for a public key it
-// knows, without the matching private key.
-func signed(t testing.TB, cn string, isCA bool, eku []x509.ExtKeyUsage, pub crypto.PublicKey, parent *x509.Certificate, parentKey crypto.Signer) *x509.Certificate {
-	t.Helper()
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           eku,
-		BasicConstraintsValid: true,
-		IsCA:                  isCA,
-	}
-	if isCA {
-		tmpl.KeyUsage |= x509.KeyUsageCertSign
-	}
-	if parent == nil {
-		parent = tmpl
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 func ecKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
@@ -104,11 +70,11 @@ type forgedChain struct {
 // key first, under a CA or a leaf certificate, the victims' keys after.
 func forgedChains(t testing.TB, attacker *ecdsa.PrivateKey, admin, victim kes.APIKey) []forgedChain {
 	t.Helper()
-	ca := signed(t, "attacker CA", true, nil, attacker.Public(), nil, attacker)
-	leaf := signed(t, "attacker", false, nil, attacker.Public(), nil, attacker)
+	ca := testpki.Issue(t, "attacker CA", true, nil, attacker.Public(), nil, attacker)
+	leaf := testpki.Issue(t, "attacker", false, nil, attacker.Public(), nil, attacker)
 	rootKey := ecKey(t)
-	root := signed(t, "attacker root", true, nil, rootKey.Public(), nil, rootKey)
-	inter := signed(t, "attacker intermediate", true, nil, attacker.Public(), root, rootKey)
+	root := testpki.Issue(t, "attacker root", true, nil, rootKey.Public(), nil, rootKey)
+	inter := testpki.Issue(t, "attacker intermediate", true, nil, attacker.Public(), root, rootKey)
 	parse := func(c *tls.Certificate) *x509.Certificate {
 		x, err := x509.ParseCertificate(c.Certificate[0])
 		if err != nil {
@@ -118,9 +84,9 @@ func forgedChains(t testing.TB, attacker *ecdsa.PrivateKey, admin, victim kes.AP
 	}
 	// The victims' own API key certificates, as seen on the wire.
 	adminCert, victimCert := parse(apiCert(t, admin)), parse(apiCert(t, victim))
-	adminByCA := signed(t, "admin", false, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, admin.Public(), ca, attacker)
-	adminAsCA := signed(t, "admin", true, nil, admin.Public(), ca, attacker)
-	adminByInter := signed(t, "admin", false, nil, admin.Public(), inter, attacker)
+	adminByCA := testpki.Issue(t, "admin", false, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, admin.Public(), ca, attacker)
+	adminAsCA := testpki.Issue(t, "admin", true, nil, admin.Public(), ca, attacker)
+	adminByInter := testpki.Issue(t, "admin", false, nil, admin.Public(), inter, attacker)
 	return []forgedChain{
 		{"CA first", presenting(attacker, ca, adminCert)},
 		{"CA first, policy victim", presenting(attacker, ca, victimCert)},
@@ -247,7 +213,7 @@ func TestForgedChainHTTP(t *testing.T) {
 	p := newPKI(t)
 	admin, victim := newAPIKey(t), newAPIKey(t)
 	attacker := ecKey(t)
-	attackerID := spkiID(signed(t, "attacker", false, nil, attacker.Public(), nil, attacker))
+	attackerID := spkiID(testpki.Issue(t, "attacker", false, nil, attacker.Public(), nil, attacker))
 	e := start(t, p, admin, attackerConfig(p, admin, victim, attackerID))
 	ctx := context.Background()
 
@@ -295,7 +261,7 @@ func TestForgedChainHTTP(t *testing.T) {
 	// The admin itself, with the attacker's CA after its certificate: the
 	// extra certificate does not take the admin's identity away.
 	t.Run("admin with extra certificates", func(t *testing.T) {
-		ca := signed(t, "attacker CA", true, nil, attacker.Public(), nil, attacker)
+		ca := testpki.Issue(t, "attacker CA", true, nil, attacker.Public(), nil, attacker)
 		cert := apiCert(t, admin)
 		cert.Certificate = append(cert.Certificate, ca.Raw)
 		code, body, _ := viaHTTPClient(t, e, e.raw(cert))("GET", "/v1/identity/self/describe", nil)
@@ -314,14 +280,14 @@ func TestForgedChainVerifiedClients(t *testing.T) {
 	p := newPKI(t)
 	admin, victim := newAPIKey(t), newAPIKey(t)
 	attacker := ecKey(t)
-	inter := signed(t, "attacker intermediate", true, nil, attacker.Public(), p.caCert, p.caKey)
-	leaf := signed(t, "attacker", false, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, attacker.Public(), p.caCert, p.caKey)
+	inter := testpki.Issue(t, "attacker intermediate", true, nil, attacker.Public(), p.caCert, p.caKey)
+	leaf := testpki.Issue(t, "attacker", false, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, attacker.Public(), p.caCert, p.caKey)
 	attackerID := spkiID(inter)
 	e := start(t, p, admin, strings.Replace(attackerConfig(p, admin, victim, attackerID),
 		"tls:\n", "tls:\n  auth: on\n  ca: "+p.caFile+"\n", 1))
 
-	adminByInter := signed(t, "admin", false, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, admin.Public(), inter, attacker)
-	victimByInter := signed(t, "victim", false, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, victim.Public(), inter, attacker)
+	adminByInter := testpki.Issue(t, "admin", false, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, admin.Public(), inter, attacker)
+	victimByInter := testpki.Issue(t, "victim", false, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, victim.Public(), inter, attacker)
 	for _, fc := range []forgedChain{
 		{"trusted intermediate first", presenting(attacker, inter, adminByInter)},
 		{"trusted intermediate first, policy victim", presenting(attacker, inter, victimByInter, p.caCert)},
@@ -334,7 +300,7 @@ func TestForgedChainVerifiedClients(t *testing.T) {
 	}
 
 	t.Run("untrusted first, trusted victim after", func(t *testing.T) {
-		self := signed(t, "attacker CA", true, nil, attacker.Public(), nil, attacker)
+		self := testpki.Issue(t, "attacker CA", true, nil, attacker.Public(), nil, attacker)
 		trusted := p.issue(t, "", "", x509.ExtKeyUsageClientAuth, nil)
 		cert := presenting(attacker, self, trusted.Leaf)
 		req, _ := http.NewRequest("GET", e.url+"/v1/identity/self/describe", nil)
@@ -353,7 +319,7 @@ func TestForgedChainProxy(t *testing.T) {
 	p := newPKI(t)
 	admin, victim, proxy := newAPIKey(t), newAPIKey(t), newAPIKey(t)
 	attacker := ecKey(t)
-	ca := signed(t, "attacker CA", true, nil, attacker.Public(), nil, attacker)
+	ca := testpki.Issue(t, "attacker CA", true, nil, attacker.Public(), nil, attacker)
 	attackerID := spkiID(ca)
 	e := start(t, p, admin, strings.Replace(attackerConfig(p, admin, victim, attackerID),
 		"tls:\n", "tls:\n  proxy:\n    identities: ["+identityOf(proxy)+"]\n", 1))
@@ -404,7 +370,7 @@ func TestForgedChainKMIPListener(t *testing.T) {
 	admin := newAPIKey(t)
 	victim := p.issue(t, "", "", x509.ExtKeyUsageServerAuth, nil)
 	attacker := ecKey(t)
-	inter := signed(t, "attacker intermediate", true, nil, attacker.Public(), p.caCert, p.caKey)
+	inter := testpki.Issue(t, "attacker intermediate", true, nil, attacker.Public(), p.caCert, p.caKey)
 	yaml := baseConfig(p, identityOf(admin), identityOf(newAPIKey(t)),
 		"kmip:\n  address: 127.0.0.1:0\n  tls:\n    key: "+p.keyFile+"\n    cert: "+p.certFile+"\n    ca: "+p.caFile+"\n")
 	yaml = strings.Replace(yaml, "policy:\n", "policy:\n  kmip:\n    allow: [/kmip/*]\n    identities: ["+spkiID(victim.Leaf)+"]\n", 1)
@@ -413,7 +379,7 @@ func TestForgedChainKMIPListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.caCert.Raw})
-	victimByInter := signed(t, "victim", false, nil, victim.Leaf.PublicKey, inter, attacker)
+	victimByInter := testpki.Issue(t, "victim", false, nil, victim.Leaf.PublicKey, inter, attacker)
 	for name, cert := range map[string]*tls.Certificate{
 		"victim's certificate":       presenting(attacker, inter, victim.Leaf),
 		"victim's key, issued by it": presenting(attacker, inter, victimByInter, p.caCert),

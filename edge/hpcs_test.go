@@ -18,29 +18,7 @@ import (
 // TestHPCS runs the server on the real IBM HPCS driver against the
 // emulator, as the keystore and as the sealer of a filesystem keystore.
 func TestHPCS(t *testing.T) {
-	em, err := emulator.New(emulator.Config{AllowFrequentRotation: true, AllowEarlyEnable: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { em.Close() })
-	root, err := em.CreateRootKey("kes-root")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(t.TempDir(), "hpcs-ca.pem")
-	if err := os.WriteFile(caFile, em.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("EDGE_TEST_HPCS_API_KEY", em.APIKey())
-	section := `    hpcs:
-      endpoint: ` + em.URL() + `
-      instance_id: ` + em.InstanceID() + `
-      root_key_id: ` + root + `
-      iam:
-        endpoint: ` + em.URL() + `
-        api_key: ${EDGE_TEST_HPCS_API_KEY}
-      tls:
-        ca: ` + caFile + "\n"
+	_, section := hpcsSetup(t, emulator.Config{AllowFrequentRotation: true, AllowEarlyEnable: true})
 
 	use := func(t *testing.T, e *env) {
 		t.Helper()
@@ -87,4 +65,35 @@ func TestHPCS(t *testing.T) {
 			t.Fatal("the filesystem holds an unsealed key")
 		}
 	})
+}
+
+// hpcsSetup starts the HPCS emulator with cfg and a root key, and returns
+// it with the keystore or seal section (below "ibm:") that uses it; the
+// API key is in $EDGE_TEST_HPCS_API_KEY.
+func hpcsSetup(t *testing.T, cfg emulator.Config) (*emulator.Server, string) {
+	t.Helper()
+	em, err := emulator.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { em.Close() })
+	root, err := em.CreateRootKey("kes-root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "hpcs-ca.pem")
+	if err := os.WriteFile(caFile, em.CAPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("EDGE_TEST_HPCS_API_KEY", em.APIKey())
+	section := `    hpcs:
+      endpoint: ` + em.URL() + `
+      instance_id: ` + em.InstanceID() + `
+      root_key_id: ` + root + `
+      iam:
+        endpoint: ` + em.URL() + `
+        api_key: ${EDGE_TEST_HPCS_API_KEY}
+      tls:
+        ca: ` + caFile + "\n"
+	return em, section
 }

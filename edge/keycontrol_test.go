@@ -21,7 +21,7 @@ import (
 // that are not cached yet, over the KES API to the real KeyControl
 // driver, and counts the emulator's reads: one per key.
 func TestKeyControlColdKeyOneRead(t *testing.T) {
-	em, yaml, p, admin := keyControlSetup(t, "")
+	em, yaml, p, admin := keyControlSetup(t, emulator.Config{}, "")
 	e := startWith(t, p, admin, yaml, true)
 	ctx := context.Background()
 	c := e.kms(admin)
@@ -49,11 +49,11 @@ func TestKeyControlColdKeyOneRead(t *testing.T) {
 	}
 }
 
-// keyControlSetup starts the KeyControl emulator and returns a server
-// config that uses it, with extra appended before the keystore.
-func keyControlSetup(t *testing.T, extra string) (*emulator.Server, string, *pki, kes.APIKey) {
+// keyControlSetup starts the KeyControl emulator with cfg and returns a
+// server config that uses it, with extra appended before the keystore.
+func keyControlSetup(t *testing.T, cfg emulator.Config, extra string) (*emulator.Server, string, *pki, kes.APIKey) {
 	t.Helper()
-	em, err := emulator.New(emulator.Config{})
+	em, err := emulator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,35 +89,7 @@ func keyControlSetup(t *testing.T, extra string) (*emulator.Server, string, *pki
 // working with no failed request, uncached ones answer 504, status and
 // ready tell the truth, and the server recovers by itself.
 func TestKeyControlOutage(t *testing.T) {
-	em, err := emulator.New(emulator.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := em.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { em.Close() })
-	caFile := filepath.Join(t.TempDir(), "kc-ca.pem")
-	if err := os.WriteFile(caFile, em.CACertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	p := newPKI(t)
-	admin := newAPIKey(t)
-	t.Setenv("EDGE_TEST_KC_PASSWORD", em.Password(emulator.DefaultUsername))
-	yaml := baseConfig(p, identityOf(admin), identityOf(newAPIKey(t)), "cache:\n  expiry:\n    offline: 1h\n")
-	i := strings.Index(yaml, "keystore:\n")
-	yaml = yaml[:i] + `keystore:
-  entrust:
-    keycontrol:
-      endpoint: ` + em.URL() + `
-      vault_id: ` + em.VaultID() + `
-      box_id: ` + emulator.DefaultBox + `
-      credentials:
-        username: ` + emulator.DefaultUsername + `
-        password: ${EDGE_TEST_KC_PASSWORD}
-      tls:
-        ca: ` + caFile + "\n"
+	em, yaml, p, admin := keyControlSetup(t, emulator.Config{}, "cache:\n  expiry:\n    offline: 1h\n")
 	e := startWith(t, p, admin, yaml, true)
 	ctx := context.Background()
 	c := e.kms(admin)

@@ -135,29 +135,7 @@ func TestStartBeforeKeyControl(t *testing.T) {
 // sealer, while HPCS drops every connection (its CA has to exist before
 // the server starts, so the emulator runs from the start and is down).
 func TestStartBeforeHPCS(t *testing.T) {
-	em, err := hpcsemu.New(hpcsemu.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { em.Close() })
-	root, err := em.CreateRootKey("kes-root")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(t.TempDir(), "hpcs-ca.pem")
-	if err := os.WriteFile(caFile, em.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("EDGE_TEST_HPCS_API_KEY", em.APIKey())
-	section := `    hpcs:
-      endpoint: ` + em.URL() + `
-      instance_id: ` + em.InstanceID() + `
-      root_key_id: ` + root + `
-      iam:
-        endpoint: ` + em.URL() + `
-        api_key: ${EDGE_TEST_HPCS_API_KEY}
-      tls:
-        ca: ` + caFile + "\n"
+	em, section := hpcsSetup(t, hpcsemu.Config{})
 	for _, tc := range []struct{ name, extra string }{
 		{"keystore", ""},
 		{"seal", "seal:\n  ibm:\n" + section},

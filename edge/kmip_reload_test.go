@@ -279,6 +279,23 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
+// runInBackground runs Run with opts until the test ends, then stops it
+// and fails t if Run returned an error. The returned context lives as
+// long as the server.
+func runInBackground(t *testing.T, opts Options) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, opts) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return ctx
+}
+
 // TestKMIPReloadKeepsConnections: a client connected before reloads
 // keeps its connection; each reload's policy applies to its next request.
 func TestKMIPReloadKeepsConnections(t *testing.T) {

@@ -38,57 +38,16 @@ func statusLinearizable(t *testing.T, e *env) (value, ok bool) {
 // one process, says so in its banner and in /v1/status; the clients
 // still decode the status.
 func TestKeystoreNotLinearizable(t *testing.T) {
-	em, err := emulator.New(emulator.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := em.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { em.Close() })
+	em, yaml, p, admin := keyControlSetup(t, emulator.Config{}, "")
 	dir := t.TempDir()
-	caFile := filepath.Join(dir, "kc-ca.pem")
-	if err := os.WriteFile(caFile, em.CACertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := newPKI(t)
-	admin := newAPIKey(t)
-	t.Setenv("EDGE_TEST_KC_PASSWORD", em.Password(emulator.DefaultUsername))
-	yaml := baseConfig(p, identityOf(admin), identityOf(newAPIKey(t)), "")
-	yaml = yaml[:strings.Index(yaml, "keystore:\n")] + `keystore:
-  entrust:
-    keycontrol:
-      endpoint: ` + em.URL() + `
-      vault_id: ` + em.VaultID() + `
-      box_id: ` + emulator.DefaultBox + `
-      credentials:
-        username: ` + emulator.DefaultUsername + `
-        password: ${EDGE_TEST_KC_PASSWORD}
-      tls:
-        ca: ` + caFile + "\n"
 	cfgFile := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 
 	out := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{ConfigFile: cfgFile, Addr: addr, Stdout: out, Stderr: &syncBuffer{}})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	ctx := runInBackground(t, Options{ConfigFile: cfgFile, Addr: addr, Stdout: out, Stderr: &syncBuffer{}})
 	eventually(t, "banner", func() bool { return strings.Contains(out.String(), "MLock") })
 	var kms string
 	for _, line := range strings.Split(out.String(), "\n") {

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -35,36 +34,12 @@ type opsEnv struct {
 
 func startOpsEnv(t *testing.T) *opsEnv {
 	t.Helper()
-	em, err := hpcsemu.New(hpcsemu.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { em.Close() })
-	root, err := em.CreateRootKey("kes-root")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(t.TempDir(), "hpcs-ca.pem")
-	if err := os.WriteFile(caFile, em.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("EDGE_TEST_HPCS_API_KEY", em.APIKey())
+	em, section := hpcsSetup(t, hpcsemu.Config{})
 	p := newPKI(t)
 	admin := newAPIKey(t)
 	clientCert := p.issue(t, "", "", x509.ExtKeyUsageClientAuth, nil)
 	kid := string(identity.FromCertificate(clientCert.Leaf))
-	yaml := baseConfig(p, identityOf(admin), identityOf(newAPIKey(t)), `seal:
-  ibm:
-    hpcs:
-      endpoint: `+em.URL()+`
-      instance_id: `+em.InstanceID()+`
-      root_key_id: `+root+`
-      iam:
-        endpoint: `+em.URL()+`
-        api_key: ${EDGE_TEST_HPCS_API_KEY}
-      tls:
-        ca: `+caFile+`
-kmip:
+	yaml := baseConfig(p, identityOf(admin), identityOf(newAPIKey(t)), "seal:\n  ibm:\n"+section+`kmip:
   address: 127.0.0.1:0
   tls:
     key: `+p.keyFile+`

@@ -362,25 +362,10 @@ func TestEncryptedKeyAndRotation(t *testing.T) {
 // TestRunDev starts `kes server --dev` through Run and uses the printed
 // API key.
 func TestRunDev(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	out := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	dir := t.TempDir()
-	go func() {
-		done <- Run(ctx, Options{Dev: true, Addr: addr, DataDir: dir, Stdout: out, Stderr: &syncBuffer{}})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	ctx := runInBackground(t, Options{Dev: true, Addr: addr, DataDir: dir, Stdout: out, Stderr: &syncBuffer{}})
 	eventually(t, "banner", func() bool { return strings.Contains(out.String(), " key dek -k my-key\n") })
 	var apiKey string
 	for _, line := range strings.Split(out.String(), "\n") {

@@ -6,9 +6,7 @@
 package edge
 
 import (
-	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,12 +22,7 @@ import (
 func TestRunSIGHUP(t *testing.T) {
 	p := newPKI(t)
 	admin, first, second := newAPIKey(t), newAPIKey(t), newAPIKey(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	file := filepath.Join(t.TempDir(), "config.yaml")
 	write := func(s string) {
 		t.Helper()
@@ -40,15 +33,7 @@ func TestRunSIGHUP(t *testing.T) {
 	write(strings.Replace(baseConfig(p, identityOf(admin), identityOf(first), ""), "127.0.0.1:0", addr, 1))
 
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, Options{ConfigFile: file, Stdout: stdout, Stderr: stderr}) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	ctx := runInBackground(t, Options{ConfigFile: file, Stdout: stdout, Stderr: stderr})
 	eventually(t, "banner", func() bool { return strings.Contains(stdout.String(), "MLock") })
 	if !strings.Contains(stdout.String(), "Filesystem: ") || !strings.Contains(stdout.String(), identityOf(admin)) {
 		t.Fatalf("banner:\n%s", stdout.String())

@@ -14,8 +14,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -337,34 +335,11 @@ func settledGoroutines() int {
 // HTTP/2 clients both get a 504 with a JSON error body within the
 // configured route timeout, not a closed connection or a reset stream.
 func TestHungKeystore(t *testing.T) {
-	em, err := emulator.New(emulator.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { em.Close() })
-	root, err := em.CreateRootKey("kes-root")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(t.TempDir(), "hpcs-ca.pem")
-	if err := os.WriteFile(caFile, em.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("EDGE_TEST_HPCS_API_KEY", em.APIKey())
+	em, section := hpcsSetup(t, emulator.Config{})
 	p := newPKI(t)
 	admin := newAPIKey(t)
 	yaml := baseConfig(p, identityOf(admin), identityOf(newAPIKey(t)), "")
-	yaml = yaml[:strings.Index(yaml, "keystore:\n")] + `keystore:
-  ibm:
-    hpcs:
-      endpoint: ` + em.URL() + `
-      instance_id: ` + em.InstanceID() + `
-      root_key_id: ` + root + `
-      iam:
-        endpoint: ` + em.URL() + `
-        api_key: ${EDGE_TEST_HPCS_API_KEY}
-      tls:
-        ca: ` + caFile + "\n" + slowConfig()
+	yaml = yaml[:strings.Index(yaml, "keystore:\n")] + "keystore:\n  ibm:\n" + section + slowConfig()
 	e := startWith(t, p, admin, yaml, true)
 	if err := e.kms(admin).CreateKey(context.Background(), "cold"); err != nil {
 		t.Fatal(err)

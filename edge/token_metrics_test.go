@@ -4,8 +4,6 @@
 package edge
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,34 +16,7 @@ import (
 // kes_keystore_token_renewals_total counts the renewals by driver and
 // result, and the family is there, at zero, before the first one.
 func TestTokenRenewalMetrics(t *testing.T) {
-	em, err := emulator.New(emulator.Config{TokenTTL: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := em.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { em.Close() })
-	caFile := filepath.Join(t.TempDir(), "kc-ca.pem")
-	if err := os.WriteFile(caFile, em.CACertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := newPKI(t)
-	admin := newAPIKey(t)
-	t.Setenv("EDGE_TEST_KC_PASSWORD", em.Password(emulator.DefaultUsername))
-	yaml := baseConfig(p, identityOf(admin), identityOf(newAPIKey(t)), "")
-	i := strings.Index(yaml, "keystore:\n")
-	yaml = yaml[:i] + `keystore:
-  entrust:
-    keycontrol:
-      endpoint: ` + em.URL() + `
-      vault_id: ` + em.VaultID() + `
-      box_id: ` + emulator.DefaultBox + `
-      credentials:
-        username: ` + emulator.DefaultUsername + `
-        password: ${EDGE_TEST_KC_PASSWORD}
-      tls:
-        ca: ` + caFile + "\n"
+	em, yaml, p, admin := keyControlSetup(t, emulator.Config{TokenTTL: 2 * time.Second}, "")
 	e := startWith(t, p, admin, yaml, true)
 
 	out := scrape(t, e)

@@ -13,13 +13,13 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
-	"math/big"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/kesbridge/kes/internal/testpki"
 )
 
 // party is a key pair and a certificate around it.
@@ -47,32 +47,10 @@ func newKey(t testing.TB) crypto.Signer {
 // self-signed with key). Anyone can do this for any public key they know.
 func certify(t testing.TB, cn string, isCA bool, pub crypto.PublicKey, parent *party, key crypto.Signer) *x509.Certificate {
 	t.Helper()
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  isCA,
-	}
-	if isCA {
-		tmpl.KeyUsage |= x509.KeyUsageCertSign
-	}
-	issuer, signer := tmpl, key
 	if parent != nil {
-		issuer, signer = parent.cert, parent.key
+		return testpki.Issue(t, cn, isCA, nil, pub, parent.cert, parent.key)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, pub, signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return testpki.Issue(t, cn, isCA, nil, pub, nil, key)
 }
 
 // forgery is a set of certificates an attacker who holds only its own

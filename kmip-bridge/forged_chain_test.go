@@ -10,13 +10,11 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kesbridge/kes/identity"
+	"github.com/kesbridge/kes/internal/testpki"
 	"github.com/kesbridge/kes/policy"
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/kmipclient"
@@ -27,31 +25,7 @@ import (
 // (parent nil: self-signed), as anyone who knows pub can make one.
 func forge(t testing.TB, cn string, isCA bool, pub crypto.PublicKey, parent *x509.Certificate, parentKey crypto.Signer) *x509.Certificate {
 	t.Helper()
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  isCA,
-	}
-	if isCA {
-		tmpl.KeyUsage |= x509.KeyUsageCertSign
-	}
-	if parent == nil {
-		parent = tmpl
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return testpki.Issue(t, cn, isCA, nil, pub, parent, parentKey)
 }
 
 func chainOf(key crypto.Signer, certs ...*x509.Certificate) tls.Certificate {

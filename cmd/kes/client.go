@@ -327,6 +327,20 @@ func parseClientFlags(name, usage string, args []string, min, max int) (*clientF
 	return cf, fs, nil
 }
 
+// parseClient is parseClientFlags followed by newClient, for the client
+// commands that need nothing else before they connect.
+func parseClient(name, usage string, args []string, min, max int) (*clientFlags, *pflag.FlagSet, *kes.Client, error) {
+	cf, fs, err := parseClientFlags(name, usage, args, min, max)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	client, err := cf.newClient()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cf, fs, client, nil
+}
+
 // forEachName calls op for each name, one request at a time. An error
 // names the name it is about. If the server answers with an error for one
 // name (the key does not exist, is not allowed), the others still run:

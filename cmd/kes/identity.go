@@ -388,11 +388,7 @@ Options:
 ` + clientOptionsUsage
 
 func identityInfoCmd(args []string) error {
-	cf, fs, err := parseClientFlags("kes identity info", identityInfoUsage, args, 0, 1)
-	if err != nil {
-		return err
-	}
-	client, err := cf.newClient()
+	cf, fs, client, err := parseClient("kes identity info", identityInfoUsage, args, 0, 1)
 	if err != nil {
 		return err
 	}

@@ -80,11 +80,7 @@ Options:
 ` + clientOptionsUsage
 
 func keyCreateCmd(args []string) error {
-	cf, fs, err := parseClientFlags("kes key create", keyCreateUsage, args, 1, -1)
-	if err != nil {
-		return err
-	}
-	client, err := cf.newClient()
+	_, fs, client, err := parseClient("kes key create", keyCreateUsage, args, 1, -1)
 	if err != nil {
 		return err
 	}
@@ -128,11 +124,7 @@ Options:
 ` + clientOptionsUsage
 
 func keyInfoCmd(args []string) error {
-	cf, fs, err := parseClientFlags("kes key info", keyInfoUsage, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	client, err := cf.newClient()
+	cf, fs, client, err := parseClient("kes key info", keyInfoUsage, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -185,11 +177,7 @@ Options:
 ` + clientOptionsUsage
 
 func keyRmCmd(args []string) error {
-	cf, fs, err := parseClientFlags("kes key rm", keyRmUsage, args, 1, -1)
-	if err != nil {
-		return err
-	}
-	client, err := cf.newClient()
+	_, fs, client, err := parseClient("kes key rm", keyRmUsage, args, 1, -1)
 	if err != nil {
 		return err
 	}
@@ -206,11 +194,7 @@ Options:
 ` + clientOptionsUsage
 
 func keyEncryptCmd(args []string) error {
-	cf, fs, err := parseClientFlags("kes key encrypt", keyEncryptUsage, args, 2, 2)
-	if err != nil {
-		return err
-	}
-	client, err := cf.newClient()
+	cf, fs, client, err := parseClient("kes key encrypt", keyEncryptUsage, args, 2, 2)
 	if err != nil {
 		return err
 	}

@@ -39,11 +39,7 @@ func keyExportAllowCmd(args []string) error {
 			break
 		}
 	}
-	cf, fs, err := parseClientFlags("kes key export-allow", keyExportAllowUsage, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	client, err := cf.newClient()
+	_, fs, client, err := parseClient("kes key export-allow", keyExportAllowUsage, args, 1, 1)
 	if err != nil {
 		return err
 	}

@@ -81,11 +81,7 @@ Options:
 ` + clientOptionsUsage
 
 func keyRotateCmd(args []string) error {
-	cf, fs, err := parseClientFlags("kes key rotate", keyRotateUsage, args, 1, -1)
-	if err != nil {
-		return err
-	}
-	client, err := cf.newClient()
+	cf, fs, client, err := parseClient("kes key rotate", keyRotateUsage, args, 1, -1)
 	if err != nil {
 		return err
 	}
@@ -120,11 +116,7 @@ Options:
 ` + clientOptionsUsage
 
 func keyVersionsCmd(args []string) error {
-	cf, fs, err := parseClientFlags("kes key versions", keyVersionsUsage, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	client, err := cf.newClient()
+	cf, fs, client, err := parseClient("kes key versions", keyVersionsUsage, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -187,11 +179,7 @@ func keyDestroyCmd(args []string) error {
 }
 
 func versionCmd(name, usage, method, route string, args []string) error {
-	cf, fs, err := parseClientFlags(name, usage, args, 2, 2)
-	if err != nil {
-		return err
-	}
-	client, err := cf.newClient()
+	_, fs, client, err := parseClient(name, usage, args, 2, 2)
 	if err != nil {
 		return err
 	}

@@ -42,11 +42,7 @@ Options:
 ` + clientOptionsUsage
 
 func policyInfoCmd(args []string) error {
-	cf, fs, err := parseClientFlags("kes policy info", policyInfoUsage, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	client, err := cf.newClient()
+	cf, fs, client, err := parseClient("kes policy info", policyInfoUsage, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -89,11 +85,7 @@ type policyJSON struct {
 }
 
 func policyShowCmd(args []string) error {
-	cf, fs, err := parseClientFlags("kes policy show", policyShowUsage, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	client, err := cf.newClient()
+	cf, fs, client, err := parseClient("kes policy show", policyShowUsage, args, 1, 1)
 	if err != nil {
 		return err
 	}

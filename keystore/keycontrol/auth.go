@@ -8,11 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"time"
 
+	"github.com/kesbridge/kes/internal/httpstore"
 	"github.com/kesbridge/kes/keystore"
 )
 
@@ -126,40 +126,24 @@ func (s *Store) setToken(t *authToken) {
 // retries with exponential backoff, capped at maxRetryDelay, forever.
 func (s *Store) refresher() {
 	defer s.wg.Done()
-	failures := 0
-	for {
-		wait := time.Until(s.tok.Load().renewAt)
-		if failures > 0 {
-			wait = backoff(s.retryDelay, failures-1, s.maxRetryDelay)
-		}
-		t := time.NewTimer(max(wait, 0))
-		select {
-		case <-s.ctx.Done():
-			t.Stop()
-			return
-		case <-s.changed:
-			// A request logged in again: schedule from the new token.
-			t.Stop()
-			failures = 0
-			continue
-		case <-t.C:
-		}
-		err := s.refresh()
-		if s.ctx.Err() != nil {
-			return // closed: not a renewal outcome
-		}
-		s.observe.Observe(err)
-		if err != nil {
-			failures++
+	r := httpstore.Refresher{
+		Changed: s.changed, // a request logged in again: schedule from the new token
+		Due: func() (time.Duration, bool) {
+			return time.Until(s.tok.Load().renewAt), true
+		},
+		Refresh:       s.refresh,
+		Observe:       s.observe,
+		RetryDelay:    s.retryDelay,
+		MaxRetryDelay: s.maxRetryDelay,
+		Failed: func(attempt int, retryIn time.Duration, err error) {
 			s.log.Warn("keycontrol: cannot refresh the access token; will retry",
-				"attempt", failures, "retry_in", backoff(s.retryDelay, failures-1, s.maxRetryDelay), "err", err)
-			continue
-		}
-		if failures > 0 {
+				"attempt", attempt, "retry_in", retryIn, "err", err)
+		},
+		Recovered: func(failures int) {
 			s.log.Info("keycontrol: access token refreshed again", "failed_attempts", failures)
-		}
-		failures = 0
+		},
 	}
+	r.Run(s.ctx)
 }
 
 // refresh renews the token, or logs in again if renewal fails.
@@ -185,15 +169,4 @@ func (s *Store) refresh() error {
 	default:
 	}
 	return nil
-}
-
-// backoff is base·2^attempt, capped at limit, with up to 25% random
-// jitter so that nodes do not retry in lockstep.
-func backoff(base time.Duration, attempt int, limit time.Duration) time.Duration {
-	d := base
-	for i := 0; i < attempt && d < limit; i++ {
-		d *= 2
-	}
-	d = min(d, limit)
-	return d + time.Duration(rand.Int64N(int64(d)/4+1))
 }

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kesbridge/kes/internal/httpstore"
 	"github.com/kesbridge/kes/keystore"
 )
 
@@ -347,7 +348,7 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 			default:
 				return gerr
 			}
-		} else if !retryable(err) {
+		} else if !httpstore.Retryable(err) {
 			return err
 		}
 		if attempt >= s.retries {
@@ -378,7 +379,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 			}
 			return fmt.Errorf("keycontrol: %s: %w", op, keystore.ErrKeyNotFound)
 		}
-		if !retryable(err) || attempt >= s.retries {
+		if !httpstore.Retryable(err) || attempt >= s.retries {
 			return err
 		}
 		ambiguous = true
@@ -417,7 +418,7 @@ func (s *Store) Replace(ctx context.Context, name string, old, value []byte) err
 	if err := keystore.CheckValueSize(value, MaxValueSize); err != nil {
 		return fmt.Errorf("keycontrol: %s: %w", op, err)
 	}
-	unlock, err := lockName(ctx, s.lockNS+name)
+	unlock, err := nameLocks.Lock(ctx, s.lockNS+name)
 	if err != nil {
 		return fmt.Errorf("keycontrol: %s: %w", op, err)
 	}
@@ -447,7 +448,7 @@ func (s *Store) Replace(ctx context.Context, name string, old, value []byte) err
 		if isAPI(err, http.StatusNotFound, textSecretNotFound) {
 			return fmt.Errorf("keycontrol: %s: %w", op, keystore.ErrKeyNotFound)
 		}
-		if !retryable(err) {
+		if !httpstore.Retryable(err) {
 			return err
 		}
 		// The answer was lost: find out whether our version landed.
@@ -685,7 +686,7 @@ func (s *Store) classify(ctx context.Context, op string, err error) error {
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return fmt.Errorf("keycontrol: %s: %w", op, context.Cause(ctx))
 	}
-	if isCertError(err) {
+	if httpstore.IsCertError(err) {
 		return &keystore.UnavailableError{
 			Store:  storeName,
 			Reason: "server certificate not trusted",
@@ -695,89 +696,17 @@ func (s *Store) classify(ctx context.Context, op string, err error) error {
 	return &keystore.UnreachableError{Store: storeName, Err: fmt.Errorf("%s: %w", op, err)}
 }
 
-func isCertError(err error) bool {
-	var (
-		verr *tls.CertificateVerificationError
-		uerr x509.UnknownAuthorityError
-		herr x509.HostnameError
-		ierr x509.CertificateInvalidError
-	)
-	return errors.As(err, &verr) || errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &ierr)
-}
-
-// retryable reports whether a request may be repeated: the server could
-// not be reached or had an error, and the attempt did not simply run out
-// of time (a slow server would only be slow again).
-func retryable(err error) bool {
-	var ue *keystore.UnreachableError
-	return errors.As(err, &ue) && !ue.Timeout()
-}
-
 // withRetry runs fn and repeats it while it fails with a retryable error,
 // at most s.retries times, with exponential backoff.
 func (s *Store) withRetry(ctx context.Context, fn func(context.Context) error) error {
-	for attempt := 0; ; attempt++ {
-		err := fn(ctx)
-		if err == nil || !retryable(err) || attempt >= s.retries {
-			return err
-		}
-		if err := s.sleep(ctx, attempt); err != nil {
-			return err
-		}
-	}
+	return httpstore.Retry(ctx, s.retries, fn, s.sleep)
 }
 
 // sleep waits the backoff delay of attempt (0-based) or until ctx is done.
 func (s *Store) sleep(ctx context.Context, attempt int) error {
-	d := backoff(s.retryDelay, attempt, s.maxRetryDelay)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.Canceled) {
-			return fmt.Errorf("keycontrol: %w", context.Cause(ctx))
-		}
-		return &keystore.UnreachableError{Store: storeName, Err: context.Cause(ctx)}
-	}
-}
-
-// lockName takes a process-wide lock on key, or fails when ctx is done.
-func lockName(ctx context.Context, key string) (func(), error) {
-	nameLocks.mu.Lock()
-	l := nameLocks.m[key]
-	if l == nil {
-		l = &nameLock{ch: make(chan struct{}, 1)}
-		nameLocks.m[key] = l
-	}
-	l.refs++
-	nameLocks.mu.Unlock()
-
-	release := func() {
-		nameLocks.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(nameLocks.m, key)
-		}
-		nameLocks.mu.Unlock()
-	}
-	select {
-	case l.ch <- struct{}{}:
-		return func() { <-l.ch; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, context.Cause(ctx)
-	}
-}
-
-type nameLock struct {
-	ch   chan struct{}
-	refs int
+	return httpstore.Wait(ctx, storeName, httpstore.Backoff(s.retryDelay, attempt, s.maxRetryDelay))
 }
 
 // nameLocks serializes Replace calls on one key across all Stores of the
 // process, e.g. the old and the new store during a configuration reload.
-var nameLocks = struct {
-	mu sync.Mutex
-	m  map[string]*nameLock
-}{m: map[string]*nameLock{}}
+var nameLocks httpstore.NameLocks

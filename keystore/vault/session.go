@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path"
@@ -18,6 +17,7 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
+	"github.com/kesbridge/kes/internal/httpstore"
 	"github.com/kesbridge/kes/keystore"
 )
 
@@ -216,41 +216,26 @@ func (s *Store) setToken(t *token) {
 // MaxRetryDelay, forever.
 func (s *Store) refresher() {
 	defer s.wg.Done()
-	failures := 0
-	for {
-		var timer <-chan time.Time
-		t := s.tok.Load()
-		switch {
-		case failures > 0:
-			timer = time.After(backoff(s.cfg.RetryDelay, failures-1, s.cfg.MaxRetryDelay))
-		case t.ttl > 0:
-			timer = time.After(max(time.Until(t.renewAt()), 0))
-		}
-		// A token without TTL never expires: wait for a change only.
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-s.changed:
-			failures = 0
-			continue
-		case <-timer:
-		}
-		err := s.refresh()
-		if s.ctx.Err() != nil {
-			return // closed: not a renewal outcome
-		}
-		s.cfg.TokenObserver.Observe(err)
-		if err != nil {
-			failures++
+	r := httpstore.Refresher{
+		Changed: s.changed,
+		Due: func() (time.Duration, bool) {
+			t := s.tok.Load()
+			// A token without TTL never expires: wait for a change only.
+			return time.Until(t.renewAt()), t.ttl > 0
+		},
+		Refresh:       s.refresh,
+		Observe:       s.cfg.TokenObserver,
+		RetryDelay:    s.cfg.RetryDelay,
+		MaxRetryDelay: s.cfg.MaxRetryDelay,
+		Failed: func(attempt int, retryIn time.Duration, err error) {
 			s.cfg.Logger.Warn("vault: cannot renew the token or log in; will retry",
-				"attempt", failures, "retry_in", backoff(s.cfg.RetryDelay, failures-1, s.cfg.MaxRetryDelay), "err", err)
-			continue
-		}
-		if failures > 0 {
+				"attempt", attempt, "retry_in", retryIn, "err", err)
+		},
+		Recovered: func(failures int) {
 			s.cfg.Logger.Info("vault: token refreshed again", "failed_attempts", failures)
-		}
-		failures = 0
+		},
 	}
+	r.Run(s.ctx)
 }
 
 // refresh renews the token, or logs in again when renewal fails or
@@ -294,28 +279,7 @@ func (s *Store) refresh() error {
 	return nil
 }
 
-// backoff is base·2^attempt, capped at limit, with up to 25 % random
-// jitter so that nodes do not retry in lockstep.
-func backoff(base time.Duration, attempt int, limit time.Duration) time.Duration {
-	d := base
-	for i := 0; i < attempt && d < limit; i++ {
-		d *= 2
-	}
-	d = min(d, limit)
-	return d + time.Duration(rand.Int64N(int64(d)/4+1))
-}
-
 // sleep waits the backoff delay of attempt (0-based) or until ctx is done.
 func (s *Store) sleep(ctx context.Context, attempt int) error {
-	t := time.NewTimer(backoff(s.cfg.RetryDelay/10, attempt, s.cfg.MaxRetryDelay))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.Canceled) {
-			return fmt.Errorf("vault: %w", context.Cause(ctx))
-		}
-		return &keystore.UnreachableError{Store: storeName, Err: context.Cause(ctx)}
-	}
+	return httpstore.Wait(ctx, storeName, httpstore.Backoff(s.cfg.RetryDelay/10, attempt, s.cfg.MaxRetryDelay))
 }

@@ -23,6 +23,7 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
+	"github.com/kesbridge/kes/internal/httpstore"
 	"github.com/kesbridge/kes/keystore"
 )
 
@@ -303,15 +304,7 @@ func (s *Store) call(ctx context.Context, op string, c *vaultapi.Client, r reque
 // withRetry runs fn and repeats it while it fails with a retryable error,
 // at most Retries times, with exponential backoff.
 func (s *Store) withRetry(ctx context.Context, fn func(context.Context) error) error {
-	for attempt := 0; ; attempt++ {
-		err := fn(ctx)
-		if err == nil || !retryable(err) || attempt >= s.cfg.Retries {
-			return err
-		}
-		if err := s.sleep(ctx, attempt); err != nil {
-			return err
-		}
-	}
+	return httpstore.Retry(ctx, s.cfg.Retries, fn, s.sleep)
 }
 
 // read returns the field of name and, on KV v2, its version.
@@ -411,7 +404,7 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 		return fmt.Errorf("vault: %s: %w", op, err)
 	}
 	if !s.cfg.v2 {
-		unlock, err := lockName(ctx, s.lockNS+name)
+		unlock, err := nameLocks.Lock(ctx, s.lockNS+name)
 		if err != nil {
 			return fmt.Errorf("vault: %s: %w", op, err)
 		}
@@ -435,7 +428,7 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 			break
 		}
 		lost := casMismatch(err) || denied(err)
-		if !lost && !retryable(err) {
+		if !lost && !httpstore.Retryable(err) {
 			return err
 		}
 		cur, gerr := s.Get(ctx, name)
@@ -455,7 +448,7 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 		if attempt >= s.cfg.Retries {
 			return err
 		}
-		ambiguous = ambiguous || retryable(err)
+		ambiguous = ambiguous || httpstore.Retryable(err)
 		if err := s.sleep(ctx, attempt); err != nil {
 			return err
 		}
@@ -494,7 +487,7 @@ func (s *Store) Replace(ctx context.Context, name string, old, value []byte) err
 		return fmt.Errorf("vault: %s: %w", op, err)
 	}
 	if !s.cfg.v2 {
-		unlock, err := lockName(ctx, s.lockNS+name)
+		unlock, err := nameLocks.Lock(ctx, s.lockNS+name)
 		if err != nil {
 			return fmt.Errorf("vault: %s: %w", op, err)
 		}
@@ -525,7 +518,7 @@ func (s *Store) Replace(ctx context.Context, name string, old, value []byte) err
 		if casMismatch(err) {
 			return fmt.Errorf("vault: %s: %w", op, keystore.ErrConflict)
 		}
-		if !retryable(err) {
+		if !httpstore.Retryable(err) {
 			return err
 		}
 		// The answer was lost: find out whether our write landed.
@@ -618,41 +611,6 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	return slices.Compact(names), nil
 }
 
-// lockName takes a process-wide lock on key, or fails when ctx is done.
-func lockName(ctx context.Context, key string) (func(), error) {
-	nameLocks.mu.Lock()
-	l := nameLocks.m[key]
-	if l == nil {
-		l = &nameLock{ch: make(chan struct{}, 1)}
-		nameLocks.m[key] = l
-	}
-	l.refs++
-	nameLocks.mu.Unlock()
-
-	release := func() {
-		nameLocks.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(nameLocks.m, key)
-		}
-		nameLocks.mu.Unlock()
-	}
-	select {
-	case l.ch <- struct{}{}:
-		return func() { <-l.ch; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, context.Cause(ctx)
-	}
-}
-
-type nameLock struct {
-	ch   chan struct{}
-	refs int
-}
-
 // nameLocks serialises KV v1 writes to one key across all Stores of the
 // process, e.g. the old and the new store during a configuration reload.
-var nameLocks = struct {
-	mu sync.Mutex
-	m  map[string]*nameLock
-}{m: map[string]*nameLock{}}
+var nameLocks httpstore.NameLocks

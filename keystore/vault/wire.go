@@ -5,8 +5,6 @@ package vault
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +15,7 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
+	"github.com/kesbridge/kes/internal/httpstore"
 	"github.com/kesbridge/kes/keystore"
 )
 
@@ -230,7 +229,7 @@ func (s *Store) classify(ctx context.Context, op string, err error) error {
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return fmt.Errorf("vault: %s: %w", op, context.Cause(ctx))
 	}
-	if isCertError(err) {
+	if httpstore.IsCertError(err) {
 		return &keystore.UnavailableError{
 			Store:  storeName,
 			Reason: "server certificate not trusted",
@@ -238,24 +237,6 @@ func (s *Store) classify(ctx context.Context, op string, err error) error {
 		}
 	}
 	return &keystore.UnreachableError{Store: storeName, Err: fmt.Errorf("%s: %w", op, err)}
-}
-
-func isCertError(err error) bool {
-	var (
-		verr *tls.CertificateVerificationError
-		uerr x509.UnknownAuthorityError
-		herr x509.HostnameError
-		ierr x509.CertificateInvalidError
-	)
-	return errors.As(err, &verr) || errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &ierr)
-}
-
-// retryable reports whether a classified error may be repeated: Vault
-// could not be reached or had an error, and the attempt did not simply
-// run out of time (a slow Vault would only be slow again).
-func retryable(err error) bool {
-	var ue *keystore.UnreachableError
-	return errors.As(err, &ue) && !ue.Timeout()
 }
 
 // secretBody is the part of a Vault answer the driver reads.

@@ -10,9 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"time"
 
 	"github.com/kesbridge/kes/internal/emulator/emuenv"
+	"github.com/kesbridge/kes/internal/emulator/emurun"
 )
 
 // Run starts an emulator for cfg on addr, writes its CA certificate to
@@ -28,10 +28,7 @@ func Run(ctx context.Context, addr string, cfg Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(cfg.CAFile, s.CACertPEM(), 0o644); err != nil {
-		return fmt.Errorf("emulator: write CA certificate: %w", err)
-	}
-	if err := s.Start(addr); err != nil {
+	if err := emurun.Start(s, addr, cfg.CAFile); err != nil {
 		return err
 	}
 	users := make([]string, 0, len(s.cfg.Users))
@@ -52,33 +49,16 @@ func Run(ctx context.Context, addr string, cfg Config, out io.Writer) error {
 		fmt.Fprintf(out, "  export KC_USER=%s KC_PASSWORD=%s\n", u, s.cfg.Users[u])
 	}
 	fmt.Fprintln(out)
+	var vars []emuenv.Var
 	if cfg.EnvFile != "" {
-		err := emuenv.Write(cfg.EnvFile, []emuenv.Var{
+		vars = []emuenv.Var{
 			{Name: "KC_ENDPOINT", Value: s.URL()},
 			{Name: "KC_VAULT_ID", Value: s.VaultID()},
 			{Name: "KC_BOX", Value: s.cfg.Boxes[0].Name},
 			{Name: "KC_USER", Value: users[0]},
 			{Name: "KC_PASSWORD", Value: s.cfg.Users[users[0]]},
 			{Name: "KC_CA", Value: cfg.CAFile},
-		})
-		if err != nil {
-			s.Close()
-			return err
 		}
-		defer emuenv.Remove(cfg.EnvFile)
-		fmt.Fprintf(out, "The values above are in %s (set -a; . %s; set +a).\n\n", cfg.EnvFile, cfg.EnvFile)
 	}
-
-	select {
-	case <-ctx.Done():
-	case err := <-s.serveErr:
-		s.Close()
-		return fmt.Errorf("emulator: serve: %w", err)
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Shutdown(sctx); err != nil {
-		s.Close()
-	}
-	return nil
+	return emurun.Serve(ctx, s, s.serveErr, cfg.EnvFile, vars, out)
 }

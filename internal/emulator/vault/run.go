@@ -9,9 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/kesbridge/kes/internal/emulator/emuenv"
+	"github.com/kesbridge/kes/internal/emulator/emurun"
 )
 
 // Run starts an emulator for cfg on addr, writes its CA certificate to
@@ -25,10 +25,7 @@ func Run(ctx context.Context, addr string, cfg Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(cfg.CAFile, s.CACertPEM(), 0o644); err != nil {
-		return fmt.Errorf("emulator: write CA certificate: %w", err)
-	}
-	if err := s.Start(addr); err != nil {
+	if err := emurun.Start(s, addr, cfg.CAFile); err != nil {
 		return err
 	}
 	kv := s.cfg.KV[0]
@@ -58,8 +55,9 @@ func Run(ctx context.Context, addr string, cfg Config, out io.Writer) error {
 		k := s.cfg.KubernetesRoles[0]
 		fmt.Fprintf(out, "Kubernetes login instead of approle: role %s on auth/%s, jwt %s\n\n", k.Role, k.Mount, k.JWT)
 	}
+	var vars []emuenv.Var
 	if cfg.EnvFile != "" {
-		vars := []emuenv.Var{{Name: "VAULT_ENDPOINT", Value: s.URL()}}
+		vars = []emuenv.Var{{Name: "VAULT_ENDPOINT", Value: s.URL()}}
 		if len(s.cfg.AppRoles) > 0 {
 			a := s.cfg.AppRoles[0]
 			vars = append(vars, emuenv.Var{Name: "VAULT_ROLE_ID", Value: a.RoleID}, emuenv.Var{Name: "VAULT_SECRET_ID", Value: a.SecretID})
@@ -68,24 +66,6 @@ func Run(ctx context.Context, addr string, cfg Config, out io.Writer) error {
 		if kv.Namespace != "" {
 			vars = append(vars, emuenv.Var{Name: "VAULT_NAMESPACE", Value: kv.Namespace})
 		}
-		if err := emuenv.Write(cfg.EnvFile, vars); err != nil {
-			s.Close()
-			return err
-		}
-		defer emuenv.Remove(cfg.EnvFile)
-		fmt.Fprintf(out, "The values above are in %s (set -a; . %s; set +a).\n\n", cfg.EnvFile, cfg.EnvFile)
 	}
-
-	select {
-	case <-ctx.Done():
-	case err := <-s.serveErr:
-		s.Close()
-		return fmt.Errorf("emulator: serve: %w", err)
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Shutdown(sctx); err != nil {
-		s.Close()
-	}
-	return nil
+	return emurun.Serve(ctx, s, s.serveErr, cfg.EnvFile, vars, out)
 }
