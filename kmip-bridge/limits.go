@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ovh/kmip-go"
@@ -123,19 +124,41 @@ func (s *Server) limitMessage(next kmipserver.Next, ctx context.Context, req *km
 // failureSizes returns what bi is charged up front, the larger of the
 // sizes of its two failure answers that do not come from its handler
 // (Operation Canceled By Requester after a Stop, and Response Too Large),
-// and the size of the Response Too Large one.
+// and the size of the Response Too Large one. A structure's encoding is
+// the sum of its fields', so the sizes are those of the same answers
+// without a Unique Batch Item ID, computed once per operation, plus the
+// ID's (TestFailureSizes checks this against real encodings).
 func failureSizes(bi *kmip.RequestBatchItem) (charge, tooLarge int) {
+	sizes := failureSizesOf(bi.Operation)
+	charge, tooLarge = sizes[0], sizes[1]
+	if n := len(bi.UniqueBatchItemID); n > 0 {
+		charge += ttlvSize(n)
+		tooLarge += ttlvSize(n)
+	}
+	return charge, tooLarge
+}
+
+// failureSizeCache holds failureSizesOf's answers by operation.
+var failureSizeCache sync.Map // kmip.Operation → [2]int
+
+// failureSizesOf returns the charge and the Response Too Large size of
+// an item of operation op without a Unique Batch Item ID.
+func failureSizesOf(op kmip.Operation) [2]int {
+	if v, ok := failureSizeCache.Load(op); ok {
+		return v.([2]int)
+	}
 	fail := kmip.ResponseBatchItem{
-		Operation:         bi.Operation,
-		UniqueBatchItemID: bi.UniqueBatchItemID,
-		ResultStatus:      kmip.ResultStatusOperationFailed,
-		ResultReason:      kmip.ResultReasonOperationCanceledByRequester,
-		ResultMessage:     canceledMessage,
+		Operation:     op,
+		ResultStatus:  kmip.ResultStatusOperationFailed,
+		ResultReason:  kmip.ResultReasonOperationCanceledByRequester,
+		ResultMessage: canceledMessage,
 	}
 	canceled := len(encodeTagged(kmip.TagBatchItem, &fail))
 	fail.ResultReason, fail.ResultMessage = kmip.ResultReasonResponseTooLarge, tooLargeMessage
-	tooLarge = len(encodeTagged(kmip.TagBatchItem, &fail))
-	return max(canceled, tooLarge), tooLarge
+	tooLarge := len(encodeTagged(kmip.TagBatchItem, &fail))
+	sizes := [2]int{max(canceled, tooLarge), tooLarge}
+	failureSizeCache.Store(op, sizes)
+	return sizes
 }
 
 // limitItem keeps the response of a message within its budget: an item
@@ -187,11 +210,24 @@ func itemSize(resp *kmip.ResponseBatchItem, err error) int {
 		}
 		item.ResultMessage = err.Error()
 	}
-	b := encodeTagged(kmip.TagBatchItem, &item)
-	// The encoding may hold key material (a Get answer).
-	defer clear(b)
-	return len(b)
+	enc := sizeEncoders.Get().(*ttlv.Encoder)
+	enc.TagAny(kmip.TagBatchItem, &item)
+	b := enc.Bytes()
+	n := len(b)
+	// The encoding may hold key material (a Get answer): wipe it before
+	// the buffer is used again.
+	clear(b)
+	enc.Clear()
+	sizeEncoders.Put(enc)
+	return n
 }
+
+// sizeEncoders are the encoders itemSize measures with, kept so that
+// measuring an answer does not allocate a buffer for it every time.
+var sizeEncoders = sync.Pool{New: func() any {
+	enc := ttlv.NewTTLVEncoder()
+	return &enc
+}}
 
 // encodeTagged returns the TTLV encoding of v with tag.
 func encodeTagged(tag int, v any) []byte {

@@ -313,3 +313,23 @@ func TestMaxResponseSizeConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestFailureSizes checks the arithmetic of failureSizes against the real
+// encodings of both failure answers, for operations with and without a
+// Unique Batch Item ID of several lengths.
+func TestFailureSizes(t *testing.T) {
+	for _, op := range []kmip.Operation{kmip.OperationGet, kmip.OperationLocate, kmip.OperationCreate, kmip.OperationDiscoverVersions, kmip.Operation(0x7777)} {
+		for _, id := range [][]byte{nil, {1}, make([]byte, 7), make([]byte, 8), make([]byte, 9), make([]byte, 100)} {
+			bi := &kmip.RequestBatchItem{Operation: op, UniqueBatchItemID: id}
+			charge, tooLarge := failureSizes(bi)
+			fail := kmip.ResponseBatchItem{Operation: op, UniqueBatchItemID: id, ResultStatus: kmip.ResultStatusOperationFailed,
+				ResultReason: kmip.ResultReasonOperationCanceledByRequester, ResultMessage: canceledMessage}
+			canceled := len(encodeTagged(kmip.TagBatchItem, &fail))
+			fail.ResultReason, fail.ResultMessage = kmip.ResultReasonResponseTooLarge, tooLargeMessage
+			wantTooLarge := len(encodeTagged(kmip.TagBatchItem, &fail))
+			if charge != max(canceled, wantTooLarge) || tooLarge != wantTooLarge {
+				t.Errorf("op %v, id of %d bytes: sizes %d/%d, encodings %d/%d", op, len(id), charge, tooLarge, max(canceled, wantTooLarge), wantTooLarge)
+			}
+		}
+	}
+}
