@@ -82,6 +82,19 @@ func (s *Server) routeCrypto(e *kmipserver.BatchExecutor) {
 	e.Route(kmip.OperationMACVerify, handle(s, s.macVerify))
 }
 
+// cryptoTarget resolves and authorises the object of a server-side
+// crypto operation, which must be a single-part one.
+func (s *Server) cryptoTarget(ctx context.Context, op, uid string, corr []byte, init, final *bool) (string, error) {
+	uid, err := s.target(ctx, op, uid)
+	if err != nil {
+		return "", err
+	}
+	if err := singlePart(corr, init, final); err != nil {
+		return "", err
+	}
+	return uid, nil
+}
+
 // singlePart refuses multi-part (streaming) requests: every operation is
 // one request.
 func singlePart(corr []byte, init, final *bool) error {
@@ -157,11 +170,8 @@ func cipherParams(p kmip.CryptographicParameters, iv []byte) (keys.CipherParams,
 }
 
 func (s *Server) encrypt(ctx context.Context, req *payloads.EncryptRequestPayload) (*payloads.EncryptResponsePayload, error) {
-	uid, err := s.target(ctx, "encrypt", req.UniqueIdentifier)
+	uid, err := s.cryptoTarget(ctx, "encrypt", req.UniqueIdentifier, req.CorrelationValue, req.InitIndicator, req.FinalIndicator)
 	if err != nil {
-		return nil, err
-	}
-	if err := singlePart(req.CorrelationValue, req.InitIndicator, req.FinalIndicator); err != nil {
 		return nil, err
 	}
 	ctx, cancel := s.opContext(ctx)
@@ -191,11 +201,8 @@ func (s *Server) encrypt(ctx context.Context, req *payloads.EncryptRequestPayloa
 }
 
 func (s *Server) decrypt(ctx context.Context, req *payloads.DecryptRequestPayload) (*payloads.DecryptResponsePayload, error) {
-	uid, err := s.target(ctx, "decrypt", req.UniqueIdentifier)
+	uid, err := s.cryptoTarget(ctx, "decrypt", req.UniqueIdentifier, req.CorrelationValue, req.InitIndicator, req.FinalIndicator)
 	if err != nil {
-		return nil, err
-	}
-	if err := singlePart(req.CorrelationValue, req.InitIndicator, req.FinalIndicator); err != nil {
 		return nil, err
 	}
 	ctx, cancel := s.opContext(ctx)
@@ -263,11 +270,8 @@ func macHash(p *kmip.CryptographicParameters) (crypto.MACHash, error) {
 }
 
 func (s *Server) mac(ctx context.Context, req *MACRequestPayload) (*MACResponsePayload, error) {
-	uid, err := s.target(ctx, "mac", req.UniqueIdentifier)
+	uid, err := s.cryptoTarget(ctx, "mac", req.UniqueIdentifier, req.CorrelationValue, req.InitIndicator, req.FinalIndicator)
 	if err != nil {
-		return nil, err
-	}
-	if err := singlePart(req.CorrelationValue, req.InitIndicator, req.FinalIndicator); err != nil {
 		return nil, err
 	}
 	h, err := macHash(req.CryptographicParameters)
@@ -284,11 +288,8 @@ func (s *Server) mac(ctx context.Context, req *MACRequestPayload) (*MACResponseP
 }
 
 func (s *Server) macVerify(ctx context.Context, req *MACVerifyRequestPayload) (*MACVerifyResponsePayload, error) {
-	uid, err := s.target(ctx, "mac-verify", req.UniqueIdentifier)
+	uid, err := s.cryptoTarget(ctx, "mac-verify", req.UniqueIdentifier, req.CorrelationValue, req.InitIndicator, req.FinalIndicator)
 	if err != nil {
-		return nil, err
-	}
-	if err := singlePart(req.CorrelationValue, req.InitIndicator, req.FinalIndicator); err != nil {
 		return nil, err
 	}
 	if req.MACData == nil {
