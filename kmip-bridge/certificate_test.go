@@ -285,6 +285,13 @@ func TestSplitKey(t *testing.T) {
 		t.Fatalf("attributes: %+v", attrs)
 	}
 
+	// Query names both object types.
+	q := send(t, e.raw(e.client), request(kmip.V1_4, &payloads.QueryRequestPayload{QueryFunction: []kmip.QueryFunction{kmip.QueryFunctionObjects}}))
+	wantOK(t, q.BatchItem[0])
+	if types := q.BatchItem[0].ResponsePayload.(*payloads.QueryResponsePayload).ObjectType; !slices.Contains(types, kmip.ObjectTypeSplitKey) || !slices.Contains(types, kmip.ObjectTypeCertificate) {
+		t.Fatalf("query objects: %v", types)
+	}
+
 	// Not extractable: Get is refused.
 	sk.KeyPartIdentifier = 3
 	sk.PrimeFieldSize, sk.SplitKeyMethod = nil, kmip.SplitKeyMethodPolynomialSharingGF216
