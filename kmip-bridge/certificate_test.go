@@ -523,3 +523,43 @@ func TestLocateCertificateIndex(t *testing.T) {
 		})
 	}
 }
+
+// FuzzCertificate: any certificate value is refused with a KMIP error or
+// gives attributes that encode; nothing panics.
+func FuzzCertificate(f *testing.F) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(5), Subject: pkix.Name{CommonName: "fuzz"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(der)
+	f.Add(bytes.Replace(der, []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}, []byte{0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a}, 1))
+	f.Add([]byte{0x30, 0x03, 0x30, 0x01, 0x00})
+	f.Fuzz(func(t *testing.T, der []byte) {
+		info, err := parseCertificate(&kmip.Certificate{CertificateType: kmip.CertificateTypeX_509, CertificateValue: der})
+		if err != nil {
+			return
+		}
+		obj := &object{typ: kmip.ObjectTypeCertificate}
+		if err := setCertificateAttrs(obj, info); err != nil {
+			return
+		}
+		if _, err := obj.meta(); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range obj.attrs {
+			// Length and signature algorithm are found by a full scan.
+			indexed := a.AttributeName != kmip.AttributeNameCertificateLength && a.AttributeName != kmip.AttributeNameDigitalSignatureAlgorithm
+			if _, ok := attrTerm(a); ok != indexed {
+				t.Fatalf("%s: index term %v", a.AttributeName, ok)
+			}
+			if !obj.matches(a) {
+				t.Fatalf("%s does not match itself", a.AttributeName)
+			}
+		}
+	})
+}
