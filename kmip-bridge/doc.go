@@ -55,6 +55,35 @@
 // Opaque for secret data, and Key Format Type Not Supported for any other
 // format; key wrapping and compression are not supported.
 //
+// Register also accepts X.509 Certificates and Split Keys. A certificate's
+// DER (at most MaxCertificateSize bytes) is parsed with crypto/x509 and
+// refused with Invalid Field if it does not parse; one whose public key
+// crypto/x509 does not implement (secp256k1, the brainpool curves) is
+// accepted when the rest of it parses. PGP certificates are refused with
+// Feature Not Supported. The DER is the object's material; Get returns it
+// as registered (X.509 format only). Register derives the Certificate
+// Type, Certificate Length, X.509 Certificate Identifier, Subject and
+// Issuer (KMIP 1.1 on: the DER of the names and of the serial number's
+// INTEGER), Certificate Identifier, Subject and Issuer (the 1.0 forms:
+// RFC 2253 names, the serial number in upper-case hex; deprecated by 1.1
+// but defined in every 1.x version, and the OASIS 1.1 and 1.2 cases
+// expect them, so they are reported at every 1.x version), Digital
+// Signature Algorithm and the Cryptographic Algorithm and Length of the
+// certificate's public key. Clients cannot change them (Permission
+// Denied); alternative names are not reported. A Split Key is one part
+// of a key the client split: Register checks 1 <= Key Part Identifier <=
+// Split Key Parts, 1 <= Split Key Threshold <= Split Key Parts (equal for
+// XOR), a known Split Key Method and a Prime Field Size for (only) the
+// prime field method, and stores its Raw key block; Get returns the part
+// with its fields. The server does not split or join keys.
+//
+// Every object may carry Link attributes, several of them, which clients
+// add, modify and delete (Register of a certificate may link it to its
+// public key). A Link needs a Link Type of KMIP 1.x and a Linked Object
+// Identifier, else Invalid Field; the linked object is not checked, as
+// it may live elsewhere. A re-keyed key's versions show Replacement and
+// Replaced Object Links, which the server derives.
+//
 // # Export and usage
 //
 // Get returns material only of keys whose material may leave the server
@@ -68,6 +97,9 @@
 // Attribute List report the Cryptographic Usage Mask and the KMIP 1.4
 // Sensitive, Always Sensitive, Extractable and Never Extractable
 // attributes from internal/keys; clients cannot change them.
+// Certificates are public: always exportable whatever their template or
+// the admin's switch say, and their Get is not audited as an export.
+// Split keys follow the rules of symmetric keys.
 //
 // Encrypt and Decrypt use an AES key without exporting it: AES-GCM (IV
 // 12 to 128 bytes, server-chosen 12 if none; tag 12 to 16 bytes, default
@@ -117,10 +149,18 @@
 // Locate is authorised as a whole with /kmip/locate and returns the
 // matching identifiers without a per-object check: grant it only to
 // clients that may learn key names. A Locate that filters by Name, Object
-// Group or an x- custom attribute (string, integer, boolean or byte
-// string value) reads only the candidates of the key service's index
-// (keys.Index); any other Locate reads every key of the keystore, so its
-// cost grows with the number of keys. The index is built by one full
+// Group, an x- custom attribute (string, integer, boolean or byte
+// string value), a Link with a Linked Object Identifier or a certificate
+// attribute (Certificate Type, X.509 Certificate Identifier, Subject or
+// Issuer, or their 1.0 forms) reads only the candidates of the key
+// service's index (keys.Index); any other Locate reads every key of the
+// keystore, so its cost grows with the number of keys. A Link filter
+// needs a Link Type of KMIP 1.x (else Invalid Field); without a Linked
+// Object Identifier it finds every object with a link of that type, and
+// the Replacement and Replaced Object Links of re-keyed versions are found
+// by reading every key. Certificate names compare by their DER (X.509
+// forms) or text (1.0 forms); a filter that gives alternative names
+// matches nothing, since none are reported. The index is built by one full
 // scan at the first such Locate and follows this node's own changes at
 // once. Changes made on another node show within
 // keys.DefaultIndexListPeriod (30 s: a key created or deleted there, found

@@ -182,7 +182,8 @@ func (s *Server) query(ctx context.Context, req *payloads.QueryRequestPayload) (
 				}
 			}
 		case kmip.QueryFunctionObjects:
-			resp.ObjectType = []kmip.ObjectType{kmip.ObjectTypeSymmetricKey, kmip.ObjectTypeSecretData, kmip.ObjectTypeOpaqueObject}
+			resp.ObjectType = []kmip.ObjectType{kmip.ObjectTypeSymmetricKey, kmip.ObjectTypeSecretData, kmip.ObjectTypeOpaqueObject,
+				kmip.ObjectTypeCertificate, kmip.ObjectTypeSplitKey}
 		case kmip.QueryFunctionServerInformation:
 			resp.VendorIdentification = VendorIdentification
 			resp.ServerInformation = &ttlv.Value{Tag: kmip.TagServerInformation, Value: ttlv.Struct{}}
@@ -228,6 +229,9 @@ func applyTemplate(obj *object, ta kmip.TemplateAttribute) (alg kmip.Cryptograph
 			}
 			if !multiValued(a.AttributeName) && obj.has(a.AttributeName) {
 				return 0, 0, nil, nil, kerr(kmip.ResultReasonInvalidField, "attribute '"+string(a.AttributeName)+"' given twice")
+			}
+			if err := checkAttrValue(a); err != nil {
+				return 0, 0, nil, nil, err
 			}
 			obj.add(a.AttributeName, a.AttributeValue)
 		}
@@ -356,6 +360,10 @@ func (s *Server) register(ctx context.Context, req *payloads.RegisterRequestPayl
 		material = o.OpaqueDataValue
 		obj.opaqueType = o.OpaqueDataType
 		format = 0
+	case *kmip.Certificate:
+		return s.registerCertificate(ctx, req, o)
+	case *kmip.SplitKey:
+		return s.registerSplitKey(ctx, req, o)
 	default:
 		return nil, kerr(kmip.ResultReasonFeatureNotSupported, "object type is not supported")
 	}
@@ -481,6 +489,12 @@ func (s *Server) get(ctx context.Context, req *payloads.GetRequestPayload) (*pay
 				return kerr(kmip.ResultReasonKeyFormatTypeNotSupported, "opaque objects have no key format")
 			}
 			resp.Object = &kmip.OpaqueObject{OpaqueDataType: obj.opaqueType, OpaqueDataValue: material}
+		case kmip.ObjectTypeCertificate:
+			resp.Object, err = certificateObject(req.KeyFormatType, material)
+			return err
+		case kmip.ObjectTypeSplitKey:
+			resp.Object, err = splitKeyObject(obj, req.KeyFormatType, material)
+			return err
 		default:
 			return kerr(kmip.ResultReasonFeatureNotSupported, "object type is not supported")
 		}
@@ -489,7 +503,9 @@ func (s *Server) get(ctx context.Context, req *payloads.GetRequestPayload) (*pay
 	if err != nil {
 		return nil, err
 	}
-	s.auditExport(ctx, uid)
+	if resp.ObjectType != kmip.ObjectTypeCertificate { // certificates are public
+		s.auditExport(ctx, uid)
+	}
 	return resp, nil
 }
 
@@ -560,6 +576,9 @@ func (s *Server) addAttribute(ctx context.Context, req *payloads.AddAttributeReq
 	if a.AttributeValue == nil {
 		return nil, kerr(kmip.ResultReasonInvalidField, "missing attribute value")
 	}
+	if err := checkAttrValue(a); err != nil {
+		return nil, err
+	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	var added kmip.Attribute
@@ -589,6 +608,9 @@ func (s *Server) modifyAttribute(ctx context.Context, req *payloads.ModifyAttrib
 	}
 	if a.AttributeValue == nil {
 		return nil, kerr(kmip.ResultReasonInvalidField, "missing attribute value")
+	}
+	if err := checkAttrValue(a); err != nil {
+		return nil, err
 	}
 	idx := int32(0)
 	if a.AttributeIndex != nil {

@@ -94,6 +94,9 @@ func (s *Server) locate(ctx context.Context, req *locateRequest) (*payloads.Loca
 		ranges  = map[kmip.AttributeName][]time.Time{}
 	)
 	for _, a := range req.Attribute {
+		if err := checkLocateFilter(a); err != nil {
+			return nil, err
+		}
 		if t, ok := a.AttributeValue.(time.Time); ok {
 			ranges[a.AttributeName] = append(ranges[a.AttributeName], t)
 			continue

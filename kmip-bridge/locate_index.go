@@ -14,10 +14,14 @@ import (
 )
 
 // The Locate index (see keys.Index) knows the attributes clients search
-// by: Name (its value, whatever its type), Object Group and the x-
+// by: Name (its value, whatever its type), Object Group, the x-
 // custom attributes with a string, integer, boolean or byte string
-// value. A Locate whose filters name one of them reads only the keys the
-// index gives; one that names none reads every key, as before. The
+// value, Link (with a Linked Object Identifier; not the Replacement and
+// Replaced Object Links of re-keyed versions, which are not stored) and
+// the certificate attributes (Certificate Type, X.509 Certificate
+// Identifier, Subject and Issuer, and their 1.0 forms). A Locate whose
+// filters name one of them reads only the keys the index gives; one that
+// names none reads every key, as before. The
 // candidates are always read and checked against every filter, so a
 // stale index never returns an object that does not match: at worst it
 // misses one that another node changed, for at most
@@ -25,11 +29,13 @@ import (
 // keys.DefaultIndexRescanPeriod (an attribute changed on an existing
 // key). This node's own changes are seen at once.
 
-// Term prefixes keep the three kinds apart.
+// Term prefixes keep the kinds apart.
 const (
 	termName   = "n\x00"
 	termGroup  = "g\x00"
 	termCustom = "x\x00"
+	termLink   = "l\x00"
+	termCert   = "c\x00"
 )
 
 // attrTerm returns the index term of an attribute instance; ok is false
@@ -70,8 +76,16 @@ func attrTerm(a kmip.Attribute) (string, bool) {
 			return "", false
 		}
 		return termCustom + string(a.AttributeName) + "\x00" + v, true
+	case a.AttributeName == kmip.AttributeNameLink:
+		l, ok := a.AttributeValue.(kmip.Link)
+		// A filter without an identifier matches any: no term. The
+		// versions' rotation links exist only in the view.
+		if !ok || l.LinkedObjectIdentifier == "" || l.LinkType == kmip.LinkTypeReplacementObjectLink || l.LinkType == kmip.LinkTypeReplacedObjectLink {
+			return "", false
+		}
+		return termLink + strconv.FormatUint(uint64(l.LinkType), 16) + "\x00" + l.LinkedObjectIdentifier, true
 	}
-	return "", false
+	return certTerm(a.AttributeValue)
 }
 
 // indexTerms is the bridge's keys.TermsFunc.

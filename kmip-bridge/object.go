@@ -30,6 +30,8 @@ type record struct {
 	SecretType uint32 `json:"secretType,omitempty"`
 	OpaqueType uint32 `json:"opaqueType,omitempty"`
 	Attributes []byte `json:"attrs,omitempty"`
+	// Split holds a Split Key's fields (splitkey.go).
+	Split *splitParams `json:"split,omitempty"`
 }
 
 // object is the KMIP view of a stored key.
@@ -40,6 +42,7 @@ type object struct {
 	length     int32
 	secretType kmip.SecretDataType
 	opaqueType kmip.OpaqueDataType
+	split      *splitParams
 	state      keys.State
 	// attrs are the stored attributes; every AttributeIndex is set.
 	attrs []kmip.Attribute
@@ -61,6 +64,7 @@ type recordHeader struct {
 	SecretType uint32          `json:"secretType,omitempty"`
 	OpaqueType uint32          `json:"opaqueType,omitempty"`
 	Attributes json.RawMessage `json:"attrs,omitempty"`
+	Split      *splitParams    `json:"split,omitempty"`
 }
 
 // headerOf returns the KMIP view of o without its attributes.
@@ -80,6 +84,7 @@ func headerOf(o *keys.Object) (*object, error) {
 		length:     rec.Length,
 		secretType: kmip.SecretDataType(rec.SecretType),
 		opaqueType: kmip.OpaqueDataType(rec.OpaqueType),
+		split:      rec.Split,
 	}, nil
 }
 
@@ -132,6 +137,7 @@ func objectOfRecord(o *keys.Object) (*object, error) {
 	obj.length = rec.Length
 	obj.secretType = kmip.SecretDataType(rec.SecretType)
 	obj.opaqueType = kmip.OpaqueDataType(rec.OpaqueType)
+	obj.split = rec.Split
 	if len(rec.Attributes) > 0 {
 		var ta kmip.TemplateAttribute
 		if err := ttlv.UnmarshalTTLV(rec.Attributes, &ta); err != nil {
@@ -156,6 +162,7 @@ func (obj *object) meta() (keys.Metadata, error) {
 		Length:     obj.length,
 		SecretType: uint32(obj.secretType),
 		OpaqueType: uint32(obj.opaqueType),
+		Split:      obj.split,
 	}
 	if len(obj.attrs) > 0 {
 		rec.Attributes = ttlv.MarshalTTLV(&kmip.TemplateAttribute{Attribute: obj.attrs})
@@ -354,6 +361,12 @@ func (obj *object) touch(now time.Time) {
 // bits are set; names match on the value (and type, if given).
 func (obj *object) matches(f kmip.Attribute) bool {
 	for _, a := range obj.get(f.AttributeName) {
+		if m, ok := matchAttr(a.AttributeValue, f.AttributeValue); ok {
+			if m {
+				return true
+			}
+			continue
+		}
 		switch fv := f.AttributeValue.(type) {
 		case kmip.Name:
 			if av, ok := a.AttributeValue.(kmip.Name); ok && av.NameValue == fv.NameValue && (fv.NameType == 0 || fv.NameType == av.NameType) {

@@ -96,6 +96,7 @@
 // Exportable: KES keys are not extractable unless the admin allows it
 // (AllowExport, or Config.ExportPatterns from the config's keys: entries),
 // KMIP keys are unless the client created them with Extractable false or
-// Sensitive true. See usage.go for the usage and export attributes and
+// Sensitive true, and public material (certificates, NewObject.Public)
+// always is. See usage.go for the usage and export attributes and
 // kmipops.go for how each key is used.
 package keys

@@ -53,6 +53,10 @@ type NewObject struct {
 	Mask        UsageMask
 	Sensitive   *bool
 	Extractable *bool
+	// Public marks public material (a certificate): it is stored
+	// Extractable and not Sensitive whatever the two fields above say,
+	// and stays exportable (Usage.Public).
+	Public bool
 
 	CreatedBy string
 	CreatedAt time.Time
@@ -102,6 +106,9 @@ func (s *Service) CreateKMIP(ctx context.Context, spec NewObject) (string, error
 	}
 	if spec.Extractable != nil {
 		u.Extractable = *spec.Extractable
+	}
+	if spec.Public {
+		u.Public, u.Sensitive, u.Extractable = true, false, true
 	}
 	u.AlwaysSensitive, u.NeverExtractable = u.Sensitive, !u.Extractable
 	meta.Usage = &u

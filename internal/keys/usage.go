@@ -75,10 +75,14 @@ type Usage struct {
 	// NeverExtractable: the material has not been exportable since
 	// creation. It turns false at the first export, for good.
 	NeverExtractable bool `json:"neverExtractable,omitempty"`
+	// Public: the material is public (a certificate). It is always
+	// exportable, whatever Extractable and Sensitive say, and never
+	// Sensitive or Never Extractable.
+	Public bool `json:"public,omitempty"`
 }
 
 // Exportable reports whether KMIP Get may return the material.
-func (u Usage) Exportable() bool { return u.Extractable && !u.Sensitive }
+func (u Usage) Exportable() bool { return u.Public || u.Extractable && !u.Sensitive }
 
 // kesUsage is the derived usage of a key made over the KES API: usable
 // for everything the KES API does with it (encrypt, decrypt, HMAC) and
@@ -271,11 +275,12 @@ func (s *Service) Export(ctx context.Context, name string, fn func(o *Object) er
 // AllowExport is the admin's export switch for one key: allow makes the
 // key Extractable and not Sensitive; !allow makes it not Extractable. It
 // is stored with the key, so every node sees it. Export patterns in the
-// config apply on top of it.
+// config apply on top of it. Public material (a certificate) stays
+// exportable.
 func (s *Service) AllowExport(ctx context.Context, name string, allow bool) error {
 	return s.Update(ctx, name, func(o *Object) error {
 		u := UsageOf(o)
-		u.Extractable = allow
+		u.Extractable = allow || u.Public // public material stays exportable
 		if allow {
 			u.Sensitive = false
 		}

@@ -462,3 +462,30 @@ func TestLifecycleDeleteOlderActive(t *testing.T) {
 		t.Fatalf("delete with no active version: %v", err)
 	}
 }
+
+// TestPublicMaterial: a certificate (NewObject.Public) is exportable
+// whatever the template and the admin's switch say, and exporting it
+// records nothing.
+func TestPublicMaterial(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t, Config{})
+	yes, no := true, false
+	uid := newKMIP(t, s, NewObject{Material: []byte("certificate"), Public: true, Sensitive: &yes, Extractable: &no})
+	info, err := s.Describe(ctx, uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := info.Usage; !u.Public || u.Sensitive || !u.Extractable || u.AlwaysSensitive || u.NeverExtractable {
+		t.Fatalf("usage = %+v", u)
+	}
+	if err := s.AllowExport(ctx, uid, false); err != nil {
+		t.Fatal(err)
+	}
+	exported := 0
+	if err := s.Export(ctx, uid, func(*Object) error { exported++; return nil }); err != nil || exported != 1 {
+		t.Fatalf("export after export-deny: %v", err)
+	}
+	if info, _ := s.Describe(ctx, uid); !info.Usage.Extractable {
+		t.Fatalf("usage after export-deny = %+v", info.Usage)
+	}
+}
