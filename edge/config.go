@@ -26,6 +26,7 @@ import (
 	"github.com/kesbridge/kes/internal/cache"
 	"github.com/kesbridge/kes/internal/keys"
 	"github.com/kesbridge/kes/keystore"
+	kmipbridge "github.com/kesbridge/kes/kmip-bridge"
 	"github.com/kesbridge/kes/policy"
 )
 
@@ -42,6 +43,13 @@ const (
 	DefaultKMIPMaxMessage = 1000000
 	DefaultKMIPRead       = 30 * time.Second
 	DefaultKMIPIdle       = 5 * time.Minute
+	// DefaultKMIPMaxConns is kmip.max_connections when it is absent or
+	// 0; kmipbridge.DefaultMaxConnections says why.
+	DefaultKMIPMaxConns = kmipbridge.DefaultMaxConnections
+	// MaxKMIPMaxConns bounds kmip.max_connections: Linux's default cap
+	// on a process's file descriptors (fs.nr_open), so a larger value
+	// could never be reached.
+	MaxKMIPMaxConns = 1 << 20
 )
 
 // Config is a validated server configuration: what ReadConfig returns
@@ -242,6 +250,10 @@ type KMIPConfig struct {
 	MaxMessageSize int
 	ReadTimeout    time.Duration
 	IdleTimeout    time.Duration
+	// MaxConnections bounds the KMIP connections served at once
+	// (kmip.max_connections; DefaultKMIPMaxConns if absent or 0). A
+	// reload changes it without closing connections.
+	MaxConnections int
 }
 
 // KMIPUser is a KMIP username/password login and its policy.
@@ -456,6 +468,7 @@ type kmipYAML struct {
 		Policy   string          `yaml:"policy"`
 	} `yaml:"users"`
 	MaxMessageSize *int `yaml:"max_message_size"`
+	MaxConnections *int `yaml:"max_connections"`
 	Timeout        struct {
 		Read *time.Duration `yaml:"read"`
 		Idle *time.Duration `yaml:"idle"`
@@ -921,7 +934,7 @@ func (y *fileYAML) config(root *yaml.Node) (*Config, error) {
 		}
 	}
 	if y.KMIP != nil {
-		if c.KMIP, err = y.KMIP.config(c.Policies); err != nil {
+		if c.KMIP, err = y.KMIP.config(root, c.Policies); err != nil {
 			return nil, err
 		}
 	}
@@ -1163,7 +1176,7 @@ func (y *sealYAML) config() (*SealConfig, error) {
 	return s, nil
 }
 
-func (y *kmipYAML) config(policies map[string]PolicyConfig) (*KMIPConfig, error) {
+func (y *kmipYAML) config(root *yaml.Node, policies map[string]PolicyConfig) (*KMIPConfig, error) {
 	k := &KMIPConfig{
 		Addr:           y.Address,
 		KeyFile:        y.TLS.Key,
@@ -1173,6 +1186,7 @@ func (y *kmipYAML) config(policies map[string]PolicyConfig) (*KMIPConfig, error)
 		MaxMessageSize: DefaultKMIPMaxMessage,
 		ReadTimeout:    DefaultKMIPRead,
 		IdleTimeout:    DefaultKMIPIdle,
+		MaxConnections: DefaultKMIPMaxConns,
 	}
 	if k.Addr == "" {
 		k.Addr = DefaultKMIPAddr
@@ -1227,6 +1241,19 @@ func (y *kmipYAML) config(policies map[string]PolicyConfig) (*KMIPConfig, error)
 	}
 	if k.ReadTimeout <= 0 || k.IdleTimeout <= 0 {
 		return nil, invalid("kmip.timeout values must be positive")
+	}
+	if n := y.MaxConnections; n != nil {
+		// 0 is the default, not "unlimited": there is no unlimited
+		// setting, since every connection costs a file descriptor.
+		line := lineOf(root, "kmip", "max_connections")
+		switch {
+		case *n < 0:
+			return nil, atLine(line, "kmip.max_connections must not be negative (0 means the default of %d)", DefaultKMIPMaxConns)
+		case *n > MaxKMIPMaxConns:
+			return nil, atLine(line, "kmip.max_connections %d exceeds the limit of %d", *n, MaxKMIPMaxConns)
+		case *n > 0:
+			k.MaxConnections = *n
+		}
 	}
 	return k, nil
 }

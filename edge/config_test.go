@@ -300,6 +300,7 @@ func TestExampleConfigs(t *testing.T) {
 func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte(minimal + "kmip:\n  tls: {key: k, cert: c, ca: a}\n"))
+	f.Add([]byte(minimal + "kmip:\n  tls: {key: k, cert: c, ca: a}\n  max_connections: 5\n"))
 	f.Add([]byte(minimal + "policy:\n  p: {identities: [${X}]}\n"))
 	f.Add([]byte("a: &x [*x]\n"))
 	if b, err := os.ReadFile(filepath.Join("..", "server-config.yaml")); err == nil {

@@ -123,8 +123,10 @@ func (s *Server) KMIPAddr() net.Addr {
 // after the swap, cannot fail. On error nothing has changed. The caller
 // holds s.mu.
 //
-// With an unchanged address nothing is done: the running bridge picks
-// up next at its next handshake and request. When the address changes,
+// With an unchanged address only the connection limit is set: the
+// running bridge picks up the rest of next at its next handshake and
+// request. A lower limit refuses new connections until enough of the
+// open ones have ended; none is closed for it. When the address changes,
 // the old listener stops accepting once the new one is up, and the
 // connections it accepted stay open, served with the new state, until
 // their client closes them or they reach the idle timeout: a client is
@@ -158,7 +160,7 @@ func (s *Server) prepareKMIP(next *state) (func(context.Context), error) {
 		// always says what the bridge does.
 		return nil, errors.New("kmip: max_message_size and timeout cannot change on reload: restart the server")
 	case k.Addr == r.addr:
-		return func(context.Context) {}, nil
+		return func(context.Context) { r.setLimit(k) }, nil
 	}
 	ln, err := net.Listen("tcp", k.Addr)
 	if err != nil {
@@ -166,6 +168,7 @@ func (s *Server) prepareKMIP(next *state) (func(context.Context), error) {
 	}
 	return func(context.Context) {
 		old := r.ln
+		r.setLimit(k)
 		r.ln, r.addr = ln, k.Addr
 		s.ops.setKMIP(r)
 		r.serve(s, ln)
@@ -211,6 +214,30 @@ func (s *Server) kmipAudit(e kmipbridge.AuditEvent) {
 	s.ops.kmipItem(e.Operation, reason, e.Duration)
 }
 
+// kmipRefused records a connection the bridge refused at its connection
+// limit: one audit record per report, with the client's address, path
+// /kmip/connect and code 503. The bridge reports at most 10 refusals at
+// once and then one a second, so a flood of connections cannot flood the
+// audit log; the bridge's warning on the error log says how many were
+// left out, and kes_kmip_connections_refused_total counts them all.
+func (s *Server) kmipRefused(e kmipbridge.ConnRefusal) {
+	var ip net.IP
+	if host, _, err := net.SplitHostPort(e.Remote); err == nil {
+		ip = net.ParseIP(host)
+	}
+	s.auditRecord("kmip connection refused", kmipConnectPath, ip, "", http.StatusServiceUnavailable, "", 0)
+}
+
+// kmipConnectPath is the audit path of a refused KMIP connection. It is
+// no policy path: the refusal comes before any identity is known.
+const kmipConnectPath = "/kmip/connect"
+
+// setLimit applies the connection limit of k to the running bridge.
+func (r *kmipRunner) setLimit(k *KMIPConfig) {
+	// The config was validated: the limit is not negative.
+	_ = r.srv.SetMaxConnections(k.MaxConnections)
+}
+
 // kmipResult returns, for a failed KMIP batch item, the HTTP status of
 // the audit record's code and the name of the KMIP result reason. The
 // bridge hands the audit hook KMIP errors, never the errors of the key
@@ -253,8 +280,10 @@ func (s *Server) newKMIPRunner(k *KMIPConfig) (*kmipRunner, error) {
 		MaxMessageSize: k.MaxMessageSize,
 		ReadTimeout:    k.ReadTimeout,
 		IdleTimeout:    k.IdleTimeout,
+		MaxConnections: k.MaxConnections,
 		Logger:         s.errLog.With("component", "kmip"),
 		AuditEvent:     s.kmipAudit,
+		ConnRefused:    s.kmipRefused,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kmip: %w", err)

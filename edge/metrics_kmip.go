@@ -45,6 +45,22 @@ func (m *kmipMetrics) register(reg prometheus.Registerer) {
 			return float64(l.srv.Connections())
 		}
 		return 0
+	}), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "kes", Subsystem: "kmip", Name: "connections_max",
+		Help: "Limit on concurrent KMIP client connections (kmip.max_connections); 0 without a KMIP bridge.",
+	}, func() float64 {
+		if l := m.kmipLive.Load(); l != nil {
+			return float64(l.srv.MaxConnections())
+		}
+		return 0
+	}), prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "kes", Subsystem: "kmip", Name: "connections_refused_total",
+		Help: "Number of KMIP client connections refused at the connection limit. Starts again from 0 when the KMIP bridge is restarted.",
+	}, func() float64 {
+		if l := m.kmipLive.Load(); l != nil {
+			return float64(l.srv.Refused())
+		}
+		return 0
 	}))
 }
 

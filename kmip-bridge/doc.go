@@ -42,6 +42,16 @@
 // Attributes naming an attribute more than once fails with Invalid
 // Message.
 //
+// At most Config.MaxConnections client connections (DefaultMaxConnections,
+// 1000) are served at once, those still in their TLS handshake included.
+// A connection over the limit is closed (reset) right after accept,
+// before any handshake work; open connections are not affected, and every
+// connection gives its slot back when it ends, whether its handshake
+// failed, it timed out or its client went away. Refusals are counted
+// (Server.Refused) and reported to Config.ConnRefused at most 10 at once
+// and then once a second, each report with the number left out before it.
+// Server.SetMaxConnections changes the limit while the server runs.
+//
 // # Objects
 //
 // Create makes AES-128, -192 and -256 keys and HMAC-SHA256/384/512 keys.

@@ -94,6 +94,21 @@ type Config struct {
 	// Zero means 5 min.
 	IdleTimeout time.Duration
 
+	// MaxConnections bounds the client connections served at once,
+	// those in the TLS handshake included. A connection over it is
+	// closed right after accept, before its handshake; open ones are not
+	// affected. Zero means DefaultMaxConnections (there is no unlimited
+	// setting); negative values are refused. Server.SetMaxConnections
+	// changes it later.
+	MaxConnections int
+
+	// ConnRefused, if not nil, is called for connections refused at the
+	// MaxConnections limit, at most 10 times at once and then once a
+	// second; the refusals in between are counted in the next call's
+	// Suppressed and in Server.Refused. It is called from the accept
+	// loop and must not block.
+	ConnRefused func(ConnRefusal)
+
 	// Logger receives connection and error events. Nil discards them. No
 	// key material or password is ever logged.
 	Logger *slog.Logger
@@ -167,6 +182,7 @@ type Server struct {
 	audit   func(identity, operation, uid string, result error)
 	auditEv func(AuditEvent)
 	exec    *kmipserver.BatchExecutor
+	limit   connLimit
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -251,6 +267,9 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	if err := s.limit.init(&cfg); err != nil {
+		return nil, err
+	}
 	s.exec = s.newExecutor()
 	return s, nil
 }
@@ -303,6 +322,11 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.mu.Unlock()
 			c.Close()
 			return ErrServerClosed
+		}
+		if !s.admit(s.open.Load()) {
+			s.mu.Unlock()
+			s.refuse(c)
+			continue
 		}
 		s.conns[cn] = struct{}{}
 		s.open.Add(1)

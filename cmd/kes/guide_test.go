@@ -82,6 +82,10 @@ func shellBlocks(md string) []shellBlock {
 //     127.0.0.1 ports, in the commands and in the guide's files alike.
 //     So a guide names an emulator's port in its command ('--addr
 //     127.0.0.1:8444'), not only through the emulator's default.
+//   - '<!-- guide-test: needs NAME -->': the block needs software the
+//     machine may lack (guideNeeds). Without it the block is skipped,
+//     except in CI, where the test fails: a missing package there is a
+//     broken setup.
 //   - Everything the guide starts is killed when its script ends: the
 //     script runs in a process group of its own.
 func TestGuides(t *testing.T) {
@@ -159,6 +163,20 @@ func runGuide(t *testing.T, bash, readme string) {
 			// loop at once.
 			fmt.Fprintf(&script, "for i in $(seq 600); do %s && break; kill -0 $! 2>/dev/null || break; sleep 0.05; done\n", ready)
 			fmt.Fprintf(&script, "%s || { echo 'line %d: not ready'; cat background-%d.log; exit 1; }\n", ready, b.Line, b.Line)
+		case strings.HasPrefix(b.Directive, "needs "):
+			name := strings.TrimSpace(strings.TrimPrefix(b.Directive, "needs "))
+			check, ok := guideNeeds[name]
+			if !ok {
+				t.Fatalf("line %d: unknown requirement %q", b.Line, name)
+			}
+			if err := check(); err != nil {
+				if os.Getenv("CI") != "" {
+					t.Fatalf("line %d: %s is required in CI: %v", b.Line, name, err)
+				}
+				t.Logf("line %d: skipped: %s is not available: %v", b.Line, name, err)
+				continue
+			}
+			fmt.Fprintf(&script, "# line %d\n%s", b.Line, rewrite(b.Text))
 		case b.Directive != "":
 			t.Fatalf("line %d: unknown directive %q", b.Line, b.Directive)
 		default:
@@ -179,6 +197,12 @@ func runGuide(t *testing.T, bash, readme string) {
 	if err != nil {
 		t.Fatalf("%v\n--- script ---\n%s\n--- output ---\n%s", err, script.String(), out)
 	}
+}
+
+// guideNeeds checks the software a 'needs NAME' block runs, by NAME.
+var guideNeeds = map[string]func() error{
+	// Debian's python3-pykmip, for the system's interpreter only.
+	"pykmip": func() error { return exec.Command("/usr/bin/python3", "-c", "import kmip.pie.client").Run() },
 }
 
 // safeFileRE is a file name a background directive may wait for: no

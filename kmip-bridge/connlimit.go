@@ -1,0 +1,163 @@
+// Copyright The KES bridge authors.
+// SPDX-License-Identifier: AGPL-3.0-only
+
+package kmipbridge
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultMaxConnections is the limit on concurrent client connections
+// when Config.MaxConnections is zero.
+//
+// Each connection holds one file descriptor, a goroutine and its TLS
+// state, plus a message buffer of up to Config.MaxMessageSize while a
+// message is in flight: 1000 connections stay within 1 GB at the
+// default 1 MB message size and leave ample descriptors for the HTTP
+// API, the keystore and the files of a process under the smallest
+// common descriptor limit (4096; the Go runtime raises the soft limit
+// to the hard one, often 524288 under systemd). KMIP clients keep few
+// connections each (vCenter and every vSAN host one or a few), so the
+// limit is far above what a large vSphere estate opens. A connection
+// that never completes its handshake gives its slot back after
+// Config.ReadTimeout (30 s), an idle one after Config.IdleTimeout
+// (5 min).
+const DefaultMaxConnections = 1000
+
+// Refusals reach Config.ConnRefused (and the error log) through a token
+// bucket: up to refusalBurst at once, then one per refusalInterval.
+// Every refusal is counted in Server.Refused regardless.
+const (
+	refusalBurst    = 10
+	refusalInterval = time.Second
+)
+
+// ConnRefusal is a connection refused at the connection limit, as
+// Config.ConnRefused receives it.
+type ConnRefusal struct {
+	// Remote is the client's address (host:port).
+	Remote string
+	// Limit is the connection limit in force.
+	Limit int
+	// Suppressed is the number of refusals since the previous report
+	// that were not reported one by one, because they came faster than
+	// the rate limit.
+	Suppressed uint64
+}
+
+// connLimit is the Server's connection limit and its refusal reports.
+type connLimit struct {
+	max     atomic.Int64
+	refused atomic.Uint64
+	report  func(ConnRefusal)
+
+	mu     sync.Mutex // guards bucket
+	bucket refusalBucket
+}
+
+// errNegativeMaxConnections refuses a negative Config.MaxConnections.
+var errNegativeMaxConnections = errors.New("kmip: invalid config: negative maximum number of connections")
+
+// init sets the limit and the report hook of cfg.
+func (l *connLimit) init(cfg *Config) error {
+	if cfg.MaxConnections < 0 {
+		return errNegativeMaxConnections
+	}
+	l.set(cfg.MaxConnections)
+	l.report = cfg.ConnRefused
+	return nil
+}
+
+func (l *connLimit) set(n int) {
+	if n == 0 {
+		n = DefaultMaxConnections
+	}
+	l.max.Store(int64(n))
+}
+
+// SetMaxConnections changes the limit on concurrent client connections;
+// zero means DefaultMaxConnections, a negative n is an error. It is safe
+// to call while the server runs. Open connections are never closed by
+// it: under a lower limit new ones are refused until enough have ended.
+func (s *Server) SetMaxConnections(n int) error {
+	if n < 0 {
+		return errNegativeMaxConnections
+	}
+	s.limit.set(n)
+	return nil
+}
+
+// MaxConnections returns the limit on concurrent client connections in
+// force.
+func (s *Server) MaxConnections() int { return int(s.limit.max.Load()) }
+
+// Refused returns the number of connections refused at the connection
+// limit since the server was created. It does not lock: metrics read it
+// on every scrape.
+func (s *Server) Refused() uint64 { return s.limit.refused.Load() }
+
+// admit reports whether a new connection may be served when open are
+// being served already. Serve calls it under s.mu, where it counts the
+// connection as open, so that two listeners cannot both take the last
+// slot.
+func (s *Server) admit(open int64) bool { return open < s.limit.max.Load() }
+
+// refuse closes c, a connection over the limit, right after accept: a
+// TLS handshake, the expensive part of a connection, is never started
+// for it, and a KMIP error answer would need one (and a read of the
+// client's first message, holding the very resources the limit
+// protects). The client sees its connection reset, which KMIP clients
+// treat as a server to retry later. The refusal is counted and, within
+// the rate limit, logged and reported.
+func (s *Server) refuse(c net.Conn) {
+	// Reset instead of an orderly close: under a flood of connections
+	// the server keeps no TIME_WAIT state for them.
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	remote := c.RemoteAddr().String()
+	c.Close()
+	s.limit.refused.Add(1)
+
+	s.limit.mu.Lock()
+	suppressed, ok := s.limit.bucket.take(time.Now())
+	s.limit.mu.Unlock()
+	if !ok {
+		return
+	}
+	limit := s.MaxConnections()
+	s.log.Warn("kmip: connection refused: connection limit reached", "remote", remote, "limit", limit, "suppressed", suppressed)
+	if s.limit.report != nil {
+		s.limit.report(ConnRefusal{Remote: remote, Limit: limit, Suppressed: suppressed})
+	}
+}
+
+// refusalBucket rate-limits refusal reports: a token bucket of
+// refusalBurst tokens, refilled by one per refusalInterval.
+type refusalBucket struct {
+	tokens     int
+	last       time.Time // when tokens were last refilled; zero: never used
+	suppressed uint64    // refusals not reported since the last report
+}
+
+// take reports whether a refusal at now may be reported and, if so, how
+// many were suppressed since the previous report.
+func (b *refusalBucket) take(now time.Time) (suppressed uint64, ok bool) {
+	if n := now.Sub(b.last) / refusalInterval; b.last.IsZero() || n >= refusalBurst {
+		b.tokens, b.last = refusalBurst, now
+	} else if n > 0 {
+		b.tokens = min(refusalBurst, b.tokens+int(n))
+		b.last = b.last.Add(n * refusalInterval)
+	}
+	if b.tokens == 0 {
+		b.suppressed++
+		return 0, false
+	}
+	b.tokens--
+	suppressed, b.suppressed = b.suppressed, 0
+	return suppressed, true
+}
