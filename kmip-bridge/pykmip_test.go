@@ -355,7 +355,7 @@ func TestPyKMIPLifecycle(t *testing.T) {
 			// operation, but answering it costs nothing and helps clients
 			// that probe with their lowest version.
 			if step("discover_versions") {
-				if got := res.Steps["discover_versions"].Versions; !slices.Equal(got, []string{"1.4", "1.3", "1.2", "1.1", "1.0"}) {
+				if got := res.Steps["discover_versions"].Versions; !slices.Equal(got, []string{"2.1", "2.0", "1.4", "1.3", "1.2", "1.1", "1.0"}) {
 					t.Errorf("discover_versions: %q", got)
 				}
 			}
