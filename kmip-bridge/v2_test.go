@@ -22,8 +22,8 @@ import (
 type tv = ttlv.Value
 
 func st(tag int, kids ...tv) tv { return tv{Tag: tag, Value: ttlv.Struct(kids)} }
-func enum(tag int, v uint32) tv  { return tv{Tag: tag, Value: ttlv.Enum(v)} }
-func text(tag int, s string) tv  { return tv{Tag: tag, Value: s} }
+func enum(tag int, v uint32) tv { return tv{Tag: tag, Value: ttlv.Enum(v)} }
+func text(tag int, s string) tv { return tv{Tag: tag, Value: s} }
 func integer(tag int, v int32) tv {
 	return tv{Tag: tag, Value: v}
 }
