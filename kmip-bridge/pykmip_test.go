@@ -320,7 +320,7 @@ func TestPyKMIPLifecycle(t *testing.T) {
 	env := startPyKMIPBridge(t)
 	ctx := context.Background()
 
-	for _, version := range []string{"1.0", "1.1", "1.2", "1.4"} {
+	for _, version := range []string{"1.0", "1.1", "1.2", "1.4", "2.0"} {
 		t.Run("KMIP "+version, func(t *testing.T) {
 			prefix := "pykmip-" + strings.ReplaceAll(version, ".", "")
 			kesKey := prefix + "-kes"
