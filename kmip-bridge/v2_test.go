@@ -558,3 +558,54 @@ func TestV2ConnectionShape(t *testing.T) {
 		t.Fatalf("2.x connection after the other: %v", pl)
 	}
 }
+
+// TestV2ResponseBudget: a 2.x answer may be larger than the 1.x one the
+// handler built (vendor attributes gain a Vendor Identification). The
+// response budget counts that growth, so the item that does not fit fails
+// alone with Response Too Large instead of the message being replaced.
+func TestV2ResponseBudget(t *testing.T) {
+	e := newEnv(t)
+	c := e.raw(e.client)
+	uid := get(*v2OK(t, items(v2Exchange(t, c, v2Request(1, sklcCreate("budget"))))[0]), kmip.TagUniqueIdentifier).Value.(string)
+	id := text(kmip.TagUniqueIdentifier, uid)
+	var adds []v2op
+	for i := range 40 {
+		adds = append(adds, op(kmip.OperationAddAttribute, id, st(tagNewAttribute, vendor("x", string(rune('a'+i/26))+string(rune('a'+i%26)), text(0, "v")))))
+	}
+	for _, bi := range items(v2Exchange(t, c, v2Request(1, adds...))) {
+		v2OK(t, bi)
+	}
+	getAll := op(kmip.OperationGetAttributes, id)
+	full := len(ttlv.MarshalTTLV(v2Exchange(t, c, v2Request(1, getAll))))
+	v1 := len(ttlv.MarshalTTLV(v2Exchange(t, c, versionRequest(1, 4, getAll))))
+
+	// A limit the 1.x form of the answer would meet, the 2.x form not.
+	limit := int32(v1+full) / 2
+	if v1 >= int(limit) || int(limit) >= full {
+		t.Fatalf("1.x answer %d, 2.x answer %d bytes: no limit between", v1, full)
+	}
+	hdr := st(kmip.TagRequestHeader,
+		st(kmip.TagProtocolVersion, integer(kmip.TagProtocolVersionMajor, 2), integer(kmip.TagProtocolVersionMinor, 1)),
+		integer(kmip.TagMaximumResponseSize, limit),
+		integer(kmip.TagBatchCount, 1))
+	msg := ttlv.MarshalTTLV(st(kmip.TagRequestMessage, hdr,
+		st(kmip.TagBatchItem, enum(kmip.TagOperation, uint32(kmip.OperationGetAttributes)), st(kmip.TagRequestPayload, id))))
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	raw := readMessage(t, c)
+	if len(raw) > int(limit) {
+		t.Fatalf("answer of %d bytes over the limit of %d", len(raw), limit)
+	}
+	var resp tv
+	if err := ttlv.UnmarshalTTLV(raw, &resp); err != nil {
+		t.Fatal(err)
+	}
+	bi := items(resp)[0]
+	v2Fails(t, bi, kmip.ResultReasonResponseTooLarge)
+	// The item's own failure, not the message-level last resort (which
+	// has no operation).
+	if o := get(bi, kmip.TagOperation); o == nil || o.Value != ttlv.Enum(kmip.OperationGetAttributes) {
+		t.Fatalf("operation %v", o)
+	}
+}
