@@ -328,7 +328,7 @@ func TestV2Attributes(t *testing.T) {
 	// Attribute Index and no attribute 2.x removed.
 	pl = v2OK(t, run(op(kmip.OperationGetAttributes, id)))
 	attrs := get(*pl, tagAttributes)
-	if attrs == nil || hasTag(*pl, kmip.TagAttributeIndex) || hasTag(*pl, kmip.TagOperationPolicyName) || get(*pl, kmip.TagAttribute) != nil {
+	if attrs == nil || hasTag(*pl, kmip.TagAttributeIndex) || hasTag(*pl, tagOperationPolicyName) || get(*pl, kmip.TagAttribute) != nil {
 		t.Fatalf("Get Attributes: %v", pl)
 	}
 	if a := get(*attrs, kmip.TagContactInformation); a == nil || a.Value != "sec" {
@@ -455,7 +455,7 @@ func TestV2Refusals(t *testing.T) {
 		{"vendor tag", op(kmip.OperationCreate, enum(kmip.TagObjectType, uint32(kmip.ObjectTypeSymmetricKey)),
 			st(tagAttributes, integer(0x540001, 1))), kmip.ResultReasonInvalidField},
 		{"removed attribute", op(kmip.OperationCreate, enum(kmip.TagObjectType, uint32(kmip.ObjectTypeSymmetricKey)),
-			st(tagAttributes, text(kmip.TagOperationPolicyName, "default"))), kmip.ResultReasonInvalidField},
+			st(tagAttributes, text(tagOperationPolicyName, "default"))), kmip.ResultReasonInvalidField},
 		{"huge attributes", op(kmip.OperationCreate, enum(kmip.TagObjectType, uint32(kmip.ObjectTypeSymmetricKey)),
 			st(tagAttributes, tooMany...)), kmip.ResultReasonInvalidMessage},
 		{"repeated attribute reference", op(kmip.OperationGetAttributes, id, aref(kmip.TagState), aref(kmip.TagState)), kmip.ResultReasonInvalidMessage},

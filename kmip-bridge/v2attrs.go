@@ -63,19 +63,32 @@ var v2AttrTags = map[kmip.AttributeName]uint32{
 	kmip.AttributeNameNeverExtractable:               kmip.TagNeverExtractable,
 	// KMIP 2.0 removed these; they are here so that the tags are
 	// recognised (and refused as removed) rather than unknown.
-	operationPolicyName:                     kmip.TagOperationPolicyName,
-	kmip.AttributeNameCertificateIdentifier: kmip.TagCertificateIdentifier,
-	kmip.AttributeNameCertificateSubject:    kmip.TagCertificateSubject,
-	kmip.AttributeNameCertificateIssuer:     kmip.TagCertificateIssuer,
+	operationPolicyName:       tagOperationPolicyName,
+	nameCertificateIdentifier: tagCertificateIdentifier,
+	nameCertificateSubject:    tagCertificateSubject,
+	nameCertificateIssuer:     tagCertificateIssuer,
 }
+
+// The attributes KMIP 1.1 and 1.3 deprecated and 2.0 removed, named here
+// because the library marks its names for them deprecated.
+const (
+	tagOperationPolicyName   = 0x42005D
+	tagCertificateIdentifier = 0x420014
+	tagCertificateIssuer     = 0x420015
+	tagCertificateSubject    = 0x42001A
+
+	nameCertificateIdentifier kmip.AttributeName = "Certificate Identifier"
+	nameCertificateSubject    kmip.AttributeName = "Certificate Subject"
+	nameCertificateIssuer     kmip.AttributeName = "Certificate Issuer"
+)
 
 // v2Removed are the attributes KMIP 2.0 removed: 2.x answers never carry
 // them, and 2.x requests cannot name them.
 var v2Removed = map[kmip.AttributeName]bool{
-	operationPolicyName:                     true,
-	kmip.AttributeNameCertificateIdentifier: true,
-	kmip.AttributeNameCertificateSubject:    true,
-	kmip.AttributeNameCertificateIssuer:     true,
+	operationPolicyName:       true,
+	nameCertificateIdentifier: true,
+	nameCertificateSubject:    true,
+	nameCertificateIssuer:     true,
 }
 
 // v2AttrNames is v2AttrTags reversed.

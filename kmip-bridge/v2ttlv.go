@@ -172,10 +172,6 @@ func enumNode(tag, v uint32) *tnode {
 	return &tnode{tag: tag, typ: ttlv.TypeEnumeration, val: binary.BigEndian.AppendUint32(nil, v)}
 }
 
-func intNode(tag uint32, v int32) *tnode {
-	return &tnode{tag: tag, typ: ttlv.TypeInteger, val: binary.BigEndian.AppendUint32(nil, uint32(v))}
-}
-
 func structNode(tag uint32, kids ...*tnode) *tnode {
 	return &tnode{tag: tag, typ: ttlv.TypeStructure, kids: kids}
 }
