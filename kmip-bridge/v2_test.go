@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/payloads"
 	"github.com/ovh/kmip-go/ttlv"
 )
 
@@ -458,6 +459,8 @@ func TestV2Refusals(t *testing.T) {
 			st(tagAttributes, text(tagOperationPolicyName, "default"))), kmip.ResultReasonInvalidField},
 		{"huge attributes", op(kmip.OperationCreate, enum(kmip.TagObjectType, uint32(kmip.ObjectTypeSymmetricKey)),
 			st(tagAttributes, tooMany...)), kmip.ResultReasonInvalidMessage},
+		{"repeated single-valued attribute", op(kmip.OperationCreate, enum(kmip.TagObjectType, uint32(kmip.ObjectTypeSymmetricKey)),
+			st(tagAttributes, text(kmip.TagContactInformation, "a"), text(kmip.TagContactInformation, "b"))), kmip.ResultReasonInvalidField},
 		{"repeated attribute reference", op(kmip.OperationGetAttributes, id, aref(kmip.TagState), aref(kmip.TagState)), kmip.ResultReasonInvalidMessage},
 		{"reference to an unknown tag", op(kmip.OperationGetAttributes, id, aref(0x42FFFF)), reasonAttributeNotFound},
 		{"reference to a non-attribute", op(kmip.OperationGetAttributes, id, aref(kmip.TagBatchCount)), reasonAttributeNotFound},
@@ -607,5 +610,94 @@ func TestV2ResponseBudget(t *testing.T) {
 	// has no operation).
 	if o := get(bi, kmip.TagOperation); o == nil || o.Value != ttlv.Enum(kmip.OperationGetAttributes) {
 		t.Fatalf("operation %v", o)
+	}
+}
+
+// TestV2TranslationOfOtherOperations checks the translation of operations
+// whose handlers are not needed for it: a 2.x Create Key Pair becomes the
+// library's 1.x payload with its three template-attributes, a Derive Key
+// gets a Template-Attribute, and the 2.x answers lose the
+// template-attributes 1.x answers may carry.
+func TestV2TranslationOfOtherOperations(t *testing.T) {
+	msg := v2Request(1,
+		op(kmip.OperationCreateKeyPair,
+			st(tagCommonAttributes, enum(kmip.TagCryptographicAlgorithm, uint32(kmip.CryptographicAlgorithmRSA)), integer(kmip.TagCryptographicLength, 2048)),
+			st(tagPrivateKeyAttributes, integer(kmip.TagCryptographicUsageMask, int32(kmip.CryptographicUsageSign)),
+				st(kmip.TagName, text(kmip.TagNameValue, "priv"), enum(kmip.TagNameType, uint32(kmip.NameTypeUninterpretedTextString)))),
+			st(tagPublicKeyAttributes, integer(kmip.TagCryptographicUsageMask, int32(kmip.CryptographicUsageVerify)), vendor("x", "side", text(0, "public"))),
+			st(tagCommonProtectionStorageMasks, integer(0x42015E, 1))),
+		op(kmip.OperationDeriveKey, enum(kmip.TagObjectType, uint32(kmip.ObjectTypeSymmetricKey)), text(kmip.TagUniqueIdentifier, "base"),
+			enum(kmip.TagDerivationMethod, 1), // PBKDF2
+			st(tagAttributes, integer(kmip.TagCryptographicLength, 128))))
+	sess := &session{}
+	tr, m, err := fromV2(msg, sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.items) != 2 || !m.items[0].v2 || !m.items[1].v2 || m.items[0].err != nil || m.items[1].err != nil || sess.v1Shaped {
+		t.Fatalf("items %+v", m.items)
+	}
+	if err := checkTTLV(tr); err != nil {
+		t.Fatal(err)
+	}
+	var req kmip.RequestMessage
+	if err := ttlv.UnmarshalTTLV(tr, &req); err != nil {
+		t.Fatal(err)
+	}
+	kp, ok := req.BatchItem[0].RequestPayload.(interface{ Operation() kmip.Operation })
+	if !ok || kp.Operation() != kmip.OperationCreateKeyPair {
+		t.Fatalf("payload %T", req.BatchItem[0].RequestPayload)
+	}
+	names := func(ta *kmip.TemplateAttribute) map[kmip.AttributeName]any {
+		out := map[kmip.AttributeName]any{}
+		if ta != nil {
+			for _, a := range ta.Attribute {
+				out[a.AttributeName] = a.AttributeValue
+			}
+		}
+		return out
+	}
+	p := req.BatchItem[0].RequestPayload.(*payloads.CreateKeyPairRequestPayload)
+	common, priv, pub := names(p.CommonTemplateAttribute), names(p.PrivateKeyTemplateAttribute), names(p.PublicKeyTemplateAttribute)
+	if common[kmip.AttributeNameCryptographicAlgorithm] != kmip.CryptographicAlgorithmRSA || common[kmip.AttributeNameCryptographicLength] != int32(2048) {
+		t.Errorf("common %v", common)
+	}
+	if priv[kmip.AttributeNameCryptographicUsageMask] != kmip.CryptographicUsageSign || priv[kmip.AttributeNameName].(kmip.Name).NameValue != "priv" {
+		t.Errorf("private %v", priv)
+	}
+	if pub[kmip.AttributeNameCryptographicUsageMask] != kmip.CryptographicUsageVerify || pub["x-side"].(ttlv.Value).Value != "public" {
+		t.Errorf("public %v", pub)
+	}
+	root, _ := parseTree(tr)
+	var derive *tnode
+	for _, bi := range root.kids {
+		if bi.tag == kmip.TagBatchItem && bi.child(kmip.TagOperation).u32() == uint32(kmip.OperationDeriveKey) {
+			derive = bi.child(kmip.TagRequestPayload)
+		}
+	}
+	if derive == nil || derive.child(kmip.TagTemplateAttribute) == nil || derive.child(tagAttributes) != nil ||
+		derive.child(kmip.TagTemplateAttribute).child(kmip.TagAttribute).child(kmip.TagAttributeName).text() != string(kmip.AttributeNameCryptographicLength) {
+		t.Fatalf("derive key payload: %+v", derive)
+	}
+
+	// Answers: the 1.x template-attributes go.
+	out := ttlv.MarshalTTLV(&kmip.ResponseMessage{
+		Header: kmip.ResponseHeader{ProtocolVersion: kmip.V2_1, TimeStamp: time.Now(), BatchCount: 1},
+		BatchItem: []kmip.ResponseBatchItem{
+			{Operation: kmip.OperationCreateKeyPair, ResultStatus: kmip.ResultStatusSuccess, ResponsePayload: &payloads.CreateKeyPairResponsePayload{
+				PrivateKeyUniqueIdentifier: "a", PublicKeyUniqueIdentifier: "b",
+				PrivateKeyTemplateAttribute: &kmip.TemplateAttribute{Attribute: []kmip.Attribute{{AttributeName: kmip.AttributeNameState, AttributeValue: kmip.StateActive}}},
+			}},
+		},
+	})
+	var resp tv
+	if err := ttlv.UnmarshalTTLV(toV2(out, m), &resp); err != nil {
+		t.Fatal(err)
+	}
+	for _, bi := range items(resp) {
+		pl := get(bi, kmip.TagResponsePayload)
+		if hasTag(*pl, kmip.TagPrivateKeyTemplateAttribute) || hasTag(*pl, kmip.TagTemplateAttribute) || get(*pl, kmip.TagPrivateKeyUniqueIdentifier) == nil && get(*pl, kmip.TagUniqueIdentifier) == nil {
+			t.Errorf("2.x answer %v", pl)
+		}
 	}
 }
