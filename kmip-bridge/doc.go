@@ -81,7 +81,8 @@
 //     Attribute Read Only for a server-managed attribute, Attribute
 //     Single Valued for a second instance of a single-valued one,
 //     Attribute Not Found for a missing one, Wrong Key Lifecycle State
-//     (2.1) for destroying an Active object.
+//     (2.1) for destroying an Active object or changing the Activation
+//     Date of an activated one.
 //
 // Set Attribute (2.x) adds an attribute the object does not have or
 // replaces its only instance; an attribute with several instances fails

@@ -197,7 +197,8 @@ func sklcCreate(name string) v2op {
 
 func aref(tag uint32) tv { return enum(tagAttributeReference, tag) }
 
-// TestV2SymmetricKeyLifecycle replays SKLC-M-1-21 and SKLC-M-2-21.
+// TestV2SymmetricKeyLifecycle replays SKLC-M-1-21, SKLC-M-2-21 and the
+// step of SKLC-M-3-21 that differs.
 func TestV2SymmetricKeyLifecycle(t *testing.T) {
 	e := newEnv(t)
 	c := e.raw(e.client)
@@ -256,6 +257,14 @@ func TestV2SymmetricKeyLifecycle(t *testing.T) {
 	if a := get(*attrs, kmip.TagState); a == nil || a.Value != ttlv.Enum(kmip.StateActive) || get(*attrs, kmip.TagActivationDate) == nil || get(*attrs, kmip.TagDeactivationDate) != nil {
 		t.Fatalf("after activate: %v", attrs)
 	}
+	// SKLC-M-3-21 step 4: the Activation Date of an Active key cannot
+	// change.
+	modify := func(minor int32) []byte {
+		return v2Request(minor, op(kmip.OperationModifyAttribute, text(kmip.TagUniqueIdentifier, uid),
+			st(tagNewAttribute, tv{Tag: kmip.TagActivationDate, Value: time.Now()})))
+	}
+	v2Fails(t, items(v2Exchange(t, c, modify(1)))[0], reasonWrongKeyLifecycleState)
+	v2Fails(t, items(v2Exchange(t, c, modify(0)))[0], kmip.ResultReasonPermissionDenied)
 	destroy := v2Request(1, op(kmip.OperationDestroy, text(kmip.TagUniqueIdentifier, uid)))
 	v2Fails(t, items(v2Exchange(t, c, destroy))[0], reasonWrongKeyLifecycleState)
 	// 2.0 (like 1.x) answers Permission Denied.

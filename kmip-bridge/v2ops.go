@@ -373,6 +373,7 @@ func (s *Server) resolveCurrent(ctx context.Context, bi *kmip.RequestBatchItem, 
 var (
 	errSingleValued = kerr(kmip.ResultReasonIllegalOperation, "attribute is single-valued and already present")
 	errAttrNotFound = kerr(kmip.ResultReasonItemNotFound, "attribute not found")
+	errActivated    = kerr(kmip.ResultReasonPermissionDenied, "activation date cannot change after activation")
 )
 
 // v2Reason returns err with the Result Reason KMIP 2.x (version v)
@@ -383,6 +384,9 @@ func v2Reason(v kmip.ProtocolVersion, err error) error {
 		// The OASIS 2.1 test cases (SKLC-M-2-21) expect it; 1.x and 2.0
 		// answer Permission Denied.
 		return kerr(reasonWrongKeyLifecycleState, "object is active and cannot be destroyed")
+	case errors.Is(err, errActivated) && ttlv.CompareVersions(v, kmip.V2_1) >= 0:
+		// SKLC-M-3-21.
+		return kerr(reasonWrongKeyLifecycleState, errActivated.(kmipserver.Error).Message)
 	case errors.Is(err, errReadOnly):
 		return kerr(reasonAttributeReadOnly, errReadOnly.(kmipserver.Error).Message)
 	case errors.Is(err, errSingleValued):
