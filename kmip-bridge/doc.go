@@ -55,7 +55,8 @@
 //     Invalid Message. A Key Value's Attributes (Register) are translated
 //     the same way.
 //   - Attribute Reference (an Enumeration holding the attribute's tag, or
-//     {Vendor Identification, Attribute Name}) becomes an Attribute Name;
+//     {Vendor Identification, Attribute Name}) becomes an Attribute Name,
+//     also below the top of a payload (a Key Wrapping Specification's);
 //     one naming no attribute fails with Attribute Not Found, one of
 //     another shape with Invalid Field.
 //   - New Attribute is the attribute of Add, Modify and Set Attribute.

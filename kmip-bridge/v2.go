@@ -172,6 +172,10 @@ func payloadShape(op kmip.Operation, pl *tnode) (v1, v2 bool) {
 			v1 = true
 		case k.tag == kmip.TagUniqueIdentifier && k.typ != ttlv.TypeTextString:
 			v2 = true
+		default:
+			// Deeper down, only 2.x has Attribute References (a Key
+			// Wrapping Specification's) and Attributes (a Key Value's).
+			walk(k, func(n *tnode) { v2 = v2 || n.tag == tagAttributeReference || n.tag == tagAttributes })
 		}
 	}
 	return v1, v2
@@ -238,7 +242,26 @@ func requestToV1(op kmip.Operation, pl *tnode, it *v2Item) error {
 		}
 	}
 	pl.kids = kids
+	if err := walkErr(pl, nestedRefsToV1); err != nil {
+		return err
+	}
 	return walkErr(pl, keyValueToV1)
+}
+
+// nestedRefsToV1 turns the Attribute References below n (a Key Wrapping
+// Specification's, for example) into Attribute Names.
+func nestedRefsToV1(n *tnode) error {
+	for i, k := range n.kids {
+		if k.tag != tagAttributeReference {
+			continue
+		}
+		name, err := refToName(k)
+		if err != nil {
+			return err
+		}
+		n.kids[i] = name
+	}
+	return nil
 }
 
 // extendedToDateTime turns a Date-Time Extended (microseconds) into a

@@ -710,3 +710,22 @@ func TestV2TranslationOfOtherOperations(t *testing.T) {
 		}
 	}
 }
+
+// TestV2NestedAttributeReference: an Attribute Reference below the top of
+// a payload (a Get's Key Wrapping Specification) is translated as well.
+func TestV2NestedAttributeReference(t *testing.T) {
+	msg := v2Request(1, op(kmip.OperationGet, text(kmip.TagUniqueIdentifier, "k"),
+		st(kmip.TagKeyWrappingSpecification, enum(kmip.TagWrappingMethod, 1), aref(kmip.TagCryptographicUsageMask))))
+	tr, m, err := fromV2(msg, &session{})
+	if err != nil || m.items[0].err != nil {
+		t.Fatal(err, m.items[0].err)
+	}
+	var req kmip.RequestMessage
+	if err := ttlv.UnmarshalTTLV(tr, &req); err != nil {
+		t.Fatal(err)
+	}
+	kws := req.BatchItem[0].RequestPayload.(*payloads.GetRequestPayload).KeyWrappingSpecification
+	if kws == nil || !slices.Equal(kws.AttributeName, []kmip.AttributeName{kmip.AttributeNameCryptographicUsageMask}) {
+		t.Fatalf("key wrapping specification %+v", kws)
+	}
+}
