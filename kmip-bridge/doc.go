@@ -2,7 +2,8 @@
 // SPDX-License-Identifier: AGPL-3.0-only
 
 // Package kmipbridge serves the keys of the configured keystore over KMIP
-// 1.0–1.4 (binary TTLV over mutual TLS, normally on TCP port 5696).
+// 1.0–1.4, 2.0 and 2.1 (binary TTLV over mutual TLS, normally on TCP port
+// 5696).
 //
 // A KMIP managed object is a key of the keystore: its Unique Identifier is
 // the key name. Keys created over the KES API appear as Active AES (or
@@ -17,13 +18,103 @@
 // Discover Versions, Query, Create, Register, Get, Get Attributes, Get
 // Attribute List, Add Attribute, Modify Attribute, Delete Attribute,
 // Locate, Activate, Revoke, Destroy, Re-key, Encrypt, Decrypt, MAC and MAC
-// Verify are implemented. Every other
+// Verify are implemented, and at KMIP 2.x Set Attribute and Adjust
+// Attribute. Every other
 // operation answers Operation Not Supported for its batch item only. The
 // Batch Error Continuation Options Continue and Stop (the default) are
 // honoured; Undo is refused with Feature Not Supported, since the keystore
 // has no transactions. Unique Batch Item IDs are echoed, and the ID
 // placeholder set by Create, Register, Re-key and Locate serves later
 // items of the batch that name no object.
+//
+// # KMIP 2.0 and 2.1
+//
+// Discover Versions answers 2.1, 2.0, 1.4, 1.3, 1.2, 1.1 and 1.0, in that
+// order of preference: all of them for an empty request, otherwise the
+// versions the client listed, still in the server's order (clients such
+// as the ovh kmipclient take the first). It is answered in a message of
+// any supported version, 1.0 included. A message of any other version
+// (2.2, 3.0, ...) fails as a whole with Invalid Message. Every answer
+// carries the protocol version of its request.
+//
+// The handlers work on KMIP 1.x payloads. A 2.x message is translated
+// before it is decoded, and each answer after it is encoded, at the TTLV
+// level and by one table for every operation (v2.go, v2attrs.go):
+//
+//   - Attributes (each attribute under its own tag) becomes a
+//     Template-Attribute of Attribute {Attribute Name, Attribute Value},
+//     and Common / Private Key / Public Key Attributes the per-key
+//     template-attributes of Create Key Pair and Re-key Key Pair; in
+//     Locate its attributes are the filter. Every attribute KMIP 1.4
+//     defines has its tag in the table. A vendor attribute {Vendor
+//     Identification "x" or "y", Attribute Name n, Attribute Value} is the
+//     1.x custom attribute "x-n" or "y-n"; other vendors, a vendor
+//     attribute without name or value, an unknown tag and an attribute
+//     2.0 removed (Operation Policy Name, Certificate Identifier / Subject
+//     / Issuer) fail with Invalid Field, more than 1,000 attributes with
+//     Invalid Message. A Key Value's Attributes (Register) are translated
+//     the same way.
+//   - Attribute Reference (an Enumeration holding the attribute's tag, or
+//     {Vendor Identification, Attribute Name}) becomes an Attribute Name,
+//     also below the top of a payload (a Key Wrapping Specification's);
+//     one naming no attribute fails with Attribute Not Found, one of
+//     another shape with Invalid Field.
+//   - New Attribute is the attribute of Add, Modify and Set Attribute.
+//     Current Attribute (Modify, Delete) names the instance by its value;
+//     the bridge finds its index, and one that matches no instance fails
+//     with Attribute Not Found. Without Current Attribute, Modify and
+//     Delete change the attribute's first instance (index 0), as at 1.x.
+//   - A Unique Identifier given as an Enumeration (ID Placeholder, or the
+//     identifier an earlier operation of the batch returned) is the
+//     batch's ID placeholder: the identifier of the last Create, Register,
+//     Re-key or Locate. As an Integer it fails with Feature Not Supported.
+//   - Date-Time Extended values are accepted wherever a date is expected
+//     and kept to the second. Protection Storage Masks are ignored: the
+//     keystore is the one protection storage.
+//   - Answers: Get Attributes returns one Attributes structure, Get
+//     Attribute List Attribute References, Add / Modify / Delete / Set /
+//     Adjust Attribute only the Unique Identifier, and Create, Register,
+//     Re-key, Create Key Pair, Re-key Key Pair and Derive Key no
+//     template-attribute. Attributes 2.x removed, and Attribute Index,
+//     never appear in a 2.x answer. Query adds Set and Adjust Attribute to
+//     its operations and answers Query Capabilities.
+//   - Result Reasons of 2.x replace 1.x ones where 2.x defines them:
+//     Attribute Read Only for a server-managed attribute, Attribute
+//     Single Valued for a second instance of a single-valued one,
+//     Attribute Not Found for a missing one, Wrong Key Lifecycle State
+//     (2.1) for destroying an Active object or changing the Activation
+//     Date of an activated one.
+//
+// Set Attribute (2.x) adds an attribute the object does not have or
+// replaces its only instance; an attribute with several instances fails
+// with Multi Valued Attribute, a server-managed one with Attribute Read
+// Only. Adjust Attribute (2.x) changes the only instance of an Integer,
+// Long Integer, Interval or Date-Time attribute by the Adjustment Value
+// (Integer, Long Integer or Interval, in seconds for dates and intervals;
+// 1 if absent) for Increment and Decrement; Negate changes the sign of a
+// number or inverts a Boolean. Only attributes a client may set (Process
+// Start Date, Protect Stop Date, x- attributes ...) can be adjusted; an
+// overflow, another type or another Adjustment Type fails with Invalid
+// Field.
+//
+// A batch item is read in the 2.x shape if its payload has any of the
+// structures above, and in the 1.x shape if it has a Template-Attribute,
+// Attribute, Attribute Name or Attribute Index: clients that only change
+// the header's version send these, the ovh kmipclient with
+// EnforceVersion(kmip.V2_1) among them (it encodes and decodes its 1.x
+// payload types under a 2.1 header). Such an item runs as at 1.4, with
+// the 2.x Result Reasons, and is answered in 1.x form, which such a client
+// decodes; the answer header says 2.1. An item with both shapes fails
+// with Invalid Message. An item whose payload looks the same in both (Get
+// Attribute List, Get Attributes of every attribute, Get, Activate, ...)
+// is answered in 2.x form, unless its connection has sent a 1.x-shaped
+// item in a 2.x message before: the ovh client at 2.1 reads its answers
+// then, but on a connection whose first request is such an item it reads
+// the 2.x Get Attribute List or Get Attributes answer as empty. A
+// translation failure fails its batch item alone, with the operation the
+// client sent, and is audited under that operation. The response size
+// limit counts what a 2.x answer adds (a Vendor Identification per vendor
+// attribute).
 //
 // # Limits
 //
@@ -150,6 +241,8 @@
 //	/kmip/decrypt/<uid>
 //	/kmip/mac/<uid>
 //	/kmip/mac-verify/<uid>
+//	/kmip/set-attribute/<uid>      (KMIP 2.x)
+//	/kmip/adjust-attribute/<uid>   (KMIP 2.x)
 //
 // A Username/Password credential in the request header, if present, must
 // match one of Config.Users; the request is then authorised with that
@@ -189,7 +282,8 @@
 // activate the object by itself (Activate does). Activate makes a Pre-Active object Active. Revoke
 // with reason Key Compromise or CA Compromise makes it Compromised, with
 // any other reason Deactivated. Destroy refuses Active objects with
-// Permission Denied and otherwise deletes the key from the keystore, so it
+// Permission Denied (Wrong Key Lifecycle State in a KMIP 2.1 message, as
+// the OASIS 2.1 test cases expect) and otherwise deletes the key from the keystore, so it
 // is gone for the KES API as well. Revoke and Destroy of a key created
 // over the KES API are refused with Permission Denied ("key is managed
 // over the KES API"): the lifecycle table of internal/keys. The state rules of internal/keys apply

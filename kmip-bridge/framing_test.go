@@ -89,7 +89,7 @@ func TestFraming(t *testing.T) {
 
 	t.Run("unsupported version", func(t *testing.T) {
 		c := e.raw(e.client)
-		resp := send(t, c, request(kmip.ProtocolVersion{ProtocolVersionMajor: 2}, &payloads.QueryRequestPayload{}))
+		resp := send(t, c, request(kmip.ProtocolVersion{ProtocolVersionMajor: 2, ProtocolVersionMinor: 2}, &payloads.QueryRequestPayload{}))
 		wantReason(t, resp.BatchItem[0], kmip.ResultReasonInvalidMessage)
 		wantOK(t, exchange(t, c, dv).BatchItem[0])
 	})

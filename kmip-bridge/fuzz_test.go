@@ -138,6 +138,11 @@ func FuzzHandleMessage(f *testing.F) {
 		if log.panics.Load() != 0 {
 			t.Fatalf("handler panicked: %v", log.last.Load())
 		}
+		if isV2(msg) {
+			// 2.x answers do not fit the library's 1.x types;
+			// FuzzV2Message checks them.
+			return
+		}
 		var resp kmip.ResponseMessage
 		if err := ttlv.UnmarshalTTLV(out, &resp); err != nil {
 			t.Fatalf("undecodable response: %v", err)

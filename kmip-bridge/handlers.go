@@ -19,7 +19,7 @@ import (
 )
 
 // supportedVersions in server preference order.
-var supportedVersions = []kmip.ProtocolVersion{kmip.V1_4, kmip.V1_3, kmip.V1_2, kmip.V1_1, kmip.V1_0}
+var supportedVersions = []kmip.ProtocolVersion{kmip.V2_1, kmip.V2_0, kmip.V1_4, kmip.V1_3, kmip.V1_2, kmip.V1_1, kmip.V1_0}
 
 // VendorIdentification is what Query Server Information reports.
 const VendorIdentification = "KES bridge KMIP server"
@@ -45,14 +45,16 @@ var opNames = map[kmip.Operation]string{
 	kmip.OperationDecrypt:          "decrypt",
 	kmip.OperationMAC:              "mac",
 	kmip.OperationMACVerify:        "mac-verify",
+	operationSetAttribute:          "set-attribute",
+	operationAdjustAttribute:       "adjust-attribute",
 }
 
 func (s *Server) newExecutor() *kmipserver.BatchExecutor {
 	e := kmipserver.NewBatchExecutor()
 	e.Use(s.limitMessage, s.authenticate)
-	e.BatchItemUse(s.auditItem, s.limitItem)
+	e.BatchItemUse(s.auditItem, s.limitItem, s.v2Item)
 	e.Route(kmip.OperationDiscoverVersions, handle(s, s.discoverVersions))
-	e.Route(kmip.OperationQuery, handle(s, s.query))
+	e.Route(kmip.OperationQuery, handle(s, s.queryAll))
 	e.Route(kmip.OperationCreate, handle(s, s.create))
 	e.Route(kmip.OperationRegister, handle(s, s.register))
 	e.Route(kmip.OperationLocate, handle(s, s.locate))
@@ -67,6 +69,7 @@ func (s *Server) newExecutor() *kmipserver.BatchExecutor {
 	e.Route(kmip.OperationDestroy, handle(s, s.destroy))
 	e.Route(kmip.OperationReKey, handle(s, s.rekey))
 	s.routeCrypto(e)
+	s.routeV2(e)
 	return e
 }
 

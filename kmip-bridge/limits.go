@@ -177,7 +177,7 @@ func (s *Server) limitItem(next kmipserver.BatchItemNext, ctx context.Context, b
 	if err != nil {
 		err = s.wireError(err)
 	}
-	size := itemSize(resp, err)
+	size := itemSize(resp, err) + v2Growth(ctx, bi, resp, err)
 	if size-charge <= b.free {
 		b.free -= size - charge
 		if err != nil {

@@ -320,7 +320,7 @@ func TestPyKMIPLifecycle(t *testing.T) {
 	env := startPyKMIPBridge(t)
 	ctx := context.Background()
 
-	for _, version := range []string{"1.0", "1.1", "1.2", "1.4"} {
+	for _, version := range []string{"1.0", "1.1", "1.2", "1.4", "2.0"} {
 		t.Run("KMIP "+version, func(t *testing.T) {
 			prefix := "pykmip-" + strings.ReplaceAll(version, ".", "")
 			kesKey := prefix + "-kes"
@@ -355,7 +355,7 @@ func TestPyKMIPLifecycle(t *testing.T) {
 			// operation, but answering it costs nothing and helps clients
 			// that probe with their lowest version.
 			if step("discover_versions") {
-				if got := res.Steps["discover_versions"].Versions; !slices.Equal(got, []string{"1.4", "1.3", "1.2", "1.1", "1.0"}) {
+				if got := res.Steps["discover_versions"].Versions; !slices.Equal(got, []string{"2.1", "2.0", "1.4", "1.3", "1.2", "1.1", "1.0"}) {
 					t.Errorf("discover_versions: %q", got)
 				}
 			}

@@ -440,6 +440,9 @@ type session struct {
 	// wipe collects buffers holding key material, cleared once the
 	// response is written.
 	wipe [][]byte
+	// v1Shaped is set once the client sent a 1.x-shaped payload in a
+	// KMIP 2.x message (v2.go).
+	v1Shaped bool
 }
 
 func (c *conn) serve() {
@@ -559,6 +562,17 @@ func (s *Server) handleMessage(ctx context.Context, msg []byte) (out []byte) {
 		}
 	}()
 	var req kmip.RequestMessage
+	var v2 *v2Message
+	if isV2(msg) {
+		tr, m, err := fromV2(msg, sessionOf(ctx))
+		if err != nil {
+			return invalidMessage(msg, "message could not be decoded")
+		}
+		msg, v2 = tr, m
+		defer clear(tr)
+		m.req = &req
+		ctx = context.WithValue(ctx, v2Key{}, m)
+	}
 	if err := checkTTLV(msg); err != nil {
 		return invalidMessage(msg, "message could not be decoded")
 	}
@@ -576,6 +590,9 @@ func (s *Server) handleMessage(ctx context.Context, msg []byte) (out []byte) {
 	ctx = context.WithValue(ctx, stateKey{}, st)
 	resp := s.exec.HandleRequest(ctx, &req)
 	out = ttlv.MarshalTTLV(resp)
+	if v2 != nil {
+		out = toV2(out, v2)
+	}
 	return s.checkResponseSize(&req, resp, out)
 }
 

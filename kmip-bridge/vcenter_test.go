@@ -78,7 +78,7 @@ func TestVCenter(t *testing.T) {
 			t.Fatalf("operation %v", dv.BatchItem[0].Operation)
 		}
 		vs := dv.BatchItem[0].ResponsePayload.(*payloads.DiscoverVersionsResponsePayload).ProtocolVersion
-		if len(vs) != 5 || vs[0] != kmip.V1_4 || vs[3] != kmip.V1_1 {
+		if len(vs) != 7 || vs[0] != kmip.V2_1 || vs[2] != kmip.V1_4 || vs[5] != kmip.V1_1 {
 			t.Fatalf("versions %v", vs)
 		}
 		if req == nil {

@@ -7,7 +7,8 @@ Run by kmip-bridge/pykmip_test.go against the bridge. Usage:
     lifecycle.py CONFIG_FILE KMIP_VERSION NAME_PREFIX KES_KEY < register-key-hex
 
 CONFIG_FILE is a pykmip.conf with a [client] section (host, port, certfile,
-keyfile, ca_certs, ...). KMIP_VERSION is one of 1.0, 1.1, 1.2, 1.3, 1.4.
+keyfile, ca_certs, ...). KMIP_VERSION is one of 1.0, 1.1, 1.2, 1.3, 1.4, 2.0 (at 2.0 PyKMIP
+encodes attributes the KMIP 2.0 way: Attributes, Attribute Reference).
 NAME_PREFIX makes the names of the keys created here unique. KES_KEY is
 the Unique Identifier of a key created over the KES API, which is only
 used: Get of it must be refused (it is not extractable), Encrypt, Decrypt
@@ -43,6 +44,7 @@ VERSIONS = {
     "1.2": enums.KMIPVersion.KMIP_1_2,
     "1.3": enums.KMIPVersion.KMIP_1_3,
     "1.4": enums.KMIPVersion.KMIP_1_4,
+    "2.0": enums.KMIPVersion.KMIP_2_0,
 }
 
 
