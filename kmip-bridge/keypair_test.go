@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kesbridge/kes/policy"
 	"github.com/ovh/kmip-go"
@@ -174,6 +175,10 @@ func TestKeyPairOVHClient(t *testing.T) {
 				if !slices.Equal(got, []string{h.uid}) {
 					t.Fatalf("locate %s: %v", h.name, got)
 				}
+			}
+
+			if got := c.Locate().WithLink(kmip.LinkTypePublicKeyLink, pub).MustExec().UniqueIdentifier; !slices.Equal(got, []string{priv}) {
+				t.Fatalf("locate by link: %v", got)
 			}
 
 			// Revoking and destroying the public key leaves the private
@@ -385,6 +390,19 @@ func TestKeyPairAttacks(t *testing.T) {
 		}
 		refused(t, build(c.Sign("minio").WithCryptographicParameters(params).Data([]byte("m"))), kmip.ResultReasonPermissionDenied, "")
 		refused(t, build(c.SignatureVerify("minio").WithCryptographicParameters(params).Data([]byte("m")).Signature([]byte("s"))), kmip.ResultReasonPermissionDenied, "")
+	})
+	t.Run("re-key", func(t *testing.T) {
+		refused(t, &payloads.RekeyKeyPairRequestPayload{PrivateKeyUniqueIdentifier: priv}, kmip.ResultReasonOperationNotSupported, "")
+		refused(t, &payloads.RekeyRequestPayload{UniqueIdentifier: priv}, kmip.ResultReasonIllegalOperation, "can be re-keyed")
+	})
+	t.Run("activation date", func(t *testing.T) {
+		past := time.Now().Add(-time.Hour)
+		r := c.CreateKeyPair().ECDSA(kmip.RecommendedCurveP_256, sign, verify).Common().WithAttribute(kmip.AttributeNameActivationDate, past).MustExec()
+		for _, uid := range []string{r.PrivateKeyUniqueIdentifier, r.PublicKeyUniqueIdentifier} {
+			if st := attrValue(t, c.GetAttributes(uid, kmip.AttributeNameState).MustExec().Attribute, kmip.AttributeNameState); st != kmip.StateActive {
+				t.Fatalf("key pair with a past activation date: %v", st)
+			}
+		}
 	})
 	t.Run("policy", func(t *testing.T) {
 		other := e.pki.issue(t, "signer-only", false)
