@@ -408,12 +408,24 @@ func ecdsaPublicMaterial(t *kmip.TransparentECPublicKey) kmip.KeyMaterial {
 
 var errFormat = kerr(kmip.ResultReasonInvalidField, "invalid key material for its key format type")
 
+// maxKeyDER bounds the encoded key of a Register before it is parsed: an
+// RSA-8192 private key is under 5 KiB in PKCS#8, and parsing and
+// validating a key costs time that grows with its size.
+const maxKeyDER = 16 << 10
+
+var errKeyTooLarge = kerr(kmip.ResultReasonInvalidField, "key material is too large: RSA keys are 1024 to 8192 bits long")
+
 // canonicalDER converts a registered key to the form internal/keys
 // stores: PKCS#8 for private keys, X.509 SubjectPublicKeyInfo for
 // public keys. The key is validated first (RSA keys with
 // rsa.PrivateKey.Validate, EC points and scalars against their curve).
 func canonicalDER(o kmip.Object) ([]byte, keys.Algorithm, error) {
 	var alg keys.Algorithm
+	if kb := keyBlockOf(o); kb != nil && kb.KeyValue != nil && kb.KeyValue.Plain != nil {
+		if b := kb.KeyValue.Plain.KeyMaterial.Bytes; b != nil && len(*b) > maxKeyDER {
+			return nil, "", errKeyTooLarge
+		}
+	}
 	switch o := o.(type) {
 	case *kmip.PrivateKey:
 		switch o.KeyBlock.KeyFormatType {
@@ -455,9 +467,18 @@ func canonicalDER(o kmip.Object) ([]byte, keys.Algorithm, error) {
 		default:
 			return nil, "", kerr(kmip.ResultReasonKeyFormatTypeNotSupported, "public keys are registered as PKCS#1, X.509 or Transparent RSA or EC public keys")
 		}
-		if m, err := o.KeyBlock.GetMaterial(); err != nil || m.TransparentECPublicKey == nil && m.TransparentECDSAPublicKey == nil &&
+		m, err := o.KeyBlock.GetMaterial()
+		if err != nil || m.TransparentECPublicKey == nil && m.TransparentECDSAPublicKey == nil &&
 			m.TransparentRSAPublicKey == nil && m.Bytes == nil {
 			return nil, "", errFormat
+		}
+		if t := m.TransparentRSAPublicKey; t != nil {
+			if t.Modulus.BitLen() > keys.MaxRegisteredRSABits {
+				return nil, "", errKeyTooLarge
+			}
+			if t.PublicExponent.BitLen() > 31 {
+				return nil, "", errFormat
+			}
 		}
 		k, err := o.CryptoPublicKey()
 		if err != nil {
@@ -486,6 +507,17 @@ func canonicalDER(o kmip.Object) ([]byte, keys.Algorithm, error) {
 	return nil, "", kerr(kmip.ResultReasonInvalidField, "not an asymmetric key")
 }
 
+// keyBlockOf returns the key block of a private or public key.
+func keyBlockOf(o kmip.Object) *kmip.KeyBlock {
+	switch o := o.(type) {
+	case *kmip.PrivateKey:
+		return &o.KeyBlock
+	case *kmip.PublicKey:
+		return &o.KeyBlock
+	}
+	return nil
+}
+
 // checkTransparentPrivate refuses transparent private keys that the
 // library would turn into a key without checking: missing RSA
 // components (it dereferences them) and EC scalars outside [1, n-1].
@@ -497,13 +529,18 @@ func checkTransparentPrivate(o *kmip.PrivateKey) error {
 			return errFormat
 		}
 		t := m.TransparentRSAPrivateKey
+		if t.Modulus.BitLen() > keys.MaxRegisteredRSABits {
+			return errKeyTooLarge
+		}
+		// Every component is below the modulus, and the exponent fits an
+		// int: larger values are no key and only cost time.
 		for _, v := range []*big.Int{t.PrivateExponent, t.PublicExponent, t.P, t.Q} {
-			if v == nil || v.Sign() <= 0 {
+			if v == nil || v.Sign() <= 0 || v.BitLen() > t.Modulus.BitLen() {
 				return errFormat
 			}
 		}
-		if t.Modulus.BitLen() > keys.MaxRegisteredRSABits {
-			return kerr(kmip.ResultReasonInvalidField, "RSA keys are 1024 to 8192 bits long")
+		if t.PublicExponent.BitLen() > 31 {
+			return errFormat
 		}
 		// The CRT values are recomputed (Precompute); given ones are
 		// not trusted.

@@ -328,6 +328,55 @@ func TestKeyPairAttacks(t *testing.T) {
 		refused(t, rawKey(false, kmip.KeyFormatTypePKCS_1, nil, verify), kmip.ResultReasonInvalidField, "")
 		refused(t, rawKey(true, kmip.KeyFormatTypeRaw, garbage, sign), kmip.ResultReasonKeyFormatTypeNotSupported, "")
 	})
+	t.Run("transparent", func(t *testing.T) {
+		transparent := func(private bool, format kmip.KeyFormatType, km kmip.KeyMaterial, mask kmip.CryptographicUsageMask) kmip.OperationPayload {
+			p := rawKey(private, format, nil, mask).(*payloads.RegisterRequestPayload)
+			switch o := p.Object.(type) {
+			case *kmip.PrivateKey:
+				o.KeyBlock.KeyValue.Plain.KeyMaterial = km
+			case *kmip.PublicKey:
+				o.KeyBlock.KeyValue.Plain.KeyMaterial = km
+			}
+			return p
+		}
+		rk, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		good := func() *kmip.TransparentRSAPrivateKey {
+			return &kmip.TransparentRSAPrivateKey{Modulus: *rk.N, PublicExponent: big.NewInt(int64(rk.E)), PrivateExponent: rk.D, P: rk.Primes[0], Q: rk.Primes[1]}
+		}
+		missing := good()
+		missing.Q = nil
+		huge := good()
+		huge.P = new(big.Int).Lsh(big.NewInt(1), 4096)
+		wrong := good()
+		wrong.PrivateExponent = new(big.Int).Add(rk.D, big.NewInt(2))
+		for name, k := range map[string]*kmip.TransparentRSAPrivateKey{"missing prime": missing, "prime over the modulus": huge, "wrong exponent": wrong} {
+			p := transparent(true, kmip.KeyFormatTypeTransparentRSAPrivateKey, kmip.KeyMaterial{TransparentRSAPrivateKey: k}, sign)
+			bi := batchOne(t, c, p)
+			if bi.ResultReason != kmip.ResultReasonInvalidField {
+				t.Fatalf("%s: %v %q", name, bi.ResultReason, bi.ResultMessage)
+			}
+		}
+		n := elliptic.P256().Params().N
+		for name, d := range map[string]*big.Int{"zero": big.NewInt(0), "order": n, "above the order": new(big.Int).Add(n, big.NewInt(5))} {
+			p := transparent(true, kmip.KeyFormatTypeTransparentECPrivateKey, kmip.KeyMaterial{TransparentECPrivateKey: &kmip.TransparentECPrivateKey{RecommendedCurve: kmip.RecommendedCurveP_256, D: *d}}, sign)
+			p.(*payloads.RegisterRequestPayload).Object.(*kmip.PrivateKey).KeyBlock.CryptographicAlgorithm = kmip.CryptographicAlgorithmEC
+			if bi := batchOne(t, c, p); bi.ResultReason != kmip.ResultReasonInvalidField {
+				t.Fatalf("EC scalar %s: %v %q", name, bi.ResultReason, bi.ResultMessage)
+			}
+		}
+		// A point that is not on the curve.
+		offCurve := append([]byte{4}, make([]byte, 64)...)
+		offCurve[64] = 1
+		p := transparent(false, kmip.KeyFormatTypeTransparentECPublicKey, kmip.KeyMaterial{TransparentECPublicKey: &kmip.TransparentECPublicKey{RecommendedCurve: kmip.RecommendedCurveP_256, QString: offCurve}}, verify)
+		p.(*payloads.RegisterRequestPayload).Object.(*kmip.PublicKey).KeyBlock.CryptographicAlgorithm = kmip.CryptographicAlgorithmEC
+		refused(t, p, kmip.ResultReasonInvalidField, "invalid key material")
+		bigE := transparent(false, kmip.KeyFormatTypeTransparentRSAPublicKey, kmip.KeyMaterial{TransparentRSAPublicKey: &kmip.TransparentRSAPublicKey{Modulus: *rk.N, PublicExponent: *new(big.Int).Lsh(big.NewInt(1), 40)}}, verify)
+		refused(t, bigE, kmip.ResultReasonInvalidField, "invalid key material")
+		refused(t, rawKey(true, kmip.KeyFormatTypePKCS_8, make([]byte, 20<<10), sign), kmip.ResultReasonInvalidField, "too large")
+	})
 	t.Run("huge modulus", func(t *testing.T) {
 		n := new(big.Int).Lsh(big.NewInt(1), 9000)
 		n.Add(n, big.NewInt(1))
