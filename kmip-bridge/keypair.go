@@ -421,10 +421,12 @@ var errKeyTooLarge = kerr(kmip.ResultReasonInvalidField, "key material is too la
 // rsa.PrivateKey.Validate, EC points and scalars against their curve).
 func canonicalDER(o kmip.Object) ([]byte, keys.Algorithm, error) {
 	var alg keys.Algorithm
-	if kb := keyBlockOf(o); kb != nil && kb.KeyValue != nil && kb.KeyValue.Plain != nil {
-		if b := kb.KeyValue.Plain.KeyMaterial.Bytes; b != nil && len(*b) > maxKeyDER {
-			return nil, "", errKeyTooLarge
-		}
+	kb := keyBlockOf(o)
+	if kb == nil || kb.KeyValue == nil || kb.KeyValue.Plain == nil || !materialFits(kb.KeyFormatType, kb.KeyValue.Plain.KeyMaterial) {
+		return nil, "", errFormat
+	}
+	if b := kb.KeyValue.Plain.KeyMaterial.Bytes; b != nil && len(*b) > maxKeyDER {
+		return nil, "", errKeyTooLarge
 	}
 	switch o := o.(type) {
 	case *kmip.PrivateKey:
@@ -505,6 +507,28 @@ func canonicalDER(o kmip.Object) ([]byte, keys.Algorithm, error) {
 		return der, alg, nil
 	}
 	return nil, "", kerr(kmip.ResultReasonInvalidField, "not an asymmetric key")
+}
+
+// materialFits reports whether the key material has the shape its
+// format names: the library's parsers assume it.
+func materialFits(f kmip.KeyFormatType, m kmip.KeyMaterial) bool {
+	switch f {
+	case kmip.KeyFormatTypePKCS_1, kmip.KeyFormatTypePKCS_8, kmip.KeyFormatTypeX_509, kmip.KeyFormatTypeECPrivateKey:
+		return m.Bytes != nil
+	case kmip.KeyFormatTypeTransparentRSAPrivateKey:
+		return m.TransparentRSAPrivateKey != nil
+	case kmip.KeyFormatTypeTransparentRSAPublicKey:
+		return m.TransparentRSAPublicKey != nil
+	case kmip.KeyFormatTypeTransparentECPrivateKey:
+		return m.TransparentECPrivateKey != nil
+	case kmip.KeyFormatTypeTransparentECPublicKey:
+		return m.TransparentECPublicKey != nil
+	case formatECDSAPrivate:
+		return m.TransparentECDSAPrivateKey != nil
+	case formatECDSAPublic:
+		return m.TransparentECDSAPublicKey != nil
+	}
+	return true // refused by format below
 }
 
 // keyBlockOf returns the key block of a private or public key.

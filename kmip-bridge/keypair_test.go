@@ -12,15 +12,18 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"errors"
 	"math/big"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kesbridge/kes/internal/keys"
 	"github.com/kesbridge/kes/policy"
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/kmipclient"
+	"github.com/ovh/kmip-go/kmipserver"
 	"github.com/ovh/kmip-go/payloads"
 )
 
@@ -193,6 +196,30 @@ func TestKeyPairOVHClient(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKeyPairKMIP12: a KMIP 1.2 client gets EC keys in the transparent
+// ECDSA formats by default, the only ones its version defines.
+func TestKeyPairKMIP12(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial(e.client, kmipclient.EnforceVersion(kmip.V1_2))
+	resp := c.CreateKeyPair().ECDSA(kmip.RecommendedCurveP_384, kmip.CryptographicUsageSign, kmip.CryptographicUsageVerify).MustExec()
+	priv := c.Get(resp.PrivateKeyUniqueIdentifier).MustExec().Object.(*kmip.PrivateKey)
+	pub := c.Get(resp.PublicKeyUniqueIdentifier).MustExec().Object.(*kmip.PublicKey)
+	if priv.KeyBlock.KeyFormatType != formatECDSAPrivate || pub.KeyBlock.KeyFormatType != formatECDSAPublic {
+		t.Fatalf("formats %v and %v", priv.KeyBlock.KeyFormatType, pub.KeyBlock.KeyFormatType)
+	}
+	k, err := priv.CryptoPrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pub.CryptoPublicKey()
+	if err != nil || !p.(*ecdsa.PublicKey).Equal(k.(crypto.Signer).Public()) || p.(*ecdsa.PublicKey).Curve != elliptic.P384() {
+		t.Fatalf("the halves are not one P-384 key: %v", err)
+	}
+	// The 1.3 names are not formats of 1.2.
+	bi := batchOne(t, c, &payloads.GetRequestPayload{UniqueIdentifier: resp.PublicKeyUniqueIdentifier, KeyFormatType: kmip.KeyFormatTypeTransparentECPublicKey})
+	wantReason(t, bi, kmip.ResultReasonKeyFormatTypeNotSupported)
 }
 
 var errInvalid = errorString("invalid signature")
@@ -468,6 +495,54 @@ func TestKeyPairAttacks(t *testing.T) {
 		}
 		if _, err := oc.SignatureVerify(pub).WithCryptographicParameters(params).Data([]byte("m")).Signature([]byte("s")).Exec(); err == nil {
 			t.Fatal("signature-verify without /kmip/signature-verify/<uid>")
+		}
+	})
+}
+
+// FuzzRegisterKey: any encoded key in any format is either refused with a
+// KMIP error or stored as a key that internal/keys parses back, and its
+// conversion to every format does not fail unexpectedly.
+func FuzzRegisterKey(f *testing.F) {
+	rk, _ := rsa.GenerateKey(rand.Reader, 1024)
+	ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p8, _ := x509.MarshalPKCS8PrivateKey(ek)
+	spki, _ := x509.MarshalPKIXPublicKey(&rk.PublicKey)
+	sec1, _ := x509.MarshalECPrivateKey(ek)
+	f.Add(true, uint8(kmip.KeyFormatTypePKCS_1), x509.MarshalPKCS1PrivateKey(rk))
+	f.Add(true, uint8(kmip.KeyFormatTypePKCS_8), p8)
+	f.Add(true, uint8(kmip.KeyFormatTypeECPrivateKey), sec1)
+	f.Add(false, uint8(kmip.KeyFormatTypeX_509), spki)
+	f.Add(false, uint8(kmip.KeyFormatTypePKCS_1), x509.MarshalPKCS1PublicKey(&rk.PublicKey))
+	f.Fuzz(func(t *testing.T, private bool, format uint8, der []byte) {
+		kb := kmip.KeyBlock{KeyFormatType: kmip.KeyFormatType(format),
+			KeyValue: &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: kmip.KeyMaterial{Bytes: &der}}}}
+		var o kmip.Object = &kmip.PublicKey{KeyBlock: kb}
+		typ := kmip.ObjectTypePublicKey
+		if private {
+			o, typ = &kmip.PrivateKey{KeyBlock: kb}, kmip.ObjectTypePrivateKey
+		}
+		out, alg, err := canonicalDER(o)
+		if err != nil {
+			if !errors.As(err, new(kmipserver.Error)) {
+				t.Fatalf("not a KMIP error: %v", err)
+			}
+			return
+		}
+		priv, _, err := keys.ParseAsymmetric(alg, out)
+		if err != nil {
+			return // sizes and curves are internal/keys' to refuse
+		}
+		if (priv != nil) != private {
+			t.Fatal("a private key became a public key or the other way round")
+		}
+		obj := &object{typ: typ, alg: kmip.CryptographicAlgorithmRSA}
+		if alg == keys.AlgorithmEC {
+			obj.alg = kmip.CryptographicAlgorithmEC
+		}
+		for f := kmip.KeyFormatTypeRaw; f <= kmip.KeyFormatTypePKCS_12; f++ {
+			if _, err := asymObject(obj, out, f, kmip.V1_4, func([]byte) {}); err != nil && !errors.As(err, new(kmipserver.Error)) {
+				t.Fatalf("format %v: %v", f, err)
+			}
 		}
 	})
 }
