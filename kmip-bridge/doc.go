@@ -70,9 +70,12 @@
 // objects, each with its own state, attributes and Unique Identifier: the
 // private key has a Public Key Link to the public key and the public key
 // a Private Key Link to the private key. The default usage masks are Sign
-// (private key) and Verify (public key); a mask with bits the half cannot
-// serve (Verify or Encrypt on a private EC key, Sign on a public key, see
-// keys.CheckAsymmetricMask) is Invalid Field. Both halves are Pre-Active
+// (private key) and Verify (public key); a mask in a half's template with
+// bits the half cannot serve (Verify or Encrypt on a private EC key, Sign
+// on a public key, see keys.CheckAsymmetricMask) is Invalid Field. A mask
+// in the common template is meant for both halves: each keeps the bits it
+// can serve (Sign and Verify become Sign on the private key and Verify on
+// the public key), and one left with none is refused. Both halves are Pre-Active
 // unless an Activation Date in the past is given. Revoke and Destroy of
 // one half leave the other as it is; Locate finds each by Object Type,
 // Name and the other filters.

@@ -180,13 +180,8 @@ func (s *Server) createKeyPair(ctx context.Context, req *payloads.CreateKeyPairR
 	if err != nil {
 		return nil, err
 	}
-	privMask, pubMask := kmip.CryptographicUsageSign, kmip.CryptographicUsageVerify
-	if priv.mask != nil {
-		privMask = *priv.mask
-	}
-	if pub.mask != nil {
-		pubMask = *pub.mask
-	}
+	privMask := halfMask(alg, true, priv.mask, req.PrivateKeyTemplateAttribute, kmip.CryptographicUsageSign)
+	pubMask := halfMask(alg, false, pub.mask, req.PublicKeyTemplateAttribute, kmip.CryptographicUsageVerify)
 	for _, h := range []halfSpec{priv, pub} {
 		h.obj.alg, h.obj.length = priv.alg, bits
 		if alg == keys.AlgorithmEC {
@@ -227,6 +222,27 @@ func (s *Server) createKeyPair(ctx context.Context, req *payloads.CreateKeyPairR
 	kmipserver.SetIdPlaceholder(ctx, privUID)
 	auditUID(ctx, privUID)
 	return &payloads.CreateKeyPairResponsePayload{PrivateKeyUniqueIdentifier: privUID, PublicKeyUniqueIdentifier: pubUID}, nil
+}
+
+// halfMask returns the usage mask of one half of a key pair. A mask of
+// the half's own template is taken as it is (and refused if it does not
+// fit, keys.CheckAsymmetricMask); a mask of the common template is meant
+// for both halves, so each keeps the bits it can serve ("Sign Verify"
+// becomes Sign on the private key and Verify on the public key), unless
+// none is left.
+func halfMask(alg keys.Algorithm, private bool, merged *kmip.CryptographicUsageMask, own *kmip.TemplateAttribute, def kmip.CryptographicUsageMask) kmip.CryptographicUsageMask {
+	if merged == nil {
+		return def
+	}
+	if own != nil && slices.ContainsFunc(own.Attribute, func(a kmip.Attribute) bool {
+		return a.AttributeName == kmip.AttributeNameCryptographicUsageMask
+	}) {
+		return *merged
+	}
+	if m := *merged & kmip.CryptographicUsageMask(keys.AsymmetricUsage(alg, private)); m != 0 {
+		return m
+	}
+	return *merged
 }
 
 // finishAsym is finish for an asymmetric key: the digest is that of the

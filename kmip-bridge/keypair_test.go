@@ -432,6 +432,21 @@ func TestKeyPairAttacks(t *testing.T) {
 		refused(t, build(c.CreateKeyPair().ECDSA(kmip.RecommendedCurveP_256, sign|kmip.CryptographicUsageDecrypt, verify)), kmip.ResultReasonInvalidField, "usage mask does not fit")
 		ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		refused(t, build(c.Register().PublicKey(&ek.PublicKey, sign)), kmip.ResultReasonInvalidField, "usage mask does not fit")
+		// A common mask is meant for both halves: each keeps what it
+		// can do, and one that leaves a half nothing is refused.
+		ec := func(m kmip.CryptographicUsageMask) kmipclient.ExecCreateKeyPairAttr {
+			return c.CreateKeyPair().Common().WithAttribute(kmip.AttributeNameCryptographicAlgorithm, kmip.CryptographicAlgorithmEC).
+				WithAttribute(kmip.AttributeNameCryptographicLength, int32(256)).WithAttribute(kmip.AttributeNameCryptographicUsageMask, m)
+		}
+		refused(t, build(ec(kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt)), kmip.ResultReasonInvalidField, "usage mask does not fit")
+		r := ec(sign | verify).MustExec()
+		for uid, want := range map[string]kmip.CryptographicUsageMask{r.PrivateKeyUniqueIdentifier: sign, r.PublicKeyUniqueIdentifier: verify} {
+			if got := attrValue(t, c.GetAttributes(uid, kmip.AttributeNameCryptographicUsageMask).MustExec().Attribute, kmip.AttributeNameCryptographicUsageMask); got != want {
+				t.Fatalf("common mask Sign|Verify: %v, want %v", got, want)
+			}
+		}
+		c.Destroy(r.PrivateKeyUniqueIdentifier).MustExec()
+		c.Destroy(r.PublicKeyUniqueIdentifier).MustExec()
 	})
 	if after, _ := e.keys.List(ctx, ""); len(after) != len(before) {
 		t.Fatalf("refused requests stored keys: %d before, %d after", len(before), len(after))

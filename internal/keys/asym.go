@@ -79,21 +79,28 @@ const (
 	usageECPublicAllowed = UsageVerify | 0x0200 | 0x0400 | 0x0800 | 0x100000 | usageExport
 )
 
-// CheckAsymmetricMask refuses (ErrUsageMask) a usage mask with bits the
-// key cannot serve: a private key never verifies, a public key never
-// signs, and an EC key never encrypts.
-func CheckAsymmetricMask(alg Algorithm, private bool, mask UsageMask) error {
-	var allowed UsageMask
+// AsymmetricUsage returns the usage bits a private or public key of alg
+// may carry; 0 if alg is not asymmetric.
+func AsymmetricUsage(alg Algorithm, private bool) UsageMask {
 	switch {
 	case alg == AlgorithmRSA && private:
-		allowed = usageRSAPrivateAllowed
+		return usageRSAPrivateAllowed
 	case alg == AlgorithmRSA:
-		allowed = usageRSAPublicAllowed
+		return usageRSAPublicAllowed
 	case alg == AlgorithmEC && private:
-		allowed = usageECPrivateAllowed
+		return usageECPrivateAllowed
 	case alg == AlgorithmEC:
-		allowed = usageECPublicAllowed
-	default:
+		return usageECPublicAllowed
+	}
+	return 0
+}
+
+// CheckAsymmetricMask refuses (ErrUsageMask) a usage mask with bits the
+// key cannot serve (see AsymmetricUsage): a private key never verifies,
+// a public key never signs, and an EC key never encrypts.
+func CheckAsymmetricMask(alg Algorithm, private bool, mask UsageMask) error {
+	allowed := AsymmetricUsage(alg, private)
+	if allowed == 0 {
 		return fmt.Errorf("%w: not an asymmetric key", ErrUsageMask)
 	}
 	if extra := mask &^ allowed; extra != 0 {
