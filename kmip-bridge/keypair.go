@@ -169,6 +169,10 @@ func (s *Server) createKeyPair(ctx context.Context, req *payloads.CreateKeyPairR
 	if err != nil {
 		return nil, err
 	}
+	// A value one half's template leaves out is the other's.
+	fill(&priv.alg, &pub.alg)
+	fill(&priv.length, &pub.length)
+	fill(&priv.curve, &pub.curve)
 	if priv.alg != pub.alg || priv.length != pub.length || priv.curve != pub.curve {
 		return nil, kerr(kmip.ResultReasonInvalidField, "the private and public key templates name different algorithms or sizes")
 	}
@@ -222,6 +226,17 @@ func (s *Server) createKeyPair(ctx context.Context, req *payloads.CreateKeyPairR
 	kmipserver.SetIdPlaceholder(ctx, privUID)
 	auditUID(ctx, privUID)
 	return &payloads.CreateKeyPairResponsePayload{PrivateKeyUniqueIdentifier: privUID, PublicKeyUniqueIdentifier: pubUID}, nil
+}
+
+// fill sets whichever of a and b is zero to the other.
+func fill[T comparable](a, b *T) {
+	var zero T
+	switch {
+	case *a == zero:
+		*a = *b
+	case *b == zero:
+		*b = *a
+	}
 }
 
 // halfMask returns the usage mask of one half of a key pair. A mask of

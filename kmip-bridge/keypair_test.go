@@ -422,6 +422,17 @@ func TestKeyPairAttacks(t *testing.T) {
 		})
 		refused(t, p, kmip.ResultReasonInvalidField, "does not match the recommended curve")
 		refused(t, build(c.CreateKeyPair().ECDSA(kmip.RecommendedCurveP_192, sign, verify)), kmip.ResultReasonInvalidField, "P-256, P-384 or P-521")
+		halves := c.CreateKeyPair().PrivateKey().WithAttribute(kmip.AttributeNameCryptographicAlgorithm, kmip.CryptographicAlgorithmEC).
+			WithAttribute(kmip.AttributeNameCryptographicLength, int32(256)).
+			PublicKey().WithAttribute(kmip.AttributeNameCryptographicAlgorithm, kmip.CryptographicAlgorithmRSA)
+		refused(t, build(halves), kmip.ResultReasonInvalidField, "different algorithms")
+		split := c.CreateKeyPair().PrivateKey().WithAttribute(kmip.AttributeNameCryptographicAlgorithm, kmip.CryptographicAlgorithmEC).
+			PublicKey().WithAttribute(kmip.AttributeNameCryptographicLength, int32(384)).MustExec()
+		if l := attrValue(t, c.GetAttributes(split.PrivateKeyUniqueIdentifier, kmip.AttributeNameCryptographicLength).MustExec().Attribute, kmip.AttributeNameCryptographicLength); l != int32(384) {
+			t.Fatalf("algorithm and length from one template each: length %v", l)
+		}
+		c.Destroy(split.PrivateKeyUniqueIdentifier).MustExec()
+		c.Destroy(split.PublicKeyUniqueIdentifier).MustExec()
 		ek, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
 		refused(t, build(c.Register().PrivateKey(ek, sign)), kmip.ResultReasonInvalidField, "")
 		refused(t, build(c.CreateKeyPair().Common().WithAttribute(kmip.AttributeNameCryptographicAlgorithm, kmip.CryptographicAlgorithmDSA).WithAttribute(kmip.AttributeNameCryptographicLength, int32(2048))), kmip.ResultReasonInvalidField, "only RSA and EC")
