@@ -49,8 +49,8 @@
 // Create makes AES-128, -192 and -256 keys and HMAC-SHA256/384/512 keys.
 // Key material, HMAC keys and Unique Identifiers come from internal/keys
 // (keys.Service.CreateKMIP), which reads keys.Config.Rand. Register accepts Symmetric
-// Keys (Raw or Transparent Symmetric Key format), Secret Data and Opaque
-// Objects. 256-bit AES (and ChaCha20) keys are stored as KES keys with a
+// Keys (Raw or Transparent Symmetric Key format), Secret Data, Opaque
+// Objects and Public and Private Keys (see Key pairs). 256-bit AES (and ChaCha20) keys are stored as KES keys with a
 // fresh HMAC key, so that once Active they serve the KES API's generate,
 // encrypt and decrypt; other material is stored as raw bytes. Get answers
 // Raw for symmetric keys unless Transparent Symmetric Key is asked for,
@@ -64,7 +64,8 @@
 // (Cryptographic Algorithm EC or ECDSA, Recommended Curve in Cryptographic
 // Domain Parameters or Cryptographic Length). It takes the Common, Private
 // Key and Public Key Template-Attributes; an attribute of a half's template
-// overrides the common one. Other algorithms, sizes and curves, or halves
+// overrides the common one, and an algorithm or size only one half names
+// holds for both. Other algorithms, sizes and curves, or halves
 // that name different ones, are Invalid Field. The key is generated in
 // internal/keys (keys.Service.CreateKeyPair). Its two halves are two
 // objects, each with its own state, attributes and Unique Identifier: the
