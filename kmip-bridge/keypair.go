@@ -339,6 +339,9 @@ func (s *Server) registerAsym(ctx context.Context, req *payloads.RegisterRequest
 		}
 		alg = block.CryptographicAlgorithm
 	}
+	if b := block.KeyValue.Plain.KeyMaterial.Bytes; b != nil {
+		defer clear(*b) // the request's copy of the key
+	}
 	der, kalg, err := canonicalDER(req.Object)
 	if err != nil {
 		return nil, err
