@@ -379,8 +379,9 @@ func (s *Service) withAsymmetric(ctx context.Context, name string, bit UsageMask
 
 // Sign signs data (or the digest in it, see SignParams.Digested) with
 // the named private key. The key must be Active and its usage mask must
-// have Sign. ECDSA signatures are ASN.1 DER. PSS salts and ECDSA nonces
-// come from Config.Rand where Go's crypto uses the reader it is given.
+// have Sign. ECDSA signatures are ASN.1 DER. PSS salts come from
+// Config.Rand; ECDSA nonces from the system's secure source (since Go
+// 1.26 crypto/ecdsa ignores the reader it is given, as for GenerateKey).
 func (s *Service) Sign(ctx context.Context, name string, p SignParams, data []byte) ([]byte, error) {
 	digest, err := p.digest(data)
 	if err != nil {
