@@ -572,3 +572,35 @@ func FuzzRegisterKey(f *testing.F) {
 		}
 	})
 }
+
+// TestKeyPairBatch: the private key is the batch's ID placeholder, so
+// that Activate and Sign after Create Key Pair need no identifier.
+func TestKeyPairBatch(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial(e.client)
+	create, err := c.CreateKeyPair().ECDSA(kmip.RecommendedCurveP_256, kmip.CryptographicUsageSign, kmip.CryptographicUsageVerify).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := &kmip.CryptographicParameters{HashingAlgorithm: kmip.HashingAlgorithmSHA_256}
+	br, err := c.Batch(context.Background(), create, &payloads.ActivateRequestPayload{}, &payloads.SignRequestPayload{CryptographicParameters: params, Data: []byte("m")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bi := range br {
+		wantOK(t, bi)
+	}
+	priv := br[0].ResponsePayload.(*payloads.CreateKeyPairResponsePayload).PrivateKeyUniqueIdentifier
+	pub := br[0].ResponsePayload.(*payloads.CreateKeyPairResponsePayload).PublicKeyUniqueIdentifier
+	if uid := br[2].ResponsePayload.(*payloads.SignResponsePayload).UniqueIdentifier; uid != priv {
+		t.Fatalf("sign used %s, want the private key %s", uid, priv)
+	}
+	k, err := c.Get(pub).WithKeyFormat(kmip.KeyFormatTypeX_509).MustExec().Object.(*kmip.PublicKey).CryptoPublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("m"))
+	if !ecdsa.VerifyASN1(k.(*ecdsa.PublicKey), digest[:], br[2].ResponsePayload.(*payloads.SignResponsePayload).SignatureData) {
+		t.Fatal("batch signature does not verify")
+	}
+}
