@@ -111,7 +111,8 @@ func usageOf(info keys.Info) usageJSON {
 	for _, b := range []struct {
 		bit  keys.UsageMask
 		name string
-	}{{keys.UsageEncrypt, "encrypt"}, {keys.UsageDecrypt, "decrypt"}, {keys.UsageMACGenerate, "mac-generate"}, {keys.UsageMACVerify, "mac-verify"}} {
+	}{{keys.UsageSign, "sign"}, {keys.UsageVerify, "verify"}, {keys.UsageEncrypt, "encrypt"}, {keys.UsageDecrypt, "decrypt"},
+		{keys.UsageMACGenerate, "mac-generate"}, {keys.UsageMACVerify, "mac-verify"}} {
 		if u.Mask&b.bit != 0 {
 			out.Usage = append(out.Usage, b.name)
 		}

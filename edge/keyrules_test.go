@@ -91,6 +91,17 @@ func TestExportSwitch(t *testing.T) {
 	if info.Origin != "kes" || info.State != "Active" || info.Extractable || !info.Never || len(info.Usage) != 4 {
 		t.Fatalf("describe: %+v", info)
 	}
+	// The halves of a key pair show what they do.
+	pair := c.CreateKeyPair().ECDSA(kmip.RecommendedCurveP_256, kmip.CryptographicUsageSign, kmip.CryptographicUsageVerify).MustExec()
+	for uid, want := range map[string]string{pair.PrivateKeyUniqueIdentifier: "sign", pair.PublicKeyUniqueIdentifier: "verify"} {
+		r := e.do(raw, "GET", "/v1/key/describe/"+uid, nil)
+		var half struct {
+			Usage []string `json:"usage"`
+		}
+		if err := json.Unmarshal([]byte(r.body), &half); err != nil || r.code != 200 || len(half.Usage) != 1 || half.Usage[0] != want {
+			t.Fatalf("describe of a key pair half: %d %s, want usage %s", r.code, r.body, want)
+		}
+	}
 
 	// The export switch: not for the minio identity, whose policy says
 	// /v1/key/*; for the admin.

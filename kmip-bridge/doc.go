@@ -17,15 +17,17 @@
 //
 // Discover Versions, Query, Create, Register, Get, Get Attributes, Get
 // Attribute List, Add Attribute, Modify Attribute, Delete Attribute,
-// Locate, Activate, Revoke, Destroy, Re-key, Encrypt, Decrypt, MAC and MAC
-// Verify are implemented, and at KMIP 2.x Set Attribute and Adjust
-// Attribute. Every other
+// Locate, Activate, Revoke, Destroy, Re-key, Encrypt, Decrypt, MAC, MAC
+// Verify, Create Key Pair, Sign and Signature Verify are implemented, and
+// at KMIP 2.x Set Attribute and Adjust Attribute (Re-key Key Pair is
+// not). Every other
 // operation answers Operation Not Supported for its batch item only. The
 // Batch Error Continuation Options Continue and Stop (the default) are
 // honoured; Undo is refused with Feature Not Supported, since the keystore
 // has no transactions. Unique Batch Item IDs are echoed, and the ID
-// placeholder set by Create, Register, Re-key and Locate serves later
-// items of the batch that name no object.
+// placeholder set by Create, Create Key Pair (the private key),
+// Register, Re-key and Locate serves later items of the batch that name
+// no object.
 //
 // # KMIP 2.0 and 2.1
 //
@@ -148,8 +150,8 @@
 // Create makes AES-128, -192 and -256 keys and HMAC-SHA256/384/512 keys.
 // Key material, HMAC keys and Unique Identifiers come from internal/keys
 // (keys.Service.CreateKMIP), which reads keys.Config.Rand. Register accepts Symmetric
-// Keys (Raw or Transparent Symmetric Key format), Secret Data and Opaque
-// Objects. 256-bit AES (and ChaCha20) keys are stored as KES keys with a
+// Keys (Raw or Transparent Symmetric Key format), Secret Data, Opaque
+// Objects and Public and Private Keys (see Key pairs). 256-bit AES (and ChaCha20) keys are stored as KES keys with a
 // fresh HMAC key, so that once Active they serve the KES API's generate,
 // encrypt and decrypt; other material is stored as raw bytes. Get answers
 // Raw for symmetric keys unless Transparent Symmetric Key is asked for,
@@ -185,6 +187,70 @@
 // it may live elsewhere. A re-keyed key's versions show Replacement and
 // Replaced Object Links, which the server derives.
 //
+// # Key pairs
+//
+// Create Key Pair makes RSA key pairs of 2048 to 4096 bits (Cryptographic
+// Length; 2048 if none) and EC key pairs on P-256, P-384 or P-521
+// (Cryptographic Algorithm EC or ECDSA, Recommended Curve in Cryptographic
+// Domain Parameters or Cryptographic Length). It takes the Common, Private
+// Key and Public Key Template-Attributes; an attribute of a half's template
+// overrides the common one, and an algorithm or size only one half names
+// holds for both. Other algorithms, sizes and curves, or halves
+// that name different ones, are Invalid Field. The key is generated in
+// internal/keys (keys.Service.CreateKeyPair). Its two halves are two
+// objects, each with its own state, attributes and Unique Identifier: the
+// private key has a Public Key Link to the public key and the public key
+// a Private Key Link to the private key. The default usage masks are Sign
+// (private key) and Verify (public key); a mask in a half's template with
+// bits the half cannot serve (Verify or Encrypt on a private EC key, Sign
+// on a public key, see keys.CheckAsymmetricMask) is Invalid Field. A mask
+// in the common template is meant for both halves: each keeps the bits it
+// can serve (Sign and Verify become Sign on the private key and Verify on
+// the public key), and one left with none is refused. Both halves are Pre-Active
+// unless an Activation Date in the past is given. Revoke and Destroy of
+// one half leave the other as it is; Locate finds each by Object Type,
+// Name and the other filters.
+//
+// Register also accepts Private Keys as PKCS#1 (RSA), PKCS#8, EC Private
+// Key (SEC 1), Transparent RSA Private Key and Transparent EC (or ECDSA)
+// Private Key, and Public Keys as PKCS#1 (RSA), X.509
+// (SubjectPublicKeyInfo), Transparent RSA Public Key and Transparent EC
+// (or ECDSA) Public Key, all unwrapped. The material is parsed and
+// validated (RSA keys with their CRT values recomputed, EC points on
+// their curve, scalars in range); anything else is Invalid Field. For
+// interoperability registered RSA keys may be 1024 to 8192 bits long
+// (Create makes 2048 to 4096); EC keys are on P-256, P-384 or P-521. The
+// algorithm and length given must match the key. Registered halves are
+// not linked unless the client adds Link attributes. internal/keys stores
+// private keys as PKCS#8 and public keys as X.509, sealed with the key
+// value like every other material (never in the attribute record).
+//
+// Get converts to the Key Format Type asked for: private RSA keys to
+// PKCS#1, PKCS#8 or Transparent RSA Private Key, private EC keys to
+// PKCS#8, EC Private Key or Transparent EC Private Key, public RSA keys to
+// PKCS#1, X.509 or Transparent RSA Public Key, public EC keys to X.509 or
+// Transparent EC Public Key; any other format is Key Format Type Not
+// Supported. Without a format, RSA keys come as PKCS#1 (what the OASIS
+// cases, PyKMIP and ovh/kmip-go expect) and EC keys as Transparent EC
+// keys (KMIP's default format), named Transparent ECDSA for KMIP 1.0 to
+// 1.2 clients, which know only those.
+//
+// Sign and Signature Verify use a private or public key on the server:
+// RSASSA-PSS (MGF1 with the signature's hash; salt length of the hash
+// unless Salt Length says otherwise; any salt length verifies unless one
+// is given), RSA PKCS#1 v1.5 and ECDSA (ASN.1 DER signatures; raw r||s
+// also verify), with SHA-256, SHA-384 or SHA-512, over Data or, from KMIP
+// 1.4, Digested Data. The Cryptographic Parameters (the request's, or the
+// key's first Cryptographic Parameters attribute) choose: Digital
+// Signature Algorithm, or Cryptographic Algorithm and Padding Method (PSS
+// or PKCS1 v1.5; none means PKCS#1 v1.5 for RSA keys) and Hashing
+// Algorithm (SHA-256 if none); given together they must agree. Sign needs
+// an Active private key whose mask has Sign; Signature Verify a public key
+// that is Active, Deactivated or Compromised and whose mask has Verify
+// (internal/keys states the table). A signature that does not verify is
+// Validity Indicator Invalid, not an error; unsupported parameters are
+// Invalid Field. Data is bounded by Config.MaxMessageSize.
+//
 // # Export and usage
 //
 // Get returns material only of keys whose material may leave the server
@@ -193,7 +259,9 @@
 // extractable: ...", unless the admin allowed it (kes key export-allow, or
 // a keys: entry with export: true). Keys a KMIP client creates or
 // registers are extractable unless its template sets Extractable false or
-// Sensitive true. Every Get that returns material is audited a second
+// Sensitive true. The same holds for private keys; public keys are not
+// secret and always extractable. Every Get that returns material is
+// audited a second
 // time as operation "export" (/kmip/export/<uid>). Get Attributes and Get
 // Attribute List report the Cryptographic Usage Mask and the KMIP 1.4
 // Sensitive, Always Sensitive, Extractable and Never Extractable
@@ -243,6 +311,9 @@
 //	/kmip/mac-verify/<uid>
 //	/kmip/set-attribute/<uid>      (KMIP 2.x)
 //	/kmip/adjust-attribute/<uid>   (KMIP 2.x)
+//	/kmip/create-key-pair
+//	/kmip/sign/<uid>
+//	/kmip/signature-verify/<uid>
 //
 // A Username/Password credential in the request header, if present, must
 // match one of Config.Users; the request is then authorised with that

@@ -114,6 +114,7 @@ func FuzzHandleMessage(f *testing.F) {
 	for _, file := range []string{
 		"v1.4/SKLC-M-2-14.xml", "v1.4/SKFF-M-9-14.xml", "v1.4/TL-M-2-14.xml", "v1.4/TL-M-3-14.xml",
 		"v1.4/OMOS-M-1-14.xml", "v1.0/TC_315_10_Register_Destroy_Secret_Data.xml", "v1.2/SKLC_M_3_12_SymmetricKeyLifecycle_3.xml",
+		"v1.4/CS-AC-M-1-14.xml", "v1.4/CS-AC-M-2-14.xml", "v1.4/CS-AC-M-8-14.xml", // registered key pairs, Sign, Signature Verify
 	} {
 		data, err := os.ReadFile(filepath.Join(root, file))
 		if err != nil {

@@ -47,6 +47,9 @@ var opNames = map[kmip.Operation]string{
 	kmip.OperationMACVerify:        "mac-verify",
 	operationSetAttribute:          "set-attribute",
 	operationAdjustAttribute:       "adjust-attribute",
+	kmip.OperationCreateKeyPair:    "create-key-pair",
+	kmip.OperationSign:             "sign",
+	kmip.OperationSignatureVerify:  "signature-verify",
 }
 
 func (s *Server) newExecutor() *kmipserver.BatchExecutor {
@@ -70,6 +73,7 @@ func (s *Server) newExecutor() *kmipserver.BatchExecutor {
 	e.Route(kmip.OperationReKey, handle(s, s.rekey))
 	s.routeCrypto(e)
 	s.routeV2(e)
+	s.routeAsym(e)
 	return e
 }
 
@@ -179,6 +183,7 @@ func (s *Server) query(ctx context.Context, req *payloads.QueryRequestPayload) (
 				kmip.OperationAddAttribute, kmip.OperationModifyAttribute, kmip.OperationDeleteAttribute,
 				kmip.OperationActivate, kmip.OperationRevoke, kmip.OperationDestroy, kmip.OperationQuery,
 				kmip.OperationEncrypt, kmip.OperationDecrypt, kmip.OperationMAC, kmip.OperationMACVerify,
+				kmip.OperationCreateKeyPair, kmip.OperationSign, kmip.OperationSignatureVerify,
 				kmip.OperationDiscoverVersions} {
 				if op != kmip.OperationDiscoverVersions || kmipserver.GetProtocolVersion(ctx) != kmip.V1_0 {
 					resp.Operations = append(resp.Operations, op)
@@ -186,7 +191,7 @@ func (s *Server) query(ctx context.Context, req *payloads.QueryRequestPayload) (
 			}
 		case kmip.QueryFunctionObjects:
 			resp.ObjectType = []kmip.ObjectType{kmip.ObjectTypeSymmetricKey, kmip.ObjectTypeSecretData, kmip.ObjectTypeOpaqueObject,
-				kmip.ObjectTypeCertificate, kmip.ObjectTypeSplitKey}
+				kmip.ObjectTypeCertificate, kmip.ObjectTypeSplitKey, kmip.ObjectTypePrivateKey, kmip.ObjectTypePublicKey}
 		case kmip.QueryFunctionServerInformation:
 			resp.VendorIdentification = VendorIdentification
 			resp.ServerInformation = &ttlv.Value{Tag: kmip.TagServerInformation, Value: ttlv.Struct{}}
@@ -326,6 +331,10 @@ func (s *Server) createKey(ctx context.Context, ta kmip.TemplateAttribute, prepa
 func (s *Server) register(ctx context.Context, req *payloads.RegisterRequestPayload) (*payloads.RegisterResponsePayload, error) {
 	if err := s.authorize(ctx, "register", ""); err != nil {
 		return nil, err
+	}
+	switch req.Object.(type) {
+	case *kmip.PrivateKey, *kmip.PublicKey:
+		return s.registerAsym(ctx, req)
 	}
 	obj := &object{typ: req.ObjectType}
 	alg, length, mask, activation, err := applyTemplate(obj, req.TemplateAttribute)
@@ -498,6 +507,12 @@ func (s *Server) get(ctx context.Context, req *payloads.GetRequestPayload) (*pay
 		case kmip.ObjectTypeSplitKey:
 			resp.Object, err = splitKeyObject(obj, req.KeyFormatType, material)
 			return err
+		case kmip.ObjectTypePrivateKey, kmip.ObjectTypePublicKey:
+			ko, err := asymObject(obj, material, req.KeyFormatType, kmipserver.GetProtocolVersion(ctx), func(b []byte) { sess.wipe = append(sess.wipe, b) })
+			if err != nil {
+				return asymWireError(err)
+			}
+			resp.Object = ko
 		default:
 			return kerr(kmip.ResultReasonFeatureNotSupported, "object type is not supported")
 		}

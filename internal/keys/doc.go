@@ -54,7 +54,8 @@
 //	             generate  decrypt  delete        Encrypt  Decrypt  Get       Activate  Revoke    Destroy
 //	             encrypt            (HTTP)        MAC      MAC                                    (and
 //	             hmac                                      Verify                                 HTTP delete
-//	                                                                                              of KMIP keys)
+//	                                              Sign     Signature                              of KMIP keys)
+//	                                                       Verify
 //	Pre-Active   no        no       yes           no       no       if exp.   yes       yes       yes
 //	Active       yes       yes      KES key: yes  yes      yes      if exp.   no        KMIP key  no
 //	                                KMIP key: no
@@ -91,8 +92,16 @@
 // the KES API, a KMIP key's usage mask applies too: generate and encrypt
 // need Encrypt, decrypt Decrypt, HMAC MAC Generate.
 //
+// Sign is Encrypt's row and Signature Verify Decrypt's: a key signs only
+// while Active, and a signature made while it was may be verified after
+// it is taken out of service (Deactivated, or Compromised: a relying
+// party may still need to check old signatures, and decides itself
+// whether to trust them). The halves of a key pair are two keys, each in
+// its own state (asym.go); a public key is always exportable, a private
+// key as its Extractable and Sensitive attributes say.
+//
 // The KMIP operations also need the usage-mask bit (Encrypt, Decrypt, MAC
-// Generate, MAC Verify) and the algorithm they use; "if exp." is Usage.
+// Generate, MAC Verify, Sign, Verify) and the algorithm they use; "if exp." is Usage.
 // Exportable: KES keys are not extractable unless the admin allows it
 // (AllowExport, or Config.ExportPatterns from the config's keys: entries),
 // KMIP keys are unless the client created them with Extractable false or

@@ -44,7 +44,12 @@ type NewObject struct {
 	// when Material is given.
 	Bits int
 	// Material is the key Register stores. Nil means generate one of
-	// Bits bits from Config.Rand. The caller keeps its copy.
+	// Bits bits from Config.Rand. The caller keeps its copy. For
+	// AlgorithmRSA and AlgorithmEC it is a PKCS#8 private key or an
+	// X.509 SubjectPublicKeyInfo public key (see ParseAsymmetric), and
+	// Mask must fit it (CheckAsymmetricMask); a public key is always
+	// extractable and never sensitive, whatever Sensitive and
+	// Extractable say.
 	Material []byte
 
 	// Mask is the usage mask asked for. Sensitive and Extractable are
@@ -74,6 +79,7 @@ type NewObject struct {
 // stored as raw bytes.
 func (s *Service) CreateKMIP(ctx context.Context, spec NewObject) (string, error) {
 	material := spec.Material
+	public := false // a public key: not a secret, always exportable
 	if material == nil {
 		n, err := generatedSize(spec.Algorithm, spec.Bits)
 		if err != nil {
@@ -84,6 +90,12 @@ func (s *Service) CreateKMIP(ctx context.Context, spec NewObject) (string, error
 		if _, err := io.ReadFull(s.rand, material); err != nil {
 			return "", fmt.Errorf("keys: failed to generate key: %w", err)
 		}
+	} else if IsAsymmetric(spec.Algorithm) {
+		private, err := checkAsymmetricObject(spec.Algorithm, material, spec.Mask)
+		if err != nil {
+			return "", err
+		}
+		public = !private
 	} else if err := checkMaterial(spec.Algorithm, material); err != nil {
 		return "", err
 	}
@@ -107,8 +119,11 @@ func (s *Service) CreateKMIP(ctx context.Context, spec NewObject) (string, error
 	if spec.Extractable != nil {
 		u.Extractable = *spec.Extractable
 	}
-	if spec.Public {
+	switch {
+	case spec.Public:
 		u.Public, u.Sensitive, u.Extractable = true, false, true
+	case public:
+		u.Sensitive, u.Extractable = false, true
 	}
 	u.AlwaysSensitive, u.NeverExtractable = u.Sensitive, !u.Extractable
 	meta.Usage = &u
@@ -272,10 +287,11 @@ func (s *Service) withAES(ctx context.Context, name string, bit UsageMask, op st
 }
 
 // check enforces the lifecycle state and the usage mask: operations that
-// protect (encrypt, MAC generate) need Active, those that process
-// (decrypt, MAC verify) also accept Deactivated and Compromised.
+// protect (encrypt, MAC generate, sign) need Active, those that process
+// (decrypt, MAC verify, signature verify) also accept Deactivated and
+// Compromised.
 func (s *Service) check(o *Object, bit UsageMask, op string) error {
-	protect := bit == UsageEncrypt || bit == UsageMACGenerate
+	protect := bit == UsageEncrypt || bit == UsageMACGenerate || bit == UsageSign
 	if protect && !o.Meta.State.Active() || !protect && !o.Meta.State.CanDecrypt() {
 		return ErrNotActive
 	}
