@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,14 +28,22 @@ import (
 	"github.com/ovh/kmip-go/ttlv"
 )
 
+// oasisRoot is the directory of the 1.x vectors in the module cache.
 func oasisRoot(t testing.TB) string {
 	t.Helper()
-	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	out, err := goModCache()
 	if err != nil {
 		t.Skipf("no module cache: %v", err)
 	}
-	return filepath.Join(strings.TrimSpace(string(out)), "github.com", "ovh", "kmip-go@v0.9.2", "kmiptest", "testdata")
+	return filepath.Join(out, "github.com", "ovh", "kmip-go@v0.9.2", "kmiptest", "testdata")
 }
+
+// goModCache asks the go command once: on a loaded machine it takes
+// seconds.
+var goModCache = sync.OnceValues(func() (string, error) {
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	return strings.TrimSpace(string(out)), err
+})
 
 var (
 	msgRe = regexp.MustCompile(`(?s)<(RequestMessage|ResponseMessage)>.*?</(RequestMessage|ResponseMessage)>`)
