@@ -116,10 +116,10 @@ func init() {
 var refAttributes = []string{"Lease Time", "Fresh", "Original Creation Date", "Random Number Generator", "Sensitive",
 	"Always Sensitive", "Extractable", "Never Extractable", "Key Value Present"}
 
-// v2RefAttributes are the 2.x attributes the reference servers reported
+// goldenV2RefAttributes are the 2.x attributes the reference servers reported
 // that the bridge does not keep: like refAttributes, they may be missing
 // from a Get Attributes or Get Attribute List answer compared as a set.
-var v2RefAttributes = []string{"KeyFormatType", "ProtectionStorageMask", "ShortUniqueIdentifier"}
+var goldenV2RefAttributes = []string{"KeyFormatType", "ProtectionStorageMask", "ShortUniqueIdentifier"}
 
 // A skip group is one reason and the cases, or messages, it holds. A case
 // in several groups is skipped until the last one is gone, so a change

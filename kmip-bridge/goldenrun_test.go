@@ -31,16 +31,16 @@ import (
 // oasisRoot is the directory of the 1.x vectors in the module cache.
 func oasisRoot(t testing.TB) string {
 	t.Helper()
-	out, err := goModCache()
+	out, err := goldenModCache()
 	if err != nil {
 		t.Skipf("no module cache: %v", err)
 	}
 	return filepath.Join(out, "github.com", "ovh", "kmip-go@v0.9.2", "kmiptest", "testdata")
 }
 
-// goModCache asks the go command once: on a loaded machine it takes
+// goldenModCache asks the go command once: on a loaded machine it takes
 // seconds.
-var goModCache = sync.OnceValues(func() (string, error) {
+var goldenModCache = sync.OnceValues(func() (string, error) {
 	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
 	return strings.TrimSpace(string(out)), err
 })
@@ -199,16 +199,16 @@ func TestOASISSkipsExist(t *testing.T) {
 			t.Errorf("skip entry %q: no such case in the run", k)
 			continue
 		}
-		if n, err := strconv.Atoi(msg); partial && (err != nil || n < 0 || 2*n >= len(splitMessages(c.doc))) {
+		if n, err := strconv.Atoi(msg); partial && (err != nil || n < 0 || 2*n >= len(goldenMessages(c.doc))) {
 			t.Errorf("skip entry %q: the case has no message %q", k, msg)
 		}
 	}
 }
 
-// splitMessages returns the Request and Response Message elements of a
+// goldenMessages returns the Request and Response Message elements of a
 // test-case document, in order (msgRe does the same, slowly: the large
 // 2.1 vectors take it half a second under the race detector).
-func splitMessages(doc string) []string {
+func goldenMessages(doc string) []string {
 	var msgs []string
 	for {
 		req, resp := strings.Index(doc, "<RequestMessage>"), strings.Index(doc, "<ResponseMessage>")
@@ -228,15 +228,15 @@ func splitMessages(doc string) []string {
 	}
 }
 
-// varRe matches the placeholders of the vectors other than $NOW:
+// goldenVarRe matches the placeholders of the vectors other than $NOW:
 // identifiers ($UNIQUE_IDENTIFIER_n, text) and byte strings the server
 // chooses ($IV_COUNTER_NONCE, $CORRELATION_VALUE, …).
-var varRe = regexp.MustCompile(`\$[A-Z][A-Z0-9_]*`)
+var goldenVarRe = regexp.MustCompile(`\$[A-Z][A-Z0-9_]*`)
 
 // runGolden replays a case. It returns the first mismatch, and the
 // messages of "#n" skip entries whose response now matches.
 func runGolden(t *testing.T, e *env, c goldenCase) (stale []int, err error) {
-	msgs := splitMessages(c.doc)
+	msgs := goldenMessages(c.doc)
 	if len(msgs) == 0 || len(msgs)%2 != 0 {
 		return nil, fmt.Errorf("%d messages", len(msgs))
 	}
@@ -252,7 +252,7 @@ func runGolden(t *testing.T, e *env, c goldenCase) (stale []int, err error) {
 	for i := 0; i < len(msgs); i += 2 {
 		n := i / 2
 		reqXML := nowRe.ReplaceAllStringFunc(msgs[i], now)
-		reqXML = varRe.ReplaceAllStringFunc(reqXML, func(s string) string {
+		reqXML = goldenVarRe.ReplaceAllStringFunc(reqXML, func(s string) string {
 			if v, ok := uids[s]; ok {
 				return v
 			}
@@ -270,7 +270,7 @@ func runGolden(t *testing.T, e *env, c goldenCase) (stale []int, err error) {
 		if err != nil {
 			return stale, fmt.Errorf("message %d: %w", n, err)
 		}
-		got, err := decodeTTLV(actual)
+		got, err := goldenDecode(actual)
 		if err != nil {
 			return stale, fmt.Errorf("message %d: decode response: %w", n, err)
 		}
@@ -284,17 +284,17 @@ func runGolden(t *testing.T, e *env, c goldenCase) (stale []int, err error) {
 		}
 		g := &golden{uids: uids, vars: vars, getAll: getAll}
 		if err := g.compare(want, got, ""); err != nil {
-			reqV, _ := decodeTTLV(req)
-			return stale, fmt.Errorf("message %d: %v%s\nrequest:\n%s\nexpected:\n%s\ngot:\n%s", n, err, failure(got),
-				dumpTTLV(reqV), dumpTTLV(want), dumpTTLV(got))
+			reqV, _ := goldenDecode(req)
+			return stale, fmt.Errorf("message %d: %v%s\nrequest:\n%s\nexpected:\n%s\ngot:\n%s", n, err, goldenFailure(got),
+				goldenDump(reqV), goldenDump(want), goldenDump(got))
 		}
 	}
 	return stale, nil
 }
 
-// failure summarises the first failed batch item of a response, so that a
+// goldenFailure summarises the first failed batch item of a response, so that a
 // skipped case's one-line report says what the bridge answered.
-func failure(resp ttlv.Value) string {
+func goldenFailure(resp ttlv.Value) string {
 	items, _ := resp.Value.(ttlv.Struct)
 	for _, bi := range items {
 		fields, _ := bi.Value.(ttlv.Struct)
@@ -304,7 +304,7 @@ func failure(resp ttlv.Value) string {
 			case kmip.TagResultReason:
 				e, _ := f.Value.(ttlv.Enum)
 				reason = ttlv.EnumName(f.Tag, uint32(e))
-				for n, v := range v2Enums[f.Tag] {
+				for n, v := range goldenV2Enums[f.Tag] {
 					if v == uint32(e) {
 						reason = n
 					}
@@ -332,7 +332,7 @@ func prepareGolden(v2 bool, reqXML, expXML string) (req []byte, want ttlv.Value,
 		if len(msgs) != 2 {
 			return nil, want, nil, fmt.Errorf("%d messages in a request/response pair", len(msgs))
 		}
-		req, err := encodeTTLV(msgs[0])
+		req, err := goldenEncode(msgs[0])
 		return req, msgs[1], getAllItems21(msgs[0]), err
 	}
 	var rm kmip.RequestMessage
@@ -343,7 +343,7 @@ func prepareGolden(v2 bool, reqXML, expXML string) (req []byte, want ttlv.Value,
 	if err := ttlv.UnmarshalXML([]byte(expXML), &exp); err != nil {
 		return nil, want, nil, fmt.Errorf("decode expected response: %w", err)
 	}
-	if want, err = decodeTTLV(ttlv.MarshalTTLV(&exp)); err != nil {
+	if want, err = goldenDecode(ttlv.MarshalTTLV(&exp)); err != nil {
 		return nil, want, nil, err
 	}
 	return ttlv.MarshalTTLV(&rm), want, getAllItems(&rm), nil
@@ -384,7 +384,7 @@ func getAllItems21(req ttlv.Value) map[int]bool {
 			case kmip.TagRequestPayload:
 				pl, _ := f.Value.(ttlv.Struct)
 				named = slices.ContainsFunc(pl, func(v ttlv.Value) bool {
-					return v.Tag == tagAttributeReference || v.Tag == kmip.TagAttributeName
+					return v.Tag == goldenTagAttributeReference || v.Tag == kmip.TagAttributeName
 				})
 			}
 		}
@@ -398,8 +398,8 @@ func getAllItems21(req ttlv.Value) map[int]bool {
 
 // The 2.x tags the comparison rules name.
 var (
-	tagAttributes         = v2Tags["Attributes"]
-	tagAttributeReference = v2Tags["AttributeReference"]
+	goldenTagAttributes         = goldenV2Tags["Attributes"]
+	goldenTagAttributeReference = goldenV2Tags["AttributeReference"]
 )
 
 // exchangeGolden sends a request and reads the answer, as errors: a
@@ -449,7 +449,7 @@ func attrName(v ttlv.Value) string {
 		if s, ok := v.Value.(string); ok {
 			return strings.Join(strings.Fields(s), " ")
 		}
-	case kmip.TagAttribute, tagAttributeReference:
+	case kmip.TagAttribute, goldenTagAttributeReference:
 		switch x := v.Value.(type) {
 		case ttlv.Struct:
 			for _, f := range x {
@@ -458,22 +458,22 @@ func attrName(v ttlv.Value) string {
 				}
 			}
 		case ttlv.Enum:
-			return tagName(int(x))
+			return goldenTagName(int(x))
 		}
 		return ""
 	}
-	return tagName(v.Tag)
+	return goldenTagName(v.Tag)
 }
 
-// sameAttr reports whether two attribute names are the same, in the 1.x
+// goldenSameAttr reports whether two attribute names are the same, in the 1.x
 // spelling ("Lease Time") or as the 2.x tag name ("LeaseTime").
-func sameAttr(a, b string) bool {
+func goldenSameAttr(a, b string) bool {
 	return strings.ReplaceAll(a, " ", "") == strings.ReplaceAll(b, " ", "")
 }
 
-// inAttrs reports whether name is one of names, in either spelling.
-func inAttrs(names []string, name string) bool {
-	return slices.ContainsFunc(names, func(n string) bool { return sameAttr(n, name) })
+// goldenInAttrs reports whether name is one of names, in either spelling.
+func goldenInAttrs(names []string, name string) bool {
+	return slices.ContainsFunc(names, func(n string) bool { return goldenSameAttr(n, name) })
 }
 
 func (g *golden) compare(want, got ttlv.Value, path string) error {
@@ -481,9 +481,9 @@ func (g *golden) compare(want, got ttlv.Value, path string) error {
 		g.query = true
 	}
 	if want.Tag != got.Tag {
-		return fmt.Errorf("%s: tag %s, want %s", path, tagName(got.Tag), tagName(want.Tag))
+		return fmt.Errorf("%s: tag %s, want %s", path, goldenTagName(got.Tag), goldenTagName(want.Tag))
 	}
-	path += "/" + tagName(want.Tag)
+	path += "/" + goldenTagName(want.Tag)
 	switch w := want.Value.(type) {
 	case ttlv.Struct:
 		gs, ok := got.Value.(ttlv.Struct)
@@ -499,15 +499,15 @@ func (g *golden) compare(want, got ttlv.Value, path string) error {
 		if want.Tag == kmip.TagResponseHeader {
 			// Correlation values are the server's choice; some
 			// servers echo the client's, the vectors' did not.
-			w, gs = dropTags(w, kmip.TagServerCorrelationValue), dropTags(gs, kmip.TagServerCorrelationValue)
+			w, gs = goldenDropTags(w, kmip.TagServerCorrelationValue), goldenDropTags(gs, kmip.TagServerCorrelationValue)
 			if !slices.ContainsFunc(w, func(v ttlv.Value) bool { return v.Tag == kmip.TagClientCorrelationValue }) {
-				gs = dropTags(gs, kmip.TagClientCorrelationValue)
+				gs = goldenDropTags(gs, kmip.TagClientCorrelationValue)
 			}
 		}
 		// 1.x lists the attributes in the payload, 2.x in an
 		// Attributes structure inside it.
-		if want.Tag == kmip.TagResponsePayload && g.getAll[g.item] && !slices.ContainsFunc(w, func(v ttlv.Value) bool { return v.Tag == tagAttributes }) ||
-			want.Tag == tagAttributes && g.getAll[g.item] {
+		if want.Tag == kmip.TagResponsePayload && g.getAll[g.item] && !slices.ContainsFunc(w, func(v ttlv.Value) bool { return v.Tag == goldenTagAttributes }) ||
+			want.Tag == goldenTagAttributes && g.getAll[g.item] {
 			return g.compareSet(w, gs, path)
 		}
 		if want.Tag == kmip.TagResponsePayload && g.query {
@@ -547,14 +547,14 @@ func (g *golden) compare(want, got ttlv.Value, path string) error {
 			return fmt.Errorf("%s: %q, want %q", path, gv, w)
 		}
 		return nil
-	case time.Time, dateTimeExt:
+	case time.Time, goldenDateTimeExt:
 		// A 2.x server may answer either date type.
 		switch got.Value.(type) {
-		case time.Time, dateTimeExt:
+		case time.Time, goldenDateTimeExt:
 			return nil
 		}
 		return fmt.Errorf("%s: got %T, want a date", path, got.Value)
-	case bytesVar:
+	case goldenBytesVar:
 		gv, ok := got.Value.([]byte)
 		if !ok {
 			return fmt.Errorf("%s: got %T, want bytes", path, got.Value)
@@ -588,8 +588,8 @@ func (g *golden) compare(want, got ttlv.Value, path string) error {
 	}
 }
 
-// dropTags returns s without the fields of the given tag.
-func dropTags(s ttlv.Struct, tag int) ttlv.Struct {
+// goldenDropTags returns s without the fields of the given tag.
+func goldenDropTags(s ttlv.Struct, tag int) ttlv.Struct {
 	return slices.DeleteFunc(slices.Clone(s), func(v ttlv.Value) bool { return v.Tag == tag })
 }
 
@@ -597,11 +597,11 @@ func dropTags(s ttlv.Struct, tag int) ttlv.Struct {
 func (g *golden) compareSet(want, got ttlv.Struct, path string) error {
 	left := slices.Clone(got)
 	has := func(s ttlv.Struct, name string) bool {
-		return slices.ContainsFunc(s, func(v ttlv.Value) bool { return sameAttr(attrName(v), name) })
+		return slices.ContainsFunc(s, func(v ttlv.Value) bool { return goldenSameAttr(attrName(v), name) })
 	}
 next:
 	for _, w := range want {
-		if (inAttrs(refAttributes, attrName(w)) || inAttrs(v2RefAttributes, attrName(w))) && !has(left, attrName(w)) {
+		if (goldenInAttrs(refAttributes, attrName(w)) || goldenInAttrs(goldenV2RefAttributes, attrName(w))) && !has(left, attrName(w)) {
 			continue
 		}
 		for i, gv := range left {
@@ -614,15 +614,15 @@ next:
 				continue next
 			}
 		}
-		return fmt.Errorf("%s: no match for %s", path, strings.TrimSpace(dumpTTLV(w)))
+		return fmt.Errorf("%s: no match for %s", path, strings.TrimSpace(goldenDump(w)))
 	}
 	// The export attributes are always reported; some vectors' servers
 	// reported none.
 	left = slices.DeleteFunc(left, func(v ttlv.Value) bool {
-		return inAttrs(exportAttributes, attrName(v)) && !has(want, attrName(v))
+		return goldenInAttrs(exportAttributes, attrName(v)) && !has(want, attrName(v))
 	})
 	if len(left) > 0 {
-		return fmt.Errorf("%s: unexpected %s", path, strings.TrimSpace(dumpTTLV(left[0])))
+		return fmt.Errorf("%s: unexpected %s", path, strings.TrimSpace(goldenDump(left[0])))
 	}
 	return nil
 }

@@ -23,24 +23,24 @@ func TestGoldenXMLCodec(t *testing.T) {
 		// Bind every placeholder to something, as a run would.
 		doc := nowRe.ReplaceAllString(c.doc, "2020-01-02T03:04:05Z")
 		doc = strings.NewReplacer(`type="ByteString" value="$`, `type="ByteString" value="00$`).Replace(doc)
-		doc = varRe.ReplaceAllString(doc, "")
+		doc = goldenVarRe.ReplaceAllString(doc, "")
 		msgs, err := parseGoldenXML(doc)
 		if err != nil {
 			t.Errorf("%s: %v", c.key, err)
 			continue
 		}
-		if len(msgs) != len(splitMessages(c.doc)) {
-			t.Errorf("%s: %d messages read, %d in the document", c.key, len(msgs), len(splitMessages(c.doc)))
+		if len(msgs) != len(goldenMessages(c.doc)) {
+			t.Errorf("%s: %d messages read, %d in the document", c.key, len(msgs), len(goldenMessages(c.doc)))
 		}
 		for i, m := range msgs {
-			mine, err := encodeTTLV(m)
+			mine, err := goldenEncode(m)
 			if err != nil {
 				t.Fatalf("%s message %d: %v", c.key, i, err)
 			}
 			if theirs := ttlv.MarshalTTLV(m); !bytes.Equal(mine, theirs) {
 				t.Errorf("%s message %d: encodings differ:\n%x\n%x", c.key, i, mine, theirs)
 			}
-			back, err := decodeTTLV(mine)
+			back, err := goldenDecode(mine)
 			if err != nil {
 				t.Fatalf("%s message %d: %v", c.key, i, err)
 			}
@@ -48,8 +48,8 @@ func TestGoldenXMLCodec(t *testing.T) {
 			if err := ttlv.UnmarshalTTLV(mine, &theirs); err != nil {
 				t.Fatalf("%s message %d: ovh decode: %v", c.key, i, err)
 			}
-			if dumpTTLV(back) != dumpTTLV(m) || dumpTTLV(theirs) != dumpTTLV(m) {
-				t.Errorf("%s message %d: decoded tree differs:\n%s\nwant:\n%s", c.key, i, dumpTTLV(back), dumpTTLV(m))
+			if goldenDump(back) != goldenDump(m) || goldenDump(theirs) != goldenDump(m) {
+				t.Errorf("%s message %d: decoded tree differs:\n%s\nwant:\n%s", c.key, i, goldenDump(back), goldenDump(m))
 			}
 		}
 	}
@@ -61,7 +61,7 @@ func TestGoldenXMLDateTimeExtended(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := encodeTTLV(msgs[0])
+	b, err := goldenEncode(msgs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,8 +69,8 @@ func TestGoldenXMLDateTimeExtended(t *testing.T) {
 	if want := "4200390b00000008" + "00059b1f7228d580"; hex.EncodeToString(b) != want {
 		t.Errorf("encoded %x, want %s", b, want)
 	}
-	back, err := decodeTTLV(b)
-	if err != nil || dumpTTLV(back) != dumpTTLV(msgs[0]) {
+	back, err := goldenDecode(b)
+	if err != nil || goldenDump(back) != goldenDump(msgs[0]) {
 		t.Errorf("decoded %v (%v), want %v", back, err, msgs[0])
 	}
 }

@@ -23,12 +23,12 @@ import (
 // Extended. The ovh XML codec knows only the 1.x tags and payloads; the
 // 2.1 vectors are sent exactly as written, so they need neither.
 //
-// Tag names come from the ovh registry (every 1.x tag) plus v2Tags; enum
-// names from the ovh registry plus v2Enums; an Attribute Reference
+// Tag names come from the ovh registry (every 1.x tag) plus goldenV2Tags; enum
+// names from the ovh registry plus goldenV2Enums; an Attribute Reference
 // enumeration names a tag.
 
-// v2Tags are the KMIP 2.x tags (KMIP 2.1 §9.1.3.1).
-var v2Tags = map[string]int{
+// goldenV2Tags are the KMIP 2.x tags (KMIP 2.1 §9.1.3.1).
+var goldenV2Tags = map[string]int{
 	"Attributes": 0x420125, "CommonAttributes": 0x420126, "PrivateKeyAttributes": 0x420127,
 	"PublicKeyAttributes": 0x420128, "ExtensionEnumeration": 0x420129, "ExtensionAttribute": 0x42012A,
 	"ExtensionParentStructureTag": 0x42012B, "ExtensionDescription": 0x42012C, "ServerName": 0x42012D,
@@ -49,9 +49,9 @@ var v2Tags = map[string]int{
 	"PrivateProtectionStorageMasks": 0x420164, "PublicProtectionStorageMasks": 0x420165,
 }
 
-// v2Enums are the 2.x enumeration values the vectors name that the 1.x
+// goldenV2Enums are the 2.x enumeration values the vectors name that the 1.x
 // registry lacks (KMIP 2.1 §11).
-var v2Enums = map[int]map[string]uint32{
+var goldenV2Enums = map[int]map[string]uint32{
 	0x42005C: {"Log": 0x2C, "Login": 0x2D, "Logout": 0x2E, "DelegatedLogin": 0x2F, "AdjustAttribute": 0x30,
 		"SetAttribute": 0x31, "SetEndpointRole": 0x32, "PKCS11": 0x33, "Interop": 0x34, "ReProvision": 0x35},
 	0x42007E: {"InvalidTicket": 0x19, "UsageLimitExceeded": 0x1A, "NumericRange": 0x1B, "InvalidDataType": 0x1C,
@@ -70,41 +70,41 @@ var v2Enums = map[int]map[string]uint32{
 	0x420160: {"Begin": 1, "End": 2, "Reset": 3},
 }
 
-// v2Masks are the 2.x bit masks encoded as Integers.
-var v2Masks = map[int]map[string]int32{
+// goldenV2Masks are the 2.x bit masks encoded as Integers.
+var goldenV2Masks = map[int]map[string]int32{
 	0x42015E: {"Software": 0x1, "Hardware": 0x2, "OnProcessor": 0x4, "OnSystem": 0x8, "OffSystem": 0x10,
 		"Hypervisor": 0x20, "OperatingSystem": 0x40, "Container": 0x80, "OnPremises": 0x100,
 		"OffPremises": 0x200, "SelfManaged": 0x400, "Outsourced": 0x800, "Validated": 0x1000,
 		"SameJurisdiction": 0x2000},
 }
 
-// tagTypeDateTimeExtended is the 2.x TTLV type Date-Time Extended
+// goldenTypeDateTimeExtended is the 2.x TTLV type Date-Time Extended
 // (microseconds since the epoch), unknown to the ovh codec.
-const tagTypeDateTimeExtended = 0x0B
+const goldenTypeDateTimeExtended = 0x0B
 
-// dateTimeExt is a Date-Time Extended value in a ttlv.Value tree.
-type dateTimeExt time.Time
+// goldenDateTimeExt is a Date-Time Extended value in a ttlv.Value tree.
+type goldenDateTimeExt time.Time
 
-// bytesVar is a byte-string placeholder ("$IV_COUNTER_NONCE") in an
+// goldenBytesVar is a byte-string placeholder ("$IV_COUNTER_NONCE") in an
 // expected response: it binds to what the server returned.
-type bytesVar string
+type goldenBytesVar string
 
-var tagsByName = func() map[string]int {
+var goldenTagsByName = func() map[string]int {
 	m := map[string]int{}
 	for tag := 0x420000; tag < 0x420200; tag++ {
 		if n := ttlv.TagString(tag); !strings.HasPrefix(n, "0x") {
 			m[n] = tag
 		}
 	}
-	for n, tag := range v2Tags {
+	for n, tag := range goldenV2Tags {
 		m[n] = tag
 	}
 	return m
 }()
 
-// tagName names a tag for messages, 2.x tags included.
-func tagName(tag int) string {
-	for n, t := range v2Tags {
+// goldenTagName names a tag for messages, 2.x tags included.
+func goldenTagName(tag int) string {
+	for n, t := range goldenV2Tags {
 		if t == tag {
 			return n
 		}
@@ -113,7 +113,7 @@ func tagName(tag int) string {
 }
 
 // parseGoldenXML reads the messages of an OASIS test-case document, in
-// order. Placeholders must have been substituted, except bytesVar ones and
+// order. Placeholders must have been substituted, except goldenBytesVar ones and
 // "$NOW" in expected responses (dates are not compared).
 func parseGoldenXML(doc string) ([]ttlv.Value, error) {
 	d := xml.NewDecoder(strings.NewReader(doc))
@@ -127,7 +127,7 @@ func parseGoldenXML(doc string) ([]ttlv.Value, error) {
 			return nil, err
 		}
 		if se, ok := tok.(xml.StartElement); ok && se.Name.Local != "KMIP" {
-			v, err := xmlElement(d, se, 0)
+			v, err := goldenXMLElement(d, se, 0)
 			if err != nil {
 				return nil, err
 			}
@@ -136,12 +136,12 @@ func parseGoldenXML(doc string) ([]ttlv.Value, error) {
 	}
 }
 
-func xmlElement(d *xml.Decoder, se xml.StartElement, depth int) (ttlv.Value, error) {
+func goldenXMLElement(d *xml.Decoder, se xml.StartElement, depth int) (ttlv.Value, error) {
 	if depth > 32 {
 		return ttlv.Value{}, errors.New("nested too deep")
 	}
 	name := se.Name.Local
-	tag, ok := tagsByName[name]
+	tag, ok := goldenTagsByName[name]
 	if !ok {
 		return ttlv.Value{}, fmt.Errorf("unknown tag %s", name)
 	}
@@ -163,7 +163,7 @@ func xmlElement(d *xml.Decoder, se xml.StartElement, depth int) (ttlv.Value, err
 			}
 			switch t := tok.(type) {
 			case xml.StartElement:
-				v, err := xmlElement(d, t, depth+1)
+				v, err := goldenXMLElement(d, t, depth+1)
 				if err != nil {
 					return ttlv.Value{}, err
 				}
@@ -176,14 +176,14 @@ func xmlElement(d *xml.Decoder, se xml.StartElement, depth int) (ttlv.Value, err
 	if err := d.Skip(); err != nil {
 		return ttlv.Value{}, err
 	}
-	v, err := xmlValue(tag, typ, val)
+	v, err := goldenXMLValue(tag, typ, val)
 	if err != nil {
 		return ttlv.Value{}, fmt.Errorf("%s: %w", name, err)
 	}
 	return ttlv.Value{Tag: tag, Value: v}, nil
 }
 
-func parseXMLTime(val string) (time.Time, error) {
+func goldenXMLTime(val string) (time.Time, error) {
 	if strings.HasPrefix(val, "$NOW") {
 		return time.Now().UTC().Truncate(time.Second), nil
 	}
@@ -195,7 +195,7 @@ func parseXMLTime(val string) (time.Time, error) {
 	return t.UTC(), err
 }
 
-func xmlValue(tag int, typ, val string) (any, error) {
+func goldenXMLValue(tag int, typ, val string) (any, error) {
 	switch typ {
 	case "Integer":
 		if n, err := strconv.ParseInt(val, 0, 32); err == nil {
@@ -208,7 +208,7 @@ func xmlValue(tag int, typ, val string) (any, error) {
 		for _, part := range strings.FieldsFunc(val, func(r rune) bool { return r == ' ' || r == '|' }) {
 			bit, err := ttlv.BitmaskByStr(tag, part)
 			if err != nil {
-				b, ok := v2Masks[tag][part]
+				b, ok := goldenV2Masks[tag][part]
 				if !ok {
 					return nil, fmt.Errorf("integer %q", val)
 				}
@@ -234,14 +234,14 @@ func xmlValue(tag int, typ, val string) (any, error) {
 			n, err := strconv.ParseUint(val[2:], 16, 32)
 			return ttlv.Enum(n), err
 		}
-		if tag == v2Tags["AttributeReference"] {
-			t, ok := tagsByName[val]
+		if tag == goldenV2Tags["AttributeReference"] {
+			t, ok := goldenTagsByName[val]
 			if !ok {
 				return nil, fmt.Errorf("attribute reference to unknown tag %q", val)
 			}
 			return ttlv.Enum(t), nil
 		}
-		if n, ok := v2Enums[tag][val]; ok {
+		if n, ok := goldenV2Enums[tag][val]; ok {
 			return ttlv.Enum(n), nil
 		}
 		n, err := ttlv.EnumByName(tag, val)
@@ -252,14 +252,14 @@ func xmlValue(tag int, typ, val string) (any, error) {
 		return val, nil
 	case "ByteString":
 		if strings.HasPrefix(val, "$") {
-			return bytesVar(val), nil
+			return goldenBytesVar(val), nil
 		}
 		return hex.DecodeString(val)
 	case "DateTime":
-		return parseXMLTime(val)
+		return goldenXMLTime(val)
 	case "DateTimeExtended":
-		t, err := parseXMLTime(val)
-		return dateTimeExt(t), err
+		t, err := goldenXMLTime(val)
+		return goldenDateTimeExt(t), err
 	case "Interval":
 		n, err := strconv.ParseUint(val, 0, 32)
 		return time.Duration(n) * time.Second, err
@@ -267,9 +267,9 @@ func xmlValue(tag int, typ, val string) (any, error) {
 	return nil, fmt.Errorf("unknown type %q", typ)
 }
 
-// encodeTTLV encodes a value tree. A bytesVar left in it (a placeholder
+// goldenEncode encodes a value tree. A goldenBytesVar left in it (a placeholder
 // no earlier response bound) is an error.
-func encodeTTLV(v ttlv.Value) (b []byte, err error) {
+func goldenEncode(v ttlv.Value) (b []byte, err error) {
 	var item func(dst []byte, v ttlv.Value) []byte
 	item = func(dst []byte, v ttlv.Value) []byte {
 		if err != nil {
@@ -288,7 +288,7 @@ func encodeTTLV(v ttlv.Value) (b []byte, err error) {
 		case int64:
 			typ, body = byte(ttlv.TypeLongInteger), binary.BigEndian.AppendUint64(nil, uint64(x))
 		case *big.Int:
-			typ, body = byte(ttlv.TypeBigInteger), bigTwosComplement(x)
+			typ, body = byte(ttlv.TypeBigInteger), goldenBigInt(x)
 		case ttlv.Enum:
 			typ, body = byte(ttlv.TypeEnumeration), binary.BigEndian.AppendUint32(nil, uint32(x))
 		case bool:
@@ -302,15 +302,15 @@ func encodeTTLV(v ttlv.Value) (b []byte, err error) {
 			typ, body = byte(ttlv.TypeByteString), x
 		case time.Time:
 			typ, body = byte(ttlv.TypeDateTime), binary.BigEndian.AppendUint64(nil, uint64(x.Unix()))
-		case dateTimeExt:
-			typ, body = tagTypeDateTimeExtended, binary.BigEndian.AppendUint64(nil, uint64(time.Time(x).UnixMicro()))
+		case goldenDateTimeExt:
+			typ, body = goldenTypeDateTimeExtended, binary.BigEndian.AppendUint64(nil, uint64(time.Time(x).UnixMicro()))
 		case time.Duration:
 			typ, body = byte(ttlv.TypeInterval), binary.BigEndian.AppendUint32(nil, uint32(x/time.Second))
-		case bytesVar:
-			err = fmt.Errorf("%s: %s is not bound", tagName(v.Tag), x)
+		case goldenBytesVar:
+			err = fmt.Errorf("%s: %s is not bound", goldenTagName(v.Tag), x)
 			return nil
 		default:
-			err = fmt.Errorf("%s: cannot encode %T", tagName(v.Tag), v.Value)
+			err = fmt.Errorf("%s: cannot encode %T", goldenTagName(v.Tag), v.Value)
 			return nil
 		}
 		dst = append(dst, byte(v.Tag>>16), byte(v.Tag>>8), byte(v.Tag), typ)
@@ -325,9 +325,9 @@ func encodeTTLV(v ttlv.Value) (b []byte, err error) {
 	return b, err
 }
 
-// bigTwosComplement is n in big-endian two's complement, sign-extended to
+// goldenBigInt is n in big-endian two's complement, sign-extended to
 // a multiple of 8 bytes as TTLV requires.
-func bigTwosComplement(n *big.Int) []byte {
+func goldenBigInt(n *big.Int) []byte {
 	size := (n.BitLen()/8 + 1 + 7) / 8 * 8 // room for the sign bit
 	m := new(big.Int).Set(n)
 	if n.Sign() < 0 {
@@ -336,18 +336,18 @@ func bigTwosComplement(n *big.Int) []byte {
 	return m.FillBytes(make([]byte, size))
 }
 
-// decodeTTLV decodes one TTLV item into a value tree, Date-Time Extended
+// goldenDecode decodes one TTLV item into a value tree, Date-Time Extended
 // included. Lengths are checked against the input, so a malformed
 // answer is an error, never a panic.
-func decodeTTLV(b []byte) (ttlv.Value, error) {
-	v, rest, err := decodeItem(b, 0)
+func goldenDecode(b []byte) (ttlv.Value, error) {
+	v, rest, err := goldenDecodeItem(b, 0)
 	if err == nil && len(rest) != 0 {
 		err = fmt.Errorf("%d bytes after the message", len(rest))
 	}
 	return v, err
 }
 
-func decodeItem(b []byte, depth int) (ttlv.Value, []byte, error) {
+func goldenDecodeItem(b []byte, depth int) (ttlv.Value, []byte, error) {
 	if depth > 32 {
 		return ttlv.Value{}, nil, errors.New("nested too deep")
 	}
@@ -358,20 +358,20 @@ func decodeItem(b []byte, depth int) (ttlv.Value, []byte, error) {
 	typ, n := b[3], int(binary.BigEndian.Uint32(b[4:8]))
 	padded := (n + 7) / 8 * 8
 	if padded > len(b)-8 {
-		return ttlv.Value{}, nil, fmt.Errorf("%s: length %d beyond the message", tagName(tag), n)
+		return ttlv.Value{}, nil, fmt.Errorf("%s: length %d beyond the message", goldenTagName(tag), n)
 	}
 	body, rest := b[8:8+n], b[8+padded:]
 	fixed := map[byte]int{byte(ttlv.TypeInteger): 4, byte(ttlv.TypeLongInteger): 8, byte(ttlv.TypeEnumeration): 4,
-		byte(ttlv.TypeBoolean): 8, byte(ttlv.TypeDateTime): 8, byte(ttlv.TypeInterval): 4, tagTypeDateTimeExtended: 8}
+		byte(ttlv.TypeBoolean): 8, byte(ttlv.TypeDateTime): 8, byte(ttlv.TypeInterval): 4, goldenTypeDateTimeExtended: 8}
 	if want, ok := fixed[typ]; ok && n != want {
-		return ttlv.Value{}, nil, fmt.Errorf("%s: length %d for type %#x", tagName(tag), n, typ)
+		return ttlv.Value{}, nil, fmt.Errorf("%s: length %d for type %#x", goldenTagName(tag), n, typ)
 	}
 	v := ttlv.Value{Tag: tag}
 	switch typ {
 	case byte(ttlv.TypeStructure):
 		s := ttlv.Struct{}
 		for len(body) > 0 {
-			c, r, err := decodeItem(body, depth+1)
+			c, r, err := goldenDecodeItem(body, depth+1)
 			if err != nil {
 				return ttlv.Value{}, nil, err
 			}
@@ -398,22 +398,22 @@ func decodeItem(b []byte, depth int) (ttlv.Value, []byte, error) {
 		v.Value = append([]byte(nil), body...)
 	case byte(ttlv.TypeDateTime):
 		v.Value = time.Unix(int64(binary.BigEndian.Uint64(body)), 0).UTC()
-	case tagTypeDateTimeExtended:
-		v.Value = dateTimeExt(time.UnixMicro(int64(binary.BigEndian.Uint64(body))).UTC())
+	case goldenTypeDateTimeExtended:
+		v.Value = goldenDateTimeExt(time.UnixMicro(int64(binary.BigEndian.Uint64(body))).UTC())
 	case byte(ttlv.TypeInterval):
 		v.Value = time.Duration(binary.BigEndian.Uint32(body)) * time.Second
 	default:
-		return ttlv.Value{}, nil, fmt.Errorf("%s: unknown type %#x", tagName(tag), typ)
+		return ttlv.Value{}, nil, fmt.Errorf("%s: unknown type %#x", goldenTagName(tag), typ)
 	}
 	return v, rest, nil
 }
 
-// dumpTTLV prints a value tree for failure messages, one item a line.
-func dumpTTLV(v ttlv.Value) string {
+// goldenDump prints a value tree for goldenFailure messages, one item a line.
+func goldenDump(v ttlv.Value) string {
 	var sb strings.Builder
 	var walk func(v ttlv.Value, indent string)
 	walk = func(v ttlv.Value, indent string) {
-		sb.WriteString(indent + tagName(v.Tag))
+		sb.WriteString(indent + goldenTagName(v.Tag))
 		switch x := v.Value.(type) {
 		case ttlv.Struct:
 			sb.WriteString("\n")
@@ -423,18 +423,18 @@ func dumpTTLV(v ttlv.Value) string {
 			return
 		case ttlv.Enum:
 			name := ttlv.EnumName(v.Tag, uint32(x))
-			for n, val := range v2Enums[v.Tag] {
+			for n, val := range goldenV2Enums[v.Tag] {
 				if val == uint32(x) {
 					name = n
 				}
 			}
-			if v.Tag == v2Tags["AttributeReference"] {
-				name = tagName(int(x))
+			if v.Tag == goldenV2Tags["AttributeReference"] {
+				name = goldenTagName(int(x))
 			}
 			fmt.Fprintf(&sb, " (Enumeration): %s %#x", name, uint32(x))
 		case []byte:
 			fmt.Fprintf(&sb, " (ByteString): %x", x)
-		case dateTimeExt:
+		case goldenDateTimeExt:
 			fmt.Fprintf(&sb, " (DateTimeExtended): %s", time.Time(x).Format(time.RFC3339Nano))
 		default:
 			fmt.Fprintf(&sb, " (%T): %v", x, x)
