@@ -5,7 +5,6 @@ package kmipbridge
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -241,6 +240,11 @@ func runGolden(t *testing.T, e *env, c goldenCase) (stale []int, err error) {
 		return nil, fmt.Errorf("%d messages", len(msgs))
 	}
 	conn := e.rawFor(t, e.client)
+	send := func(req []byte) ([]byte, error) { return exchangeGolden(conn, req) }
+	if _, skipped := goldenSkips[c.key]; !skipped {
+		// A case that must pass stops at a broken connection.
+		send = func(req []byte) ([]byte, error) { return exchangeRaw(t, conn, req), nil }
+	}
 	uids, vars := map[string]string{}, map[string][]byte{}
 	now := func(s string) string {
 		off := 0
@@ -266,7 +270,7 @@ func runGolden(t *testing.T, e *env, c goldenCase) (stale []int, err error) {
 		if err != nil {
 			return stale, fmt.Errorf("message %d: %w", n, err)
 		}
-		actual, err := exchangeGolden(conn, req)
+		actual, err := send(req)
 		if err != nil {
 			return stale, fmt.Errorf("message %d: %w", n, err)
 		}
@@ -402,9 +406,20 @@ var (
 	goldenTagAttributeReference = goldenV2Tags["AttributeReference"]
 )
 
+// exchangeRaw sends a request and returns the answer; a broken
+// connection ends the test.
+func exchangeRaw(t *testing.T, c io.ReadWriter, req []byte) []byte {
+	t.Helper()
+	resp, err := exchangeGolden(c, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 // exchangeGolden sends a request and reads the answer, as errors: a
 // skipped case that trips the bridge must not stop the run.
-func exchangeGolden(c *tls.Conn, req []byte) ([]byte, error) {
+func exchangeGolden(c io.ReadWriter, req []byte) ([]byte, error) {
 	if _, err := c.Write(req); err != nil {
 		return nil, fmt.Errorf("write: %w", err)
 	}
