@@ -351,6 +351,15 @@ func prepareGolden(v2 bool, reqXML, expXML string) (req []byte, want ttlv.Value,
 	if err := ttlv.UnmarshalXML([]byte(reqXML), &rm); err != nil {
 		return nil, want, nil, fmt.Errorf("decode request: %w", err)
 	}
+	// The ovh codec reads no placeholder in a byte string: each one
+	// goes through as a marker, turned back into a placeholder after.
+	markers := map[string]goldenBytesVar{}
+	expXML = goldenBytesVarRe.ReplaceAllStringFunc(expXML, func(s string) string {
+		name := goldenBytesVarRe.FindStringSubmatch(s)[1]
+		marker := hex.EncodeToString([]byte("\x00golden placeholder " + name + "\x00"))
+		markers[marker] = goldenBytesVar(name)
+		return `type="ByteString" value="` + marker + `"`
+	})
 	var exp kmip.ResponseMessage
 	if err := ttlv.UnmarshalXML([]byte(expXML), &exp); err != nil {
 		return nil, want, nil, fmt.Errorf("decode expected response: %w", err)
@@ -358,7 +367,28 @@ func prepareGolden(v2 bool, reqXML, expXML string) (req []byte, want ttlv.Value,
 	if want, err = goldenDecode(ttlv.MarshalTTLV(&exp)); err != nil {
 		return nil, want, nil, err
 	}
-	return ttlv.MarshalTTLV(&rm), want, getAllItems(&rm), nil
+	return ttlv.MarshalTTLV(&rm), goldenUnmark(want, markers), getAllItems(&rm), nil
+}
+
+// goldenBytesVarRe matches a byte-string placeholder in a 1.x vector.
+var goldenBytesVarRe = regexp.MustCompile(`type="ByteString" value="(\$[A-Z][A-Z0-9_]*)"`)
+
+// goldenUnmark turns the markers prepareGolden put in place of byte-string
+// placeholders back into placeholders.
+func goldenUnmark(v ttlv.Value, markers map[string]goldenBytesVar) ttlv.Value {
+	switch x := v.Value.(type) {
+	case ttlv.Struct:
+		s := make(ttlv.Struct, len(x))
+		for i, f := range x {
+			s[i] = goldenUnmark(f, markers)
+		}
+		v.Value = s
+	case []byte:
+		if name, ok := markers[hex.EncodeToString(x)]; ok {
+			v.Value = name
+		}
+	}
+	return v
 }
 
 // getAllItems returns the batch item positions of Get Attributes requests
