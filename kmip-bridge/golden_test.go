@@ -210,8 +210,9 @@ var goldenSkipGroups = []skipGroup{
 		append(msgs21("BL-M-8", 4, 5), append(msgs21("BL-M-9", 3), "v1.4/AKLC-O-1-14.xml#3", "v1.4/AKLC-O-1-14.xml#6")...)},
 	{"Get without a Key Format Type answers the bridge's default format (Raw for keys, Opaque for secret data); the vector expects the format the object was registered in",
 		append(msgs21("BL-M-3", 2), msgs21("BL-M-4", 3)...)},
-	{"at 2.1 the bridge answers the 1.x result reason where the vector expects the 2.1 one (Object Not Found for an unknown identifier, Wrong Key Lifecycle State for a Modify of an Active key's Activation Date)",
-		append(msgs21("BL-M-4", 5), msgs21("SKLC-M-3", 4)...)},
+	{"at 2.1, Get of an unknown identifier answers Item Not Found; the vector expects the 2.1 reason Object Not Found", msgs21("BL-M-4", 5)},
+	{"at 2.1, Modify Attribute of an Active key's Activation Date answers Permission Denied; the vector expects the 2.1 reason Wrong Key Lifecycle State",
+		msgs21("SKLC-M-3", 4)},
 	{"expects Invalid Message for a CBC request without an IV; the bridge answers Missing Data", v21("CS-BC-M-11", "CS-BC-M-12", "CS-BC-M-13")},
 
 	// Permanent.
