@@ -50,7 +50,7 @@ import (
 //     the names of a Get Attribute List response (2.x: Attribute
 //     References, enumerations naming tags), are compared as sets (their
 //     order is not specified). Attributes that only the reference server
-//     kept (refAttributes) may be missing.
+//     kept (refAttributes, goldenV2RefAttributes) may be missing.
 //   - A Random Number Generator attribute describes the server's
 //     generator: it must be there when asked for, its content is not
 //     compared.
@@ -65,7 +65,8 @@ import (
 // goldenSkips: the one place for skipped cases. A key "file" skips the
 // whole case; "file#n" sends message n but does not compare its response.
 // Skipped cases still run: one that passes, or a skipped message whose
-// answer now matches, fails TestOASIS with "remove the skip".
+// answer now matches, fails TestOASIS with "remove the skip". The flag
+// -golden.detail logs the whole mismatch of a skipped case.
 
 var goldenFiles = regexp.MustCompile(`^(SKLC[-_]M|SKFF[-_]M|OMOS[-_]M|TL[-_]M|TC_31[1-5]_|TC_41_|TC_9[1-4]_|TC_121_|TC_171_|TC_7[12]_|TC-REKEY|TC-I18N|AKLC-[MO]-[0-9]-14|TC-ECDSA-SIGN|TC-PKCS12|CS-AC-M-[1238]-14|TC-WRAP)`)
 

@@ -199,6 +199,20 @@ func TestOASISSkipsExist(t *testing.T) {
 	if listed := slices.Sorted(slices.Values(every21)); !slices.Equal(listed, files) {
 		t.Errorf("every21 lists %v, testdata/oasis-2.1 holds %v", listed, files)
 	}
+	reasons := map[string]bool{}
+	for _, g := range goldenSkipGroups {
+		if reasons[g.reason] || len(g.keys) == 0 {
+			t.Errorf("skip group %q: empty or listed twice", g.reason)
+		}
+		reasons[g.reason] = true
+		seen := map[string]bool{}
+		for _, k := range g.keys {
+			if seen[k] {
+				t.Errorf("skip group %q lists %q twice", g.reason, k)
+			}
+			seen[k] = true
+		}
+	}
 	for k := range goldenSkips {
 		key, msg, partial := strings.Cut(k, "#")
 		c, ok := cases[key]
