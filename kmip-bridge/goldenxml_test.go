@@ -23,11 +23,11 @@ import (
 // Extended. The ovh XML codec knows only the 1.x tags and payloads; the
 // 2.1 vectors are sent exactly as written, so they need neither.
 //
-// Tag names come from the ovh registry (every 1.x tag) plus goldenV2Tags; enum
-// names from the ovh registry plus goldenV2Enums; an Attribute Reference
-// enumeration names a tag.
+// Tag names come from the ovh registry (every 1.x tag) plus goldenV2Tags,
+// enumeration names from the ovh registry plus goldenV2Enums; an
+// Attribute Reference enumeration names a tag.
 
-// goldenV2Tags are the KMIP 2.x tags (KMIP 2.1 §9.1.3.1).
+// goldenV2Tags are the tags KMIP 2.0 and 2.1 added (the 2.1 tag table).
 var goldenV2Tags = map[string]int{
 	"Attributes": 0x420125, "CommonAttributes": 0x420126, "PrivateKeyAttributes": 0x420127,
 	"PublicKeyAttributes": 0x420128, "ExtensionEnumeration": 0x420129, "ExtensionAttribute": 0x42012A,
@@ -50,7 +50,7 @@ var goldenV2Tags = map[string]int{
 }
 
 // goldenV2Enums are the 2.x enumeration values the vectors name that the 1.x
-// registry lacks (KMIP 2.1 §11).
+// registry lacks.
 var goldenV2Enums = map[int]map[string]uint32{
 	0x42005C: {"Log": 0x2C, "Login": 0x2D, "Logout": 0x2E, "DelegatedLogin": 0x2F, "AdjustAttribute": 0x30,
 		"SetAttribute": 0x31, "SetEndpointRole": 0x32, "PKCS11": 0x33, "Interop": 0x34, "ReProvision": 0x35},
@@ -89,6 +89,7 @@ type goldenDateTimeExt time.Time
 // expected response: it binds to what the server returned.
 type goldenBytesVar string
 
+// goldenTagsByName maps the XML element names to tags.
 var goldenTagsByName = func() map[string]int {
 	m := map[string]int{}
 	for tag := 0x420000; tag < 0x420200; tag++ {
@@ -113,8 +114,9 @@ func goldenTagName(tag int) string {
 }
 
 // parseGoldenXML reads the messages of an OASIS test-case document, in
-// order. Placeholders must have been substituted, except goldenBytesVar ones and
-// "$NOW" in expected responses (dates are not compared).
+// order. Placeholders must have been substituted, except byte-string ones
+// (goldenBytesVar) and "$NOW" in expected responses (dates are not
+// compared).
 func parseGoldenXML(doc string) ([]ttlv.Value, error) {
 	d := xml.NewDecoder(strings.NewReader(doc))
 	var msgs []ttlv.Value
