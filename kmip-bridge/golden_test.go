@@ -4,56 +4,71 @@
 package kmipbridge
 
 import (
-	"bytes"
 	"fmt"
-	"maps"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
-	"slices"
-	"strconv"
-	"strings"
-	"testing"
-	"time"
-
-	"github.com/ovh/kmip-go"
-	"github.com/ovh/kmip-go/payloads"
-	"github.com/ovh/kmip-go/ttlv"
 )
 
-// The OASIS KMIP 1.0–1.4 profile test cases shipped with
-// github.com/ovh/kmip-go replayed against the bridge, for the profiles it
-// claims: Symmetric Key Lifecycle (SKLC), Symmetric Key Foundry (SKFF),
-// Opaque Managed Object Store (OMOS), Tape Library (TL), and the baseline
-// test cases of the 1.0–1.2 test-case document that use what the bridge
-// implements (TC 3.1.x basic operations, 4.1 revoke, 7.1–7.2 message
-// extensions, 9.1–9.4 re-key, 12.1 maximum response size, 17.1 attribute
-// handling) with their 1.4 counterparts (TC-REKEY, TC-I18N).
+// The OASIS KMIP profile test cases replayed against the bridge
+// (TestOASIS), for the profiles it claims or works towards.
+//
+// KMIP 1.0–1.4, shipped with github.com/ovh/kmip-go: Symmetric Key
+// Lifecycle (SKLC), Symmetric Key Foundry (SKFF), Opaque Managed Object
+// Store (OMOS), Tape Library (TL), the baseline test cases of the 1.0–1.2
+// test-case document that use what the bridge implements (TC 3.1.x basic
+// operations, 4.1 revoke, 7.1–7.2 message extensions, 9.1–9.4 re-key,
+// 12.1 maximum response size, 17.1 attribute handling) with their 1.4
+// counterparts (TC-REKEY, TC-I18N), and the 1.4 asymmetric cases:
+// Asymmetric Key Lifecycle (AKLC-M-1..3, AKLC-O-1), the RSA Sign /
+// Signature Verify cases of the cryptographic profile (CS-AC-M-1, 2, 3,
+// 8), ECDSA signing (TC-ECDSA-SIGN), PKCS#12 (TC-PKCS12) and key wrapping
+// (TC-WRAP). Their requests go through the ovh codec, as a 1.x client
+// built on it sends them.
+//
+// KMIP 2.1, in testdata/oasis-2.1 (origin in its README): the mandatory
+// Baseline (BL), SKLC, AKLC, SKFF, OMOS, TL and Basic Cryptographic
+// (CS-BC) cases. They are read by goldenxml_test.go, which knows the 2.x
+// tags, and sent as written.
+//
+// Every message goes over a real TLS connection as raw TTLV; a fresh
+// server per case (the TL cases of one version share one).
 //
 // Comparison rules (anything not listed must match exactly, in order):
 //   - Text strings "$UNIQUE_IDENTIFIER_n" in an expected response bind to
 //     the identifier the bridge returned; later occurrences, in requests
-//     and responses, must be that same identifier.
-//   - Date-Time values are not compared (they are the time of the run).
-//   - Result Message texts are not compared (free text).
+//     and responses, must be that same identifier. Byte-string
+//     placeholders of 2.1 ("$IV_COUNTER_NONCE", "$CORRELATION_VALUE", …)
+//     bind the same way to what the bridge chose.
+//   - Date-Time values are not compared (they are the time of the run); a
+//     2.x answer may carry a Date-Time Extended instead.
+//   - Result Message texts are not compared (free text), nor the
+//     correlation values of a response header (the vectors' servers did
+//     not echo the client's; echoing is allowed).
 //   - Key Material, Key (transparent symmetric key) and Digest Value byte
 //     strings are compared by length only: generated keys are random.
-//   - The attributes of a Get Attributes response without attribute names,
-//     and the names of a Get Attribute List response, are compared as sets
-//     (their order is not specified). Attributes that only the reference
-//     server kept (refAttributes) may be missing.
+//   - The attributes of a Get Attributes response without attribute names
+//     (2.x: without Attribute References, the Attributes structure), and
+//     the names of a Get Attribute List response (2.x: Attribute
+//     References, enumerations naming tags), are compared as sets (their
+//     order is not specified). Attributes that only the reference server
+//     kept (refAttributes, goldenV2RefAttributes) may be missing.
+//   - A Random Number Generator attribute describes the server's
+//     generator: it must be there when asked for, its content is not
+//     compared.
 //   - Attribute names are compared with runs of spaces collapsed: some
-//     1.0–1.2 vectors carry layout spaces inside them.
+//     1.0–1.2 vectors carry layout spaces inside them; "Lease Time" and
+//     the 2.x tag LeaseTime name the same attribute.
 //   - Query responses are server-specific: the Operation and Object Type
 //     lists and the Vendor Identification text are not compared, the
 //     other fields are.
 //
-// Cases the bridge does not pass by design are listed, with the reason, in
+// Cases the bridge does not pass are listed, with the reason, in
 // goldenSkips: the one place for skipped cases. A key "file" skips the
 // whole case; "file#n" sends message n but does not compare its response.
+// Skipped cases still run: one that passes, or a skipped message whose
+// answer now matches, fails TestOASIS with "remove the skip". The flag
+// -golden.detail logs the whole mismatch of a skipped case.
 
-var goldenFiles = regexp.MustCompile(`^(SKLC[-_]M|SKFF[-_]M|OMOS[-_]M|TL[-_]M|TC_31[1-5]_|TC_41_|TC_9[1-4]_|TC_121_|TC_171_|TC_7[12]_|TC-REKEY|TC-I18N)`)
+var goldenFiles = regexp.MustCompile(`^(SKLC[-_]M|SKFF[-_]M|OMOS[-_]M|TL[-_]M|TC_31[1-5]_|TC_41_|TC_9[1-4]_|TC_121_|TC_171_|TC_7[12]_|TC-REKEY|TC-I18N|AKLC-[MO]-[0-9]-14|TC-ECDSA-SIGN|TC-PKCS12|CS-AC-M-[1238]-14|TC-WRAP)`)
 
 var goldenSkips = map[string]string{}
 
@@ -102,297 +117,134 @@ func init() {
 var refAttributes = []string{"Lease Time", "Fresh", "Original Creation Date", "Random Number Generator", "Sensitive",
 	"Always Sensitive", "Extractable", "Never Extractable", "Key Value Present"}
 
-func oasisRoot(t testing.TB) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
-	if err != nil {
-		t.Skipf("no module cache: %v", err)
-	}
-	return filepath.Join(strings.TrimSpace(string(out)), "github.com", "ovh", "kmip-go@v0.9.2", "kmiptest", "testdata")
+// goldenV2RefAttributes are the 2.x attributes the reference servers reported
+// that the bridge does not keep: like refAttributes, they may be missing
+// from a Get Attributes or Get Attribute List answer compared as a set.
+var goldenV2RefAttributes = []string{"KeyFormatType", "ProtectionStorageMask", "ShortUniqueIdentifier"}
+
+// A skip group is one reason and the cases, or messages, it holds. A case
+// in several groups is skipped until the last one is gone, so a change
+// that supplies one missing piece removes its whole group and nothing
+// else. The reasons of the groups a case is in are joined in goldenSkips.
+type skipGroup struct {
+	reason string
+	keys   []string
 }
 
-var (
-	msgRe = regexp.MustCompile(`(?s)<(RequestMessage|ResponseMessage)>.*?</(RequestMessage|ResponseMessage)>`)
-	nowRe = regexp.MustCompile(`\$NOW([-+]\d+)?`)
-	uidRe = regexp.MustCompile(`\$UNIQUE_IDENTIFIER_\d+`)
-)
-
-func TestOASIS(t *testing.T) {
-	top := t
-	root := oasisRoot(t)
-	// The tape library cases build on each other (TL-M-3 reads the key
-	// TL-M-2 wrote): they share one server per version.
-	tl := map[string]*env{}
-	for _, version := range []string{"v1.0", "v1.1", "v1.2", "v1.3", "v1.4"} {
-		entries, err := os.ReadDir(filepath.Join(root, version))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ent := range entries {
-			name := ent.Name()
-			if !goldenFiles.MatchString(name) {
-				continue
-			}
-			t.Run(version+"/"+name, func(t *testing.T) {
-				if why, ok := goldenSkips[version+"/"+name]; ok {
-					t.Skip(why)
-				}
-				data, err := os.ReadFile(filepath.Join(root, version, name))
-				if err != nil {
-					t.Fatal(err)
-				}
-				// A fresh server per case: Locate must not see
-				// the objects of other cases.
-				e := newEnv(t)
-				if strings.HasPrefix(name, "TL") {
-					if tl[version] == nil {
-						tl[version] = newEnv(top)
-					}
-					e = tl[version]
-				}
-				runGolden(t, e, string(data))
-			})
-		}
+// v21 names 2.1 cases by their stem ("BL-M-1" → "v2.1/BL-M-1-21.xml").
+func v21(stems ...string) []string {
+	keys := make([]string, len(stems))
+	for i, s := range stems {
+		keys[i] = "v2.1/" + s + "-21.xml"
 	}
+	return keys
 }
 
-// TestOASISSkipsExist keeps the skip table honest: every entry names a
-// case that exists.
-func TestOASISSkipsExist(t *testing.T) {
-	root := oasisRoot(t)
-	for k := range goldenSkips {
-		file, _, _ := strings.Cut(k, "#")
-		if _, err := os.Stat(filepath.Join(root, file)); err != nil {
-			t.Errorf("skip entry %q: %v", k, err)
-		}
+// msgs21 names messages of one 2.1 case ("BL-M-1", 0 → "v2.1/BL-M-1-21.xml#0").
+func msgs21(stem string, ns ...int) []string {
+	keys := make([]string, len(ns))
+	for i, n := range ns {
+		keys[i] = fmt.Sprintf("v2.1/%s-21.xml#%d", stem, n)
 	}
+	return keys
 }
 
-func runGolden(t *testing.T, e *env, doc string) {
-	msgs := msgRe.FindAllString(doc, -1)
-	if len(msgs) == 0 || len(msgs)%2 != 0 {
-		t.Fatalf("%d messages", len(msgs))
+// every21 lists every 2.1 case (TestOASISSkipsExist checks the list
+// against testdata/oasis-2.1).
+var every21 = v21("AKLC-M-1", "AKLC-M-2", "AKLC-M-3",
+	"BL-M-1", "BL-M-2", "BL-M-3", "BL-M-4", "BL-M-5", "BL-M-6", "BL-M-7", "BL-M-8", "BL-M-9", "BL-M-10", "BL-M-11", "BL-M-12", "BL-M-13",
+	"CS-BC-M-1", "CS-BC-M-2", "CS-BC-M-3", "CS-BC-M-4", "CS-BC-M-5", "CS-BC-M-6", "CS-BC-M-7", "CS-BC-M-8", "CS-BC-M-9",
+	"CS-BC-M-10", "CS-BC-M-11", "CS-BC-M-12", "CS-BC-M-13", "CS-BC-M-14",
+	"CS-BC-M-CHACHA20-1", "CS-BC-M-CHACHA20-2", "CS-BC-M-CHACHA20-3", "CS-BC-M-CHACHA20POLY1305-1",
+	"CS-BC-M-GCM-1", "CS-BC-M-GCM-2", "CS-BC-M-GCM-3",
+	"OMOS-M-1",
+	"SKFF-M-1", "SKFF-M-2", "SKFF-M-3", "SKFF-M-4", "SKFF-M-5", "SKFF-M-6", "SKFF-M-7", "SKFF-M-8", "SKFF-M-9", "SKFF-M-10",
+	"SKFF-M-11", "SKFF-M-12",
+	"SKLC-M-1", "SKLC-M-2", "SKLC-M-3",
+	"TL-M-1", "TL-M-2", "TL-M-3")
+
+// interopMessages are the Interop Begin (first) and End (last) messages
+// of the Baseline cases.
+func interopMessages() []string {
+	var keys []string
+	for _, c := range []struct {
+		stem string
+		last int
+	}{{"BL-M-1", 6}, {"BL-M-2", 4}, {"BL-M-3", 6}, {"BL-M-4", 6}, {"BL-M-5", 6}, {"BL-M-6", 5}, {"BL-M-7", 5},
+		{"BL-M-8", 6}, {"BL-M-9", 4}, {"BL-M-10", 4}, {"BL-M-11", 4}, {"BL-M-12", 4}, {"BL-M-13", 5}} {
+		keys = append(keys, msgs21(c.stem, 0, c.last)...)
 	}
-	c := e.rawFor(t, e.client)
-	uids := map[string]string{}
-	now := func(s string) string {
-		off := 0
-		if m := nowRe.FindStringSubmatch(s); len(m) > 1 && m[1] != "" {
-			off, _ = strconv.Atoi(m[1])
-		}
-		return time.Now().Add(time.Duration(off) * time.Second).UTC().Format(time.RFC3339)
-	}
-	for i := 0; i < len(msgs); i += 2 {
-		reqXML := nowRe.ReplaceAllStringFunc(msgs[i], now)
-		reqXML = uidRe.ReplaceAllStringFunc(reqXML, func(s string) string {
-			if v, ok := uids[s]; ok {
-				return v
-			}
-			return s
-		})
-		var req kmip.RequestMessage
-		if err := ttlv.UnmarshalXML([]byte(reqXML), &req); err != nil {
-			t.Fatalf("message %d: decode request: %v", i/2, err)
-		}
-		var exp kmip.ResponseMessage
-		if err := ttlv.UnmarshalXML([]byte(nowRe.ReplaceAllStringFunc(msgs[i+1], now)), &exp); err != nil {
-			t.Fatalf("message %d: decode expected response: %v", i/2, err)
-		}
-		actual := exchangeRaw(t, c, ttlv.MarshalTTLV(&req))
-		var want, got ttlv.Value
-		if err := ttlv.UnmarshalTTLV(ttlv.MarshalTTLV(&exp), &want); err != nil {
-			t.Fatal(err)
-		}
-		if err := ttlv.UnmarshalTTLV(actual, &got); err != nil {
-			t.Fatal(err)
-		}
-		if why, ok := goldenSkips[fmt.Sprintf("%s#%d", t.Name()[len("TestOASIS/"):], i/2)]; ok {
-			t.Logf("message %d not compared: %s", i/2, why)
-			continue
-		}
-		g := &golden{uids: uids, getAll: getAllItems(&req)}
-		if err := g.compare(want, got, "ResponseMessage"); err != nil {
-			var gotMsg kmip.ResponseMessage
-			_ = ttlv.UnmarshalTTLV(actual, &gotMsg)
-			t.Fatalf("message %d: %v\nrequest:\n%s\nexpected:\n%s\ngot:\n%s", i/2, err,
-				ttlv.MarshalText(&req), ttlv.MarshalText(&exp), ttlv.MarshalText(&gotMsg))
-		}
-	}
+	return keys
 }
 
-// getAllItems returns the batch item positions of Get Attributes requests
-// without attribute names.
-func getAllItems(req *kmip.RequestMessage) map[int]bool {
-	m := map[int]bool{}
-	for i, bi := range req.BatchItem {
-		if p, ok := bi.RequestPayload.(*payloads.GetAttributesRequestPayload); ok && len(p.AttributeName) == 0 {
-			m[i] = true
-		}
-		if bi.Operation == kmip.OperationGetAttributeList {
-			m[i] = true
-		}
-	}
-	return m
+// goldenSkipGroups feed goldenSkips. The first groups are work under way
+// or known gaps: the change that supplies one deletes its group (TestOASIS
+// says when). The last ones are permanent: the bridge does not do what
+// they test, by design.
+var goldenSkipGroups = []skipGroup{
+	{"needs KMIP 2.x: the bridge answers every 2.0/2.1 message with Unsupported protocol version", every21},
+	{"needs Create Key Pair", append(v21("AKLC-M-1", "AKLC-M-2", "AKLC-M-3"),
+		"v1.4/AKLC-M-1-14.xml", "v1.4/AKLC-M-2-14.xml", "v1.4/AKLC-M-3-14.xml", "v1.4/AKLC-O-1-14.xml")},
+	{"needs Register and Get of public and private keys", append(v21("BL-M-6", "BL-M-7", "BL-M-8", "BL-M-9", "BL-M-11"),
+		"v1.4/CS-AC-M-1-14.xml", "v1.4/CS-AC-M-2-14.xml", "v1.4/CS-AC-M-3-14.xml", "v1.4/CS-AC-M-8-14.xml",
+		"v1.4/TC-ECDSA-SIGN-1-14.xml", "v1.4/TC-PKCS12-1-14.xml")},
+	{"needs Sign and Signature Verify", []string{"v1.4/CS-AC-M-1-14.xml", "v1.4/CS-AC-M-2-14.xml", "v1.4/CS-AC-M-3-14.xml",
+		"v1.4/CS-AC-M-8-14.xml", "v1.4/TC-ECDSA-SIGN-1-14.xml"}},
+	{"needs certificates", append(v21("BL-M-10"), "v1.4/TC-PKCS12-1-14.xml")},
+	{"needs Register of a wrapped key, kept and returned as registered (Key Wrap Type As Registered); the wrapping key may only Wrap Key",
+		[]string{"v1.4/TC-WRAP-1-14.xml"}},
+	{"needs Process Start and Protect Stop Dates to restrict Sign and Signature Verify", []string{"v1.4/CS-AC-M-8-14.xml"}},
+	{"registers an EC private key in ECPrivateKey format (RFC 5915)", []string{"v1.4/TC-ECDSA-SIGN-1-14.xml"}},
+	{"needs a client-set Deactivation Date that drives the state", v21("BL-M-7")},
+	{"needs Add Attribute of a second Name to answer Non Unique Name Attribute", msgs21("BL-M-8", 2)},
+	{"asks for Original Creation Date, which the bridge does not report",
+		[]string{"v2.1/AKLC-M-1-21.xml#1", "v2.1/AKLC-M-1-21.xml#2", "v2.1/AKLC-M-2-21.xml#1", "v2.1/AKLC-M-3-21.xml#1",
+			"v1.4/AKLC-M-1-14.xml#1", "v1.4/AKLC-M-1-14.xml#2", "v1.4/AKLC-M-2-14.xml#1", "v1.4/AKLC-M-3-14.xml#1", "v1.4/AKLC-O-1-14.xml#1"}},
+	{"asks for Random Number Generator, which the bridge does not report",
+		[]string{"v2.1/AKLC-M-1-21.xml#1", "v2.1/AKLC-M-1-21.xml#2", "v2.1/AKLC-M-2-21.xml#1", "v2.1/AKLC-M-3-21.xml#1",
+			"v2.1/SKFF-M-10-21.xml#1", "v2.1/SKFF-M-11-21.xml#1",
+			"v1.4/AKLC-M-1-14.xml#1", "v1.4/AKLC-M-1-14.xml#2", "v1.4/AKLC-M-2-14.xml#1", "v1.4/AKLC-M-3-14.xml#1"}},
+	{"asks for the 2.x attribute Key Format Type, which the bridge does not keep", msgs21("AKLC-M-1", 1, 2)},
+	{"asks for the 2.1 attribute Certificate Subject CN, which the bridge does not report", msgs21("BL-M-10", 2)},
+	{"needs Check, which the bridge does not implement", msgs21("BL-M-3", 4, 5)},
+	{"reads a destroyed object: the bridge keeps no record of it (Item Not Found), the vector expects its attributes, State Destroyed, and Object Destroyed on Get",
+		append(msgs21("BL-M-8", 4, 5), append(msgs21("BL-M-9", 3), "v1.4/AKLC-O-1-14.xml#3", "v1.4/AKLC-O-1-14.xml#6")...)},
+	{"Get without a Key Format Type answers the bridge's default format (Raw for keys, Opaque for secret data); the vector expects the format the object was registered in",
+		append(msgs21("BL-M-3", 2), msgs21("BL-M-4", 3)...)},
+	{"at 2.1, Get of an unknown identifier answers Item Not Found; the vector expects the 2.1 reason Object Not Found", msgs21("BL-M-4", 5)},
+	{"at 2.1, Modify Attribute of an Active key's Activation Date answers Permission Denied; the vector expects the 2.1 reason Wrong Key Lifecycle State",
+		msgs21("SKLC-M-3", 4)},
+	{"expects Invalid Message for a CBC request without an IV; the bridge answers Missing Data", v21("CS-BC-M-11", "CS-BC-M-12", "CS-BC-M-13")},
+
+	// Permanent.
+	{"Interop Begin and End mark a test at an OASIS interoperability event (KMIP 2.1 Interop); they manage no key and the bridge does not implement them: the message is sent, its answer not compared",
+		interopMessages()},
+	{"Log asks the server to write the client's text to its log; the bridge's audit log records what the bridge does, not what clients say, and it does not implement Log: the message is sent, its answer not compared",
+		msgs21("BL-M-1", 5)},
+	{"a batch with Batch Error Continuation Option Undo: the keystore cannot roll back a committed change, so the bridge refuses Undo (Feature Not Supported) and runs none of the batch",
+		msgs21("BL-M-2", 2)},
+	{"registers DSA keys: the bridge's asymmetric keys are RSA and EC (FIPS 186-5 no longer approves DSA for signing)", v21("BL-M-12", "BL-M-13")},
+	{"Get in PKCS#12 format, which the bridge does not produce", []string{"v1.4/TC-PKCS12-1-14.xml"}},
+	{"verifies a signature with SHA-1: the bridge refuses SHA-1 for signatures (Invalid Field), the vector expects a verdict",
+		[]string{"v1.4/CS-AC-M-3-14.xml#4"}},
+	{"3DES: the bridge creates AES keys only (3DES is deprecated; the profiles' AES variants are run)", v21("SKFF-M-4", "SKFF-M-8", "SKFF-M-12")},
+	{"AES in ECB mode: the bridge offers GCM and CBC only (ECB turns equal plaintext blocks into equal ciphertext blocks)",
+		v21("CS-BC-M-1", "CS-BC-M-2", "CS-BC-M-3", "CS-BC-M-4", "CS-BC-M-5", "CS-BC-M-6", "CS-BC-M-7", "CS-BC-M-8", "CS-BC-M-9", "CS-BC-M-14")},
+	{"AES-GCM with client-chosen IVs: the bridge draws every GCM IV itself, so that no client can repeat one under a key",
+		v21("CS-BC-M-GCM-1", "CS-BC-M-GCM-2", "CS-BC-M-GCM-3")},
+	{"multi-part Encrypt (Init and Final Indicators, Correlation Value): the bridge encrypts and decrypts in one part", v21("CS-BC-M-GCM-3")},
+	{"ChaCha20 and ChaCha20-Poly1305: the bridge encrypts with AES only",
+		v21("CS-BC-M-CHACHA20-1", "CS-BC-M-CHACHA20-2", "CS-BC-M-CHACHA20-3", "CS-BC-M-CHACHA20POLY1305-1")},
 }
 
-func exchangeRaw(t *testing.T, c interface {
-	Write([]byte) (int, error)
-	Read([]byte) (int, error)
-}, req []byte) []byte {
-	t.Helper()
-	if _, err := c.Write(req); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	return readMessage(t, c)
-}
-
-type golden struct {
-	uids   map[string]string
-	getAll map[int]bool
-	item   int
-	query  bool
-}
-
-// queryFields drops the server-specific parts of a Query response.
-func queryFields(s ttlv.Struct) ttlv.Struct {
-	return slices.DeleteFunc(slices.Clone(s), func(v ttlv.Value) bool {
-		return v.Tag == kmip.TagOperation || v.Tag == kmip.TagObjectType || v.Tag == kmip.TagVendorIdentification
-	})
-}
-
-// attrName returns the name of an Attribute structure or the text of an
-// Attribute Name.
-func attrName(v ttlv.Value) string {
-	switch x := v.Value.(type) {
-	case string:
-		return strings.Join(strings.Fields(x), " ")
-	case ttlv.Struct:
-		if len(x) > 0 {
-			if s, ok := x[0].Value.(string); ok {
-				return strings.Join(strings.Fields(s), " ")
+func init() {
+	for _, g := range goldenSkipGroups {
+		for _, k := range g.keys {
+			if why, ok := goldenSkips[k]; ok {
+				goldenSkips[k] = why + "; " + g.reason
+			} else {
+				goldenSkips[k] = g.reason
 			}
 		}
 	}
-	return ""
 }
-
-func (g *golden) compare(want, got ttlv.Value, path string) error {
-	if want.Tag == kmip.TagOperation && got.Tag == kmip.TagOperation && want.Value == ttlv.Enum(kmip.OperationQuery) {
-		g.query = true
-	}
-	if want.Tag != got.Tag {
-		return fmt.Errorf("%s: tag %s, want %s", path, ttlv.TagString(got.Tag), ttlv.TagString(want.Tag))
-	}
-	path += "/" + ttlv.TagString(want.Tag)
-	switch w := want.Value.(type) {
-	case ttlv.Struct:
-		gs, ok := got.Value.(ttlv.Struct)
-		if !ok {
-			return fmt.Errorf("%s: got %T, want a structure", path, got.Value)
-		}
-		if want.Tag == kmip.TagBatchItem {
-			defer func() { g.item++ }()
-		}
-		if want.Tag == kmip.TagResponsePayload && g.getAll[g.item] {
-			return g.compareSet(w, gs, path)
-		}
-		if want.Tag == kmip.TagResponsePayload && g.query {
-			w, gs = queryFields(w), queryFields(gs)
-		}
-		if len(w) != len(gs) {
-			return fmt.Errorf("%s: %d fields, want %d", path, len(gs), len(w))
-		}
-		for i := range w {
-			if err := g.compare(w[i], gs[i], path); err != nil {
-				return err
-			}
-		}
-		return nil
-	case string:
-		gv, ok := got.Value.(string)
-		if !ok {
-			return fmt.Errorf("%s: got %T, want text", path, got.Value)
-		}
-		if want.Tag == kmip.TagResultMessage {
-			return nil
-		}
-		if want.Tag == kmip.TagAttributeName {
-			w = strings.Join(strings.Fields(w), " ")
-		}
-		if uidRe.MatchString(w) && uidRe.FindString(w) == w {
-			if bound, ok := g.uids[w]; ok {
-				if bound != gv {
-					return fmt.Errorf("%s: %q, want %s = %q", path, gv, w, bound)
-				}
-				return nil
-			}
-			g.uids[w] = gv
-			return nil
-		}
-		if w != gv {
-			return fmt.Errorf("%s: %q, want %q", path, gv, w)
-		}
-		return nil
-	case time.Time:
-		if _, ok := got.Value.(time.Time); !ok {
-			return fmt.Errorf("%s: got %T, want a date", path, got.Value)
-		}
-		return nil
-	case []byte:
-		gv, ok := got.Value.([]byte)
-		if !ok {
-			return fmt.Errorf("%s: got %T, want bytes", path, got.Value)
-		}
-		switch want.Tag {
-		case kmip.TagKeyMaterial, kmip.TagKey, kmip.TagDigestValue:
-			if len(w) != len(gv) {
-				return fmt.Errorf("%s: %d bytes, want %d", path, len(gv), len(w))
-			}
-			return nil
-		}
-		if !bytes.Equal(w, gv) {
-			return fmt.Errorf("%s: %x, want %x", path, gv, w)
-		}
-		return nil
-	default:
-		if fmt.Sprint(want.Value) != fmt.Sprint(got.Value) || fmt.Sprintf("%T", want.Value) != fmt.Sprintf("%T", got.Value) {
-			return fmt.Errorf("%s: %v (%T), want %v (%T)", path, got.Value, got.Value, want.Value, want.Value)
-		}
-		return nil
-	}
-}
-
-// compareSet compares the fields of a structure in any order.
-func (g *golden) compareSet(want, got ttlv.Struct, path string) error {
-	left := slices.Clone(got)
-next:
-	for _, w := range want {
-		if slices.Contains(refAttributes, attrName(w)) && !slices.ContainsFunc(left, func(v ttlv.Value) bool { return attrName(v) == attrName(w) }) {
-			continue
-		}
-		for i, gv := range left {
-			// Trial comparisons must not bind identifiers.
-			saved := maps.Clone(g.uids)
-			if g.compare(w, gv, path) == nil {
-				left = slices.Delete(left, i, i+1)
-				continue next
-			}
-			clear(g.uids)
-			maps.Copy(g.uids, saved)
-		}
-		return fmt.Errorf("%s: no match for %s", path, ttlv.MarshalText(w))
-	}
-	// The export attributes are always reported; some vectors' servers
-	// reported none.
-	left = slices.DeleteFunc(left, func(v ttlv.Value) bool {
-		return slices.Contains(exportAttributes, attrName(v)) && !slices.ContainsFunc(want, func(w ttlv.Value) bool { return attrName(w) == attrName(v) })
-	})
-	if len(left) > 0 {
-		return fmt.Errorf("%s: unexpected %s", path, ttlv.MarshalText(left[0]))
-	}
-	return nil
-}
-
-// exportAttributes are the KMIP 1.4 attributes the bridge reports for
-// every key, which some reference servers left out.
-var exportAttributes = []string{"Sensitive", "Always Sensitive", "Extractable", "Never Extractable"}
