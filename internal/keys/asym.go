@@ -70,9 +70,12 @@ var (
 // (for clients that use the key elsewhere). Export is a property of any
 // object.
 const (
-	usageExport            UsageMask = 0x0040
-	usageRSAPrivateAllowed           = UsageSign | UsageDecrypt | 0x0020 /* Unwrap Key */ | 0x0400 /* Content Commitment */ |
-		0x1000 /* Certificate Sign */ | 0x2000 /* CRL Sign */ | 0x100000 /* Authenticate */ | usageExport
+	usageExport UsageMask = 0x0040
+	// An RSA private key holds the public exponent as well, so clients
+	// also register it for Encrypt and Wrap Key (the OASIS cases BL-M-11
+	// and TC-PKCS12-1 do); the server never encrypts with RSA.
+	usageRSAPrivateAllowed = UsageSign | UsageDecrypt | UsageEncrypt | 0x0010 /* Wrap Key */ | 0x0020 /* Unwrap Key */ |
+		0x0400 /* Content Commitment */ | 0x1000 /* Certificate Sign */ | 0x2000 /* CRL Sign */ | 0x100000 /* Authenticate */ | usageExport
 	usageRSAPublicAllowed = UsageVerify | UsageEncrypt | 0x0010 /* Wrap Key */ | 0x0400 | 0x100000 | usageExport
 	usageECPrivateAllowed = UsageSign | 0x0200 /* Derive Key */ | 0x0400 | 0x0800 /* Key Agreement */ |
 		0x1000 | 0x2000 | 0x100000 | usageExport
