@@ -337,3 +337,107 @@ func TestDatesTC92(t *testing.T) {
 		})
 	}
 }
+
+// The ovh client: dates set with Create, Add Attribute and Re-key act on
+// the key the client uses (KMIP 1.4 and the version it negotiates).
+func TestDatesClient(t *testing.T) {
+	clock := newTestClock()
+	e, _ := newClockEnv(t, clock)
+	c := e.dial(e.client)
+	now := clock.now()
+	id := c.Create().AES(256, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt).
+		WithAttribute(kmip.AttributeNameActivationDate, now.Add(time.Minute)).MustExec().UniqueIdentifier
+	state := func(id string) kmip.State {
+		t.Helper()
+		return attrValue(t, c.GetAttributes(id, kmip.AttributeNameState).MustExec().Attribute, kmip.AttributeNameState).(kmip.State)
+	}
+	if s := state(id); s != kmip.StatePreActive {
+		t.Fatalf("state %v", s)
+	}
+	clock.advance(time.Minute)
+	if s := state(id); s != kmip.StateActive {
+		t.Fatalf("state %v at the activation date", s)
+	}
+	c.AddAttribute(id, kmip.AttributeNameDeactivationDate, now.Add(time.Hour)).MustExec()
+	// Re-key with an Offset: the replacement's dates keep their distance.
+	nid := c.Rekey(id).WithOffset(10 * time.Minute).MustExec().UniqueIdentifier
+	attrs := c.GetAttributes(nid, kmip.AttributeNameActivationDate, kmip.AttributeNameDeactivationDate, kmip.AttributeNameState).MustExec().Attribute
+	act := attrValue(t, attrs, kmip.AttributeNameActivationDate).(time.Time)
+	deact := attrValue(t, attrs, kmip.AttributeNameDeactivationDate).(time.Time)
+	if want := clock.now().Add(10 * time.Minute); !act.Equal(want) || deact.Sub(act) != 59*time.Minute {
+		t.Fatalf("replacement dates %v, %v; want activation %v and the old distance 59m", act, deact, want)
+	}
+	if s := attrValue(t, attrs, kmip.AttributeNameState); s != kmip.StatePreActive {
+		t.Fatalf("replacement state %v before its activation date", s)
+	}
+	clock.advance(10 * time.Minute)
+	if s := state(nid); s != kmip.StateActive {
+		t.Fatalf("replacement state %v at its activation date", s)
+	}
+	fresh := attrValue(t, c.GetAttributes(nid, kmip.AttributeNameFresh).MustExec().Attribute, kmip.AttributeNameFresh)
+	if fresh != true {
+		t.Fatalf("Fresh %v", fresh)
+	}
+}
+
+// Attribute Index values up to 10,000: the indexes the server gives stay
+// unique and dense, every other index names nothing (Item Not Found),
+// and no such request changes the key. (record_limits_test.go covers the
+// cap on instances, keys.MaxAttributes.)
+func TestAttributeIndexFlood(t *testing.T) {
+	e := newEnv(t)
+	c := e.rawFor(t, e.client)
+	uid := createAES(t, c)
+	batch := func(items []kmip.OperationPayload) []kmip.ResponseBatchItem {
+		msg := request(kmip.V1_4, items...)
+		msg.Header.BatchErrorContinuationOption = kmip.BatchErrorContinuationOptionContinue
+		// A connection per batch: each has a deadline of its own.
+		return sendRaw(t, e.rawFor(t, e.client), msg).BatchItem
+	}
+	var adds []kmip.OperationPayload
+	for i := 0; i < 3; i++ {
+		adds = append(adds, &payloads.AddAttributeRequestPayload{UniqueIdentifier: uid,
+			Attribute: kmip.Attribute{AttributeName: "x-tag", AttributeValue: strconv.Itoa(i)}})
+	}
+	ok := 0
+	for _, bi := range batch(adds) {
+		wantOK(t, bi)
+		ok++
+	}
+	if ok != 3 {
+		t.Fatalf("%d instances added", ok)
+	}
+	resp := sendRaw(t, c, request(kmip.V1_4, &payloads.GetAttributesRequestPayload{UniqueIdentifier: uid, AttributeName: []kmip.AttributeName{"x-tag"}}))
+	wantOK(t, resp.BatchItem[0])
+	seen := map[int32]bool{}
+	for _, a := range resp.BatchItem[0].ResponsePayload.(*payloads.GetAttributesResponsePayload).Attribute {
+		idx := int32(0)
+		if a.AttributeIndex != nil {
+			idx = *a.AttributeIndex
+		}
+		if seen[idx] || idx < 0 || int(idx) >= ok {
+			t.Fatalf("attribute index %d (of %d instances)", idx, ok)
+		}
+		seen[idx] = true
+	}
+	if len(seen) != ok {
+		t.Fatalf("%d instances listed, %d added", len(seen), ok)
+	}
+	for start := ok; start < 10000; start += 1000 {
+		var mods []kmip.OperationPayload
+		for i := start; i < min(start+1000, 10000); i++ {
+			idx := int32(i)
+			mods = append(mods, &payloads.ModifyAttributeRequestPayload{UniqueIdentifier: uid,
+				Attribute: kmip.Attribute{AttributeName: "x-tag", AttributeIndex: &idx, AttributeValue: "v"}})
+		}
+		for _, bi := range batch(mods) {
+			wantReason(t, bi, kmip.ResultReasonItemNotFound)
+		}
+	}
+	after := sendRaw(t, e.rawFor(t, e.client), request(kmip.V1_4, &payloads.GetAttributesRequestPayload{UniqueIdentifier: uid, AttributeName: []kmip.AttributeName{"x-tag"}}))
+	for _, a := range after.BatchItem[0].ResponsePayload.(*payloads.GetAttributesResponsePayload).Attribute {
+		if a.AttributeValue == "v" {
+			t.Fatalf("a refused Modify changed instance %v", a.AttributeIndex)
+		}
+	}
+}
