@@ -261,3 +261,8 @@ func forWire(a kmip.Attribute) kmip.Attribute {
 func ttlvInterval(d time.Duration) time.Duration {
 	return min(max(d, 0), time.Duration(math.MaxUint32)*time.Second).Truncate(time.Second)
 }
+
+// errReadOnly refuses a change of an attribute clients may not set:
+// Permission Denied, as the OASIS 1.x cases expect (KMIP 2.0 calls it
+// Attribute Read Only; its reasons are not 1.x's).
+var errReadOnly = kerr(kmip.ResultReasonPermissionDenied, "attribute is read-only")

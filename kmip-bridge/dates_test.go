@@ -441,3 +441,27 @@ func TestAttributeIndexFlood(t *testing.T) {
 		}
 	}
 }
+
+// Repeated attribute names: a second instance of a single-valued
+// attribute and a Name the object already has are refused (KMIP 1.x:
+// Illegal Operation), as are server-only attributes (Permission Denied).
+func TestRepeatedAttributes(t *testing.T) {
+	e := newEnv(t)
+	c := e.rawFor(t, e.client)
+	disk := kmip.Name{NameValue: "disk", NameType: kmip.NameTypeUninterpretedTextString}
+	uid := createAES(t, c, kmip.Attribute{AttributeName: kmip.AttributeNameName, AttributeValue: disk})
+	add := func(a kmip.Attribute) kmip.ResponseBatchItem {
+		return sendRaw(t, c, request(kmip.V1_4, &payloads.AddAttributeRequestPayload{UniqueIdentifier: uid, Attribute: a})).BatchItem[0]
+	}
+	contact := kmip.Attribute{AttributeName: kmip.AttributeNameContactInformation, AttributeValue: "ops"}
+	wantOK(t, add(contact))
+	wantReason(t, add(contact), kmip.ResultReasonIllegalOperation)
+	wantReason(t, add(kmip.Attribute{AttributeName: kmip.AttributeNameName, AttributeValue: disk}), kmip.ResultReasonIllegalOperation)
+	wantOK(t, add(kmip.Attribute{AttributeName: kmip.AttributeNameName, AttributeValue: kmip.Name{NameValue: "disk-2", NameType: kmip.NameTypeUninterpretedTextString}}))
+	wantReason(t, add(kmip.Attribute{AttributeName: kmip.AttributeNameFresh, AttributeValue: true}), kmip.ResultReasonPermissionDenied)
+	// Operation Policy Name reads as "default" but is not there: a
+	// client may set it once.
+	opn := kmip.Attribute{AttributeName: operationPolicyName, AttributeValue: "default"}
+	wantOK(t, add(opn))
+	wantReason(t, add(opn), kmip.ResultReasonIllegalOperation)
+}

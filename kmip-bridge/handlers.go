@@ -579,8 +579,6 @@ func (s *Server) getAttributeList(ctx context.Context, req *payloads.GetAttribut
 	return &payloads.GetAttributeListResponsePayload{UniqueIdentifier: uid, AttributeName: names}, nil
 }
 
-var errReadOnly = kerr(kmip.ResultReasonPermissionDenied, "attribute is read-only")
-
 func (s *Server) addAttribute(ctx context.Context, req *payloads.AddAttributeRequestPayload) (*payloads.AddAttributeResponsePayload, error) {
 	uid, err := s.target(ctx, "add-attribute", req.UniqueIdentifier)
 	if err != nil {
