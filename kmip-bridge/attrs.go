@@ -40,8 +40,9 @@ import (
 //     is what "default" names.
 //
 // None of them can be set by a client (Permission Denied, KMIP 1.x's
-// answer for a read-only attribute), except Original Creation Date and
-// Operation Policy Name in a Register template.
+// answer for a read-only attribute), except Original Creation Date in a
+// Register template and Operation Policy Name, which clients such as
+// Synology DSM and PyKMIP send and which is then stored as given.
 
 // LeaseTime is the lease the bridge grants on every object (see Lease
 // Time above).
