@@ -170,3 +170,28 @@ func TestDatesRefusedKES(t *testing.T) {
 		}
 	}
 }
+
+// A rotation keeps the dates: the old version keeps its own, and the new
+// one the key's, so that a key given a Deactivation Date keeps it over
+// every rotation the KES API or its schedule makes.
+func TestDatesRotation(t *testing.T) {
+	clock := &manualClock{}
+	clock.unix.Store(time.Now().Unix())
+	svc := keys.New(keys.Config{Store: keystore.NewMem(), Now: clock.now})
+	t.Cleanup(func() { svc.Close() })
+	now := clock.now()
+	uid := createDated(t, svc, keys.Dates{Activation: now.Add(-time.Minute), Deactivation: now.Add(time.Hour)})
+	if _, err := svc.Rotate(t.Context(), uid, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(time.Hour)
+	for _, name := range []string{uid, keys.VersionRef(uid, 1), keys.VersionRef(uid, 2)} {
+		info, err := svc.Describe(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State != keys.StateDeactivated {
+			t.Errorf("%s: state %v after the deactivation date", name, info.State)
+		}
+	}
+}

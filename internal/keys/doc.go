@@ -70,8 +70,10 @@
 // and both doors agree at every moment without a timer; the next Update
 // stores it. Within those states, the Process Start Date holds back
 // decrypt and MAC verify until it comes, and the Protect Stop Date ends
-// generate, encrypt and HMAC (ErrNotActive with the reason). KES keys
-// take no dates.
+// generate, encrypt and HMAC (ErrNotActive with the reason). A rotation
+// keeps the dates: the old version its own, the new one the key's (KMIP
+// Re-key then sets the new version's from its template or Offset). KES
+// keys take no dates.
 //
 // KES keys are Active from creation and no door changes their state: KMIP
 // Revoke and Destroy of a KES key fail with ErrKESManaged (KMIP
