@@ -4,6 +4,7 @@
 package keys
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -118,25 +119,26 @@ func (o *Object) clockNow() time.Time {
 
 // datesOf returns the dates that apply to version v of the key: the key's
 // own for the newest version, the version's stored ones for an older one.
-// A key made over the KES API has none.
+// A key made over the KES API has none (UsageOf decides, as checkDates
+// does when the dates are stored).
 func (o *Object) datesOf(v *crypto.KeyVersion) *Dates {
 	r := o.root()
-	if r.Meta.Usage == nil || r.Meta.Usage.Origin != OriginKMIP {
-		// Only a KMIP key stores usage with Origin kmip; a KMIP key
-		// from before usage was stored never had dates either.
+	var d *Dates
+	switch {
+	case v == r.Version:
+		d = r.Meta.Dates
+	case len(v.Meta) > 0 && bytes.Contains(v.Meta, []byte(`"dates"`)):
+		var own struct {
+			Dates *Dates `json:"dates"`
+		}
+		if json.Unmarshal(v.Meta, &own) == nil {
+			d = own.Dates
+		}
+	}
+	if d == nil || UsageOf(r).Origin != OriginKMIP {
 		return nil
 	}
-	if v == r.Version {
-		return r.Meta.Dates
-	}
-	if len(v.Meta) == 0 {
-		return nil
-	}
-	var own Metadata
-	if json.Unmarshal(v.Meta, &own) != nil {
-		return nil
-	}
-	return own.Dates
+	return d
 }
 
 // withDates returns o, or a shallow copy of it whose Meta.State is the

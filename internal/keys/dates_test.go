@@ -195,3 +195,25 @@ func TestDatesRotation(t *testing.T) {
 		}
 	}
 }
+
+// A KMIP key stored before usage was (no Metadata.Usage, a generated
+// identifier) takes dates like any KMIP key, and they act.
+func TestDatesPreUsageKMIPKey(t *testing.T) {
+	svc := keys.New(keys.Config{Store: keystore.NewMem()})
+	t.Cleanup(func() { svc.Close() })
+	const uid = "0b0e5a3c-8f5e-4c1a-9d2b-3e4f5a6b7c8d"
+	v := &crypto.KeyVersion{Material: crypto.NewSecretBytes(make([]byte, 16)), CreatedAt: time.Now()}
+	if err := svc.CreateObject(t.Context(), uid, v, keys.Metadata{State: keys.StatePreActive, KMIP: json.RawMessage(`{"v":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	err := svc.Update(t.Context(), uid, func(o *keys.Object) error {
+		o.Meta.Dates = &keys.Dates{Activation: time.Now().Add(-time.Minute)}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := svc.Describe(t.Context(), uid); err != nil || info.State != keys.StateActive {
+		t.Fatalf("state %v (%v) after a past activation date", info.State, err)
+	}
+}
