@@ -44,6 +44,13 @@ func (s *Server) authenticate(next kmipserver.Next, ctx context.Context, req *km
 	if a == nil {
 		return next(ctx, req)
 	}
+	if len(stateOf(ctx).Users) == 0 {
+		// No users configured: a Username/Password credential names no
+		// one and is ignored (PyKMIP's default configuration sends an
+		// empty one). It grants nothing either: the request is
+		// authorised with the certificate identity alone.
+		return next(ctx, req)
+	}
 	creds := append([]kmip.Credential{a.Credential}, a.AdditionalCredential...)
 	var user *authUser
 	for _, c := range creds {

@@ -284,6 +284,30 @@
 // (streaming) requests are Feature Not Supported. Data is bounded by
 // Config.MaxMessageSize.
 //
+// # Attributes
+//
+// Besides what it stores, an object reports attributes derived when it is
+// read (attrs.go): Lease Time (LeaseTime, 1 hour, or less when a
+// Deactivation or Protect Stop Date comes sooner: how long a client may
+// keep using its copy before it asks again; the server keeps no record
+// of leases and cannot call a copy back), Fresh (true until the material
+// first leaves the server), Original Creation Date (a Register
+// template's, else the Initial Date), Random Number Generator (recorded
+// when Create or Re-key generates the key: Unspecified for the operating
+// system's generator that crypto/rand reads, CTR-DRBG AES-256 in FIPS
+// 140-3 mode) and Operation Policy Name (1.0 to 1.4; "default" unless a
+// client set one, and listed only then). Clients cannot set them (Add or
+// Modify Attribute answers Permission Denied). Listings (Get Attributes
+// without names, Get Attribute List) and named requests carry only the
+// attributes the client's protocol version defines; Random Number
+// Generator is listed from 1.4 on, as in the OASIS reference responses.
+// The Digest follows the client's version: KMIP 1.0 defines it without
+// Key Format Type, 1.1 and later with it. Attribute Index is sent for
+// every instance except index 0, which KMIP 1.x lets a server omit and
+// the OASIS reference responses omit. Add Attribute refuses a second
+// instance of a single-valued attribute and a Name the object already
+// has (Illegal Operation).
+//
 // # Authorisation
 //
 // The client identity is the SHA-256 of its certificate's public key, as on
@@ -317,7 +341,10 @@
 //
 // A Username/Password credential in the request header, if present, must
 // match one of Config.Users; the request is then authorised with that
-// user's policy instead of the certificate identity's. A denied item fails
+// user's policy instead of the certificate identity's. With no users
+// configured, a credential is ignored (PyKMIP's sample configuration
+// sends an empty one): it names no user, so it grants nothing, and the
+// request is authorised with the certificate identity alone. A denied item fails
 // with Permission Denied; the connection stays open.
 //
 // Locate is authorised as a whole with /kmip/locate and returns the
@@ -349,8 +376,24 @@
 // # Lifecycle
 //
 // Create and Register produce Pre-Active objects unless an Activation Date
-// in the past is given; a future Activation Date is recorded but does not
-// activate the object by itself (Activate does). Activate makes a Pre-Active object Active. Revoke
+// in the past is given. The lifecycle dates act: a client may set the
+// Activation, Deactivation, Process Start and Protect Stop Dates in the
+// Create or Register template, with Add Attribute, or with Modify
+// Attribute (the Activation and Process Start Dates only while the
+// object is Pre-Active, so that Modify of the Activation Date of an
+// Active key answers Permission Denied as SKLC-M-3 expects; the other two
+// while it is Pre-Active or Active). internal/keys derives the state from
+// the stored state and the dates whenever the key is read (keys.Dates),
+// so the object becomes Active at its Activation Date and Deactivated at
+// its Deactivation Date on every node, for the KES API too, with no
+// timer. Before the Process Start Date Decrypt and MAC Verify, from the
+// Protect Stop Date on Encrypt and MAC answer Permission Denied. Dates
+// outside the years 1970 to 9999, a Deactivation Date before the
+// Activation Date and dates given twice are Invalid Field; a key created
+// over the KES API takes none (Permission Denied). Dates cannot be
+// deleted. Re-key gives the new version the dates of its template, or
+// with an Offset the old dates moved as KMIP says (Activation Date = new
+// Initial Date + Offset). Activate makes a Pre-Active object Active. Revoke
 // with reason Key Compromise or CA Compromise makes it Compromised, with
 // any other reason Deactivated. Destroy refuses Active objects with
 // Permission Denied (Wrong Key Lifecycle State in a KMIP 2.1 message, as

@@ -113,6 +113,12 @@ func (s *Server) target(ctx context.Context, op, uid string) (string, error) {
 	return uid, nil
 }
 
+// nowOf is the time of the key service's clock (keys.Config.Now), to the
+// second: the dates the bridge records are compared with it.
+func nowOf(ctx context.Context) time.Time {
+	return stateOf(ctx).Keys.Now().UTC().Truncate(time.Second)
+}
+
 // opContext bounds the keystore calls of one operation.
 func (s *Server) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.readTO)
@@ -127,6 +133,7 @@ func (s *Server) view(ctx context.Context, uid string) (*object, error) {
 		obj, err = versionObject(o)
 		if err == nil {
 			obj.usage = keySvc.UsageOf(o) // with the configured export patterns
+			obj.now = nowOf(ctx)
 		}
 		return err
 	})
@@ -150,9 +157,10 @@ func (s *Server) update(ctx context.Context, uid string, fn func(*object, *keys.
 			return err
 		}
 		m, err := obj.meta()
-		// Only the state and the KMIP record are the bridge's: the
-		// usage (and anything else internal/keys keeps) stays.
-		o.Meta.State, o.Meta.KMIP = m.State, m.KMIP
+		// Only the state, the KMIP record and the dates are the
+		// bridge's: the usage (and anything else internal/keys keeps)
+		// stays.
+		o.Meta.State, o.Meta.KMIP, o.Meta.Dates = m.State, m.KMIP, m.Dates
 		return err
 	}, opts...)
 }
@@ -200,9 +208,10 @@ func (s *Server) query(ctx context.Context, req *payloads.QueryRequestPayload) (
 	return resp, nil
 }
 
-// applyTemplate stores the client-settable attributes of a template on obj
-// and returns the Cryptographic Algorithm, Length and Activation Date it
-// names. Other attributes (server-managed ones, or ones the bridge does
+// applyTemplate stores the client-settable attributes of a template on obj,
+// the lifecycle dates included (validated: keys.Dates.Check), and returns
+// the Cryptographic Algorithm, Length and Activation Date it names. Other
+// attributes (server-managed ones, or ones the bridge does
 // not keep) are ignored, as old clients send extra ones.
 func applyTemplate(obj *object, ta kmip.TemplateAttribute) (alg kmip.CryptographicAlgorithm, length int32, mask *kmip.CryptographicUsageMask, activation *time.Time, err error) {
 	for _, a := range ta.Attribute {
@@ -225,12 +234,19 @@ func applyTemplate(obj *object, ta kmip.TemplateAttribute) (alg kmip.Cryptograph
 				return 0, 0, nil, nil, kerr(kmip.ResultReasonInvalidField, "invalid cryptographic usage mask")
 			}
 			mask = &v
-		case kmip.AttributeNameActivationDate:
-			v, ok := a.AttributeValue.(time.Time)
-			if !ok {
-				return 0, 0, nil, nil, kerr(kmip.ResultReasonInvalidField, "invalid activation date")
+		case kmip.AttributeNameActivationDate, kmip.AttributeNameDeactivationDate,
+			kmip.AttributeNameProcessStartDate, kmip.AttributeNameProtectStopDate:
+			if obj.has(a.AttributeName) {
+				return 0, 0, nil, nil, kerr(kmip.ResultReasonInvalidField, "attribute '"+string(a.AttributeName)+"' given twice")
 			}
-			activation = &v
+			set, err := obj.setDate(a.AttributeName, a.AttributeValue)
+			if err != nil {
+				return 0, 0, nil, nil, err
+			}
+			if a.AttributeName == kmip.AttributeNameActivationDate {
+				t := set.AttributeValue.(time.Time)
+				activation = &t
+			}
 		default:
 			if !clientSettable(a.AttributeName) || a.AttributeValue == nil {
 				continue
@@ -252,11 +268,10 @@ func applyTemplate(obj *object, ta kmip.TemplateAttribute) (alg kmip.Cryptograph
 func finish(obj *object, v *crypto.KeyVersion, now time.Time, activation *time.Time, format kmip.KeyFormatType) {
 	obj.set(kmip.AttributeNameInitialDate, now)
 	obj.state = keys.StatePreActive
-	if activation != nil {
-		obj.set(kmip.AttributeNameActivationDate, activation.UTC().Truncate(time.Second))
-		if !activation.After(now) {
-			obj.state = keys.StateActive
-		}
+	// A future Activation Date (and any Deactivation Date) acts when it
+	// comes: internal/keys derives the state from the dates at every read.
+	if activation != nil && !activation.After(now) {
+		obj.state = keys.StateActive
 	}
 	if d, ok := digestOf(v, format); ok {
 		obj.set(kmip.AttributeNameDigest, d)
@@ -310,9 +325,11 @@ func (s *Server) createKey(ctx context.Context, ta kmip.TemplateAttribute, prepa
 		mask = &m
 	}
 	obj.alg, obj.length = alg, length
-	now := time.Now().UTC().Truncate(time.Second)
+	now := nowOf(ctx)
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
+	// The server generates the key: record the generator it draws from.
+	obj.set(kmip.AttributeNameRandomNumberGenerator, rngParameters(stateOf(ctx).Keys.SystemRandom()))
 	return stateOf(ctx).Keys.CreateKMIP(ctx, keys.NewObject{
 		Algorithm: keysAlgorithm(alg), Bits: int(length),
 		Mask: keys.UsageMask(*mask), Sensitive: sensitive, Extractable: extractable,
@@ -340,6 +357,18 @@ func (s *Server) register(ctx context.Context, req *payloads.RegisterRequestPayl
 	alg, length, mask, activation, err := applyTemplate(obj, req.TemplateAttribute)
 	if err != nil {
 		return nil, err
+	}
+	// Registered material may be older than this server's copy: the
+	// client may say when it was made (KMIP 1.2 Original Creation Date).
+	for _, a := range req.TemplateAttribute.Attribute {
+		if a.AttributeName != kmip.AttributeNameOriginalCreationDate {
+			continue
+		}
+		t, ok := a.AttributeValue.(time.Time)
+		if !ok || (keys.Dates{Activation: t}).Check() != nil {
+			return nil, kerr(kmip.ResultReasonInvalidField, "invalid original creation date")
+		}
+		obj.set(kmip.AttributeNameOriginalCreationDate, t.UTC().Truncate(time.Second))
 	}
 	sensitive, extractable, err := exportFlags(req.TemplateAttribute)
 	if err != nil {
@@ -420,7 +449,7 @@ func (s *Server) register(ctx context.Context, req *payloads.RegisterRequestPayl
 		m := defaultMask(obj)
 		mask = &m
 	}
-	now := time.Now().UTC().Truncate(time.Second)
+	now := nowOf(ctx)
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
 	uid, err := stateOf(ctx).Keys.CreateKMIP(octx, keys.NewObject{
@@ -549,17 +578,21 @@ func (s *Server) getAttributes(ctx context.Context, req *payloads.GetAttributesR
 		return nil, err
 	}
 	resp := &payloads.GetAttributesResponsePayload{UniqueIdentifier: uid}
-	if len(req.AttributeName) == 0 {
-		v := kmipserver.GetProtocolVersion(ctx)
-		for _, a := range obj.all() {
-			if inVersion(a.AttributeName, v) {
-				resp.Attribute = append(resp.Attribute, a)
-			}
+	v := kmipserver.GetProtocolVersion(ctx)
+	list := obj.all()
+	if len(req.AttributeName) > 0 {
+		list = nil
+		for _, n := range req.AttributeName {
+			list = append(list, obj.get(n)...)
 		}
-		return resp, nil
 	}
-	for _, n := range req.AttributeName {
-		resp.Attribute = append(resp.Attribute, obj.get(n)...)
+	// An attribute the client's version does not define is left out,
+	// also when named: clients reject names their version lacks.
+	listing := len(req.AttributeName) == 0
+	for _, a := range list {
+		if listing && inListing(a.AttributeName, v) || !listing && inVersion(a.AttributeName, v) {
+			resp.Attribute = append(resp.Attribute, forWire(a))
+		}
 	}
 	return resp, nil
 }
@@ -576,11 +609,9 @@ func (s *Server) getAttributeList(ctx context.Context, req *payloads.GetAttribut
 		return nil, err
 	}
 	v := kmipserver.GetProtocolVersion(ctx)
-	names := slices.DeleteFunc(obj.names(), func(n kmip.AttributeName) bool { return !inVersion(n, v) })
+	names := slices.DeleteFunc(obj.names(), func(n kmip.AttributeName) bool { return !inListing(n, v) })
 	return &payloads.GetAttributeListResponsePayload{UniqueIdentifier: uid, AttributeName: names}, nil
 }
-
-var errReadOnly = kerr(kmip.ResultReasonPermissionDenied, "attribute is read-only")
 
 func (s *Server) addAttribute(ctx context.Context, req *payloads.AddAttributeRequestPayload) (*payloads.AddAttributeResponsePayload, error) {
 	uid, err := s.target(ctx, "add-attribute", req.UniqueIdentifier)
@@ -588,7 +619,8 @@ func (s *Server) addAttribute(ctx context.Context, req *payloads.AddAttributeReq
 		return nil, err
 	}
 	a := req.Attribute
-	if !clientSettable(a.AttributeName) {
+	date := isDate(a.AttributeName)
+	if !clientSettable(a.AttributeName) && !date {
 		return nil, errReadOnly
 	}
 	if a.AttributeValue == nil {
@@ -604,8 +636,22 @@ func (s *Server) addAttribute(ctx context.Context, req *payloads.AddAttributeReq
 		if !multiValued(a.AttributeName) && obj.has(a.AttributeName) {
 			return kerr(kmip.ResultReasonIllegalOperation, "attribute is single-valued and already present")
 		}
-		added = obj.add(a.AttributeName, a.AttributeValue)
-		obj.touch(time.Now().UTC().Truncate(time.Second))
+		if a.AttributeName == kmip.AttributeNameName && obj.matches(a) {
+			return kerr(kmip.ResultReasonIllegalOperation, "the object already has this name")
+		}
+		if date {
+			if err := checkDateChange(obj, a.AttributeName); err != nil {
+				return err
+			}
+			var err error
+			added, err = obj.setDate(a.AttributeName, a.AttributeValue)
+			if err != nil {
+				return err
+			}
+		} else {
+			added = obj.add(a.AttributeName, a.AttributeValue)
+		}
+		obj.touch(nowOf(ctx))
 		return nil
 	})
 	if err != nil {
@@ -614,14 +660,27 @@ func (s *Server) addAttribute(ctx context.Context, req *payloads.AddAttributeReq
 	return &payloads.AddAttributeResponsePayload{UniqueIdentifier: uid, Attribute: wireAttr(added)}, nil
 }
 
+// checkDateChange refuses a client's change of a lifecycle date that the
+// object's state or origin does not allow: a key made over the KES API
+// takes no dates (its state is never a KMIP client's to change).
+func checkDateChange(obj *object, name kmip.AttributeName) error {
+	if obj.usage.Origin == keys.OriginKES {
+		return keys.ErrKESManaged
+	}
+	if !dateChangeAllowed(name, obj.state) {
+		return kerr(kmip.ResultReasonPermissionDenied, lower(name)+" cannot change in state "+obj.state.String())
+	}
+	return nil
+}
+
 func (s *Server) modifyAttribute(ctx context.Context, req *payloads.ModifyAttributeRequestPayload) (*payloads.ModifyAttributeResponsePayload, error) {
 	uid, err := s.target(ctx, "modify-attribute", req.UniqueIdentifier)
 	if err != nil {
 		return nil, err
 	}
 	a := req.Attribute
-	activation := a.AttributeName == kmip.AttributeNameActivationDate
-	if !clientSettable(a.AttributeName) && !activation {
+	date := isDate(a.AttributeName)
+	if !clientSettable(a.AttributeName) && !date {
 		return nil, errReadOnly
 	}
 	if a.AttributeValue == nil {
@@ -638,26 +697,20 @@ func (s *Server) modifyAttribute(ctx context.Context, req *payloads.ModifyAttrib
 	defer cancel()
 	var modified kmip.Attribute
 	err = s.update(ctx, uid, func(obj *object, _ *keys.Object) error {
-		now := time.Now().UTC().Truncate(time.Second)
-		if activation {
-			// The activation date can only move while the object has
-			// not been activated yet.
-			t, ok := a.AttributeValue.(time.Time)
-			if obj.state != keys.StatePreActive {
-				return kerr(kmip.ResultReasonPermissionDenied, "activation date cannot change after activation")
+		now := nowOf(ctx)
+		if date {
+			// A date can only move while the state allows it
+			// (dateChangeAllowed); internal/keys acts on the new one.
+			if err := checkDateChange(obj, a.AttributeName); err != nil {
+				return err
 			}
-			if !ok {
-				return kerr(kmip.ResultReasonInvalidField, "invalid activation date")
-			}
-			i := obj.find(a.AttributeName, idx)
-			if i < 0 {
+			if obj.find(a.AttributeName, idx) < 0 {
 				return kerr(kmip.ResultReasonItemNotFound, "attribute not found")
 			}
-			obj.attrs[i].AttributeValue = t.UTC().Truncate(time.Second)
-			if !t.After(now) {
-				obj.state = keys.StateActive
+			var err error
+			if modified, err = obj.setDate(a.AttributeName, a.AttributeValue); err != nil {
+				return err
 			}
-			modified = obj.attrs[i]
 			obj.touch(now)
 			return nil
 		}
@@ -698,7 +751,7 @@ func (s *Server) deleteAttribute(ctx context.Context, req *payloads.DeleteAttrib
 		}
 		deleted = obj.attrs[i]
 		obj.attrs = slices.Delete(obj.attrs, i, i+1)
-		obj.touch(time.Now().UTC().Truncate(time.Second))
+		obj.touch(nowOf(ctx))
 		return nil
 	})
 	if err != nil {
@@ -718,7 +771,7 @@ func (s *Server) activate(ctx context.Context, req *payloads.ActivateRequestPayl
 		if obj.state != keys.StatePreActive {
 			return kerr(kmip.ResultReasonPermissionDenied, "object is not pre-active")
 		}
-		now := time.Now().UTC().Truncate(time.Second)
+		now := nowOf(ctx)
 		obj.state = keys.StateActive
 		obj.set(kmip.AttributeNameActivationDate, now)
 		obj.touch(now)
@@ -741,7 +794,7 @@ func (s *Server) revoke(ctx context.Context, req *payloads.RevokeRequestPayload)
 		if err := keys.CheckKMIPStateChange(o); err != nil {
 			return err
 		}
-		now := time.Now().UTC().Truncate(time.Second)
+		now := nowOf(ctx)
 		switch req.RevocationReason.RevocationReasonCode {
 		case kmip.RevocationReasonCodeKeyCompromise, kmip.RevocationReasonCodeCACompromise:
 			occurred := now

@@ -52,6 +52,9 @@ type object struct {
 	// usage is what internal/keys keeps: the source of the usage mask
 	// and export attributes (see usageAttrs).
 	usage keys.Usage
+	// now is the time of the read, for the derived attributes that
+	// depend on it (attrs.go); zero in views that report none.
+	now time.Time
 }
 
 // recordHeader is record without the attributes, for operations (Get)
@@ -171,7 +174,14 @@ func (obj *object) meta() (keys.Metadata, error) {
 	if err != nil {
 		return keys.Metadata{}, fmt.Errorf("kmip: failed to encode attributes: %w", err)
 	}
-	return keys.Metadata{State: obj.state, KMIP: b}, nil
+	m := keys.Metadata{State: obj.state, KMIP: b}
+	// internal/keys acts on the dates (keys.Dates); a KES key's
+	// synthesised Activation Date is only informational, and such a key
+	// takes no dates.
+	if d := obj.dates(); obj.usage.Origin != keys.OriginKES && !d.IsZero() {
+		m.Dates = &d
+	}
+	return m, nil
 }
 
 // digestOf returns the SHA-256 digest of the object's material in the
@@ -223,20 +233,22 @@ func multiValued(name kmip.AttributeName) bool {
 	return name.IsCustom()
 }
 
-// operationPolicyName is deprecated since KMIP 1.3, but clients such as
-// Synology DSM still send it with Register.
+// operationPolicyName is deprecated since KMIP 1.3 and removed in 2.0,
+// but clients such as Synology DSM and PyKMIP still send it with
+// Register.
 const operationPolicyName kmip.AttributeName = "Operation Policy Name"
 
 // clientSettable reports whether clients may set the attribute with
 // Create, Register, Add, Modify or Delete Attribute. Server-managed ones
-// (identifiers, type, algorithm, dates, state, digest) are read-only.
+// (identifiers, type, algorithm, dates, state, digest, the derived ones
+// of attrs.go) are read-only; the lifecycle dates of dateAttrs have
+// rules of their own (dateChangeAllowed).
 func clientSettable(name kmip.AttributeName) bool {
 	switch name {
 	case kmip.AttributeNameName, kmip.AttributeNameObjectGroup, kmip.AttributeNameApplicationSpecificInformation,
 		kmip.AttributeNameLink, kmip.AttributeNameAlternativeName, kmip.AttributeNameContactInformation,
 		operationPolicyName, kmip.AttributeNameCryptographicParameters,
-		kmip.AttributeNameDescription, kmip.AttributeNameComment, kmip.AttributeNameProcessStartDate,
-		kmip.AttributeNameProtectStopDate, kmip.AttributeNameUsageLimits:
+		kmip.AttributeNameDescription, kmip.AttributeNameComment, kmip.AttributeNameUsageLimits:
 		return true
 	}
 	return len(name) > 2 && name[:2] == "x-"
@@ -266,13 +278,10 @@ func (obj *object) get(name kmip.AttributeName) []kmip.Attribute {
 		kmip.AttributeNameExtractable, kmip.AttributeNameNeverExtractable:
 		return obj.usageAttr(name)
 	}
-	var out []kmip.Attribute
-	for _, a := range obj.attrs {
-		if a.AttributeName == name {
-			out = append(out, wireAttr(a))
-		}
+	if isDerived(name) {
+		return obj.getDerived(name)
 	}
-	return out
+	return obj.stored(name)
 }
 
 // all returns every attribute in a stable order.
@@ -285,7 +294,12 @@ func (obj *object) all() []kmip.Attribute {
 		out = append(out, obj.get(n)...)
 	}
 	for _, a := range obj.attrs {
-		out = append(out, wireAttr(a))
+		if !isDerived(a.AttributeName) {
+			out = append(out, wireAttr(a))
+		}
+	}
+	for _, n := range derivedNames {
+		out = append(out, obj.derived(n)...)
 	}
 	return out
 }
@@ -346,9 +360,10 @@ func (obj *object) find(name kmip.AttributeName, index int32) int {
 	return -1
 }
 
-// has reports whether the attribute has an instance.
+// has reports whether the attribute has a stored instance (derived
+// values, such as the default Operation Policy Name, do not count).
 func (obj *object) has(name kmip.AttributeName) bool {
-	return len(obj.get(name)) > 0
+	return len(obj.stored(name)) > 0
 }
 
 // touch records a change.
@@ -429,6 +444,9 @@ var sinceVersion = map[kmip.AttributeName]kmip.ProtocolVersion{
 
 // inVersion reports whether the attribute exists in protocol version v.
 func inVersion(name kmip.AttributeName, v kmip.ProtocolVersion) bool {
+	if until, ok := untilVersion[name]; ok && ttlv.CompareVersions(v, until) > 0 {
+		return false
+	}
 	since, ok := sinceVersion[name]
 	return !ok || ttlv.CompareVersions(v, since) >= 0
 }

@@ -145,6 +145,12 @@ func writeFile(t *testing.T, path string, data []byte, perm os.FileMode) {
 // with a password and gets the "hypervisor" policy.
 func startPyKMIPBridge(t *testing.T) *pykmipEnv {
 	t.Helper()
+	return startPyKMIPBridgeWith(t, map[string]kmipbridge.User{"zstack": {Password: keystore.NewSecret("zstack-test-password"), Policy: "hypervisor"}})
+}
+
+// startPyKMIPBridgeWith is startPyKMIPBridge with the given users.
+func startPyKMIPBridgeWith(t *testing.T, users map[string]kmipbridge.User) *pykmipEnv {
+	t.Helper()
 	dir := t.TempDir()
 	ca := newTestCA(t)
 	env := &pykmipEnv{dir: dir, caFile: filepath.Join(dir, "ca.crt"), clients: map[string][2]string{}}
@@ -186,7 +192,7 @@ func startPyKMIPBridge(t *testing.T) *pykmipEnv {
 		Keys:        env.keys,
 		Policies:    func() *policy.Set { return set },
 		TLSConfig:   tlsConf,
-		Users:       map[string]kmipbridge.User{"zstack": {Password: keystore.NewSecret("zstack-test-password"), Policy: "hypervisor"}},
+		Users:       users,
 		ReadTimeout: 20 * time.Second,
 		IdleTimeout: 20 * time.Second,
 	})

@@ -41,8 +41,39 @@ import (
 // when the one it replaces is Compromised or Deactivated (KMIP asks
 // this of Re-key; the KES API and the rotation schedule refuse or skip
 // such a key, so that only an explicit KMIP operation undoes a Revoke); it inherits the key's attributes, and the Names of the
-// Re-key template are added to them. The Re-key Offset is not applied:
-// the bridge changes state only with Activate and Revoke.
+// Re-key template are added to them. Lifecycle dates in the template, or
+// the Offset, give the new version dates (rekeyDates) from which its
+// state follows.
+
+// rekeyDates returns the lifecycle dates of the replacement key made at
+// now: those of the Re-key template, else, with an Offset, those of the
+// old key moved as KMIP says (Activation Date = Initial Date + Offset, the
+// others by the same shift as the Activation Date; without an old
+// Activation Date only the Activation Date is set). Without either the
+// replacement has no dates: Active at once, or Pre-Active if the key was
+// never activated.
+func rekeyDates(old, tmpl keys.Dates, now time.Time, offset *time.Duration) keys.Dates {
+	if !tmpl.IsZero() {
+		return tmpl
+	}
+	if offset == nil {
+		return keys.Dates{}
+	}
+	act := now.Add(offset.Truncate(time.Second))
+	d := keys.Dates{Activation: act}
+	if old.Activation.IsZero() {
+		return d
+	}
+	shift := act.Sub(old.Activation)
+	move := func(t time.Time) time.Time {
+		if t.IsZero() {
+			return t
+		}
+		return t.Add(shift)
+	}
+	d.Deactivation, d.ProcessStart, d.ProtectStop = move(old.Deactivation), move(old.ProcessStart), move(old.ProtectStop)
+	return d
+}
 
 // parseUID returns the key and version a Unique Identifier names. ok is
 // false for "<name>.v1", which would be a second identifier of version 1.
@@ -105,6 +136,9 @@ func versionObject(o *keys.Object) (*object, error) {
 		// A version that was never revoked: revocation attributes it
 		// shows were inherited from the version it replaced.
 		for _, n := range revocationAttrs {
+			if n == kmip.AttributeNameDeactivationDate && o.Meta.Dates != nil && !o.Meta.Dates.Deactivation.IsZero() {
+				continue // the version's own, set by a client
+			}
 			obj.del(n)
 		}
 	}
@@ -141,8 +175,21 @@ func (s *Server) rekey(ctx context.Context, req *payloads.RekeyRequestPayload) (
 		return nil, kerr(kmip.ResultReasonIllegalOperation, "only AES and ChaCha20 keys can be re-keyed")
 	}
 	var names []kmip.Name
+	tmpl := &object{} // the template's dates, validated
 	if req.TemplateAttribute != nil {
 		for _, a := range req.TemplateAttribute.Attribute {
+			if isDate(a.AttributeName) {
+				if old.usage.Origin == keys.OriginKES {
+					return nil, keys.ErrKESManaged
+				}
+				if tmpl.has(a.AttributeName) {
+					return nil, kerr(kmip.ResultReasonInvalidField, "attribute '"+string(a.AttributeName)+"' given twice")
+				}
+				if _, err := tmpl.setDate(a.AttributeName, a.AttributeValue); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			if a.AttributeName != kmip.AttributeNameName {
 				continue
 			}
@@ -163,13 +210,36 @@ func (s *Server) rekey(ctx context.Context, req *payloads.RekeyRequestPayload) (
 	// key's; a rotation in between would be another version, so this
 	// names version n.
 	err = s.update(octx, versionUID(name, n), func(obj *object, _ *keys.Object) error {
-		now := time.Now().UTC().Truncate(time.Second)
+		now := nowOf(ctx)
 		for _, a := range revocationAttrs {
 			obj.del(a)
 		}
+		for _, a := range dateAttrs {
+			obj.del(a)
+		}
 		obj.set(kmip.AttributeNameInitialDate, now)
-		if obj.state == keys.StateActive {
-			obj.set(kmip.AttributeNameActivationDate, now)
+		// The generator of the new material, not the old one's.
+		obj.set(kmip.AttributeNameRandomNumberGenerator, rngParameters(stateOf(ctx).Keys.SystemRandom()))
+		d := rekeyDates(old.dates(), tmpl.dates(), now, req.Offset)
+		if d.IsZero() {
+			if obj.state == keys.StateActive {
+				obj.set(kmip.AttributeNameActivationDate, now)
+			}
+		} else {
+			// The dates decide the state (internal/keys derives it).
+			obj.state = keys.StatePreActive
+			for _, nd := range []struct {
+				name kmip.AttributeName
+				t    time.Time
+			}{{kmip.AttributeNameActivationDate, d.Activation}, {kmip.AttributeNameProcessStartDate, d.ProcessStart},
+				{kmip.AttributeNameProtectStopDate, d.ProtectStop}, {kmip.AttributeNameDeactivationDate, d.Deactivation}} {
+				if !nd.t.IsZero() {
+					obj.set(nd.name, nd.t)
+				}
+			}
+			if err := obj.dates().Check(); err != nil {
+				return kerr(kmip.ResultReasonInvalidField, err.Error())
+			}
 		}
 		for _, nv := range names {
 			obj.add(kmip.AttributeNameName, nv)

@@ -78,7 +78,10 @@ func TestConfigState(t *testing.T) {
 		}}
 		return m
 	}
-	wantReason(t, send(t, c, login("s3cret")).BatchItem[0], kmip.ResultReasonAuthenticationNotSuccessful)
+	// No users: the credential is ignored and the certificate decides.
+	wantOK(t, send(t, c, login("s3cret")).BatchItem[0])
+	set(storeA, getOnly, nil)
+	wantReason(t, send(t, c, login("s3cret")).BatchItem[0], kmip.ResultReasonPermissionDenied)
 	set(storeA, allowAll, map[string]User{"vcenter": {Password: keystore.NewSecret("s3cret"), Policy: "kmip"}})
 	wantOK(t, send(t, c, login("s3cret")).BatchItem[0])
 	// A State is not validated like Config.Users: a user without a

@@ -63,6 +63,19 @@
 //	Compromised  no        yes      yes           no       yes      if exp.   no        KMIP key  yes
 //	Destroyed    every operation answers "not found"
 //
+// The state in the table is the effective one. A KMIP key may carry
+// client-set lifecycle dates (Metadata.Dates, dates.go): a Pre-Active key
+// is Active from its Activation Date on, and a Pre-Active or Active key
+// Deactivated from its Deactivation Date on. Every read derives the state
+// from the stored state and the dates against Config.Now, so all nodes
+// and both doors agree at every moment without a timer; the next Update
+// stores it. Within those states, the Process Start Date holds back
+// decrypt and MAC verify until it comes, and the Protect Stop Date ends
+// generate, encrypt and HMAC (ErrNotActive with the reason). A rotation
+// keeps the dates: the old version its own, the new one the key's (KMIP
+// Re-key then sets the new version's from its template or Offset). KES
+// keys take no dates.
+//
 // KES keys are Active from creation and no door changes their state: KMIP
 // Revoke and Destroy of a KES key fail with ErrKESManaged (KMIP
 // Permission Denied), so that no hypervisor can take a MinIO master key

@@ -75,6 +75,13 @@ type Config struct {
 	ExportPatterns []string
 	// Progress receives rotation and re-wrap results. Nil discards them.
 	Progress Progress
+
+	// Now is the clock the lifecycle dates of KMIP keys (Activation,
+	// Deactivation, Process Start, Protect Stop; see dates.go) are
+	// compared with. Nil means time.Now. Every node sharing a keystore
+	// should run on synchronised clocks: a key changes state on each
+	// node when that node's clock reaches the date.
+	Now func() time.Time
 }
 
 // Service turns key names into usable keys: it reads them from the
@@ -94,6 +101,7 @@ type Service struct {
 	index          atomic.Pointer[Index] // see Index; nil until asked for
 
 	progress Progress
+	clock    func() time.Time // Config.Now; see now
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -124,6 +132,7 @@ func New(cfg Config) *Service {
 		leases:  newLeaser(cfg.Store, cfg.Logger, cfg.Rand),
 
 		progress: cfg.Progress,
+		clock:    cfg.Now,
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -227,6 +236,11 @@ func (s *Service) CreateObject(ctx context.Context, name string, v *crypto.KeyVe
 	u, err := usageOf(meta)
 	if err != nil {
 		return err
+	}
+	if meta.Dates != nil {
+		if err := meta.Dates.Check(); err != nil {
+			return err
+		}
 	}
 	if err := checkGrowth(attrUsage{}, u); err != nil {
 		return err
@@ -370,6 +384,9 @@ func (s *Service) HMAC(ctx context.Context, name string, msg []byte) ([]byte, er
 		if !o.Meta.State.Active() {
 			return ErrNotActive
 		}
+		if err := o.protectWindow(o.Version); err != nil {
+			return err
+		}
 		if o.Version.HMACKey == nil {
 			return ErrHMACNotSupported
 		}
@@ -405,7 +422,7 @@ func (s *Service) With(ctx context.Context, name string, fn func(*Object) error)
 		if o.Meta.State == StateDestroyed {
 			return ErrKeyNotFound
 		}
-		err = fn(o)
+		err = fn(withDates(o, s.now()))
 		if errors.Is(err, crypto.ErrKeyDestroyed) && attempt < 3 {
 			continue
 		}
@@ -461,6 +478,10 @@ func (s *Service) update(ctx context.Context, name string, fn func(o *Object) er
 			clear(old)
 			return ErrKeyNotFound
 		}
+		// fn sees, and the write stores, the state the dates have
+		// brought the key to (dates.go).
+		o.clock = s.clock
+		o.Meta.State = o.datesOf(o.Version).effective(o.Meta.State, s.now())
 		value, err := func() ([]byte, error) {
 			// fn may replace o.Version (Rotate does): wipe what it holds
 			// at the end, which includes the versions it replaced.
@@ -474,6 +495,9 @@ func (s *Service) update(ctx context.Context, name string, fn func(o *Object) er
 				return nil, err
 			}
 			pinUsage(beforeMeta, o)
+			if err := checkDates(beforeMeta, o.Meta, o); err != nil {
+				return nil, err
+			}
 			after, err := usageOf(o.Meta)
 			if err != nil {
 				return nil, err
@@ -521,7 +545,11 @@ func (s *Service) load(ctx context.Context, name string) (*Object, error) {
 		return nil, err
 	}
 	defer clear(value)
-	return decode(name, value)
+	o, err := decode(name, value)
+	if err == nil {
+		o.clock = s.clock
+	}
+	return o, err
 }
 
 func decode(name string, value []byte) (*Object, error) {

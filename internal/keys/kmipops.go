@@ -295,6 +295,13 @@ func (s *Service) check(o *Object, bit UsageMask, op string) error {
 	if protect && !o.Meta.State.Active() || !protect && !o.Meta.State.CanDecrypt() {
 		return ErrNotActive
 	}
+	window := o.processWindow
+	if protect {
+		window = o.protectWindow
+	}
+	if err := window(o.Version); err != nil {
+		return err
+	}
 	if UsageOf(o).Mask&bit == 0 {
 		return &UsageError{Op: op}
 	}

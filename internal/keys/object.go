@@ -64,9 +64,16 @@ type Metadata struct {
 	// derived ones (see UsageOf), so that keys created over the KES API
 	// store nothing.
 	Usage *Usage `json:"usage,omitempty"`
+
+	// Dates are the client-set lifecycle dates of a KMIP key, which
+	// change its effective state and usage period (dates.go). Nil means
+	// none.
+	Dates *Dates `json:"dates,omitempty"`
 }
 
-func (m Metadata) isZero() bool { return m.State == StateActive && len(m.KMIP) == 0 && m.Usage == nil }
+func (m Metadata) isZero() bool {
+	return m.State == StateActive && len(m.KMIP) == 0 && m.Usage == nil && m.Dates == nil
+}
 
 // Object is a stored key with its metadata.
 type Object struct {
@@ -76,8 +83,9 @@ type Object struct {
 	Version *crypto.KeyVersion
 	Meta    Metadata
 
-	loaded time.Time // when it was read from the keystore
-	whole  *Object   // the whole key, in a view of one version
+	loaded time.Time        // when it was read from the keystore
+	whole  *Object          // the whole key, in a view of one version
+	clock  func() time.Time // the reading Service's Config.Now (dates.go)
 }
 
 // encryptionKey returns the KES secret key if the object has one and its
@@ -91,6 +99,11 @@ func (o *Object) encryptionKey(encrypt bool) (*crypto.SecretKey, error) {
 	}
 	if encrypt && !o.Meta.State.Active() || !encrypt && !o.Meta.State.CanDecrypt() {
 		return nil, ErrNotActive
+	}
+	if encrypt {
+		if err := o.protectWindow(o.Version); err != nil {
+			return nil, err
+		}
 	}
 	return o.Version.Key, nil
 }

@@ -126,8 +126,12 @@ func (s *Service) rotate(ctx context.Context, name, by string, period time.Durat
 		old.Number = old.VersionNumber()
 		old.State = string(versionStateOf(o.Meta.State))
 		old.Meta = nil
-		if len(o.Meta.KMIP) > 0 {
-			if old.Meta, err = json.Marshal(Metadata{KMIP: o.Meta.KMIP}); err != nil {
+		if len(o.Meta.KMIP) > 0 || o.Meta.Dates != nil {
+			// The old version keeps its dates too. The new one keeps
+			// the key's, as KMIP Re-key without an Offset copies them
+			// (and as the KMIP record it inherits shows them); the
+			// bridge's Re-key then sets the new version's own.
+			if old.Meta, err = json.Marshal(Metadata{KMIP: o.Meta.KMIP, Dates: o.Meta.Dates}); err != nil {
 				nv.Destroy()
 				return fmt.Errorf("keys: failed to encode metadata: %w", err)
 			}

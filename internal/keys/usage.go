@@ -79,6 +79,10 @@ type Usage struct {
 	// exportable, whatever Extractable and Sensitive say, and never
 	// Sensitive or Never Extractable.
 	Public bool `json:"public,omitempty"`
+	// Exported: the material has left the server at least once (KMIP
+	// Get). KMIP's Fresh attribute is its negation. A key stored before
+	// this was recorded reads as not exported.
+	Exported bool `json:"exported,omitempty"`
 }
 
 // Exportable reports whether KMIP Get may return the material.
@@ -228,9 +232,11 @@ func exportRefusal(u Usage) error {
 
 // Export calls fn with the object if its material may leave the server
 // (UsageOf(o).Exportable, with the configured patterns), and refuses
-// with an *ExportError otherwise. The first export of a key that has
-// been Never Extractable or Always Sensitive records, before fn runs,
-// that this is no longer true; a failure to record it fails the export.
+// with an *ExportError otherwise. The first export of a key records,
+// before fn runs, that it has been exported (Usage.Exported: KMIP Fresh
+// turns false) and, if it had been Never Extractable or Always
+// Sensitive, that this is no longer true; a failure to record it fails
+// the export.
 // The object is only valid during fn, as with With.
 func (s *Service) Export(ctx context.Context, name string, fn func(o *Object) error) error {
 	var first bool
@@ -239,7 +245,7 @@ func (s *Service) Export(ctx context.Context, name string, fn func(o *Object) er
 		if err := exportRefusal(u); err != nil {
 			return err
 		}
-		first = u.NeverExtractable || u.AlwaysSensitive
+		first = u.NeverExtractable || u.AlwaysSensitive || !u.Exported
 		return nil
 	})
 	if err != nil {
@@ -257,6 +263,7 @@ func (s *Service) Export(ctx context.Context, name string, fn func(o *Object) er
 			}
 			stored := UsageOf(o)
 			stored.NeverExtractable, stored.AlwaysSensitive = false, false
+			stored.Exported = true
 			o.Meta.Usage = &stored
 			return nil
 		})

@@ -313,13 +313,13 @@ func (o *Object) open(ciphertext, assoc []byte, mayReload bool) ([]byte, *Object
 	// A version whose state does not decrypt is skipped; if no version
 	// was tried, the answer is its state (ErrNotActive).
 	first, tried := o.At(1), false
-	if first != nil && o.stateOf(first).CanDecrypt() {
+	if first != nil && o.canDecrypt(first) {
 		tried = true
 		if p, err := o.openWith(first, ciphertext, assoc); !errors.Is(err, crypto.ErrDecrypt) {
 			return p, nil, err
 		}
 	}
-	if first == o.Version || !o.stateOf(o.Version).CanDecrypt() {
+	if first == o.Version || !o.canDecrypt(o.Version) {
 		if !tried {
 			return nil, nil, ErrNotActive
 		}
@@ -336,6 +336,9 @@ func (o *Object) openWith(v *crypto.KeyVersion, ciphertext, assoc []byte) ([]byt
 	}
 	if !o.stateOf(v).CanDecrypt() {
 		return nil, ErrNotActive
+	}
+	if err := o.processWindow(v); err != nil {
+		return nil, err
 	}
 	return v.Key.Decrypt(ciphertext, assoc)
 }

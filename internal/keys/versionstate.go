@@ -76,9 +76,9 @@ func (vs VersionState) lifecycle() State {
 func (o *Object) stateOf(v *crypto.KeyVersion) State {
 	r := o.root()
 	if v == r.Version {
-		return r.Meta.State
+		return r.Meta.State // With and Update have applied the dates
 	}
-	return VersionState(v.State).lifecycle()
+	return o.datesOf(v).effective(VersionState(v.State).lifecycle(), o.clockNow())
 }
 
 // versionMeta returns the metadata a view of version v shows: the key's,
@@ -91,10 +91,14 @@ func (o *Object) versionMeta(v *crypto.KeyVersion) Metadata {
 		return m
 	}
 	m.State = o.stateOf(v)
+	m.Dates = nil // the key's dates are its newest version's
 	if len(v.Meta) > 0 {
 		var own Metadata
-		if json.Unmarshal(v.Meta, &own) == nil && len(own.KMIP) > 0 {
-			m.KMIP = own.KMIP
+		if json.Unmarshal(v.Meta, &own) == nil {
+			if len(own.KMIP) > 0 {
+				m.KMIP = own.KMIP
+			}
+			m.Dates = own.Dates
 		}
 	}
 	return m
@@ -104,11 +108,26 @@ func (o *Object) versionMeta(v *crypto.KeyVersion) Metadata {
 // version in that version.
 func setVersionMeta(v *crypto.KeyVersion, m Metadata, keyKMIP json.RawMessage) error {
 	v.State = string(versionStateOf(m.State))
-	if len(m.KMIP) == 0 || string(m.KMIP) == string(keyKMIP) && len(v.Meta) == 0 {
+	if m.Dates != nil && m.Dates.IsZero() {
+		m.Dates = nil
+	}
+	if m.Dates == nil && (len(m.KMIP) == 0 || string(m.KMIP) == string(keyKMIP) && len(v.Meta) == 0) {
 		// Nothing of its own: the version shows the key's record.
+		if len(m.KMIP) == 0 {
+			v.Meta = nil
+		}
 		return nil
 	}
-	b, err := json.Marshal(Metadata{KMIP: m.KMIP})
+	if m.Dates != nil {
+		if err := m.Dates.Check(); err != nil {
+			return err
+		}
+	}
+	own := Metadata{KMIP: m.KMIP, Dates: m.Dates}
+	if string(m.KMIP) == string(keyKMIP) && len(v.Meta) == 0 {
+		own.KMIP = nil
+	}
+	b, err := json.Marshal(own)
 	if err != nil {
 		return fmt.Errorf("keys: failed to encode metadata: %w", err)
 	}
