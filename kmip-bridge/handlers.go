@@ -668,7 +668,7 @@ func checkDateChange(obj *object, name kmip.AttributeName) error {
 		return keys.ErrKESManaged
 	}
 	if !dateChangeAllowed(name, obj.state) {
-		return kerr(kmip.ResultReasonPermissionDenied, lower(name)+" cannot change in state "+obj.state.String())
+		return stateErr(lower(name) + " cannot change in state " + obj.state.String())
 	}
 	return nil
 }

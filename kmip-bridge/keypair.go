@@ -192,7 +192,12 @@ func (s *Server) createKeyPair(ctx context.Context, req *payloads.CreateKeyPairR
 			h.obj.set(kmip.AttributeNameCryptographicDomainParameters, kmip.CryptographicDomainParameters{RecommendedCurve: curveOfBits(bits)})
 		}
 	}
-	now := time.Now().UTC().Truncate(time.Second)
+	// Key generation draws from the system's generator (crypto/rsa and
+	// crypto/ecdsa ignore any other reader): record it on both halves.
+	rng := rngParameters(true)
+	priv.obj.set(kmip.AttributeNameRandomNumberGenerator, rng)
+	pub.obj.set(kmip.AttributeNameRandomNumberGenerator, rng)
+	now := nowOf(ctx)
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
 	privUID, pubUID, err := stateOf(ctx).Keys.CreateKeyPair(octx, keys.NewKeyPair{
@@ -386,7 +391,7 @@ func (s *Server) registerAsym(ctx context.Context, req *payloads.RegisterRequest
 	if mask != nil {
 		m = *mask
 	}
-	now := time.Now().UTC().Truncate(time.Second)
+	now := nowOf(ctx)
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
 	uid, err := stateOf(ctx).Keys.CreateKMIP(octx, keys.NewObject{

@@ -373,8 +373,18 @@ func (s *Server) resolveCurrent(ctx context.Context, bi *kmip.RequestBatchItem, 
 var (
 	errSingleValued = kerr(kmip.ResultReasonIllegalOperation, "attribute is single-valued and already present")
 	errAttrNotFound = kerr(kmip.ResultReasonItemNotFound, "attribute not found")
-	errActivated    = kerr(kmip.ResultReasonPermissionDenied, "activation date cannot change after activation")
 )
+
+// stateError is a change the object's state forbids (a lifecycle date
+// that may no longer change): Permission Denied at 1.x and 2.0, Wrong
+// Key Lifecycle State at 2.1, as the OASIS case SKLC-M-3-21 expects.
+type stateError struct{ e kmipserver.Error }
+
+func stateErr(msg string) error {
+	return stateError{kmipserver.Error{Reason: kmip.ResultReasonPermissionDenied, Message: msg}}
+}
+func (s stateError) Error() string { return s.e.Error() }
+func (s stateError) Unwrap() error { return s.e }
 
 // v2Reason returns err with the Result Reason KMIP 2.x (version v)
 // defines for it where that differs from 1.x.
@@ -384,9 +394,10 @@ func v2Reason(v kmip.ProtocolVersion, err error) error {
 		// The OASIS 2.1 test cases (SKLC-M-2-21) expect it; 1.x and 2.0
 		// answer Permission Denied.
 		return kerr(reasonWrongKeyLifecycleState, "object is active and cannot be destroyed")
-	case errors.Is(err, errActivated) && ttlv.CompareVersions(v, kmip.V2_1) >= 0:
-		// SKLC-M-3-21.
-		return kerr(reasonWrongKeyLifecycleState, errActivated.(kmipserver.Error).Message)
+	case errors.As(err, new(stateError)) && ttlv.CompareVersions(v, kmip.V2_1) >= 0:
+		var se stateError
+		errors.As(err, &se)
+		return kerr(reasonWrongKeyLifecycleState, se.e.Message)
 	case errors.Is(err, errReadOnly):
 		return kerr(reasonAttributeReadOnly, errReadOnly.(kmipserver.Error).Message)
 	case errors.Is(err, errSingleValued):
