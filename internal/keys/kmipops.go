@@ -265,10 +265,11 @@ func (s *Service) withAES(ctx context.Context, name string, bit UsageMask, op st
 }
 
 // check enforces the lifecycle state and the usage mask: operations that
-// protect (encrypt, MAC generate) need Active, those that process
-// (decrypt, MAC verify) also accept Deactivated and Compromised.
+// protect or make keys (encrypt, MAC generate, wrap key, derive key) need
+// Active, those that process (decrypt, MAC verify, unwrap key) also
+// accept Deactivated and Compromised.
 func (s *Service) check(o *Object, bit UsageMask, op string) error {
-	protect := bit == UsageEncrypt || bit == UsageMACGenerate
+	protect := bit == UsageEncrypt || bit == UsageMACGenerate || bit == UsageWrapKey || bit == UsageDeriveKey
 	if protect && !o.Meta.State.Active() || !protect && !o.Meta.State.CanDecrypt() {
 		return ErrNotActive
 	}
