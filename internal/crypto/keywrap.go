@@ -181,15 +181,15 @@ func KeyUnwrapPad(kek, wrapped []byte) ([]byte, error) {
 	// which check fails says nothing useful; all run anyway.
 	n := len(out)
 	mli := int(binary.BigEndian.Uint32(a[4:]))
-	good := subtle.ConstantTimeCompare(a[:4], kwpICV[:])
+	lengthOK := 1
 	if mli <= n-8 || mli > n {
-		good, mli = 0, n
+		lengthOK, mli = 0, n
 	}
 	var pad byte
 	for _, b := range out[mli:] {
 		pad |= b
 	}
-	good &= subtle.ConstantTimeByteEq(pad, 0)
+	good := subtle.ConstantTimeCompare(a[:4], kwpICV[:]) & lengthOK & subtle.ConstantTimeByteEq(pad, 0)
 	if good != 1 {
 		clear(out)
 		return nil, ErrUnwrap
