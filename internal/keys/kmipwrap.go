@@ -24,6 +24,9 @@ var (
 	// unwrap it already holds it.
 	ErrWrapSelf = errors.New("a key cannot be wrapped by itself")
 
+	// ErrWrappingKeyNotFound: the wrapping key does not exist.
+	ErrWrappingKeyNotFound = errors.New("wrapping key not found")
+
 	// ErrWrapLength: the material does not fit the wrap mode (AES Key
 	// Wrap takes multiples of 8 bytes, at least 16).
 	ErrWrapLength = errors.New("key material length does not fit the wrap mode: AES Key Wrap needs a multiple of 8 bytes, at least 16; use AES Key Wrap with Padding")
@@ -97,7 +100,7 @@ func (s *Service) WrapKMIP(ctx context.Context, name, wrapping string, mode Wrap
 	// The wrapping key is checked first, so that a wrap that cannot
 	// happen does not mark the key exported.
 	if err := s.withAES(ctx, wrapping, UsageWrapKey, "wrap key", func([]byte) error { return nil }); err != nil {
-		return Wrapped{}, err
+		return Wrapped{}, wrappingErr(err)
 	}
 	var plain []byte
 	defer func() { clear(plain) }()
@@ -147,9 +150,17 @@ func (s *Service) WrapKMIP(ctx context.Context, name, wrapping string, mode Wrap
 		return err
 	})
 	if err != nil {
-		return Wrapped{}, err
+		return Wrapped{}, wrappingErr(err)
 	}
 	return out, nil
+}
+
+// wrappingErr tells a missing wrapping key from a missing key.
+func wrappingErr(err error) error {
+	if errors.Is(err, ErrKeyNotFound) {
+		return ErrWrappingKeyNotFound
+	}
+	return err
 }
 
 // UnwrapKMIP unwraps blob with the AES key wrapping, for Register of a
@@ -183,7 +194,7 @@ func (s *Service) UnwrapKMIP(ctx context.Context, wrapping string, mode WrapMode
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, wrappingErr(err)
 	}
 	return plain, nil
 }

@@ -146,7 +146,7 @@ func TestWrapKMIPRefuses(t *testing.T) {
 	if _, err := s.UnwrapKMIP(ctx, noWrap, WrapKW, w.Blob, nil); !errors.Is(err, ErrUsageNotAllowed) {
 		t.Fatalf("unwrap with a key without Unwrap Key: %v", err)
 	}
-	if _, err := s.UnwrapKMIP(ctx, "no-such-key", WrapKW, w.Blob, nil); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := s.UnwrapKMIP(ctx, "no-such-key", WrapKW, w.Blob, nil); !errors.Is(err, ErrWrappingKeyNotFound) {
 		t.Fatalf("unwrap with a missing key: %v", err)
 	}
 }
