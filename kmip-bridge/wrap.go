@@ -312,6 +312,8 @@ func wrapWireError(err error) error {
 		return kerr(kmip.ResultReasonInvalidField, "GCM key unwrapping needs the 12-byte IV/counter/nonce the wrap used")
 	case errors.Is(err, keys.ErrWrapSelf):
 		return kerr(kmip.ResultReasonInvalidField, keys.ErrWrapSelf.Error())
+	case errors.Is(err, keys.ErrWrapSeparation):
+		return kerr(kmip.ResultReasonPermissionDenied, keys.ErrWrapSeparation.Error())
 	case errors.Is(err, keys.ErrWrapLength):
 		return kerr(kmip.ResultReasonInvalidField, keys.ErrWrapLength.Error())
 	case errors.Is(err, keys.ErrWrappingKeyNotFound):

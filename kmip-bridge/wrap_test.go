@@ -317,6 +317,8 @@ func TestGetWrappedRefuses(t *testing.T) {
 	locked := w.c.Create().AES(256, kmip.CryptographicUsageEncrypt).WithAttribute(kmip.AttributeNameExtractable, false).MustExec().UniqueIdentifier
 	noWrap := w.c.Create().AES(256, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt).MustExec().UniqueIdentifier
 	w.c.Activate(noWrap).MustExec()
+	both := w.c.Create().AES(256, kmip.CryptographicUsageWrapKey|kmip.CryptographicUsageDecrypt).MustExec().UniqueIdentifier
+	w.c.Activate(both).MustExec()
 	opaque := w.c.Register().Object(&kmip.OpaqueObject{OpaqueDataType: 0x80000001, OpaqueDataValue: []byte("opaque")}).MustExec().UniqueIdentifier
 	if err := w.keys.Create(ctx, "minio", "admin"); err != nil {
 		t.Fatal(err)
@@ -352,6 +354,7 @@ func TestGetWrappedRefuses(t *testing.T) {
 		{"unknown encoding", key, wrapSpec(w.kek, kmip.BlockCipherModeNISTKeyWrap, 7), 0, kmip.ResultReasonEncodingOptionError, "encoding"},
 		{"transparent without encoding", key, kw, kmip.KeyFormatTypeTransparentSymmetricKey, kmip.ResultReasonEncodingOptionError, "Raw"},
 		{"opaque object", opaque, kw, 0, kmip.ResultReasonInvalidField, "can be wrapped"},
+		{"GCM with a key that also decrypts", key, wrapSpec(both, kmip.BlockCipherModeGCM, 0), 0, kmip.ResultReasonPermissionDenied, "GCM wrapping key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := &payloads.GetRequestPayload{UniqueIdentifier: tc.uid, KeyFormatType: tc.format, KeyWrappingSpecification: &tc.spec}

@@ -24,6 +24,13 @@ var (
 	// unwrap it already holds it.
 	ErrWrapSelf = errors.New("a key cannot be wrapped by itself")
 
+	// ErrWrapSeparation: a GCM wrapping key that may also Encrypt or
+	// Decrypt. A GCM-wrapped key is an AES-GCM ciphertext like those of
+	// KMIP Encrypt: whoever may Decrypt with the key would read every key
+	// it wrapped (Sensitive ones included), and whoever may Encrypt with
+	// it could make blobs that Register unwraps.
+	ErrWrapSeparation = errors.New("a GCM wrapping key must not also have the Encrypt or Decrypt usage: use NIST Key Wrap, or a key for wrapping only")
+
 	// ErrWrappingKeyNotFound: the wrapping key does not exist.
 	ErrWrappingKeyNotFound = errors.New("wrapping key not found")
 
@@ -86,8 +93,9 @@ func sameKey(a, b string) bool {
 // WrapKMIP exports the named key wrapped by the AES key wrapping: encode
 // returns the bytes to wrap (the raw material or an encoding of it,
 // given the object and its material, which it must not keep). The
-// wrapping key must be Active with the Wrap Key usage bit and must not be
-// the key itself (ErrWrapSelf); the key must be Extractable (Sensitive
+// wrapping key must be Active with the Wrap Key usage bit (for GCM
+// without Encrypt and Decrypt, ErrWrapSeparation) and must not be the
+// key itself (ErrWrapSelf); the key must be Extractable (Sensitive
 // keys leave only this way). The first export of a Never Extractable key
 // records that it is no longer, as Export does.
 func (s *Service) WrapKMIP(ctx context.Context, name, wrapping string, mode WrapMode, encode func(o *Object, material []byte) ([]byte, error)) (Wrapped, error) {
@@ -99,8 +107,8 @@ func (s *Service) WrapKMIP(ctx context.Context, name, wrapping string, mode Wrap
 	}
 	// The wrapping key is checked first, so that a wrap that cannot
 	// happen does not mark the key exported.
-	if err := s.withAES(ctx, wrapping, UsageWrapKey, "wrap key", func([]byte) error { return nil }); err != nil {
-		return Wrapped{}, wrappingErr(err)
+	if err := s.checkWrapping(ctx, wrapping, UsageWrapKey, "wrap key", mode); err != nil {
+		return Wrapped{}, err
 	}
 	var plain []byte
 	defer func() { clear(plain) }()
@@ -155,6 +163,22 @@ func (s *Service) WrapKMIP(ctx context.Context, name, wrapping string, mode Wrap
 	return out, nil
 }
 
+// checkWrapping checks the wrapping key's state, usage bit and
+// algorithm, and for GCM that it cannot Encrypt or Decrypt
+// (ErrWrapSeparation).
+func (s *Service) checkWrapping(ctx context.Context, wrapping string, bit UsageMask, op string, mode WrapMode) error {
+	err := s.withAES(ctx, wrapping, bit, op, func([]byte) error { return nil })
+	if err == nil && mode == WrapGCM {
+		err = s.With(ctx, wrapping, func(o *Object) error {
+			if UsageOf(o).Mask&(UsageEncrypt|UsageDecrypt) != 0 {
+				return ErrWrapSeparation
+			}
+			return nil
+		})
+	}
+	return wrappingErr(err)
+}
+
 // wrappingErr tells a missing wrapping key from a missing key.
 func wrappingErr(err error) error {
 	if errors.Is(err, ErrKeyNotFound) {
@@ -166,11 +190,14 @@ func wrappingErr(err error) error {
 // UnwrapKMIP unwraps blob with the AES key wrapping, for Register of a
 // wrapped key. The wrapping key must have the Unwrap Key usage bit and
 // be Active, Deactivated or Compromised (unwrapping processes, as
-// decrypt does). A blob whose integrity check or tag fails is
+// decrypt does); for GCM it must not have Encrypt or Decrypt. A blob whose integrity check or tag fails is
 // crypto.ErrUnwrap or crypto.ErrDecrypt; one of a length the mode never
 // makes is crypto.ErrInvalidLength. The caller owns (and wipes) the
 // result.
 func (s *Service) UnwrapKMIP(ctx context.Context, wrapping string, mode WrapMode, blob, iv []byte) ([]byte, error) {
+	if err := s.checkWrapping(ctx, wrapping, UsageUnwrapKey, "unwrap key", mode); err != nil {
+		return nil, err
+	}
 	var plain []byte
 	err := s.withAES(ctx, wrapping, UsageUnwrapKey, "unwrap key", func(kek []byte) error {
 		var err error

@@ -92,6 +92,7 @@ func TestWrapKMIPRefuses(t *testing.T) {
 	kek := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 256, Mask: UsageWrapKey | UsageUnwrapKey})
 	noWrap := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 256, Mask: UsageEncrypt | UsageDecrypt})
 	hmacKey := newKMIP(t, s, NewObject{Algorithm: AlgorithmHMACSHA256, Bits: 256, Mask: UsageWrapKey | UsageUnwrapKey})
+	both := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 256, Mask: UsageWrapKey | UsageUnwrapKey | UsageDecrypt})
 	target := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 128, Mask: UsageEncrypt})
 	locked := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 128, Mask: UsageEncrypt, Extractable: new(false)})
 	secret := newKMIP(t, s, NewObject{Material: []byte("seven b")})
@@ -111,6 +112,7 @@ func TestWrapKMIPRefuses(t *testing.T) {
 		{"not extractable", locked, kek, WrapKW, ErrNotExtractable},
 		{"KES key", "kes-key", kek, WrapKWP, ErrNotExtractable},
 		{"odd length with KW", secret, kek, WrapKW, ErrWrapLength},
+		{"GCM with a key that also decrypts", target, both, WrapGCM, ErrWrapSeparation},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w, err := s.WrapKMIP(ctx, tc.key, tc.kek, tc.mode, raw)
@@ -145,6 +147,13 @@ func TestWrapKMIPRefuses(t *testing.T) {
 	}
 	if _, err := s.UnwrapKMIP(ctx, noWrap, WrapKW, w.Blob, nil); !errors.Is(err, ErrUsageNotAllowed) {
 		t.Fatalf("unwrap with a key without Unwrap Key: %v", err)
+	}
+	// KW is fine with it: no Encrypt or Decrypt makes or opens a KW blob.
+	if _, err := s.WrapKMIP(ctx, target, both, WrapKW, raw); err != nil {
+		t.Fatalf("KW with a key that also decrypts: %v", err)
+	}
+	if _, err := s.UnwrapKMIP(ctx, both, WrapGCM, make([]byte, 32), make([]byte, 12)); !errors.Is(err, ErrWrapSeparation) {
+		t.Fatalf("GCM unwrap with a key that also decrypts: %v", err)
 	}
 	if _, err := s.UnwrapKMIP(ctx, "no-such-key", WrapKW, w.Blob, nil); !errors.Is(err, ErrWrappingKeyNotFound) {
 		t.Fatalf("unwrap with a missing key: %v", err)
