@@ -6,6 +6,7 @@ package kmipbridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/kesbridge/kes/internal/crypto"
@@ -221,6 +222,18 @@ func (s *Server) deriveKey(ctx context.Context, req *DeriveKeyRequestPayload) (*
 	d, err := derivation(req.DerivationMethod, req.DerivationParameters, int(length/8))
 	if err != nil {
 		return nil, err
+	}
+	if err := d.Check(); err != nil {
+		return nil, deriveWireError(err)
+	}
+	if b, _ := ctx.Value(budgetKey{}).(*budget); b != nil && d.Work() > 0 {
+		// One message may not ask for more PBKDF2 work than one
+		// derivation may do: a batch of 1,000 costly items would
+		// otherwise hold a core for over an hour.
+		if b.derived+d.Work() > keys.MaxDeriveWork {
+			return nil, kerr(kmip.ResultReasonInvalidField, fmt.Sprintf("the PBKDF2 derivations of one message are at most %d iterations times output blocks in all", keys.MaxDeriveWork))
+		}
+		b.derived += d.Work()
 	}
 	octx, cancel := s.opContext(ctx)
 	defer cancel()

@@ -221,6 +221,30 @@ func TestDeriveKeyRefuses(t *testing.T) {
 	}
 }
 
+// TestDeriveKeyBatchWork: a batch cannot multiply the PBKDF2 cap of one
+// derivation; the item over it fails before any work is done.
+func TestDeriveKeyBatchWork(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial(e.client)
+	base := registerBase(t, c, 0, kmip.CryptographicUsageEncrypt, []byte("password"))
+	half := int32(keys.MaxDeriveWork / 2)
+	// Two items of half the cap each fit; the third does not. Each
+	// names one output block of SHA-256 and a base without Derive Key,
+	// refused after the budget is charged, so that the test does no
+	// PBKDF2 work.
+	item := deriveReq(base, kmip.ObjectTypeSecretData, DerivationMethodPBKDF2, DerivationParameters{CryptographicParameters: hashParams(kmip.HashingAlgorithmSHA_256), Salt: []byte("salt"), IterationCount: half}, attrLength(256))
+	br, err := c.BatchOpt(context.Background(), []kmip.OperationPayload{item, item, item}, kmipclient.OnBatchErr(kmip.BatchErrorContinuationOptionContinue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantReason(t, br[0], kmip.ResultReasonPermissionDenied)
+	wantReason(t, br[1], kmip.ResultReasonPermissionDenied)
+	wantReason(t, br[2], kmip.ResultReasonInvalidField)
+	if !strings.Contains(br[2].ResultMessage, "one message") {
+		t.Fatalf("item 3: %q", br[2].ResultMessage)
+	}
+}
+
 // TestDeriveKeyPlaceholder: a derived key serves the later items of its
 // batch, as a created one does.
 func TestDeriveKeyPlaceholder(t *testing.T) {

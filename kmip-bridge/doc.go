@@ -121,7 +121,9 @@
 // the fixed input data) and Encrypt (AES-CBC of the Derivation Data with
 // the Initialization Vector, padding None or PKCS5, the first bytes of
 // the ciphertext). The caps of internal/keys apply (keys.MaxDeriveWork,
-// keys.DeriveTimeLimit, data and salt of at most keys.MaxDeriveData). A
+// keys.DeriveTimeLimit, data and salt of at most keys.MaxDeriveData), and
+// keys.MaxDeriveWork also bounds the PBKDF2 work of all the items of one
+// message together, so that a batch cannot multiply it. A
 // base whose usage mask also allows what the method would be an oracle
 // for is refused (Permission Denied). The new object is Pre-Active
 // unless the template activates it, carries a Derivation Base Object

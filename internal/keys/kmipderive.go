@@ -95,8 +95,19 @@ type Derivation struct {
 	Length int
 }
 
-// check validates d against the method and the bounds.
-func (d *Derivation) check() error {
+// Work is the PBKDF2 work of d (iterations times output blocks), the
+// measure of MaxDeriveWork; 0 for the other methods, whose cost is that
+// of a few HMACs or AES blocks.
+func (d *Derivation) Work() int {
+	if d.Method != DerivePBKDF2 || d.Hash.Size() == 0 || d.Iterations < 1 {
+		return 0
+	}
+	return d.Iterations * ((d.Length + d.Hash.Size() - 1) / d.Hash.Size())
+}
+
+// Check validates d against the method and the bounds (DeriveKMIP calls
+// it too); its errors are ErrDeriveParams.
+func (d *Derivation) Check() error {
 	if d.Length < 1 || d.Length > MaxDeriveLength {
 		return fmt.Errorf("%w: the derived key is 1 to %d bytes long", ErrDeriveParams, MaxDeriveLength)
 	}
@@ -115,8 +126,7 @@ func (d *Derivation) check() error {
 		if d.Iterations < 1 || d.Iterations > MaxDeriveIterations {
 			return fmt.Errorf("%w: the iteration count is 1 to %d", ErrDeriveParams, MaxDeriveIterations)
 		}
-		blocks := (d.Length + d.Hash.Size() - 1) / d.Hash.Size()
-		if d.Iterations*blocks > MaxDeriveWork {
+		if d.Work() > MaxDeriveWork {
 			return fmt.Errorf("%w: iteration count times output blocks is at most %d", ErrDeriveParams, MaxDeriveWork)
 		}
 	case DeriveHMAC:
@@ -169,7 +179,7 @@ func (m DeriveMethod) separation() UsageMask {
 // an AES base. Keys made over the KES API have no Derive Key bit and are
 // never a base.
 func (s *Service) DeriveKMIP(ctx context.Context, base string, d Derivation, spec NewObject) (string, error) {
-	if err := d.check(); err != nil {
+	if err := d.Check(); err != nil {
 		return "", err
 	}
 	var derived []byte
