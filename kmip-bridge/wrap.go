@@ -279,8 +279,16 @@ func (s *Server) unwrapBlock(ctx context.Context, block *kmip.KeyBlock) (*kmip.K
 // decodeKeyValue decodes the TTLV encoding of a Key Value structure of
 // the given key format, as the library decodes it inside a Key Block.
 // Anything but exactly one Key Value structure is refused.
-func decodeKeyValue(format kmip.KeyFormatType, b []byte) (*kmip.KeyValue, error) {
+func decodeKeyValue(format kmip.KeyFormatType, b []byte) (_ *kmip.KeyValue, err error) {
 	bad := kerr(kmip.ResultReasonInvalidField, "the unwrapped key value is not a TTLV Key Value structure")
+	// The library's decoder can panic on well-framed items of the wrong
+	// type (a byte string where a big integer belongs); what the client
+	// wrapped is its mistake, not the server's.
+	defer func() {
+		if recover() != nil {
+			err = bad
+		}
+	}()
 	if len(b) < 8 || b[0] != 0x42 || b[1] != 0x00 || b[2] != 0x45 || b[3] != byte(ttlv.TypeStructure) || int(binary.BigEndian.Uint32(b[4:8])) != len(b)-8 {
 		return nil, bad
 	}
@@ -294,8 +302,13 @@ func decodeKeyValue(format kmip.KeyFormatType, b []byte) (*kmip.KeyValue, error)
 	msg = append(msg, inner...)
 	defer clear(msg)
 	defer clear(inner)
+	// The decoder trusts lengths: the framing is checked first, as for
+	// every request (ttlv.go).
+	if checkTTLV(msg) != nil {
+		return nil, bad
+	}
 	var kb kmip.KeyBlock
-	if err := ttlv.UnmarshalTTLV(msg, &kb); err != nil || kb.KeyValue == nil || kb.KeyValue.Plain == nil {
+	if ttlv.UnmarshalTTLV(msg, &kb) != nil || kb.KeyValue == nil || kb.KeyValue.Plain == nil {
 		return nil, bad
 	}
 	return kb.KeyValue, nil

@@ -517,3 +517,17 @@ func listKeys(t *testing.T, svc *keys.Service) []string {
 	}
 	return names
 }
+
+// FuzzDecodeKeyValue: what an unwrapped blob holds is the client's; it is
+// decoded or refused, never a panic.
+func FuzzDecodeKeyValue(f *testing.F) {
+	k := bytes.Repeat([]byte{7}, 16)
+	f.Add(uint32(kmip.KeyFormatTypeRaw), keyValueTTLV(kmip.KeyMaterial{Bytes: &k}))
+	f.Add(uint32(kmip.KeyFormatTypeTransparentSymmetricKey), keyValueTTLV(kmip.KeyMaterial{TransparentSymmetricKey: &kmip.TransparentSymmetricKey{Key: k}}))
+	f.Fuzz(func(t *testing.T, format uint32, b []byte) {
+		kv, err := decodeKeyValue(kmip.KeyFormatType(format), b)
+		if err == nil && (kv == nil || kv.Plain == nil) {
+			t.Fatal("decoded without a plaintext key value")
+		}
+	})
+}
