@@ -132,6 +132,8 @@ func derivation(m DerivationMethod, p DerivationParameters, n int) (keys.Derivat
 		d.Method = keys.DeriveHMAC
 	case DerivationMethodNIST800_108C:
 		d.Method = keys.DeriveCounter
+	case DerivationMethodHash:
+		d.Method = keys.DeriveHash
 	case DerivationMethodEncrypt:
 		d.Method = keys.DeriveEncrypt
 		cp := p.CryptographicParameters
@@ -158,7 +160,7 @@ func derivation(m DerivationMethod, p DerivationParameters, n int) (keys.Derivat
 	case 0:
 		return d, kerr(kmip.ResultReasonMissingData, "missing derivation method")
 	default:
-		return d, kerr(kmip.ResultReasonFeatureNotSupported, "derivation method is not supported: use PBKDF2, HMAC, NIST800-108-C or Encrypt")
+		return d, kerr(kmip.ResultReasonFeatureNotSupported, "derivation method is not supported: use PBKDF2, Hash, HMAC, NIST800-108-C or Encrypt")
 	}
 	h, err := kdfHash(p.CryptographicParameters)
 	if err != nil {

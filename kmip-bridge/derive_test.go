@@ -70,8 +70,9 @@ func derived(t *testing.T, c *kmipclient.Client, bi kmip.ResponseBatchItem) (str
 // TestDeriveKeyVectors derives over KMIP and checks the results against
 // published vectors: RFC 6070 §2 (PBKDF2-HMAC-SHA1), RFC 7914 §11
 // (PBKDF2-HMAC-SHA256) and NIST CAVP KBKDF counter mode (KDFCTR_gen.rsp,
-// HMAC_SHA256, BEFORE_FIXED, 32-bit counter, COUNT 0 and 30); HMAC and
-// Encrypt against the standard library.
+// HMAC_SHA256, BEFORE_FIXED, 32-bit counter, COUNT 0 and 30), the OASIS
+// KMIP 1.4 test case TC-DERIVEKEY-1-10 (Hash); HMAC and Encrypt against
+// the standard library.
 func TestDeriveKeyVectors(t *testing.T) {
 	e := newEnv(t)
 	c := e.dial(e.client)
@@ -80,6 +81,9 @@ func TestDeriveKeyVectors(t *testing.T) {
 	passwd := registerBase(t, c, 0, kmip.CryptographicUsageDeriveKey, b("passwd"))
 	ki0 := registerBase(t, c, 0, kmip.CryptographicUsageDeriveKey, unhex(t, "dd1d91b7d90b2bd3138533ce92b272fbf8a369316aefe242e659cc0ae238afe0"))
 	ki30 := registerBase(t, c, 0, kmip.CryptographicUsageDeriveKey, unhex(t, "c4bedbddb66493e7c7259a3bbbc25f8c7e0ca7fe284d92d431d9cd99a0d214ac"))
+	// OASIS KMIP 1.4 test case TC-DERIVEKEY-1-10: an AES key that may
+	// also encrypt and decrypt, Hash with SHA-256.
+	oasis := registerBase(t, c, kmip.CryptographicAlgorithmAES, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt|kmip.CryptographicUsageDeriveKey, unhex(t, "00112233445566778899aabbccddeeff"))
 	aesRaw := bytes.Repeat([]byte{0x33}, 16)
 	aesBase := registerBase(t, c, kmip.CryptographicAlgorithmAES, kmip.CryptographicUsageDeriveKey, aesRaw)
 	iv := bytes.Repeat([]byte{0x11}, 16)
@@ -113,6 +117,9 @@ func TestDeriveKeyVectors(t *testing.T) {
 			DerivationParameters{CryptographicParameters: hashParams(kmip.HashingAlgorithmSHA_256),
 				DerivationData: unhex(t, "1c69c54766791e315c2cc5c47ecd3ffab87d0d273dd920e70955814c220eacace6a5946542da3dfe24ff626b4897898cafb7db83bdff3c14fa46fd4b")}, attrLength(320)),
 			unhex(t, "1da47638d6c9c4d04d74d4640bbd42ab814d9e8cc22f4326695239f96b0693f12d0dd1152cf44430")},
+		{"OASIS TC-DERIVEKEY-1-10 (Hash, SHA-256)", deriveReq(oasis, kmip.ObjectTypeSymmetricKey, DerivationMethodHash,
+			DerivationParameters{CryptographicParameters: hashParams(kmip.HashingAlgorithmSHA_256)}, attrAES(), attrLength(128)),
+			unhex(t, "a8faed6abbf35c12a4b26e40f6feb19d")},
 		{"HMAC-SHA256", deriveReq(password, kmip.ObjectTypeSymmetricKey, DerivationMethodHMAC,
 			DerivationParameters{CryptographicParameters: hashParams(kmip.HashingAlgorithmSHA_256), DerivationData: b("context")}, attrAES(), attrLength(256)),
 			hmacWant},
@@ -187,7 +194,11 @@ func TestDeriveKeyRefuses(t *testing.T) {
 		{"no algorithm", deriveReq(base, kmip.ObjectTypeSymmetricKey, DerivationMethodPBKDF2, pbkdf2(1), attrLength(256)), kmip.ResultReasonMissingData, "algorithm"},
 		{"no hash", deriveReq(base, kmip.ObjectTypeSecretData, DerivationMethodHMAC, DerivationParameters{DerivationData: []byte("x")}, attrLength(256)), kmip.ResultReasonMissingData, "hashing algorithm"},
 		{"MD5", deriveReq(base, kmip.ObjectTypeSecretData, DerivationMethodHMAC, DerivationParameters{CryptographicParameters: hashParams(kmip.HashingAlgorithmMD5), DerivationData: []byte("x")}, attrLength(128)), kmip.ResultReasonInvalidField, "hashing algorithm"},
-		{"hash method", deriveReq(base, kmip.ObjectTypeSecretData, DerivationMethodHash, pbkdf2(1), attrLength(256)), kmip.ResultReasonFeatureNotSupported, "derivation method"},
+		{"feedback mode", deriveReq(base, kmip.ObjectTypeSecretData, DerivationMethodNIST800_108F, pbkdf2(1), attrLength(256)), kmip.ResultReasonFeatureNotSupported, "derivation method"},
+		{"hash with derivation data", deriveReq(base, kmip.ObjectTypeSecretData, DerivationMethodHash,
+			DerivationParameters{CryptographicParameters: hashParams(kmip.HashingAlgorithmSHA_256), DerivationData: []byte("x")}, attrLength(256)), kmip.ResultReasonInvalidField, "no derivation data"},
+		{"hash longer than the hash", deriveReq(base, kmip.ObjectTypeSecretData, DerivationMethodHash,
+			DerivationParameters{CryptographicParameters: hashParams(kmip.HashingAlgorithmSHA_256)}, attrLength(264)), kmip.ResultReasonInvalidField, "at most 32 bytes"},
 		{"no method", deriveReq(base, kmip.ObjectTypeSecretData, 0, pbkdf2(1), attrLength(256)), kmip.ResultReasonMissingData, "derivation method"},
 		{"private key", deriveReq(base, kmip.ObjectTypePrivateKey, DerivationMethodPBKDF2, pbkdf2(1), attrLength(256)), kmip.ResultReasonInvalidField, "symmetric keys and secret data"},
 		{"base without Derive Key", deriveReq(noDerive, kmip.ObjectTypeSecretData, DerivationMethodPBKDF2, pbkdf2(1), attrLength(256)), kmip.ResultReasonPermissionDenied, "derive key"},

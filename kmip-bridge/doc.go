@@ -115,8 +115,11 @@
 // of 8, at most 4096 bits) and, for a symmetric key, Cryptographic
 // Algorithm. Methods: PBKDF2 (Salt, Iteration Count 1 to 10,000,000, HMAC
 // with the Hashing Algorithm of the Cryptographic Parameters: SHA-1,
-// SHA-224, SHA-256, SHA-384 or SHA-512), HMAC (HMAC of the Derivation
-// Data, at most the hash's length), NIST800-108-C (SP 800-108 counter
+// SHA-224, SHA-256, SHA-384 or SHA-512), Hash (the hash of the base
+// material, at most the hash's length, no Derivation Data: OASIS
+// TC-DERIVEKEY-1-10), HMAC (HMAC of the Derivation Data keyed with the
+// base, at most the hash's length; PyKMIP's own server computes HKDF for
+// this method instead), NIST800-108-C (SP 800-108 counter
 // mode, HMAC as PRF, 32-bit counter before the Derivation Data, which is
 // the fixed input data) and Encrypt (AES-CBC of the Derivation Data with
 // the Initialization Vector, padding None or PKCS5, the first bytes of

@@ -308,6 +308,29 @@ func TestGetWrapped(t *testing.T) {
 	}
 }
 
+// TestGetWrappedOASIS replays the key material of the OASIS test cases
+// TC_141_12 (KMIP 1.2, "Key Wrapping using AES Key Wrap and No
+// Encoding") and TC-WRAP-1-14: a Wrap-Key-only KEK 000102…0f, the key
+// 0011…ff, NIST Key Wrap, No Encoding; the wrapped value is RFC 3394
+// §4.1's. TC_141_12 encodes that Key Value as a byte string, TC-WRAP-1-14
+// as a structure with the wrapped Key Material: the bridge sends the
+// structure, which PyKMIP also needs, and reads both.
+func TestGetWrappedOASIS(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial(e.client)
+	kek := c.Register().SymmetricKey(kmip.CryptographicAlgorithmAES, kmip.CryptographicUsageWrapKey, unhex(t, "000102030405060708090a0b0c0d0e0f")).MustExec().UniqueIdentifier
+	c.Activate(kek).MustExec()
+	key := c.Register().SymmetricKey(kmip.CryptographicAlgorithmAES, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt, unhex(t, "00112233445566778899aabbccddeeff")).MustExec().UniqueIdentifier
+	resp := c.Get(key).WithKeyWrapping(wrapSpec(kek, kmip.BlockCipherModeNISTKeyWrap, kmip.EncodingOptionNoEncoding)).MustExec()
+	kb := resp.Object.(*kmip.SymmetricKey).KeyBlock
+	if got := *kb.KeyValue.Plain.KeyMaterial.Bytes; !bytes.Equal(got, unhex(t, "1fa68b0a8112b447aef34bd8fb5a7b829d3e862371d2cfe5")) {
+		t.Fatalf("wrapped key %x", got)
+	}
+	if kb.KeyWrappingData.EncodingOption != kmip.EncodingOptionNoEncoding || kb.KeyWrappingData.EncryptionKeyInformation.UniqueIdentifier != kek {
+		t.Fatalf("key wrapping data %+v", kb.KeyWrappingData)
+	}
+}
+
 // TestGetWrappedRefuses covers what an attacker or a confused client
 // asks.
 func TestGetWrappedRefuses(t *testing.T) {

@@ -34,6 +34,9 @@ const (
 	// DeriveEncrypt: Data encrypted with the AES base key in CBC mode
 	// with the IV given, the first Length bytes of the ciphertext.
 	DeriveEncrypt
+	// DeriveHash: the hash of the base material, cut to the length (at
+	// most the hash's size); no Data (OASIS TC-DERIVEKEY-1-10).
+	DeriveHash
 )
 
 // Bounds of a derivation, checked before any work is done.
@@ -114,7 +117,7 @@ func (d *Derivation) Check() error {
 	if len(d.Data) > MaxDeriveData || len(d.Salt) > MaxDeriveData {
 		return fmt.Errorf("%w: derivation data and salt are at most %d bytes", ErrDeriveParams, MaxDeriveData)
 	}
-	hashed := d.Method == DerivePBKDF2 || d.Method == DeriveHMAC || d.Method == DeriveCounter
+	hashed := d.Method == DerivePBKDF2 || d.Method == DeriveHMAC || d.Method == DeriveCounter || d.Method == DeriveHash
 	if hashed && d.Hash.New() == nil {
 		return fmt.Errorf("%w: missing or unsupported hashing algorithm (SHA-1, SHA-224, SHA-256, SHA-384 or SHA-512)", ErrDeriveParams)
 	}
@@ -140,6 +143,13 @@ func (d *Derivation) Check() error {
 		if len(d.Data) == 0 {
 			return fmt.Errorf("%w: counter mode derivation needs derivation data", ErrDeriveParams)
 		}
+	case DeriveHash:
+		if len(d.Data) != 0 {
+			return fmt.Errorf("%w: hash derivation hashes the base object and takes no derivation data", ErrDeriveParams)
+		}
+		if d.Length > d.Hash.Size() {
+			return fmt.Errorf("%w: a hash derivation yields at most %d bytes with this hash", ErrDeriveParams, d.Hash.Size())
+		}
 	case DeriveEncrypt:
 		if len(d.Data) == 0 {
 			return fmt.Errorf("%w: encryption derivation needs derivation data", ErrDeriveParams)
@@ -160,14 +170,18 @@ func (d *Derivation) Check() error {
 }
 
 // separation returns the usage bits a base key must not have for the
-// method: each method makes Derive Key an oracle of the base material.
-// Encrypt returns raw AES-CBC encryptions of chosen blocks (with a
-// chosen IV, single AES block encryptions), which open and forge the
-// key's GCM and CBC ciphertexts and wrapped keys; the HMAC-based methods
-// return HMACs of chosen messages, which forge the key's MACs.
+// method: each method with client-chosen input makes Derive Key an
+// oracle of the base material. Encrypt returns raw AES-CBC encryptions
+// of chosen blocks (with a chosen IV, single AES block encryptions),
+// which open and forge the key's GCM and CBC ciphertexts and wrapped
+// keys; the HMAC-based methods return HMACs of chosen messages, which
+// forge the key's MACs. Hash takes no input: nothing.
 func (m DeriveMethod) separation() UsageMask {
-	if m == DeriveEncrypt {
+	switch m {
+	case DeriveEncrypt:
 		return UsageEncrypt | UsageDecrypt | UsageWrapKey | UsageUnwrapKey
+	case DeriveHash:
+		return 0
 	}
 	return UsageMACGenerate | UsageMACVerify
 }
@@ -238,6 +252,12 @@ func (d *Derivation) derive(ctx context.Context, material []byte) ([]byte, error
 		return out, err
 	case DeriveHMAC:
 		return crypto.HMACKDF(d.Hash, material, d.Data, d.Length)
+	case DeriveHash:
+		h := d.Hash.New()()
+		h.Write(material)
+		sum := h.Sum(nil)
+		clear(sum[d.Length:])
+		return sum[:d.Length], nil
 	case DeriveCounter:
 		return crypto.CounterKDF(d.Hash, material, d.Data, d.Length)
 	case DeriveEncrypt:

@@ -37,6 +37,8 @@ func TestDeriveKMIP(t *testing.T) {
 			func(b []byte) []byte { k, _ := crypto.HMACKDF(crypto.KDFSHA512, b, data, 32); return k }},
 		{"counter", hmacBase, Derivation{Method: DeriveCounter, Hash: crypto.KDFSHA256, Data: data, Length: 48},
 			func(b []byte) []byte { k, _ := crypto.CounterKDF(crypto.KDFSHA256, b, data, 48); return k }},
+		{"hash", aesBase, Derivation{Method: DeriveHash, Hash: crypto.KDFSHA384, Length: 16},
+			func(b []byte) []byte { h := crypto.KDFSHA384.New()(); h.Write(b); return h.Sum(nil)[:16] }},
 		{"encrypt", aesBase, Derivation{Method: DeriveEncrypt, Data: data, IV: iv, Length: 32},
 			func(b []byte) []byte { k, _ := crypto.CBCEncrypt(b, iv, data); return k[:32] }},
 		{"encrypt padded", aesBase, Derivation{Method: DeriveEncrypt, Data: data[:20], IV: iv, Padding: true, Length: 32},
