@@ -126,9 +126,15 @@
 // the ciphertext). The caps of internal/keys apply (keys.MaxDeriveWork,
 // keys.DeriveTimeLimit, data and salt of at most keys.MaxDeriveData), and
 // keys.MaxDeriveWork also bounds the PBKDF2 work of all the items of one
-// message together, so that a batch cannot multiply it. A
-// base whose usage mask also allows what the method would be an oracle
-// for is refused (Permission Denied). The new object is Pre-Active
+// message together, so that a batch cannot multiply it. A base whose
+// usage mask also allows what the method would be an oracle for is
+// refused (Permission Denied): for PBKDF2, HMAC and NIST800-108-C,
+// Encrypt, Decrypt, MAC Generate and MAC Verify (a 256-bit AES key's KES
+// ciphertexts are keyed with HMAC-SHA256 of it); for Encrypt, Encrypt,
+// Decrypt, Wrap Key and Unwrap Key; Hash takes no input and refuses
+// nothing. Keys made over the KES API have no Derive Key bit, for the
+// same reason: an HMAC derivation of a MinIO master key with a
+// ciphertext's IV is that ciphertext's key. The new object is Pre-Active
 // unless the template activates it, carries a Derivation Base Object
 // Link to the base, and the base gets a Derived Key Link to it (if the
 // base cannot take it, the derivation still stands and a warning is

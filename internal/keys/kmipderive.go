@@ -175,7 +175,11 @@ func (d *Derivation) Check() error {
 // of chosen blocks (with a chosen IV, single AES block encryptions),
 // which open and forge the key's GCM and CBC ciphertexts and wrapped
 // keys; the HMAC-based methods return HMACs of chosen messages, which
-// forge the key's MACs. Hash takes no input: nothing.
+// forge the key's MACs and, for a 256-bit AES key (stored as a KES key,
+// so that it serves the KES API), are the keys of its KES ciphertexts:
+// each is HMAC-SHA256(key, iv) with the ciphertext's iv. Hash takes no
+// input: nothing. This is also why keys made over the KES API never get
+// the Derive Key bit.
 func (m DeriveMethod) separation() UsageMask {
 	switch m {
 	case DeriveEncrypt:
@@ -183,7 +187,7 @@ func (m DeriveMethod) separation() UsageMask {
 	case DeriveHash:
 		return 0
 	}
-	return UsageMACGenerate | UsageMACVerify
+	return UsageEncrypt | UsageDecrypt | UsageMACGenerate | UsageMACVerify
 }
 
 // DeriveKMIP derives a key from the named base key as d describes and

@@ -72,6 +72,7 @@ func TestDeriveKMIPRefuses(t *testing.T) {
 	noDerive := newKMIP(t, s, NewObject{Material: []byte("a password"), Mask: UsageEncrypt})
 	macToo := newKMIP(t, s, NewObject{Algorithm: AlgorithmHMACSHA256, Bits: 256, Mask: UsageDeriveKey | UsageMACGenerate})
 	aesToo := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 128, Mask: UsageDeriveKey | UsageDecrypt})
+	aes256 := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 256, Mask: UsageDeriveKey | UsageEncrypt | UsageDecrypt})
 	if err := s.Create(ctx, "kes-key", "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +102,8 @@ func TestDeriveKMIPRefuses(t *testing.T) {
 		{"unknown method", base, Derivation{Method: 99, Length: 32}, ErrDeriveParams},
 		{"base without Derive Key", noDerive, pbkdf2(1, 32), ErrUsageNotAllowed},
 		{"KES key", "kes-key", pbkdf2(1, 32), ErrUsageNotAllowed},
+		{"KES-type AES key that decrypts as HMAC base", aes256, Derivation{Method: DeriveHMAC, Hash: crypto.KDFSHA256, Data: make([]byte, 16), Length: 32}, ErrDeriveSeparation},
+		{"KES-type AES key that decrypts as PBKDF2 base", aes256, pbkdf2(1, 32), ErrDeriveSeparation},
 		{"MAC key as HMAC base", macToo, Derivation{Method: DeriveHMAC, Hash: crypto.KDFSHA256, Data: []byte("x"), Length: 32}, ErrDeriveSeparation},
 		{"decryption key as encryption base", aesToo, Derivation{Method: DeriveEncrypt, Data: make([]byte, 32), IV: iv, Length: 32}, ErrDeriveSeparation},
 		{"secret data as encryption base", base, Derivation{Method: DeriveEncrypt, Data: make([]byte, 32), IV: iv, Length: 32}, ErrAlgorithm},
