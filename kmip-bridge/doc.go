@@ -88,8 +88,9 @@
 // TTLV Encoding, the default, wraps the TTLV Key Value structure and
 // returns the Key Value as a byte string. The wrapping key must be an AES
 // key, Active, with the Wrap Key usage bit, not the key itself (Invalid
-// Field), and for GCM without Encrypt and Decrypt (Permission Denied: a
-// GCM-wrapped key is a ciphertext its Decrypt opens). Every wrapped
+// Field), and without Encrypt and Decrypt (Permission Denied: KMIP
+// Decrypt with the same key, AES-CBC with chosen IVs or GCM, would
+// unwrap what it wrapped; keys.ErrWrapSeparation). Every wrapped
 // export is audited as operation "export" with AuditEvent.WrappingKey
 // set (/kmip/export/<uid>/wrapped-by/<wrapping uid> in the audit log).
 // Sensitive protects the key on the wire, not from the client: whoever
@@ -98,8 +99,8 @@
 // keys meant for that client.
 //
 // Register takes a Key Block with Key Wrapping Data naming a wrapping key
-// the server holds (Unwrap Key usage bit; Active, Deactivated or
-// Compromised), unwraps it and stores the plaintext like any registered
+// the server holds (Unwrap Key usage bit, no Encrypt or Decrypt; Active,
+// Deactivated or Compromised), unwraps it and stores the plaintext like any registered
 // key. A blob that does not verify (tag, integrity check, length) is
 // Cryptographic Failure and stores nothing; an unknown wrapping key is
 // Item Not Found ("wrapping key not found"); MAC/signature wrapping

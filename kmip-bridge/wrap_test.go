@@ -377,7 +377,8 @@ func TestGetWrappedRefuses(t *testing.T) {
 		{"unknown encoding", key, wrapSpec(w.kek, kmip.BlockCipherModeNISTKeyWrap, 7), 0, kmip.ResultReasonEncodingOptionError, "encoding"},
 		{"transparent without encoding", key, kw, kmip.KeyFormatTypeTransparentSymmetricKey, kmip.ResultReasonEncodingOptionError, "Raw"},
 		{"opaque object", opaque, kw, 0, kmip.ResultReasonInvalidField, "can be wrapped"},
-		{"GCM with a key that also decrypts", key, wrapSpec(both, kmip.BlockCipherModeGCM, 0), 0, kmip.ResultReasonPermissionDenied, "GCM wrapping key"},
+		{"GCM with a key that also decrypts", key, wrapSpec(both, kmip.BlockCipherModeGCM, 0), 0, kmip.ResultReasonPermissionDenied, "Encrypt or Decrypt"},
+		{"key wrap with a key that also decrypts", key, wrapSpec(both, kmip.BlockCipherModeNISTKeyWrap, 0), 0, kmip.ResultReasonPermissionDenied, "Encrypt or Decrypt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := &payloads.GetRequestPayload{UniqueIdentifier: tc.uid, KeyFormatType: tc.format, KeyWrappingSpecification: &tc.spec}

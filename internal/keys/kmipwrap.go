@@ -24,12 +24,15 @@ var (
 	// unwrap it already holds it.
 	ErrWrapSelf = errors.New("a key cannot be wrapped by itself")
 
-	// ErrWrapSeparation: a GCM wrapping key that may also Encrypt or
-	// Decrypt. A GCM-wrapped key is an AES-GCM ciphertext like those of
-	// KMIP Encrypt: whoever may Decrypt with the key would read every key
-	// it wrapped (Sensitive ones included), and whoever may Encrypt with
-	// it could make blobs that Register unwraps.
-	ErrWrapSeparation = errors.New("a GCM wrapping key must not also have the Encrypt or Decrypt usage: use NIST Key Wrap, or a key for wrapping only")
+	// ErrWrapSeparation: a wrapping key that may also Encrypt or
+	// Decrypt. KMIP Encrypt and Decrypt use the same raw AES key: AES-CBC
+	// with chosen IVs is an oracle of single AES blocks (for Decrypt after
+	// a few hundred tries for a second block that pads correctly), which
+	// runs the rounds of AES Key Wrap forwards or backwards, and a
+	// GCM-wrapped key is a ciphertext Decrypt opens. Whoever may Decrypt with the key
+	// would read every key it wrapped, Sensitive ones included; whoever
+	// may Encrypt could make blobs that Register unwraps.
+	ErrWrapSeparation = errors.New("a wrapping key must not also have the Encrypt or Decrypt usage: use a key for wrapping only")
 
 	// ErrWrappingKeyNotFound: the wrapping key does not exist.
 	ErrWrappingKeyNotFound = errors.New("wrapping key not found")
@@ -93,9 +96,9 @@ func sameKey(a, b string) bool {
 // WrapKMIP exports the named key wrapped by the AES key wrapping: encode
 // returns the bytes to wrap (the raw material or an encoding of it,
 // given the object and its material, which it must not keep). The
-// wrapping key must be Active with the Wrap Key usage bit (for GCM
-// without Encrypt and Decrypt, ErrWrapSeparation) and must not be the
-// key itself (ErrWrapSelf); the key must be Extractable (Sensitive
+// wrapping key must be Active with the Wrap Key usage bit and without
+// Encrypt and Decrypt (ErrWrapSeparation), and must not be the key
+// itself (ErrWrapSelf); the key must be Extractable (Sensitive
 // keys leave only this way). The first export of a Never Extractable key
 // records that it is no longer, as Export does.
 func (s *Service) WrapKMIP(ctx context.Context, name, wrapping string, mode WrapMode, encode func(o *Object, material []byte) ([]byte, error)) (Wrapped, error) {
@@ -107,7 +110,7 @@ func (s *Service) WrapKMIP(ctx context.Context, name, wrapping string, mode Wrap
 	}
 	// The wrapping key is checked first, so that a wrap that cannot
 	// happen does not mark the key exported.
-	if err := s.checkWrapping(ctx, wrapping, UsageWrapKey, "wrap key", mode); err != nil {
+	if err := s.checkWrapping(ctx, wrapping, UsageWrapKey, "wrap key"); err != nil {
 		return Wrapped{}, err
 	}
 	var plain []byte
@@ -164,11 +167,11 @@ func (s *Service) WrapKMIP(ctx context.Context, name, wrapping string, mode Wrap
 }
 
 // checkWrapping checks the wrapping key's state, usage bit and
-// algorithm, and for GCM that it cannot Encrypt or Decrypt
+// algorithm, and that it can neither Encrypt nor Decrypt
 // (ErrWrapSeparation).
-func (s *Service) checkWrapping(ctx context.Context, wrapping string, bit UsageMask, op string, mode WrapMode) error {
+func (s *Service) checkWrapping(ctx context.Context, wrapping string, bit UsageMask, op string) error {
 	err := s.withAES(ctx, wrapping, bit, op, func([]byte) error { return nil })
-	if err == nil && mode == WrapGCM {
+	if err == nil {
 		err = s.With(ctx, wrapping, func(o *Object) error {
 			if UsageOf(o).Mask&(UsageEncrypt|UsageDecrypt) != 0 {
 				return ErrWrapSeparation
@@ -190,12 +193,12 @@ func wrappingErr(err error) error {
 // UnwrapKMIP unwraps blob with the AES key wrapping, for Register of a
 // wrapped key. The wrapping key must have the Unwrap Key usage bit and
 // be Active, Deactivated or Compromised (unwrapping processes, as
-// decrypt does); for GCM it must not have Encrypt or Decrypt. A blob whose integrity check or tag fails is
+// decrypt does), and without Encrypt and Decrypt. A blob whose integrity check or tag fails is
 // crypto.ErrUnwrap or crypto.ErrDecrypt; one of a length the mode never
 // makes is crypto.ErrInvalidLength. The caller owns (and wipes) the
 // result.
 func (s *Service) UnwrapKMIP(ctx context.Context, wrapping string, mode WrapMode, blob, iv []byte) ([]byte, error) {
-	if err := s.checkWrapping(ctx, wrapping, UsageUnwrapKey, "unwrap key", mode); err != nil {
+	if err := s.checkWrapping(ctx, wrapping, UsageUnwrapKey, "unwrap key"); err != nil {
 		return nil, err
 	}
 	var plain []byte
