@@ -130,6 +130,7 @@ func (s *Service) WrapKMIP(ctx context.Context, name, wrapping string, mode Wrap
 		if err != nil {
 			return err
 		}
+		clear(plain) // fn runs again if the cache evicted the key meanwhile
 		plain, err = encode(o, material)
 		return err
 	})
