@@ -73,6 +73,16 @@ func TestExportSwitch(t *testing.T) {
 	if strings.Contains(e.stdout.String(), "req.path=/kmip/export/minio-sse ") {
 		t.Fatal("refused Get audited as an export")
 	}
+	// A wrapped export names its wrapping key.
+	kek := c.Create().AES(256, kmip.CryptographicUsageWrapKey).MustExec().UniqueIdentifier
+	c.Activate(kek).MustExec()
+	c.Get("backup-1").WithKeyWrapping(kmip.KeyWrappingSpecification{
+		WrappingMethod:           kmip.WrappingMethodEncrypt,
+		EncryptionKeyInformation: &kmip.EncryptionKeyInformation{UniqueIdentifier: kek},
+	}).MustExec()
+	eventually(t, "wrapped export audit", func() bool {
+		return strings.Contains(e.stdout.String(), "req.path=/kmip/export/backup-1/wrapped-by/"+kek+" ")
+	})
 
 	// describe shows the usage.
 	raw := e.raw(apiCert(t, admin))

@@ -202,6 +202,10 @@ func (s *Server) kmipAudit(e kmipbridge.AuditEvent) {
 	if e.UID != "" {
 		path += "/" + e.UID
 	}
+	if e.WrappingKey != "" {
+		// A wrapped export names the key that wrapped it.
+		path += "/wrapped-by/" + e.WrappingKey
+	}
 	code, reason := http.StatusOK, ""
 	if e.Result != nil {
 		code, reason = kmipResult(e.Result)

@@ -17,10 +17,11 @@
 //
 // Discover Versions, Query, Create, Register, Get, Get Attributes, Get
 // Attribute List, Add Attribute, Modify Attribute, Delete Attribute,
-// Locate, Activate, Revoke, Destroy, Re-key, Encrypt, Decrypt, MAC, MAC
-// Verify, Create Key Pair, Sign and Signature Verify are implemented, and
-// at KMIP 2.x Set Attribute and Adjust Attribute (Re-key Key Pair is
-// not). Every other
+// Locate, Activate, Revoke, Destroy, Re-key, Derive Key, Encrypt, Decrypt,
+// MAC, MAC Verify, Create Key Pair, Sign and Signature Verify are
+// implemented, and at KMIP 2.x Set Attribute and Adjust Attribute (Re-key
+// Key Pair is not); Get takes a Key Wrapping Specification and Register a
+// wrapped Key Block (see Key wrapping). Every other
 // operation answers Operation Not Supported for its batch item only. The
 // Batch Error Continuation Options Continue and Stop (the default) are
 // honoured; Undo is refused with Feature Not Supported, since the keystore
@@ -156,7 +157,7 @@
 // encrypt and decrypt; other material is stored as raw bytes. Get answers
 // Raw for symmetric keys unless Transparent Symmetric Key is asked for,
 // Opaque for secret data, and Key Format Type Not Supported for any other
-// format; key wrapping and compression are not supported.
+// format; key compression is not supported.
 //
 // Register also accepts X.509 Certificates and Split Keys. A certificate's
 // DER (at most MaxCertificateSize bytes) is parsed with crypto/x509 and
@@ -268,7 +269,77 @@
 // attributes from internal/keys; clients cannot change them.
 // Certificates are public: always exportable whatever their template or
 // the admin's switch say, and their Get is not audited as an export.
-// Split keys follow the rules of symmetric keys.
+// Split keys follow the rules of symmetric keys. KMIP 1.4 semantics: a Sensitive key leaves only wrapped (Get with a Key Wrapping
+// Specification), a key whose Extractable is false does not leave even
+// wrapped, and a KES key leaves, wrapped or not, only if the admin
+// allowed export.
+//
+// # Key wrapping
+//
+// Get with a Key Wrapping Specification (wrap.go) returns the key
+// encrypted by a wrapping key the server holds: Wrapping Method Encrypt;
+// Encryption Key Information names the wrapping key and, in its
+// Cryptographic Parameters, the Block Cipher Mode: NIST Key Wrap (RFC
+// 3394, the default), AES Key Wrap with Padding (RFC 5649) or GCM (the
+// server draws a 12-byte IV, returned in IV/Counter/Nonce; no additional
+// data; the 16-byte tag follows the ciphertext). Encoding Option No
+// Encoding wraps the raw Key Material and keeps the Key Value a structure
+// whose Key Material is the wrapped bytes (what PyKMIP reads and sends);
+// TTLV Encoding, the default, wraps the TTLV Key Value structure and
+// returns the Key Value as a byte string. The wrapping key must be an AES
+// key, Active, with the Wrap Key usage bit, not the key itself (Invalid
+// Field), and without Encrypt and Decrypt (Permission Denied: KMIP
+// Decrypt with the same key, AES-CBC with chosen IVs or GCM, would
+// unwrap what it wrapped; keys.ErrWrapSeparation). Every wrapped
+// export is audited as operation "export" with AuditEvent.WrappingKey
+// set (/kmip/export/<uid>/wrapped-by/<wrapping uid> in the audit log).
+// Sensitive protects the key on the wire, not from the client: whoever
+// can read the wrapping key's material (a client that registered it, or
+// may Get it) can unwrap, so grant /kmip/wrap/<uid> only for wrapping
+// keys meant for that client.
+//
+// Register takes a Key Block with Key Wrapping Data naming a wrapping key
+// the server holds (Unwrap Key usage bit, no Encrypt or Decrypt; Active,
+// Deactivated or Compromised), unwraps it and stores the plaintext like any registered
+// key. A blob that does not verify (tag, integrity check, length) is
+// Cryptographic Failure and stores nothing; an unknown wrapping key is
+// Item Not Found ("wrapping key not found"); MAC/signature wrapping
+// methods and MAC/Signature Key Information are Feature Not Supported, as
+// are other block cipher modes, Key Wrap Type As Registered and wrapped
+// attributes.
+//
+// # Derive Key
+//
+// Derive Key (derive.go) makes a Symmetric Key or Secret Data from one
+// base object (a symmetric key or secret data with the Derive Key usage
+// bit, Active). The template must give Cryptographic Length (a multiple
+// of 8, at most 4096 bits) and, for a symmetric key, Cryptographic
+// Algorithm. Methods: PBKDF2 (Salt, Iteration Count 1 to 10,000,000, HMAC
+// with the Hashing Algorithm of the Cryptographic Parameters: SHA-1,
+// SHA-224, SHA-256, SHA-384 or SHA-512), Hash (the hash of the base
+// material, at most the hash's length, no Derivation Data: OASIS
+// TC-DERIVEKEY-1-10), HMAC (HMAC of the Derivation Data keyed with the
+// base, at most the hash's length; PyKMIP's own server computes HKDF for
+// this method instead), NIST800-108-C (SP 800-108 counter
+// mode, HMAC as PRF, 32-bit counter before the Derivation Data, which is
+// the fixed input data) and Encrypt (AES-CBC of the Derivation Data with
+// the Initialization Vector, padding None or PKCS5, the first bytes of
+// the ciphertext). The caps of internal/keys apply (keys.MaxDeriveWork,
+// keys.DeriveTimeLimit, data and salt of at most keys.MaxDeriveData), and
+// keys.MaxDeriveWork also bounds the PBKDF2 work of all the items of one
+// message together, so that a batch cannot multiply it. A base whose
+// usage mask also allows what the method would be an oracle for is
+// refused (Permission Denied): for PBKDF2, HMAC and NIST800-108-C,
+// Encrypt, Decrypt, MAC Generate and MAC Verify (a 256-bit AES key's KES
+// ciphertexts are keyed with HMAC-SHA256 of it); for Encrypt, Encrypt,
+// Decrypt, Wrap Key and Unwrap Key; Hash takes no input and refuses
+// nothing. Keys made over the KES API have no Derive Key bit, for the
+// same reason: an HMAC derivation of a MinIO master key with a
+// ciphertext's IV is that ciphertext's key. The new object is Pre-Active
+// unless the template activates it, carries a Derivation Base Object
+// Link to the base, and the base gets a Derived Key Link to it (if the
+// base cannot take it, the derivation still stands and a warning is
+// logged).
 //
 // Encrypt and Decrypt use an AES key without exporting it: AES-GCM (IV
 // 12 to 128 bytes, server-chosen 12 if none; tag 12 to 16 bytes, default
@@ -338,6 +409,9 @@
 //	/kmip/create-key-pair
 //	/kmip/sign/<uid>
 //	/kmip/signature-verify/<uid>
+//	/kmip/derive-key/<uid>   (the base; the new key needs /kmip/create as well)
+//	/kmip/wrap/<uid>         (the wrapping key of a Get, besides /kmip/get/<key>)
+//	/kmip/unwrap/<uid>       (the wrapping key of a Register, besides /kmip/register)
 //
 // A Username/Password credential in the request header, if present, must
 // match one of Config.Users; the request is then authorised with that

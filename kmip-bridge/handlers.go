@@ -50,6 +50,7 @@ var opNames = map[kmip.Operation]string{
 	kmip.OperationCreateKeyPair:    "create-key-pair",
 	kmip.OperationSign:             "sign",
 	kmip.OperationSignatureVerify:  "signature-verify",
+	kmip.OperationDeriveKey:        "derive-key",
 }
 
 func (s *Server) newExecutor() *kmipserver.BatchExecutor {
@@ -71,6 +72,7 @@ func (s *Server) newExecutor() *kmipserver.BatchExecutor {
 	e.Route(kmip.OperationRevoke, handle(s, s.revoke))
 	e.Route(kmip.OperationDestroy, handle(s, s.destroy))
 	e.Route(kmip.OperationReKey, handle(s, s.rekey))
+	e.Route(kmip.OperationDeriveKey, handle(s, s.deriveKey))
 	s.routeCrypto(e)
 	s.routeV2(e)
 	s.routeAsym(e)
@@ -192,7 +194,7 @@ func (s *Server) query(ctx context.Context, req *payloads.QueryRequestPayload) (
 				kmip.OperationActivate, kmip.OperationRevoke, kmip.OperationDestroy, kmip.OperationQuery,
 				kmip.OperationEncrypt, kmip.OperationDecrypt, kmip.OperationMAC, kmip.OperationMACVerify,
 				kmip.OperationCreateKeyPair, kmip.OperationSign, kmip.OperationSignatureVerify,
-				kmip.OperationDiscoverVersions} {
+				kmip.OperationDeriveKey, kmip.OperationDiscoverVersions} {
 				if op != kmip.OperationDiscoverVersions || kmipserver.GetProtocolVersion(ctx) != kmip.V1_0 {
 					resp.Operations = append(resp.Operations, op)
 				}
@@ -408,9 +410,16 @@ func (s *Server) register(ctx context.Context, req *payloads.RegisterRequestPayl
 	default:
 		return nil, kerr(kmip.ResultReasonFeatureNotSupported, "object type is not supported")
 	}
+	if block != nil && block.KeyWrappingData != nil {
+		// Unwrapped on the server (wrap.go); the material below is the
+		// plaintext, wiped with material.
+		if block, err = s.unwrapBlock(ctx, block); err != nil {
+			return nil, err
+		}
+	}
 	if block != nil {
-		if block.KeyWrappingData != nil || block.KeyValue == nil || block.KeyValue.Plain == nil {
-			return nil, kerr(kmip.ResultReasonFeatureNotSupported, "wrapped keys are not supported")
+		if block.KeyValue == nil || block.KeyValue.Plain == nil {
+			return nil, kerr(kmip.ResultReasonInvalidField, "key block has no plaintext key value")
 		}
 		if block.KeyCompressionType != 0 {
 			return nil, kerr(kmip.ResultReasonKeyCompressionTypeNotSupported, "key compression is not supported")
@@ -475,11 +484,15 @@ func (s *Server) get(ctx context.Context, req *payloads.GetRequestPayload) (*pay
 	if err != nil {
 		return nil, err
 	}
-	if req.KeyWrappingSpecification != nil || req.KeyWrapType != 0 {
-		return nil, kerr(kmip.ResultReasonFeatureNotSupported, "key wrapping is not supported")
+	if req.KeyWrapType == kmip.AsRegistered {
+		// Wrapped keys are unwrapped when registered (wrap.go).
+		return nil, kerr(kmip.ResultReasonFeatureNotSupported, "key wrap type As Registered is not supported: keys are stored unwrapped")
 	}
 	if req.KeyCompressionType != 0 {
 		return nil, kerr(kmip.ResultReasonKeyCompressionTypeNotSupported, "key compression is not supported")
+	}
+	if req.KeyWrappingSpecification != nil {
+		return s.getWrapped(ctx, uid, req)
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()

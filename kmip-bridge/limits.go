@@ -55,6 +55,9 @@ type budget struct {
 	free int
 	// charge is what the running item was charged up front.
 	charge int
+	// derived is the PBKDF2 work the message's items have asked for
+	// (derive.go): a batch may not multiply the cap of one derivation.
+	derived int
 }
 
 const (

@@ -154,6 +154,9 @@ type AuditEvent struct {
 	Operation string
 	// UID is the object's unique identifier, if any.
 	UID string
+	// WrappingKey is, for an export of wrapped key material
+	// (Operation "export"), the unique identifier of the wrapping key.
+	WrappingKey string
 	// Result is nil on success, else a kmipserver.Error.
 	Result error
 	// Duration is how long the item took to run.

@@ -53,9 +53,11 @@
 //	State        KES API                          KMIP
 //	             generate  decrypt  delete        Encrypt  Decrypt  Get       Activate  Revoke    Destroy
 //	             encrypt            (HTTP)        MAC      MAC                                    (and
-//	             hmac                                      Verify                                 HTTP delete
-//	                                              Sign     Signature                              of KMIP keys)
-//	                                                       Verify
+//	             hmac                             Wrap     Verify                                 HTTP delete
+//	                                              Key      Unwrap                                 of KMIP keys)
+//	                                              Derive   Key
+//	                                              Key      Signature
+//	                                              Sign     Verify
 //	Pre-Active   no        no       yes           no       no       if exp.   yes       yes       yes
 //	Active       yes       yes      KES key: yes  yes      yes      if exp.   no        KMIP key  no
 //	                                KMIP key: no
@@ -114,11 +116,16 @@
 // key as its Extractable and Sensitive attributes say.
 //
 // The KMIP operations also need the usage-mask bit (Encrypt, Decrypt, MAC
-// Generate, MAC Verify, Sign, Verify) and the algorithm they use; "if exp." is Usage.
-// Exportable: KES keys are not extractable unless the admin allows it
-// (AllowExport, or Config.ExportPatterns from the config's keys: entries),
-// KMIP keys are unless the client created them with Extractable false or
-// Sensitive true, and public material (certificates, NewObject.Public)
-// always is. See usage.go for the usage and export attributes and
+// Generate, MAC Verify, Sign, Verify, Wrap Key, Unwrap Key, Derive Key)
+// and the algorithm they use. Wrap Key and Unwrap Key are the wrapping
+// key's (kmipwrap.go), Derive Key the base key's (kmipderive.go); KES keys
+// have none of the three, so they neither wrap, unwrap nor serve as a
+// base. "if exp." is Usage.Exportable for a Get in the clear; a wrapped
+// Get needs only Extractable (Sensitive keys leave only wrapped). KES
+// keys are not extractable unless the admin allows it (AllowExport, or
+// Config.ExportPatterns from the config's keys: entries), KMIP keys are
+// unless the client created them with Extractable false (Sensitive true
+// allows wrapped export only), and public material (certificates,
+// NewObject.Public) always is. See usage.go for the usage and export attributes and
 // kmipops.go for how each key is used.
 package keys

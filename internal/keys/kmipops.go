@@ -287,11 +287,11 @@ func (s *Service) withAES(ctx context.Context, name string, bit UsageMask, op st
 }
 
 // check enforces the lifecycle state and the usage mask: operations that
-// protect (encrypt, MAC generate, sign) need Active, those that process
-// (decrypt, MAC verify, signature verify) also accept Deactivated and
-// Compromised.
+// protect or make keys (encrypt, MAC generate, sign, wrap key, derive
+// key) need Active, those that process (decrypt, MAC verify, signature
+// verify, unwrap key) also accept Deactivated and Compromised.
 func (s *Service) check(o *Object, bit UsageMask, op string) error {
-	protect := bit == UsageEncrypt || bit == UsageMACGenerate || bit == UsageSign
+	protect := bit == UsageEncrypt || bit == UsageMACGenerate || bit == UsageSign || bit == UsageWrapKey || bit == UsageDeriveKey
 	if protect && !o.Meta.State.Active() || !protect && !o.Meta.State.CanDecrypt() {
 		return ErrNotActive
 	}

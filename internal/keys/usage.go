@@ -33,8 +33,11 @@ type UsageMask uint32
 const (
 	UsageEncrypt     UsageMask = 0x0004
 	UsageDecrypt     UsageMask = 0x0008
+	UsageWrapKey     UsageMask = 0x0010
+	UsageUnwrapKey   UsageMask = 0x0020
 	UsageMACGenerate UsageMask = 0x0080
 	UsageMACVerify   UsageMask = 0x0100
+	UsageDeriveKey   UsageMask = 0x0200
 )
 
 // Algorithm is the algorithm of a key's material, as far as the server
@@ -65,8 +68,8 @@ type Usage struct {
 	Algorithm Algorithm `json:"alg,omitempty"`
 	Mask      UsageMask `json:"mask"`
 
-	// Sensitive: the material may leave the server only wrapped; the
-	// server does not wrap, so a sensitive key is never exported.
+	// Sensitive: the material may leave the server only wrapped (KMIP
+	// Get with a Key Wrapping Specification, WrapKMIP).
 	Sensitive bool `json:"sensitive,omitempty"`
 	// AlwaysSensitive: Sensitive has been true since creation.
 	AlwaysSensitive bool `json:"alwaysSensitive,omitempty"`
@@ -85,7 +88,9 @@ type Usage struct {
 	Exported bool `json:"exported,omitempty"`
 }
 
-// Exportable reports whether KMIP Get may return the material.
+// Exportable reports whether KMIP Get may return the material in the
+// clear. A wrapped Get needs only Extractable (see WrapKMIP). Public
+// material is always exportable.
 func (u Usage) Exportable() bool { return u.Public || u.Extractable && !u.Sensitive }
 
 // kesUsage is the derived usage of a key made over the KES API: usable
@@ -224,7 +229,7 @@ func exportRefusal(u Usage) error {
 	case u.Origin == OriginKES && !u.Extractable:
 		return &ExportError{Reason: "it is managed over the KES API, and its material never leaves the server unless an admin allows export ('kes key export-allow' or a keys: entry with export: true)"}
 	case u.Sensitive:
-		return &ExportError{Reason: "it is sensitive, and the server does not export wrapped keys"}
+		return &ExportError{Reason: "it is sensitive: it leaves the server only wrapped (Get with a Key Wrapping Specification)"}
 	default:
 		return &ExportError{Reason: "its Extractable attribute is false"}
 	}
@@ -239,13 +244,23 @@ func exportRefusal(u Usage) error {
 // the export.
 // The object is only valid during fn, as with With.
 func (s *Service) Export(ctx context.Context, name string, fn func(o *Object) error) error {
+	return s.export(ctx, name, false, fn)
+}
+
+// export is Export, or with wrapped the export of WrapKMIP: the rules of
+// wrapRefusal, and a wrapped export leaves Always Sensitive as it is.
+func (s *Service) export(ctx context.Context, name string, wrapped bool, fn func(o *Object) error) error {
+	refusal := exportRefusal
+	if wrapped {
+		refusal = wrapRefusal
+	}
 	var first bool
 	err := s.With(ctx, name, func(o *Object) error {
 		u := s.UsageOf(o)
-		if err := exportRefusal(u); err != nil {
+		if err := refusal(u); err != nil {
 			return err
 		}
-		first = u.NeverExtractable || u.AlwaysSensitive || !u.Exported
+		first = u.NeverExtractable || !wrapped && u.AlwaysSensitive || !u.Exported
 		return nil
 	})
 	if err != nil {
@@ -258,11 +273,14 @@ func (s *Service) Export(ctx context.Context, name string, fn func(o *Object) er
 		}
 		err := s.Update(ctx, key, func(o *Object) error {
 			u := s.UsageOf(o)
-			if err := exportRefusal(u); err != nil {
+			if err := refusal(u); err != nil {
 				return err
 			}
 			stored := UsageOf(o)
-			stored.NeverExtractable, stored.AlwaysSensitive = false, false
+			stored.NeverExtractable = false
+			if !wrapped {
+				stored.AlwaysSensitive = false
+			}
 			stored.Exported = true
 			o.Meta.Usage = &stored
 			return nil
@@ -272,7 +290,7 @@ func (s *Service) Export(ctx context.Context, name string, fn func(o *Object) er
 		}
 	}
 	return s.With(ctx, name, func(o *Object) error {
-		if err := exportRefusal(s.UsageOf(o)); err != nil {
+		if err := refusal(s.UsageOf(o)); err != nil {
 			return err
 		}
 		return fn(o)
