@@ -637,6 +637,7 @@ func TestV2TranslationOfOtherOperations(t *testing.T) {
 			st(tagCommonProtectionStorageMasks, integer(0x42015E, 1))),
 		op(kmip.OperationDeriveKey, enum(kmip.TagObjectType, uint32(kmip.ObjectTypeSymmetricKey)), text(kmip.TagUniqueIdentifier, "base"),
 			enum(kmip.TagDerivationMethod, 1), // PBKDF2
+			st(kmip.TagDerivationParameters, tv{Tag: kmip.TagSalt, Value: []byte("salt")}, integer(kmip.TagIterationCount, 1000)),
 			st(tagAttributes, integer(kmip.TagCryptographicLength, 128))))
 	sess := &session{}
 	tr, m, err := fromV2(msg, sess)
