@@ -45,9 +45,6 @@ const minMaxResponseSize = 4096
 // then always counted, so the charge is never less than what the message
 // encoding takes.
 
-// budgetKey carries the *budget of a message in its context.
-type budgetKey struct{}
-
 // budget is what is left of a message's response size limit.
 type budget struct {
 	// free is the number of bytes not charged to the header or any
@@ -89,7 +86,13 @@ const messageErrorSize = 128
 func (s *Server) limitMessage(next kmipserver.Next, ctx context.Context, req *kmip.RequestMessage) (*kmip.ResponseMessage, error) {
 	limit := s.maxResponseSize(req)
 	hdr := responseHeaderSize(req.Header.ProtocolVersion, req.Header.ClientCorrelationValue, req.Header.ServerCorrelationValue)
-	b := &budget{free: limit - 8 - hdr}
+	m := messageOf(ctx)
+	if m == nil {
+		// Unreachable: the executor runs below handleMessage.
+		panic("kmip: no request state")
+	}
+	b := &m.budget
+	*b = budget{free: limit - 8 - hdr}
 	if len(req.BatchItem) == 0 {
 		b.free -= messageErrorSize
 	}
@@ -112,7 +115,8 @@ func (s *Server) limitMessage(next kmipserver.Next, ctx context.Context, req *km
 	if b.free < 0 {
 		return refuse(kerr(kmip.ResultReasonResponseTooLarge, fmt.Sprintf("maximum response size of %d bytes is too small for a batch of %d items", limit, len(req.BatchItem))))
 	}
-	return next(context.WithValue(ctx, budgetKey{}, b), req)
+	m.limited = true
+	return next(ctx, req)
 }
 
 // responseHeaderSize is the size of the encoded Response Header of a
@@ -210,7 +214,7 @@ func failureSizesOf(op kmip.Operation) [2]int {
 // already mapped to their wire form) and the audit hook, outside it,
 // records the outcome the client sees.
 func (s *Server) limitItem(next kmipserver.BatchItemNext, ctx context.Context, bi *kmip.RequestBatchItem) (*kmip.ResponseBatchItem, error) {
-	b, _ := ctx.Value(budgetKey{}).(*budget)
+	b := budgetOf(ctx)
 	if b == nil {
 		return next(ctx, bi)
 	}
@@ -284,8 +288,17 @@ func encodeTagged(tag int, v any) []byte {
 // building one that cannot. Without a budget (a handler called outside a
 // message) there is always room.
 func roomFor(ctx context.Context, n int) bool {
-	b, _ := ctx.Value(budgetKey{}).(*budget)
+	b := budgetOf(ctx)
 	return b == nil || n <= b.free+b.charge
+}
+
+// budgetOf returns the budget of the message being handled, or nil
+// outside an admitted message.
+func budgetOf(ctx context.Context) *budget {
+	if m := messageOf(ctx); m != nil && m.limited {
+		return &m.budget
+	}
+	return nil
 }
 
 // errTooLarge fails an item whose answer cannot fit.
