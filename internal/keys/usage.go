@@ -229,36 +229,37 @@ func exportRefusal(u Usage) error {
 // that this is no longer true; a failure to record it fails the export.
 // The object is only valid during fn, as with With.
 func (s *Service) Export(ctx context.Context, name string, fn func(o *Object) error) error {
+	// Most exports are not the first: they run fn in this one look-up.
 	var first bool
 	err := s.With(ctx, name, func(o *Object) error {
 		u := s.UsageOf(o)
 		if err := exportRefusal(u); err != nil {
 			return err
 		}
-		first = u.NeverExtractable || u.AlwaysSensitive
+		if first = u.NeverExtractable || u.AlwaysSensitive; first {
+			return nil
+		}
+		return fn(o)
+	})
+	if err != nil || !first {
+		return err
+	}
+	key := name // usage belongs to the key, whichever version is exported
+	if k, _, ok := ParseVersionRef(name); ok {
+		key = k
+	}
+	err = s.Update(ctx, key, func(o *Object) error {
+		u := s.UsageOf(o)
+		if err := exportRefusal(u); err != nil {
+			return err
+		}
+		stored := UsageOf(o)
+		stored.NeverExtractable, stored.AlwaysSensitive = false, false
+		o.Meta.Usage = &stored
 		return nil
 	})
 	if err != nil {
 		return err
-	}
-	if first {
-		key := name // usage belongs to the key, whichever version is exported
-		if k, _, ok := ParseVersionRef(name); ok {
-			key = k
-		}
-		err := s.Update(ctx, key, func(o *Object) error {
-			u := s.UsageOf(o)
-			if err := exportRefusal(u); err != nil {
-				return err
-			}
-			stored := UsageOf(o)
-			stored.NeverExtractable, stored.AlwaysSensitive = false, false
-			o.Meta.Usage = &stored
-			return nil
-		})
-		if err != nil {
-			return err
-		}
 	}
 	return s.With(ctx, name, func(o *Object) error {
 		if err := exportRefusal(s.UsageOf(o)); err != nil {
