@@ -167,6 +167,7 @@ type Server struct {
 	audit   func(identity, operation, uid string, result error)
 	auditEv func(AuditEvent)
 	exec    *kmipserver.BatchExecutor
+	answers answerCache // remembered Discover Versions answers
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -554,6 +555,9 @@ func (s *Server) handleMessage(ctx context.Context, msg []byte) (out []byte) {
 			out = invalidMessage(msg, "internal error")
 		}
 	}()
+	if out, ok := s.cachedAnswer(ctx, msg); ok {
+		return out
+	}
 	var req kmip.RequestMessage
 	if err := checkTTLV(msg); err != nil {
 		return invalidMessage(msg, "message could not be decoded")
@@ -571,8 +575,9 @@ func (s *Server) handleMessage(ctx context.Context, msg []byte) (out []byte) {
 	}
 	ctx = context.WithValue(ctx, messageKey{}, &message{state: st})
 	resp := s.exec.HandleRequest(ctx, &req)
-	out = ttlv.MarshalTTLV(resp)
-	return s.checkResponseSize(&req, resp, out)
+	out = s.checkResponseSize(&req, resp, ttlv.MarshalTTLV(resp))
+	s.rememberAnswer(msg, &req, resp, out)
+	return out
 }
 
 // invalidMessage returns an encoded response with one failed batch item,
