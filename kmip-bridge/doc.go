@@ -42,6 +42,13 @@
 // Attributes naming an attribute more than once fails with Invalid
 // Message.
 //
+// The answers to up to eight distinct KMIP 1.x Discover Versions
+// requests without credentials are remembered by the requests' bytes
+// (clients that open a connection per task send the same one first each
+// time): such a request is answered with a copy under the current time
+// stamp, after the same policy check and with the same audit record as
+// any other.
+//
 // # Objects
 //
 // Create makes AES-128, -192 and -256 keys and HMAC-SHA256/384/512 keys.
