@@ -48,7 +48,8 @@ type Options struct {
 
 // Run runs the server until ctx is done, then shuts it down gracefully.
 // SIGHUP reloads the config file: a broken new config is logged and the
-// old one keeps running.
+// old one keeps running. While it runs, it paces the process's garbage
+// collector (see internal/gcpace) unless GOGC or GOMEMLIMIT is set.
 func Run(ctx context.Context, opts Options) error {
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
