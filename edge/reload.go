@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kesbridge/kes/identity"
+	"github.com/kesbridge/kes/internal/gcpace"
 )
 
 // shutdownTimeout is how long Run waits for requests in flight.
@@ -47,7 +48,8 @@ type Options struct {
 
 // Run runs the server until ctx is done, then shuts it down gracefully.
 // SIGHUP reloads the config file: a broken new config is logged and the
-// old one keeps running.
+// old one keeps running. While it runs, it paces the process's garbage
+// collector (see internal/gcpace) unless GOGC or GOMEMLIMIT is set.
 func Run(ctx context.Context, opts Options) error {
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
@@ -97,6 +99,11 @@ func Run(ctx context.Context, opts Options) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	// The server process paces its collector (internal/gcpace); an
+	// embedder calling NewServer keeps its own.
+	pace, stopPace := context.WithCancel(ctx)
+	defer stopPace()
+	go gcpace.Run(pace)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	printBanner(opts.Stdout, bannerInfo{cfg: cfg, store: srv.Keys().Store(), mlock: mlock, apiKey: apiKey, kmip: srv.KMIPAddr()})

@@ -26,9 +26,8 @@ type authUser struct {
 	policy string
 }
 
-// itemKey carries the per-batch-item record the audit middleware reads.
-type itemKey struct{}
-
+// itemInfo is the per-batch-item record the audit middleware reads
+// (message.item).
 type itemInfo struct {
 	uid string
 }
@@ -82,7 +81,10 @@ func (s *Server) authenticate(next kmipserver.Next, ctx context.Context, req *km
 // item to the audit hook.
 func (s *Server) auditItem(next kmipserver.BatchItemNext, ctx context.Context, bi *kmip.RequestBatchItem) (*kmip.ResponseBatchItem, error) {
 	info := &itemInfo{}
-	ctx = context.WithValue(ctx, itemKey{}, info)
+	if m := messageOf(ctx); m != nil {
+		m.item = itemInfo{}
+		info = &m.item
+	}
 	start := time.Now()
 	resp, err := next(ctx, bi)
 	took := time.Since(start)
@@ -101,8 +103,8 @@ func (s *Server) auditItem(next kmipserver.BatchItemNext, ctx context.Context, b
 
 // auditUID records the identifier of an object an operation created.
 func auditUID(ctx context.Context, uid string) {
-	if info, ok := ctx.Value(itemKey{}).(*itemInfo); ok {
-		info.uid = uid
+	if m := messageOf(ctx); m != nil {
+		m.item.uid = uid
 	}
 }
 
@@ -123,8 +125,8 @@ func clientName(ctx context.Context) string {
 // authorize checks whether the client may run op (a path element such as
 // "get") on uid ("" for operations without a target).
 func (s *Server) authorize(ctx context.Context, op, uid string) error {
-	if info, ok := ctx.Value(itemKey{}).(*itemInfo); ok && uid != "" {
-		info.uid = uid
+	if m := messageOf(ctx); m != nil && uid != "" {
+		m.item.uid = uid
 	}
 	path := "/kmip/" + op
 	if uid != "" {

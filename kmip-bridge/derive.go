@@ -228,7 +228,7 @@ func (s *Server) deriveKey(ctx context.Context, req *DeriveKeyRequestPayload) (*
 	if err := d.Check(); err != nil {
 		return nil, deriveWireError(err)
 	}
-	if b, _ := ctx.Value(budgetKey{}).(*budget); b != nil && d.Work() > 0 {
+	if b := budgetOf(ctx); b != nil && d.Work() > 0 {
 		// One message may not ask for more PBKDF2 work than one
 		// derivation may do: a batch of 1,000 costly items would
 		// otherwise hold a core for over an hour.

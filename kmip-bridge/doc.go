@@ -145,6 +145,12 @@
 // (Server.Refused) and reported to Config.ConnRefused at most 10 at once
 // and then once a second, each report with the number left out before it.
 // Server.SetMaxConnections changes the limit while the server runs.
+// The answers to up to eight distinct KMIP 1.x Discover Versions
+// requests without credentials are remembered by the requests' bytes
+// (clients that open a connection per task send the same one first each
+// time): such a request is answered with a copy under the current time
+// stamp, after the same policy check and with the same audit record as
+// any other.
 //
 // # Objects
 //

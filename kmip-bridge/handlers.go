@@ -121,11 +121,6 @@ func nowOf(ctx context.Context) time.Time {
 	return stateOf(ctx).Keys.Now().UTC().Truncate(time.Second)
 }
 
-// opContext bounds the keystore calls of one operation.
-func (s *Server) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, s.readTO)
-}
-
 // view loads the KMIP view of the key version uid names (rekey.go).
 func (s *Server) view(ctx context.Context, uid string) (*object, error) {
 	var obj *object

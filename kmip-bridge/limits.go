@@ -45,9 +45,6 @@ const minMaxResponseSize = 4096
 // then always counted, so the charge is never less than what the message
 // encoding takes.
 
-// budgetKey carries the *budget of a message in its context.
-type budgetKey struct{}
-
 // budget is what is left of a message's response size limit.
 type budget struct {
 	// free is the number of bytes not charged to the header or any
@@ -91,14 +88,14 @@ const messageErrorSize = 128
 // any item runs, and otherwise starts the message's budget.
 func (s *Server) limitMessage(next kmipserver.Next, ctx context.Context, req *kmip.RequestMessage) (*kmip.ResponseMessage, error) {
 	limit := s.maxResponseSize(req)
-	hdr := encodeTagged(kmip.TagResponseHeader, &kmip.ResponseHeader{
-		ProtocolVersion:        req.Header.ProtocolVersion,
-		TimeStamp:              time.Now(),
-		BatchCount:             int32(len(req.BatchItem)),
-		ClientCorrelationValue: req.Header.ClientCorrelationValue,
-		ServerCorrelationValue: req.Header.ServerCorrelationValue,
-	})
-	b := &budget{free: limit - 8 - len(hdr)}
+	hdr := responseHeaderSize(req.Header.ProtocolVersion, req.Header.ClientCorrelationValue, req.Header.ServerCorrelationValue)
+	m := messageOf(ctx)
+	if m == nil {
+		// Unreachable: the executor runs below handleMessage.
+		panic("kmip: no request state")
+	}
+	b := &m.budget
+	*b = budget{free: limit - 8 - hdr}
 	if len(req.BatchItem) == 0 {
 		b.free -= messageErrorSize
 	}
@@ -121,7 +118,57 @@ func (s *Server) limitMessage(next kmipserver.Next, ctx context.Context, req *km
 	if b.free < 0 {
 		return refuse(kerr(kmip.ResultReasonResponseTooLarge, fmt.Sprintf("maximum response size of %d bytes is too small for a batch of %d items", limit, len(req.BatchItem))))
 	}
-	return next(context.WithValue(ctx, budgetKey{}, b), req)
+	m.limited = true
+	return next(ctx, req)
+}
+
+// responseHeaderSize is the size of the encoded Response Header of a
+// message in protocol version v with the given correlation values. Like
+// failureSizes it adds the sizes of the fields to that of the header
+// without them, computed once per version (TestResponseHeaderSize checks
+// this against real encodings): encoding the header for every message
+// cost as much as a tenth of a Get.
+func responseHeaderSize(v kmip.ProtocolVersion, client, server string) int {
+	sizes := headerSizesOf(v)
+	n := sizes[0]
+	if sizes[1] != 0 { // the version has correlation values
+		if client != "" {
+			n += ttlvSize(len(client))
+		}
+		if server != "" {
+			n += ttlvSize(len(server))
+		}
+	}
+	return n
+}
+
+// headerSizeCache holds headerSizesOf's answers for the versions a
+// client may name with some use (major 1 or 2, minor below 10), so that
+// clients naming other versions cannot grow it.
+var headerSizeCache sync.Map // kmip.ProtocolVersion → [2]int
+
+// headerSizesOf returns the size of the Response Header of version v
+// without correlation values, and 1 if that version encodes them (else
+// 0).
+func headerSizesOf(v kmip.ProtocolVersion) [2]int {
+	cacheable := v.ProtocolVersionMajor >= 1 && v.ProtocolVersionMajor <= 2 && v.ProtocolVersionMinor >= 0 && v.ProtocolVersionMinor < 10
+	if cacheable {
+		if c, ok := headerSizeCache.Load(v); ok {
+			return c.([2]int)
+		}
+	}
+	// The time stamp and the batch count have fixed sizes.
+	h := kmip.ResponseHeader{ProtocolVersion: v, TimeStamp: time.Now()}
+	base := len(encodeTagged(kmip.TagResponseHeader, &h))
+	h.ClientCorrelationValue = "c"
+	sizes := [2]int{base, 0}
+	if len(encodeTagged(kmip.TagResponseHeader, &h)) != base {
+		sizes[1] = 1
+	}
+	if cacheable {
+		headerSizeCache.Store(v, sizes)
+	}
+	return sizes
 }
 
 // failureSizes returns what bi is charged up front, the larger of the
@@ -170,7 +217,7 @@ func failureSizesOf(op kmip.Operation) [2]int {
 // already mapped to their wire form) and the audit hook, outside it,
 // records the outcome the client sees.
 func (s *Server) limitItem(next kmipserver.BatchItemNext, ctx context.Context, bi *kmip.RequestBatchItem) (*kmip.ResponseBatchItem, error) {
-	b, _ := ctx.Value(budgetKey{}).(*budget)
+	b := budgetOf(ctx)
 	if b == nil {
 		return next(ctx, bi)
 	}
@@ -244,8 +291,17 @@ func encodeTagged(tag int, v any) []byte {
 // building one that cannot. Without a budget (a handler called outside a
 // message) there is always room.
 func roomFor(ctx context.Context, n int) bool {
-	b, _ := ctx.Value(budgetKey{}).(*budget)
+	b := budgetOf(ctx)
 	return b == nil || n <= b.free+b.charge
+}
+
+// budgetOf returns the budget of the message being handled, or nil
+// outside an admitted message.
+func budgetOf(ctx context.Context) *budget {
+	if m := messageOf(ctx); m != nil && m.limited {
+		return &m.budget
+	}
+	return nil
 }
 
 // errTooLarge fails an item whose answer cannot fit.

@@ -9,8 +9,10 @@ import (
 	"github.com/kesbridge/kes/internal/keys"
 	"github.com/kesbridge/kes/policy"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/payloads"
@@ -329,6 +331,32 @@ func TestFailureSizes(t *testing.T) {
 			wantTooLarge := len(encodeTagged(kmip.TagBatchItem, &fail))
 			if charge != max(canceled, wantTooLarge) || tooLarge != wantTooLarge {
 				t.Errorf("op %v, id of %d bytes: sizes %d/%d, encodings %d/%d", op, len(id), charge, tooLarge, max(canceled, wantTooLarge), wantTooLarge)
+			}
+		}
+	}
+}
+
+// TestResponseHeaderSize checks the arithmetic of responseHeaderSize
+// against real encodings of the header, for versions with and without
+// correlation values, and versions outside the cache.
+func TestResponseHeaderSize(t *testing.T) {
+	versions := append(slices.Clone(supportedVersions), kmip.ProtocolVersion{ProtocolVersionMajor: 2, ProtocolVersionMinor: 1},
+		kmip.ProtocolVersion{ProtocolVersionMajor: 9, ProtocolVersionMinor: 9}, kmip.ProtocolVersion{ProtocolVersionMajor: -1, ProtocolVersionMinor: 3})
+	values := []string{"", "x", strings.Repeat("c", 7), strings.Repeat("c", 8), strings.Repeat("c", 9), strings.Repeat("c", 100)}
+	for _, v := range versions {
+		for _, client := range values {
+			for _, server := range values {
+				for range 2 { // computed, then from the cache
+					got := responseHeaderSize(v, client, server)
+					want := len(encodeTagged(kmip.TagResponseHeader, &kmip.ResponseHeader{
+						ProtocolVersion: v, TimeStamp: time.Now(), BatchCount: 1000,
+						ClientCorrelationValue: client, ServerCorrelationValue: server,
+					}))
+					if got != want {
+						t.Errorf("version %d.%d, correlation values of %d and %d bytes: size %d, encoding %d",
+							v.ProtocolVersionMajor, v.ProtocolVersionMinor, len(client), len(server), got, want)
+					}
+				}
 			}
 		}
 	}

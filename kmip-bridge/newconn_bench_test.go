@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/kesbridge/kes/identity"
+	"github.com/kesbridge/kes/internal/gcpace"
 	"github.com/kesbridge/kes/internal/keys"
 	"github.com/kesbridge/kes/keystore"
 	"github.com/kesbridge/kes/policy"
@@ -265,6 +266,11 @@ func TestKMIPBenchServer(t *testing.T) {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// Both processes pace their collector as the kes binary does
+	// (internal/gcpace; GOGC=100 in the environment measures without).
+	pace, stopPace := context.WithCancel(context.Background())
+	defer stopPace()
+	go gcpace.Run(pace)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -76,8 +76,13 @@ func headerOf(o *keys.Object) (*object, error) {
 		return objectOf(o)
 	}
 	var rec recordHeader
-	if err := json.Unmarshal(o.Meta.KMIP, &rec); err != nil {
-		return nil, fmt.Errorf("kmip: object '%s': malformed attributes: %w", o.Name, err)
+	if !parseRecordHeader(o.Meta.KMIP, &rec) {
+		// Not the shape this server writes (another version's, or
+		// damaged): encoding/json decides.
+		var err error
+		if rec, err = decodeRecordHeader(o.Meta.KMIP); err != nil {
+			return nil, fmt.Errorf("kmip: object '%s': malformed attributes: %w", o.Name, err)
+		}
 	}
 	return &object{
 		uid:        o.Name,
@@ -89,6 +94,14 @@ func headerOf(o *keys.Object) (*object, error) {
 		opaqueType: kmip.OpaqueDataType(rec.OpaqueType),
 		split:      rec.Split,
 	}, nil
+}
+
+// decodeRecordHeader decodes b with encoding/json. It is a function of
+// its own so that headerOf's record stays on the stack.
+func decodeRecordHeader(b []byte) (recordHeader, error) {
+	var rec recordHeader
+	err := json.Unmarshal(b, &rec)
+	return rec, err
 }
 
 // objectOf returns the KMIP view of o. Keys without a KMIP record get

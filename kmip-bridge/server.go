@@ -186,6 +186,7 @@ type Server struct {
 	auditEv func(AuditEvent)
 	exec    *kmipserver.BatchExecutor
 	limit   connLimit
+	answers answerCache // remembered Discover Versions answers
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -424,13 +425,33 @@ func (c *conn) setBusy(busy bool) bool {
 
 type sessionKey struct{}
 
-// stateKey carries the *State of the message being handled.
-type stateKey struct{}
+// messageKey carries the *message being handled.
+type messageKey struct{}
+
+// message is what the operations of one request message share: the
+// state snapshot, the response budget and the record of the running
+// batch item. Batch items run one after the other, so one value per
+// message serves them all, with one context value and one allocation
+// instead of one of each per purpose and item.
+type message struct {
+	state *State
+	// budget is valid once limitMessage admitted the message.
+	budget  budget
+	limited bool
+	// item is the running batch item's record for the audit hook.
+	item itemInfo
+}
+
+// messageOf returns the message being handled, or nil outside one.
+func messageOf(ctx context.Context) *message {
+	m, _ := ctx.Value(messageKey{}).(*message)
+	return m
+}
 
 // stateOf returns the state handleMessage took for the message.
 func stateOf(ctx context.Context) *State {
-	if st, ok := ctx.Value(stateKey{}).(*State); ok {
-		return st
+	if m := messageOf(ctx); m != nil {
+		return m.state
 	}
 	// Unreachable: every operation runs below handleMessage.
 	panic("kmip: no request state")
@@ -564,6 +585,9 @@ func (s *Server) handleMessage(ctx context.Context, msg []byte) (out []byte) {
 			out = invalidMessage(msg, "internal error")
 		}
 	}()
+	if out, ok := s.cachedAnswer(ctx, msg); ok {
+		return out
+	}
 	var req kmip.RequestMessage
 	var v2 *v2Message
 	if isV2(msg) {
@@ -590,13 +614,15 @@ func (s *Server) handleMessage(ctx context.Context, msg []byte) (out []byte) {
 	if release != nil {
 		defer release()
 	}
-	ctx = context.WithValue(ctx, stateKey{}, st)
+	ctx = context.WithValue(ctx, messageKey{}, &message{state: st})
 	resp := s.exec.HandleRequest(ctx, &req)
 	out = ttlv.MarshalTTLV(resp)
 	if v2 != nil {
 		out = toV2(out, v2)
 	}
-	return s.checkResponseSize(&req, resp, out)
+	out = s.checkResponseSize(&req, resp, out)
+	s.rememberAnswer(msg, &req, resp, out)
+	return out
 }
 
 // invalidMessage returns an encoded response with one failed batch item,

@@ -2,14 +2,20 @@
 # Builds minio/kes v0.24.0 from the Go module proxy in a temporary module
 # and this server, starts both on free loopback ports with identical
 # configs (fs keystore, audit off), and drives each with kes-load in
-# alternating pairs (COMPARE_PAIRS, default 5) for generate and decrypt.
-# It prints the medians of throughput, server CPU per request (from
-# /proc/<pid>/stat) and p99 latency, and the ratios ours ÷ minio/kes.
+# alternating pairs (COMPARE_PAIRS, default 5) for generate, decrypt and
+# bulk decrypt of COMPARE_BATCH ciphertexts (minio/kes has no bulk API:
+# there one request is that many single decrypts), with
+# COMPARE_CONCURRENCY (64) concurrent requests over COMPARE_CONNECTIONS
+# (4) HTTP/2 connections. It prints the medians of throughput, server
+# CPU per request (from /proc/<pid>/stat) and p99 latency, and the
+# ratios ours ÷ minio/kes.
 # Everything it starts is stopped and its files removed on exit.
 set -euo pipefail
 pairs=${COMPARE_PAIRS:-5}
 duration=${COMPARE_DURATION:-10s}
 concurrency=${COMPARE_CONCURRENCY:-64}
+connections=${COMPARE_CONNECTIONS:-4}
+batch=${COMPARE_BATCH:-10}
 root=$(pwd)
 
 work=$(mktemp -d)
@@ -22,7 +28,8 @@ cleanup() {
 trap cleanup EXIT
 
 echo "building minio/kes v0.24.0 and this server..." >&2
-cp "$(scripts/build-minio-kes.sh "$work/minio-build")" "$work/minio-kes"
+# COMPARE_MINIO_DIR keeps the minio/kes build between runs.
+cp "$(scripts/build-minio-kes.sh "${COMPARE_MINIO_DIR:-$work/minio-build}")" "$work/minio-kes"
 go build -o "$work/kes" ./cmd/kes
 go build -o "$work/kes-load" ./cmd/kes-load
 
@@ -75,7 +82,7 @@ run() {
   local pid port out before after
   eval "pid=\$$1_pid port=\$$1_port"
   before=$(cpu_ticks "$pid")
-  out=$(KES_SERVER="https://127.0.0.1:$port" KES_API_KEY="$api_key" "$work/kes-load" -k --op "$2" -c "$concurrency" -d "$duration" --name compare)
+  out=$(KES_SERVER="https://127.0.0.1:$port" KES_API_KEY="$api_key" "$work/kes-load" -k --op "$2" -c "$concurrency" --connections "$connections" --batch "$batch" -d "$duration" --name compare)
   after=$(cpu_ticks "$pid")
   echo "$out" | awk -v t="$tck" -v d="$((after - before))" '
     / ok, / { ok = $(NF-5) + 0; for (i = 1; i <= NF; i++) if ($i == "ok,") ok = $(i-1) }
@@ -90,9 +97,10 @@ run() {
 }
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
-echo "minio/kes v0.24.0 against this server ($(git -C "$root" describe --always --dirty 2>/dev/null || echo dev)): $pairs alternating pairs of $duration, $concurrency concurrent requests, $(nproc) cores"
-printf '%-9s %-7s %12s %14s %10s\n' op server ops/s cpu-µs/req p99-µs
-for op in generate decrypt; do
+echo "minio/kes v0.24.0 against this server ($(git -C "$root" describe --always --dirty 2>/dev/null || echo dev)): $pairs alternating pairs of $duration, $concurrency concurrent requests over $connections connections, $(nproc) cores"
+printf '%-12s %-7s %12s %14s %10s\n' op server ops/s cpu-µs/req p99-µs
+for op in generate decrypt bulk-decrypt; do
+  v=${op//-/_} # a shell variable name has no dash
   : >"$work/$op.minio"; : >"$work/$op.ours"
   for i in $(seq "$pairs"); do
     # Alternate which server goes first.
@@ -103,9 +111,9 @@ for op in generate decrypt; do
     tp=$(cut -d' ' -f1 "$work/$op.$s" | median)
     cpu=$(cut -d' ' -f2 "$work/$op.$s" | median)
     p99=$(cut -d' ' -f3 "$work/$op.$s" | median)
-    eval "${op}_${s}_tp=$tp ${op}_${s}_cpu=$cpu ${op}_${s}_p99=$p99"
-    printf '%-9s %-7s %12.0f %14.1f %10.0f\n' "$op" "$s" "$tp" "$cpu" "$p99"
+    eval "${v}_${s}_tp=$tp ${v}_${s}_cpu=$cpu ${v}_${s}_p99=$p99"
+    printf '%-12s %-7s %12.0f %14.1f %10.0f\n' "$op" "$s" "$tp" "$cpu" "$p99"
   done
-  eval "awk -v a=\$${op}_ours_tp -v b=\$${op}_minio_tp -v c=\$${op}_ours_cpu -v d=\$${op}_minio_cpu -v e=\$${op}_ours_p99 -v f=\$${op}_minio_p99" \
-    "'BEGIN { printf \"%-9s ratio   throughput %.2fx  cpu/req %.2fx  p99 %.2fx (ours ÷ minio/kes)\n\", \"$op\", a / b, c / d, e / f }'"
+  eval "awk -v a=\$${v}_ours_tp -v b=\$${v}_minio_tp -v c=\$${v}_ours_cpu -v d=\$${v}_minio_cpu -v e=\$${v}_ours_p99 -v f=\$${v}_minio_p99" \
+    "'BEGIN { printf \"%-12s ratio   throughput %.2fx  cpu/req %.2fx  p99 %.2fx (ours ÷ minio/kes)\n\", \"$op\", a / b, c / d, e / f }'"
 done

@@ -10,12 +10,16 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -36,8 +40,12 @@ const usage = `Usage: kes-load [options]
 Sends a bounded load to a running server and reports throughput and latency.
 
 HTTP API (KES_SERVER and KES_API_KEY, as for the kes CLI):
-      --op generate|decrypt|mixed   operation (default generate)
+      --op generate|decrypt|bulk-decrypt|mixed
+                                    operation (default generate)
       --name NAME                   key to use; created if missing (default kes-load)
+      --connections N               HTTP/2 connections the clients share (default 4,
+                                    at most --concurrency)
+      --batch N                     ciphertexts per bulk decrypt (default 10)
   -k, --insecure                    skip server certificate verification
 
 KMIP (--kmip HOST:PORT):
@@ -75,6 +83,8 @@ type options struct {
 	cert, key   string
 	ca          string
 	newConn     bool
+	connections int
+	batch       int
 	concurrency int
 	duration    time.Duration
 	requests    int64
@@ -92,6 +102,8 @@ func run(args []string, out io.Writer) error {
 	f.StringVar(&o.key, "key", "", "")
 	f.StringVar(&o.ca, "ca", "", "")
 	f.BoolVar(&o.newConn, "new-conn", false, "")
+	f.IntVar(&o.connections, "connections", 4, "")
+	f.IntVar(&o.batch, "batch", 10, "")
 	f.IntVarP(&o.concurrency, "concurrency", "c", 4, "")
 	f.DurationVarP(&o.duration, "duration", "d", 10*time.Second, "")
 	f.Int64VarP(&o.requests, "requests", "n", 1_000_000, "")
@@ -100,6 +112,13 @@ func run(args []string, out io.Writer) error {
 	}
 	if o.concurrency < 1 || o.concurrency > 1024 {
 		return errors.New("--concurrency must be between 1 and 1024")
+	}
+	if o.connections < 1 || o.connections > 1024 {
+		return errors.New("--connections must be between 1 and 1024")
+	}
+	o.connections = min(o.connections, o.concurrency) // an idle connection measures nothing
+	if o.batch < 1 || o.batch > 1000 {
+		return errors.New("--batch must be between 1 and 1000")
 	}
 	if o.duration <= 0 || o.duration > 10*time.Minute {
 		return errors.New("--duration must be between 0 and 10m")
@@ -112,7 +131,7 @@ func run(args []string, out io.Writer) error {
 	defer cancel()
 
 	var (
-		op    func(context.Context) error
+		op    func(context.Context, int) error
 		label string
 		err   error
 	)
@@ -132,7 +151,7 @@ func run(args []string, out io.Writer) error {
 	return nil
 }
 
-func httpOp(ctx context.Context, o options) (func(context.Context) error, string, error) {
+func httpOp(ctx context.Context, o options) (func(context.Context, int) error, string, error) {
 	server := firstEnv("MINIO_KES_SERVER", "KES_SERVER", "MINIO_KMS_KES_ENDPOINT")
 	if server == "" {
 		server = "127.0.0.1:7373"
@@ -153,47 +172,130 @@ func httpOp(ctx context.Context, o options) (func(context.Context) error, string
 	if err != nil {
 		return nil, "", err
 	}
-	client := kes.NewClientWithConfig(server, &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		Certificates:       []tls.Certificate{cert},
-		InsecureSkipVerify: o.insecure,
-	})
+	// Each client has a transport, and so an HTTP/2 connection, of its
+	// own; worker w uses client w mod --connections, so the requests
+	// spread evenly over the connections as they do from a MinIO
+	// cluster's nodes.
+	clients := make([]*kes.Client, o.connections)
+	for i := range clients {
+		clients[i] = kes.NewClientWithConfig(server, &tls.Config{
+			MinVersion:         tls.VersionTLS12,
+			Certificates:       []tls.Certificate{cert},
+			InsecureSkipVerify: o.insecure,
+		})
+	}
 	setupCtx, cancelSetup := context.WithTimeout(ctx, setupTimeout)
 	defer cancelSetup()
-	if err := client.CreateKey(setupCtx, o.name); err != nil && !errors.Is(err, kes.ErrKeyExists) {
+	if err := clients[0].CreateKey(setupCtx, o.name); err != nil && !errors.Is(err, kes.ErrKeyExists) {
 		return nil, "", fmt.Errorf("failed to create key '%s': %w", o.name, err)
 	}
-	dek, err := client.GenerateKey(setupCtx, o.name, nil)
-	if err != nil {
-		return nil, "", fmt.Errorf("failed to generate a data key: %w", err)
+	// One request per client opens its connection before the run, so
+	// the run measures requests, not handshakes.
+	var dek kes.DEK
+	for _, c := range clients {
+		if dek, err = c.GenerateKey(setupCtx, o.name, nil); err != nil {
+			return nil, "", fmt.Errorf("failed to generate a data key: %w", err)
+		}
 	}
+	client := func(w int) *kes.Client { return clients[w%len(clients)] }
+	label := fmt.Sprintf(" (%d connections)", len(clients))
 	switch o.op {
 	case "", "generate":
-		return func(ctx context.Context) error {
-			_, err := client.GenerateKey(ctx, o.name, nil)
+		return func(ctx context.Context, w int) error {
+			_, err := client(w).GenerateKey(ctx, o.name, nil)
 			return err
-		}, "HTTP generate", nil
+		}, "HTTP generate" + label, nil
 	case "decrypt":
-		return func(ctx context.Context) error {
-			_, err := client.Decrypt(ctx, o.name, dek.Ciphertext, nil)
+		return func(ctx context.Context, w int) error {
+			_, err := client(w).Decrypt(ctx, o.name, dek.Ciphertext, nil)
 			return err
-		}, "HTTP decrypt", nil
+		}, "HTTP decrypt" + label, nil
+	case "bulk-decrypt":
+		return bulkOp(setupCtx, o, clients, server, dek.Ciphertext, label)
 	case "mixed":
 		var n atomic.Uint64
-		return func(ctx context.Context) error {
+		return func(ctx context.Context, w int) error {
 			if n.Add(1)%2 == 0 {
-				_, err := client.Decrypt(ctx, o.name, dek.Ciphertext, nil)
+				_, err := client(w).Decrypt(ctx, o.name, dek.Ciphertext, nil)
 				return err
 			}
-			_, err := client.GenerateKey(ctx, o.name, nil)
+			_, err := client(w).GenerateKey(ctx, o.name, nil)
 			return err
-		}, "HTTP generate+decrypt", nil
+		}, "HTTP generate+decrypt" + label, nil
 	default:
 		return nil, "", fmt.Errorf("unknown HTTP operation '%s'", o.op)
 	}
 }
 
-func kmipOp(ctx context.Context, o options) (func(context.Context) error, string, error) {
+// maxBulkResponse bounds what kes-load reads of a bulk decrypt answer.
+const maxBulkResponse = 1 << 20
+
+// bulkOp decrypts --batch copies of ciphertext per request with the bulk
+// decrypt API (kes-go v0.2's PUT /v1/key/bulk/decrypt/<name>). A server
+// without that API (minio/kes since v0.23) answers 404 to the probe at
+// set-up; then one request is --batch single decrypts, the work a client
+// of that server does for the same result, so that CPU per request
+// compares like with like.
+func bulkOp(setupCtx context.Context, o options, clients []*kes.Client, server string, ciphertext []byte, label string) (func(context.Context, int) error, string, error) {
+	item := map[string][]byte{"ciphertext": ciphertext}
+	items := make([]map[string][]byte, o.batch)
+	for i := range items {
+		items[i] = item
+	}
+	body, err := json.Marshal(items)
+	if err != nil {
+		return nil, "", err
+	}
+	url := server + "/v1/key/bulk/decrypt/" + neturl.PathEscape(o.name)
+	bulk := func(ctx context.Context, c *kes.Client) (int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.HTTPClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		var out []struct {
+			Plaintext []byte `json:"plaintext"`
+		}
+		if resp.StatusCode != http.StatusOK {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, maxBulkResponse))
+			return resp.StatusCode, fmt.Errorf("bulk decrypt: status %d", resp.StatusCode)
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, maxBulkResponse)).Decode(&out); err != nil {
+			return resp.StatusCode, fmt.Errorf("bulk decrypt: invalid response: %w", err)
+		}
+		if len(out) != o.batch {
+			return resp.StatusCode, fmt.Errorf("bulk decrypt: %d plaintexts for %d ciphertexts", len(out), o.batch)
+		}
+		return resp.StatusCode, nil
+	}
+	status, err := bulk(setupCtx, clients[0])
+	switch {
+	case err == nil:
+		return func(ctx context.Context, w int) error {
+			_, err := bulk(ctx, clients[w%len(clients)])
+			return err
+		}, fmt.Sprintf("HTTP bulk decrypt of %d%s", o.batch, label), nil
+	case status == http.StatusNotFound:
+		return func(ctx context.Context, w int) error {
+			c := clients[w%len(clients)]
+			for range o.batch {
+				if _, err := c.Decrypt(ctx, o.name, ciphertext, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, fmt.Sprintf("HTTP bulk decrypt of %d as single decrypts (no bulk API)%s", o.batch, label), nil
+	default:
+		return nil, "", err
+	}
+}
+
+func kmipOp(ctx context.Context, o options) (func(context.Context, int) error, string, error) {
 	if o.cert == "" || o.key == "" {
 		return nil, "", errors.New("KMIP needs --cert and --key")
 	}
@@ -250,7 +352,7 @@ func kmipOp(ctx context.Context, o options) (func(context.Context) error, string
 	}
 	label := "KMIP " + strings.ToLower(cmp.Or(o.op, "get"))
 	if o.newConn {
-		return func(ctx context.Context) error {
+		return func(ctx context.Context, _ int) error {
 			c, err := dial(ctx)
 			if err != nil {
 				return err
@@ -272,7 +374,7 @@ func kmipOp(ctx context.Context, o options) (func(context.Context) error, string
 			c.Close()
 		}
 	}()
-	return func(ctx context.Context) error {
+	return func(ctx context.Context, _ int) error {
 		c, _ := pool.Get().(*kmipclient.Client)
 		if c == nil {
 			var err error
@@ -296,7 +398,7 @@ type result struct {
 	latencies  []time.Duration
 }
 
-func load(ctx context.Context, o options, op func(context.Context) error) result {
+func load(ctx context.Context, o options, op func(context.Context, int) error) result {
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	var (
@@ -308,14 +410,14 @@ func load(ctx context.Context, o options, op func(context.Context) error) result
 		last    atomic.Int64 // when the last counted request finished
 	)
 	start := time.Now()
-	for range o.concurrency {
+	for w := range o.concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var lat []time.Duration
 			for ctx.Err() == nil && issued.Add(1) <= o.requests {
 				t := time.Now()
-				err := op(ctx)
+				err := op(ctx, w)
 				if ctx.Err() != nil {
 					break // the run ended during this request: do not count it
 				}

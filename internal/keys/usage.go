@@ -254,40 +254,41 @@ func (s *Service) export(ctx context.Context, name string, wrapped bool, fn func
 	if wrapped {
 		refusal = wrapRefusal
 	}
+	// Most exports are not the first: they run fn in this one look-up.
 	var first bool
 	err := s.With(ctx, name, func(o *Object) error {
 		u := s.UsageOf(o)
 		if err := refusal(u); err != nil {
 			return err
 		}
-		first = u.NeverExtractable || !wrapped && u.AlwaysSensitive || !u.Exported
+		if first = u.NeverExtractable || !wrapped && u.AlwaysSensitive || !u.Exported; first {
+			return nil
+		}
+		return fn(o)
+	})
+	if err != nil || !first {
+		return err
+	}
+	key := name // usage belongs to the key, whichever version is exported
+	if k, _, ok := ParseVersionRef(name); ok {
+		key = k
+	}
+	err = s.Update(ctx, key, func(o *Object) error {
+		u := s.UsageOf(o)
+		if err := refusal(u); err != nil {
+			return err
+		}
+		stored := UsageOf(o)
+		stored.NeverExtractable = false
+		if !wrapped {
+			stored.AlwaysSensitive = false
+		}
+		stored.Exported = true
+		o.Meta.Usage = &stored
 		return nil
 	})
 	if err != nil {
 		return err
-	}
-	if first {
-		key := name // usage belongs to the key, whichever version is exported
-		if k, _, ok := ParseVersionRef(name); ok {
-			key = k
-		}
-		err := s.Update(ctx, key, func(o *Object) error {
-			u := s.UsageOf(o)
-			if err := refusal(u); err != nil {
-				return err
-			}
-			stored := UsageOf(o)
-			stored.NeverExtractable = false
-			if !wrapped {
-				stored.AlwaysSensitive = false
-			}
-			stored.Exported = true
-			o.Meta.Usage = &stored
-			return nil
-		})
-		if err != nil {
-			return err
-		}
 	}
 	return s.With(ctx, name, func(o *Object) error {
 		if err := refusal(s.UsageOf(o)); err != nil {
