@@ -267,3 +267,22 @@ func ttlvInterval(d time.Duration) time.Duration {
 // Permission Denied, as the OASIS 1.x cases expect (KMIP 2.0 calls it
 // Attribute Read Only; its reasons are not 1.x's).
 var errReadOnly = kerr(kmip.ResultReasonPermissionDenied, "attribute is read-only")
+
+// digestForV1_0 gives a Digest its Key Format Type at KMIP 1.0 too. KMIP
+// 1.0 defines the Digest as Hashing Algorithm and Digest Value only, and
+// the library's encoder leaves the field out below 1.1, but PyKMIP's
+// client at 1.0 cannot parse a Digest without it (PyKMIP's server sends
+// it at every version), so the bridge writes the structure itself.
+// Clients that follow 1.0 to the letter skip the extra field.
+func digestForV1_0(a kmip.Attribute, v kmip.ProtocolVersion) kmip.Attribute {
+	d, ok := a.AttributeValue.(kmip.Digest)
+	if !ok || d.KeyFormatType == 0 || ttlv.CompareVersions(v, kmip.V1_1) >= 0 {
+		return a
+	}
+	a.AttributeValue = ttlv.Struct{
+		{Tag: kmip.TagHashingAlgorithm, Value: ttlv.Enum(d.HashingAlgorithm)},
+		{Tag: kmip.TagDigestValue, Value: d.DigestValue},
+		{Tag: kmip.TagKeyFormatType, Value: ttlv.Enum(d.KeyFormatType)},
+	}
+	return a
+}

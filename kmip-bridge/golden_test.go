@@ -51,6 +51,8 @@ import (
 //     References, enumerations naming tags), are compared as sets (their
 //     order is not specified). Attributes that only the reference server
 //     kept (refAttributes, goldenV2RefAttributes) may be missing.
+//   - A Digest may carry a Key Format Type where a KMIP 1.0 vector has
+//     none (the bridge sends it at 1.0 for PyKMIP, digestForV1_0).
 //   - A Random Number Generator attribute describes the server's
 //     generator: it must be there when asked for, its content is not
 //     compared.

@@ -586,6 +586,12 @@ func (g *golden) compare(want, got ttlv.Value, path string) error {
 		if want.Tag == kmip.TagResponsePayload && g.query {
 			w, gs = queryFields(w), queryFields(gs)
 		}
+		// A KMIP 1.0 Digest is Hashing Algorithm and Digest Value; the
+		// bridge adds Key Format Type at 1.0 too, for PyKMIP.
+		if len(w) == 2 && len(gs) == 3 && w[0].Tag == kmip.TagHashingAlgorithm && w[1].Tag == kmip.TagDigestValue &&
+			gs[2].Tag == kmip.TagKeyFormatType {
+			gs = gs[:2]
+		}
 		if len(w) != len(gs) {
 			return fmt.Errorf("%s: %d fields, want %d", path, len(gs), len(w))
 		}

@@ -599,7 +599,7 @@ func (s *Server) getAttributes(ctx context.Context, req *payloads.GetAttributesR
 	listing := len(req.AttributeName) == 0
 	for _, a := range list {
 		if listing && inListing(a.AttributeName, v) || !listing && inVersion(a.AttributeName, v) {
-			resp.Attribute = append(resp.Attribute, forWire(a))
+			resp.Attribute = append(resp.Attribute, digestForV1_0(forWire(a), v))
 		}
 	}
 	return resp, nil
