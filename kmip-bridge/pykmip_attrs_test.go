@@ -67,6 +67,19 @@ func TestPyKMIPAttributes(t *testing.T) {
 			}
 		})
 	}
+	// Every attribute at 1.0, as PyKMIP's client asks for it without
+	// names: its parser needs the Digest's Key Format Type.
+	t.Run("KMIP 1.0 every attribute", func(t *testing.T) {
+		res := env.runAttributes(t, "pykmip", "1.0")
+		if s := res.Steps["get_attributes"]; !s.OK {
+			t.Fatalf("get_attributes: %s", s.Error)
+		}
+		for _, n := range []string{"Digest", "State", "Cryptographic Algorithm", "Unique Identifier"} {
+			if len(res.All[n]) != 1 {
+				t.Errorf("%s: %v", n, res.All[n])
+			}
+		}
+	})
 }
 
 // startPyKMIPBridgeNoUsers is startPyKMIPBridge without users, so that
