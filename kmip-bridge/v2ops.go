@@ -371,8 +371,9 @@ func (s *Server) resolveCurrent(ctx context.Context, bi *kmip.RequestBatchItem, 
 
 // Errors of the handlers that KMIP 2.x gives a reason of its own.
 var (
-	errSingleValued = kerr(kmip.ResultReasonIllegalOperation, "attribute is single-valued and already present")
-	errAttrNotFound = kerr(kmip.ResultReasonItemNotFound, "attribute not found")
+	errSingleValued  = kerr(kmip.ResultReasonIllegalOperation, "attribute is single-valued and already present")
+	errAttrNotFound  = kerr(kmip.ResultReasonItemNotFound, "attribute not found")
+	errDuplicateName = kerr(kmip.ResultReasonIllegalOperation, "the object already has this name")
 )
 
 // stateError is a change the object's state forbids (a lifecycle date
@@ -402,6 +403,8 @@ func v2Reason(v kmip.ProtocolVersion, err error) error {
 		return kerr(reasonAttributeReadOnly, errReadOnly.(kmipserver.Error).Message)
 	case errors.Is(err, errSingleValued):
 		return kerr(reasonAttributeSingleValued, errSingleValued.(kmipserver.Error).Message)
+	case errors.Is(err, errDuplicateName):
+		return kerr(reasonNonUniqueName, errDuplicateName.(kmipserver.Error).Message)
 	case errors.Is(err, errAttrNotFound):
 		return kerr(reasonAttributeNotFound, errAttrNotFound.(kmipserver.Error).Message)
 	}
