@@ -50,7 +50,7 @@ func (m *message) assembleResponse(resp *kmip.ResponseMessage) []byte {
 		enc.Clear()
 		sizeEncoders.Put(enc)
 	}()
-	enc.TagAny(kmip.TagResponseHeader, &resp.Header)
+	encodeHeader(enc, &resp.Header)
 	hdr := enc.Bytes()
 	n := len(hdr) + len(m.items)
 	if uint64(n) > 1<<32-1 {
@@ -127,3 +127,32 @@ var itemBufs = sync.Pool{New: func() any {
 
 // itemBuf returns an empty buffer for message.items.
 func itemBuf() []byte { return (*itemBufs.Get().(*[]byte))[:0] }
+
+// encodeHeader encodes h as the library's reflection-based encoder does
+// (TestEncodeHeader compares the two), field by field: the Response
+// Header is in every response, and encoding it by reflection cost a tenth
+// of handling a Get.
+func encodeHeader(enc *ttlv.Encoder, h *kmip.ResponseHeader) {
+	if h.Nonce != nil || len(h.AttestationType) > 0 {
+		// Fields the executor never sets.
+		enc.TagAny(kmip.TagResponseHeader, h)
+		return
+	}
+	v := h.ProtocolVersion
+	// The correlation values exist from version 1.4 on.
+	correlation := v.ProtocolVersionMajor > 1 || v.ProtocolVersionMajor == 1 && v.ProtocolVersionMinor >= 4
+	enc.Struct(kmip.TagResponseHeader, func(e *ttlv.Encoder) {
+		e.Struct(kmip.TagProtocolVersion, func(e *ttlv.Encoder) {
+			e.Integer(kmip.TagProtocolVersionMajor, v.ProtocolVersionMajor)
+			e.Integer(kmip.TagProtocolVersionMinor, v.ProtocolVersionMinor)
+		})
+		e.DateTime(kmip.TagTimeStamp, h.TimeStamp)
+		if correlation && h.ClientCorrelationValue != "" {
+			e.TextString(kmip.TagClientCorrelationValue, h.ClientCorrelationValue)
+		}
+		if correlation && h.ServerCorrelationValue != "" {
+			e.TextString(kmip.TagServerCorrelationValue, h.ServerCorrelationValue)
+		}
+		e.Integer(kmip.TagBatchCount, h.BatchCount)
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"time"
 
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/payloads"
@@ -120,5 +121,24 @@ func TestAssembledGetWiped(t *testing.T) {
 	m.release()
 	if !bytes.Equal(items, make([]byte, len(items))) {
 		t.Fatal("kept encoding not wiped")
+	}
+}
+
+// TestEncodeHeader checks encodeHeader against the library's encoding of
+// the Response Header, in every version and with and without correlation
+// values.
+func TestEncodeHeader(t *testing.T) {
+	versions := append([]kmip.ProtocolVersion{{ProtocolVersionMajor: 1, ProtocolVersionMinor: 9}}, supportedVersions...)
+	stamp := time.Now()
+	for _, v := range versions {
+		for _, corr := range [][2]string{{"", ""}, {"client", ""}, {"", "server-value"}, {"c", "s"}} {
+			h := kmip.ResponseHeader{ProtocolVersion: v, TimeStamp: stamp, ClientCorrelationValue: corr[0], ServerCorrelationValue: corr[1], BatchCount: 3}
+			want := encodeTagged(kmip.TagResponseHeader, &h)
+			enc := ttlv.NewTTLVEncoder()
+			encodeHeader(&enc, &h)
+			if got := enc.Bytes(); !bytes.Equal(got, want) {
+				t.Errorf("%s %q: got %x, want %x", v, corr, got, want)
+			}
+		}
 	}
 }
