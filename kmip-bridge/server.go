@@ -615,7 +615,9 @@ func (s *Server) handleMessage(ctx context.Context, msg []byte) (out []byte) {
 	if err := checkTTLV(msg); err != nil {
 		return invalidMessage(msg, "message could not be decoded")
 	}
-	if err := ttlv.UnmarshalTTLV(msg, &req); err != nil {
+	if decodeGet(msg, &req) {
+		// The common Get, decoded without reflection.
+	} else if err := ttlv.UnmarshalTTLV(msg, &req); err != nil {
 		s.log.Debug("kmip: undecodable message", "err", err)
 		return invalidMessage(msg, "message could not be decoded")
 	}
