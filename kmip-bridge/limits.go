@@ -302,9 +302,8 @@ func encodeItem(dst []byte, v kmip.ProtocolVersion, item *kmip.ResponseBatchItem
 	return dst
 }
 
-// sizeEncoders are the encoders encodeItem and assembleResponse use,
-// kept so that encoding an answer does not allocate a buffer for it every
-// time.
+// sizeEncoders are the encoders encodeItem uses, kept so that encoding
+// an answer does not allocate a buffer for it every time.
 var sizeEncoders = sync.Pool{New: func() any {
 	enc := ttlv.NewTTLVEncoder()
 	return &enc
