@@ -5,6 +5,7 @@ package kmipbridge
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -40,10 +41,13 @@ const minMaxResponseSize = 4096
 // covers. Items run one after the other, so one budget per message
 // suffices, and no item's answer is kept once it is known not to fit.
 //
-// Sizes are those of the items encoded on their own, without the
-// message's protocol version; fields that exist only in some versions are
-// then always counted, so the charge is never less than what the message
-// encoding takes.
+// An item's size is that of its encoding in the message's protocol
+// version, the bytes the response message carries for it: limitItem keeps
+// that encoding and handleMessage assembles the response from it
+// (assemble.go) instead of encoding every answer a second time. The
+// up-front charges are computed without a version, so fields that exist
+// only in some versions are always counted and a charge is never less
+// than the answer it stands for.
 
 // budget is what is left of a message's response size limit.
 type budget struct {
@@ -96,6 +100,8 @@ func (s *Server) limitMessage(next kmipserver.Next, ctx context.Context, req *km
 	}
 	b := &m.budget
 	*b = budget{free: limit - 8 - hdr}
+	m.version = req.Header.ProtocolVersion
+	m.items = itemBuf()
 	if len(req.BatchItem) == 0 {
 		b.free -= messageErrorSize
 	}
@@ -227,7 +233,11 @@ func (s *Server) limitItem(next kmipserver.BatchItemNext, ctx context.Context, b
 	if err != nil {
 		err = s.wireError(err)
 	}
-	size := itemSize(resp, err) + v2Growth(ctx, bi, resp, err)
+	m := messageOf(ctx)
+	item := answerOf(resp, err)
+	start := len(m.items)
+	m.items = encodeItem(m.items, m.version, &item)
+	size := len(m.items) - start + v2Growth(ctx, bi, resp, err)
 	if size-charge <= b.free {
 		b.free -= size - charge
 		if err != nil {
@@ -235,10 +245,14 @@ func (s *Server) limitItem(next kmipserver.BatchItemNext, ctx context.Context, b
 			// typed nil, which would encode as an empty one).
 			resp.ResponsePayload = nil
 		}
+		m.keep(item)
 		return resp, err
 	}
 	// What does not fit is dropped at once; the charge covers the
-	// failure answer.
+	// failure answer. Its encoding may hold key material (a Get
+	// answer): it is wiped before the buffer is used again.
+	clear(m.items[start:])
+	m.items = m.items[:start]
 	resp.ResponsePayload = nil
 	resp.ResultMessage = ""
 	b.free += charge - tooLarge
@@ -246,9 +260,9 @@ func (s *Server) limitItem(next kmipserver.BatchItemNext, ctx context.Context, b
 	return resp, errTooLarge
 }
 
-// itemSize is the encoded size of resp once err, if not nil, has been
-// applied to it as the batch executor does.
-func itemSize(resp *kmip.ResponseBatchItem, err error) int {
+// answerOf returns resp once err, if not nil, has been applied to it as
+// the batch executor does.
+func answerOf(resp *kmip.ResponseBatchItem, err error) kmip.ResponseBatchItem {
 	item := *resp
 	if err != nil {
 		item.ResponsePayload = nil
@@ -260,20 +274,36 @@ func itemSize(resp *kmip.ResponseBatchItem, err error) int {
 		}
 		item.ResultMessage = err.Error()
 	}
+	return item
+}
+
+// versionedItem encodes a batch item in a protocol version: encoding the
+// version field sets the encoder's version, as the Response Header's does
+// in a whole message, for the fields that follow.
+type versionedItem struct {
+	ProtocolVersion kmip.ProtocolVersion `ttlv:",set-version"`
+	BatchItem       *kmip.ResponseBatchItem
+}
+
+// encodeItem appends the encoding of item in protocol version v to dst,
+// the bytes a response message of that version carries for it.
+func encodeItem(dst []byte, v kmip.ProtocolVersion, item *kmip.ResponseBatchItem) []byte {
 	enc := sizeEncoders.Get().(*ttlv.Encoder)
-	enc.TagAny(kmip.TagBatchItem, &item)
+	enc.TagAny(kmip.TagResponseMessage, &versionedItem{ProtocolVersion: v, BatchItem: item})
 	b := enc.Bytes()
-	n := len(b)
+	// Skip the wrapper's header and its version field.
+	off := 16 + int(binary.BigEndian.Uint32(b[12:16]))
+	dst = append(dst, b[off:]...)
 	// The encoding may hold key material (a Get answer): wipe it before
 	// the buffer is used again.
 	clear(b)
 	enc.Clear()
 	sizeEncoders.Put(enc)
-	return n
+	return dst
 }
 
-// sizeEncoders are the encoders itemSize measures with, kept so that
-// measuring an answer does not allocate a buffer for it every time.
+// sizeEncoders are the encoders encodeItem uses, kept so that encoding
+// an answer does not allocate a buffer for it every time.
 var sizeEncoders = sync.Pool{New: func() any {
 	enc := ttlv.NewTTLVEncoder()
 	return &enc

@@ -440,6 +440,18 @@ type message struct {
 	limited bool
 	// item is the running batch item's record for the audit hook.
 	item itemInfo
+	// version is the message's protocol version, set with the budget.
+	version kmip.ProtocolVersion
+	// items holds the encodings of the answers in kept, one after the
+	// other (assemble.go); it may hold key material and is wiped once
+	// the response is assembled.
+	items []byte
+	kept  []kmip.ResponseBatchItem
+	// keptLen is the length of m.items the last kept answer ended at.
+	keptLen int
+	// keptBuf holds kept for a message of one item without another
+	// allocation.
+	keptBuf [1]kmip.ResponseBatchItem
 }
 
 // messageOf returns the message being handled, or nil outside one.
@@ -603,7 +615,9 @@ func (s *Server) handleMessage(ctx context.Context, msg []byte) (out []byte) {
 	if err := checkTTLV(msg); err != nil {
 		return invalidMessage(msg, "message could not be decoded")
 	}
-	if err := ttlv.UnmarshalTTLV(msg, &req); err != nil {
+	if decodeGet(msg, &req) {
+		// The common Get, decoded without reflection.
+	} else if err := ttlv.UnmarshalTTLV(msg, &req); err != nil {
 		s.log.Debug("kmip: undecodable message", "err", err)
 		return invalidMessage(msg, "message could not be decoded")
 	}
@@ -614,9 +628,11 @@ func (s *Server) handleMessage(ctx context.Context, msg []byte) (out []byte) {
 	if release != nil {
 		defer release()
 	}
-	ctx = context.WithValue(ctx, messageKey{}, &message{state: st})
+	m := &message{state: st}
+	defer m.release()
+	ctx = context.WithValue(ctx, messageKey{}, m)
 	resp := s.exec.HandleRequest(ctx, &req)
-	out = ttlv.MarshalTTLV(resp)
+	out = m.assembleResponse(resp)
 	if v2 != nil {
 		out = toV2(out, v2)
 	}
