@@ -72,7 +72,7 @@ func (env *pykmipEnv) runKeyPair(t *testing.T, version, prefix string) *pykmipKe
 func TestPyKMIPKeyPair(t *testing.T) {
 	requirePyKMIP(t)
 	env := startPyKMIPBridge(t)
-	for _, version := range []string{"1.0", "1.2", "1.4"} {
+	for _, version := range []string{"1.0", "1.2", "1.4", "2.0"} {
 		t.Run(version, func(t *testing.T) {
 			res := env.runKeyPair(t, version, "pair"+version)
 			steps := res.Steps
