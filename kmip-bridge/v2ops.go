@@ -375,6 +375,17 @@ var (
 	errAttrNotFound = kerr(kmip.ResultReasonItemNotFound, "attribute not found")
 )
 
+// errObjectNotFound is the handlers' answer to an identifier that names
+// no object (handlers.go target, auth.go, crypto_ops.go build the same
+// value).
+var errObjectNotFound = kerr(kmip.ResultReasonItemNotFound, "object not found")
+
+// objectNotFound reports whether err says that the request's object does
+// not exist, not one of its attributes or a wrapping key.
+func objectNotFound(err error) bool {
+	return errors.Is(err, errObjectNotFound) || errors.Is(err, keys.ErrKeyNotFound) || errors.Is(err, keys.ErrVersionNotFound)
+}
+
 // stateError is a change the object's state forbids (a lifecycle date
 // that may no longer change): Permission Denied at 1.x and 2.0, Wrong
 // Key Lifecycle State at 2.1, as the OASIS case SKLC-M-3-21 expects.
@@ -398,6 +409,10 @@ func v2Reason(v kmip.ProtocolVersion, err error) error {
 		var se stateError
 		errors.As(err, &se)
 		return kerr(reasonWrongKeyLifecycleState, se.e.Message)
+	case ttlv.CompareVersions(v, kmip.V2_0) >= 0 && objectNotFound(err):
+		// KMIP 2.0 added Object Not Found for an identifier that names
+		// no object (BL-M-4-21); Item Not Found stays for 1.x.
+		return kerr(reasonObjectNotFound, errObjectNotFound.(kmipserver.Error).Message)
 	case errors.Is(err, errReadOnly):
 		return kerr(reasonAttributeReadOnly, errReadOnly.(kmipserver.Error).Message)
 	case errors.Is(err, errSingleValued):
