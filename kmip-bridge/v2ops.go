@@ -380,6 +380,9 @@ var (
 // value).
 var errObjectNotFound = kerr(kmip.ResultReasonItemNotFound, "object not found")
 
+// errMissingIV is a Decrypt without the IV its mode needs.
+var errMissingIV = kerr(kmip.ResultReasonMissingData, "missing IV/counter/nonce")
+
 // objectNotFound reports whether err says that the request's object does
 // not exist, not one of its attributes or a wrapping key.
 func objectNotFound(err error) bool {
@@ -413,6 +416,11 @@ func v2Reason(v kmip.ProtocolVersion, err error) error {
 		// KMIP 2.0 added Object Not Found for an identifier that names
 		// no object (BL-M-4-21); Item Not Found stays for 1.x.
 		return kerr(reasonObjectNotFound, errObjectNotFound.(kmipserver.Error).Message)
+	case errors.Is(err, errMissingIV) && ttlv.CompareVersions(v, kmip.V2_1) >= 0:
+		// The OASIS 2.1 cases CS-BC-M-11/12/13-21 expect Invalid
+		// Message for a CBC Decrypt without an IV; no 1.x or 2.0 vector
+		// says so, and there it stays Missing Data.
+		return kerr(kmip.ResultReasonInvalidMessage, errMissingIV.(kmipserver.Error).Message)
 	case errors.Is(err, errReadOnly):
 		return kerr(reasonAttributeReadOnly, errReadOnly.(kmipserver.Error).Message)
 	case errors.Is(err, errSingleValued):
