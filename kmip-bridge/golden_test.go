@@ -184,8 +184,6 @@ var goldenSkipGroups = []skipGroup{
 	{"needs Check, which the bridge does not implement", msgs21("BL-M-3", 4, 5)},
 	{"reads a destroyed object: the bridge keeps no record of it (Item Not Found), the vector expects its attributes, State Destroyed, and Object Destroyed on Get",
 		append(msgs21("BL-M-8", 4, 5), append(msgs21("BL-M-9", 3), "v1.4/AKLC-O-1-14.xml#3", "v1.4/AKLC-O-1-14.xml#6")...)},
-	{"Get without a Key Format Type answers the bridge's default format (Raw for keys, Opaque for secret data); the vector expects the format the object was registered in",
-		append(msgs21("BL-M-3", 2), msgs21("BL-M-4", 3)...)},
 
 	// Permanent.
 	{"Interop Begin and End mark a test at an OASIS interoperability event (KMIP 2.1 Interop); they manage no key and the bridge does not implement them: the message is sent, its answer not compared",

@@ -82,3 +82,59 @@ func TestDecryptWithRandomIV(t *testing.T) {
 	bi := batchOne(t, c, &payloads.EncryptRequestPayload{UniqueIdentifier: uid, CryptographicParameters: &cp, Data: plaintext, IVCounterNonce: make([]byte, 16)})
 	wantReason(t, bi, kmip.ResultReasonInvalidField)
 }
+
+// TestGetAnswersRegisteredFormat: a Get without a Key Format Type answers
+// the format the object was registered in (BL-M-3-21, BL-M-4-21), also
+// after an attribute change rewrote the record; created keys keep Raw,
+// and a Get that names a format gets that one.
+func TestGetAnswersRegisteredFormat(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial(e.client)
+	material := []byte("0123456789abcdef0123456789abcdef")
+	transparent := c.Register().Object(&kmip.SymmetricKey{KeyBlock: kmip.KeyBlock{
+		KeyFormatType:          kmip.KeyFormatTypeTransparentSymmetricKey,
+		CryptographicAlgorithm: kmip.CryptographicAlgorithmAES, CryptographicLength: 256,
+		KeyValue: &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: kmip.KeyMaterial{
+			TransparentSymmetricKey: &kmip.TransparentSymmetricKey{Key: material}}}},
+	}}).MustExec().UniqueIdentifier
+	rawSecret := c.Register().Object(&kmip.SecretData{SecretDataType: kmip.SecretDataTypePassword, KeyBlock: kmip.KeyBlock{
+		KeyFormatType: kmip.KeyFormatTypeRaw,
+		KeyValue:      &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: kmip.KeyMaterial{Bytes: &material}}},
+	}}).MustExec().UniqueIdentifier
+	opaqueSecret := c.Register().Object(&kmip.SecretData{SecretDataType: kmip.SecretDataTypePassword, KeyBlock: kmip.KeyBlock{
+		KeyFormatType: kmip.KeyFormatTypeOpaque,
+		KeyValue:      &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: kmip.KeyMaterial{Bytes: &material}}},
+	}}).MustExec().UniqueIdentifier
+	created := c.Create().AES(256, kmip.CryptographicUsageEncrypt).MustExec().UniqueIdentifier
+	// An attribute change stores the record again.
+	c.AddAttribute(transparent, kmip.AttributeNameContactInformation, "ops").MustExec()
+
+	format := func(uid string, want kmip.KeyFormatType) kmip.KeyFormatType {
+		t.Helper()
+		switch o := c.Get(uid).WithKeyFormat(want).MustExec().Object.(type) {
+		case *kmip.SymmetricKey:
+			return o.KeyBlock.KeyFormatType
+		case *kmip.SecretData:
+			return o.KeyBlock.KeyFormatType
+		default:
+			t.Fatalf("get %s: %T", uid, o)
+			return 0
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		uid       string
+		ask, want kmip.KeyFormatType
+	}{
+		{"transparent symmetric key", transparent, 0, kmip.KeyFormatTypeTransparentSymmetricKey},
+		{"transparent symmetric key as raw", transparent, kmip.KeyFormatTypeRaw, kmip.KeyFormatTypeRaw},
+		{"raw secret data", rawSecret, 0, kmip.KeyFormatTypeRaw},
+		{"raw secret data as opaque", rawSecret, kmip.KeyFormatTypeOpaque, kmip.KeyFormatTypeOpaque},
+		{"secret data registered opaque", opaqueSecret, 0, kmip.KeyFormatTypeOpaque},
+		{"created key", created, 0, kmip.KeyFormatTypeRaw},
+	} {
+		if got := format(tc.uid, tc.ask); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
