@@ -129,6 +129,7 @@ func TestOVHClientVersions(t *testing.T) {
 			}
 
 			ovhAsymmetricOps(t, e, c, "ovh-"+tc.name)
+			ovhWrappedGet(t, c)
 		})
 	}
 }

@@ -141,3 +141,21 @@ func ovhAsymmetricOps(t *testing.T, e *env, c *kmipclient.Client, name string) {
 		t.Fatalf("locate certificate by link: %v, want [%s]", found, cid)
 	}
 }
+
+// ovhWrappedGet: the ovh client's Get with a Key Wrapping Specification,
+// with the key material of RFC 3394 §4.1 (NIST AES Key Wrap, No
+// Encoding), at whatever version c negotiated.
+func ovhWrappedGet(t *testing.T, c *kmipclient.Client) {
+	t.Helper()
+	kek := c.Register().SymmetricKey(kmip.CryptographicAlgorithmAES, kmip.CryptographicUsageWrapKey, unhex(t, "000102030405060708090a0b0c0d0e0f")).MustExec().UniqueIdentifier
+	c.Activate(kek).MustExec()
+	key := c.Register().SymmetricKey(kmip.CryptographicAlgorithmAES, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt, unhex(t, "00112233445566778899aabbccddeeff")).MustExec().UniqueIdentifier
+	kb := c.Get(key).WithKeyWrapping(wrapSpec(kek, kmip.BlockCipherModeNISTKeyWrap, kmip.EncodingOptionNoEncoding)).MustExec().Object.(*kmip.SymmetricKey).KeyBlock
+	if kb.KeyValue == nil || kb.KeyValue.Plain == nil || kb.KeyValue.Plain.KeyMaterial.Bytes == nil ||
+		!slices.Equal(*kb.KeyValue.Plain.KeyMaterial.Bytes, unhex(t, "1fa68b0a8112b447aef34bd8fb5a7b829d3e862371d2cfe5")) {
+		t.Fatalf("wrapped key: %+v", kb.KeyValue)
+	}
+	if kb.KeyWrappingData == nil || kb.KeyWrappingData.EncryptionKeyInformation == nil || kb.KeyWrappingData.EncryptionKeyInformation.UniqueIdentifier != kek {
+		t.Fatalf("key wrapping data: %+v", kb.KeyWrappingData)
+	}
+}
