@@ -655,7 +655,7 @@ func (s *Server) addAttribute(ctx context.Context, req *payloads.AddAttributeReq
 			return kerr(kmip.ResultReasonIllegalOperation, "attribute is single-valued and already present")
 		}
 		if a.AttributeName == kmip.AttributeNameName && obj.matches(a) {
-			return kerr(kmip.ResultReasonIllegalOperation, "the object already has this name")
+			return errNameTaken
 		}
 		if date {
 			if err := checkDateChange(obj, a.AttributeName); err != nil {

@@ -138,3 +138,26 @@ func TestGetAnswersRegisteredFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestAddOwnNameReason: Add Attribute of a Name the object already has
+// is Non Unique Name Attribute at KMIP 2.x (BL-M-8-21), Illegal Operation
+// at 1.x, which lacks that reason.
+func TestAddOwnNameReason(t *testing.T) {
+	e := newEnv(t)
+	c := e.raw(e.client)
+	uid := get(*v2OK(t, items(v2Exchange(t, c, v2Request(1, sklcCreate("own-name"))))[0]), kmip.TagUniqueIdentifier).Value.(string)
+	name := func(tag int) tv {
+		return st(tag, text(kmip.TagNameValue, "own-name"), enum(kmip.TagNameType, uint32(kmip.NameTypeUninterpretedTextString)))
+	}
+	id := text(kmip.TagUniqueIdentifier, uid)
+	v1 := op(kmip.OperationAddAttribute, id, st(kmip.TagAttribute, text(kmip.TagAttributeName, "Name"), name(kmip.TagAttributeValue)))
+	v2Fails(t, items(v2Exchange(t, c, versionRequest(1, 4, v1)))[0], kmip.ResultReasonIllegalOperation)
+	v2 := op(kmip.OperationAddAttribute, id, st(tagNewAttribute, name(kmip.TagName)))
+	for _, minor := range []int32{0, 1} {
+		v2Fails(t, items(v2Exchange(t, c, v2Request(minor, v2)))[0], reasonNonUniqueName)
+	}
+	// Another name is added.
+	other := op(kmip.OperationAddAttribute, id, st(tagNewAttribute, st(kmip.TagName, text(kmip.TagNameValue, "second-name"),
+		enum(kmip.TagNameType, uint32(kmip.NameTypeUninterpretedTextString)))))
+	v2OK(t, items(v2Exchange(t, c, v2Request(1, other)))[0])
+}

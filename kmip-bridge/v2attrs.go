@@ -123,6 +123,7 @@ const (
 	reasonAttributeNotFound      kmip.ResultReason = 0x21
 	reasonAttributeReadOnly      kmip.ResultReason = 0x22
 	reasonAttributeSingleValued  kmip.ResultReason = 0x23
+	reasonNonUniqueName          kmip.ResultReason = 0x35
 	reasonObjectNotFound         kmip.ResultReason = 0x37
 	reasonWrongKeyLifecycleState kmip.ResultReason = 0x43
 )

@@ -373,6 +373,7 @@ func (s *Server) resolveCurrent(ctx context.Context, bi *kmip.RequestBatchItem, 
 var (
 	errSingleValued = kerr(kmip.ResultReasonIllegalOperation, "attribute is single-valued and already present")
 	errAttrNotFound = kerr(kmip.ResultReasonItemNotFound, "attribute not found")
+	errNameTaken    = kerr(kmip.ResultReasonIllegalOperation, "the object already has this name")
 )
 
 // errObjectNotFound is the handlers' answer to an identifier that names
@@ -425,6 +426,9 @@ func v2Reason(v kmip.ProtocolVersion, err error) error {
 		return kerr(reasonAttributeReadOnly, errReadOnly.(kmipserver.Error).Message)
 	case errors.Is(err, errSingleValued):
 		return kerr(reasonAttributeSingleValued, errSingleValued.(kmipserver.Error).Message)
+	case errors.Is(err, errNameTaken):
+		// BL-M-8-21: Add Attribute of a Name the object has.
+		return kerr(reasonNonUniqueName, errNameTaken.(kmipserver.Error).Message)
 	case errors.Is(err, errAttrNotFound):
 		return kerr(reasonAttributeNotFound, errAttrNotFound.(kmipserver.Error).Message)
 	}
