@@ -178,7 +178,6 @@ var goldenSkipGroups = []skipGroup{
 	{"needs Register of a wrapped key, kept and returned as registered (Key Wrap Type As Registered); the wrapping key may only Wrap Key",
 		[]string{"v1.4/TC-WRAP-1-14.xml"}},
 	{"registers an EC private key in ECPrivateKey format (RFC 5915)", []string{"v1.4/TC-ECDSA-SIGN-1-14.xml"}},
-	{"asks for the 2.x attribute Key Format Type, which the bridge does not keep", msgs21("AKLC-M-1", 1, 2)},
 	{"asks for the 2.1 attribute Certificate Subject CN, which the bridge does not report", msgs21("BL-M-10", 2)},
 	{"needs Check, which the bridge does not implement", msgs21("BL-M-3", 4, 5)},
 	{"reads a destroyed object: the bridge keeps no record of it (Item Not Found), the vector expects its attributes, State Destroyed, and Object Destroyed on Get",

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/payloads"
+	"github.com/ovh/kmip-go/ttlv"
 )
 
 // TestObjectNotFoundReason: an identifier that names no object is Object
@@ -160,4 +161,73 @@ func TestAddOwnNameReason(t *testing.T) {
 	other := op(kmip.OperationAddAttribute, id, st(tagNewAttribute, st(kmip.TagName, text(kmip.TagNameValue, "second-name"),
 		enum(kmip.TagNameType, uint32(kmip.NameTypeUninterpretedTextString)))))
 	v2OK(t, items(v2Exchange(t, c, v2Request(1, other)))[0])
+}
+
+// TestKeyFormatTypeAttribute: KMIP 2.x clients read the Key Format Type
+// attribute (AKLC-M-1-21): the format a Get without one answers. It is
+// read-only, not in listings, and not a 1.x attribute.
+func TestKeyFormatTypeAttribute(t *testing.T) {
+	e := newEnv(t)
+	oc := e.dial(e.client)
+	material := []byte("0123456789abcdef")
+	transparent := oc.Register().Object(&kmip.SymmetricKey{KeyBlock: kmip.KeyBlock{
+		KeyFormatType:          kmip.KeyFormatTypeTransparentSymmetricKey,
+		CryptographicAlgorithm: kmip.CryptographicAlgorithmAES, CryptographicLength: 128,
+		KeyValue: &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: kmip.KeyMaterial{
+			TransparentSymmetricKey: &kmip.TransparentSymmetricKey{Key: material}}}},
+	}}).MustExec().UniqueIdentifier
+	created := oc.Create().AES(256, kmip.CryptographicUsageEncrypt).MustExec().UniqueIdentifier
+	secret := oc.Register().Object(&kmip.SecretData{SecretDataType: kmip.SecretDataTypePassword, KeyBlock: kmip.KeyBlock{
+		KeyFormatType: kmip.KeyFormatTypeOpaque,
+		KeyValue:      &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: kmip.KeyMaterial{Bytes: &material}}},
+	}}).MustExec().UniqueIdentifier
+	rsaPair := oc.CreateKeyPair().RSA(2048, kmip.CryptographicUsageSign, kmip.CryptographicUsageVerify).MustExec()
+	ecPair := oc.CreateKeyPair().ECDSA(kmip.RecommendedCurveP_256, kmip.CryptographicUsageSign, kmip.CryptographicUsageVerify).MustExec()
+	opaque := oc.Register().Object(&kmip.OpaqueObject{OpaqueDataType: 0x80000001, OpaqueDataValue: []byte("opaque")}).MustExec().UniqueIdentifier
+
+	c := e.raw(e.client)
+	for uid, want := range map[string]kmip.KeyFormatType{
+		transparent: kmip.KeyFormatTypeTransparentSymmetricKey, created: kmip.KeyFormatTypeRaw, secret: kmip.KeyFormatTypeOpaque,
+		rsaPair.PrivateKeyUniqueIdentifier: kmip.KeyFormatTypePKCS_1, rsaPair.PublicKeyUniqueIdentifier: kmip.KeyFormatTypePKCS_1,
+		ecPair.PrivateKeyUniqueIdentifier: kmip.KeyFormatTypeTransparentECPrivateKey, ecPair.PublicKeyUniqueIdentifier: kmip.KeyFormatTypeTransparentECPublicKey,
+	} {
+		for _, minor := range []int32{0, 1} {
+			resp := v2Exchange(t, c, v2Request(minor, op(kmip.OperationGetAttributes, text(kmip.TagUniqueIdentifier, uid), aref(kmip.TagKeyFormatType))))
+			a := get(*v2OK(t, items(resp)[0]), tagAttributes, kmip.TagKeyFormatType)
+			if a == nil || a.Value != ttlv.Enum(want) {
+				t.Errorf("2.%d: %s: key format type %v, want %v", minor, uid, a, want)
+			}
+		}
+		// The Get without a format answers the same.
+		resp := v2Exchange(t, c, v2Request(1, op(kmip.OperationGet, text(kmip.TagUniqueIdentifier, uid))))
+		pl := v2OK(t, items(resp)[0])
+		var block *tv
+		for _, tag := range []int{kmip.TagSymmetricKey, kmip.TagSecretData, kmip.TagPrivateKey, kmip.TagPublicKey} {
+			if b := get(*pl, tag, kmip.TagKeyBlock, kmip.TagKeyFormatType); b != nil {
+				block = b
+			}
+		}
+		if block == nil || block.Value != ttlv.Enum(want) {
+			t.Errorf("get %s: key block format %v, want %v", uid, block, want)
+		}
+	}
+	// An opaque object has no Key Block.
+	resp := v2Exchange(t, c, v2Request(1, op(kmip.OperationGetAttributes, text(kmip.TagUniqueIdentifier, opaque), aref(kmip.TagKeyFormatType))))
+	if pl := v2OK(t, items(resp)[0]); get(*pl, tagAttributes, kmip.TagKeyFormatType) != nil {
+		t.Errorf("opaque object: %v", pl)
+	}
+	// Listings leave it out; clients cannot set it.
+	resp = v2Exchange(t, c, v2Request(1, op(kmip.OperationGetAttributes, text(kmip.TagUniqueIdentifier, created))))
+	if pl := v2OK(t, items(resp)[0]); get(*pl, tagAttributes, kmip.TagKeyFormatType) != nil {
+		t.Errorf("listing carries Key Format Type: %v", pl)
+	}
+	set := v2Request(1, op(kmip.OperationAddAttribute, text(kmip.TagUniqueIdentifier, created),
+		st(tagNewAttribute, enum(kmip.TagKeyFormatType, uint32(kmip.KeyFormatTypeOpaque)))))
+	if s := get(items(v2Exchange(t, c, set))[0], kmip.TagResultStatus); s == nil || s.Value != ttlv.Enum(kmip.ResultStatusOperationFailed) {
+		t.Errorf("add of Key Format Type: status %v", s)
+	}
+	// KMIP 1.x has no such attribute.
+	if got := oc.GetAttributes(created, nameKeyFormatType).MustExec().Attribute; len(got) != 0 {
+		t.Errorf("1.4 answers Key Format Type: %+v", got)
+	}
 }

@@ -300,6 +300,8 @@ func (obj *object) get(name kmip.AttributeName) []kmip.Attribute {
 	case kmip.AttributeNameCryptographicUsageMask, kmip.AttributeNameSensitive, kmip.AttributeNameAlwaysSensitive,
 		kmip.AttributeNameExtractable, kmip.AttributeNameNeverExtractable:
 		return obj.usageAttr(name)
+	case nameKeyFormatType:
+		return obj.keyFormatAttr()
 	}
 	if isDerived(name) {
 		return obj.getDerived(name)
@@ -457,6 +459,7 @@ var sinceVersion = map[kmip.AttributeName]kmip.ProtocolVersion{
 	kmip.AttributeNameOriginalCreationDate:      kmip.V1_2,
 	kmip.AttributeNameRandomNumberGenerator:     kmip.V1_3,
 	kmip.AttributeNamePKCS_12FriendlyName:       kmip.V1_4,
+	nameKeyFormatType:                           kmip.V2_0,
 	kmip.AttributeNameDescription:               kmip.V1_4,
 	kmip.AttributeNameComment:                   kmip.V1_4,
 	kmip.AttributeNameSensitive:                 kmip.V1_4,

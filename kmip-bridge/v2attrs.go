@@ -61,6 +61,7 @@ var v2AttrTags = map[kmip.AttributeName]uint32{
 	kmip.AttributeNameAlwaysSensitive:                kmip.TagAlwaysSensitive,
 	kmip.AttributeNameExtractable:                    kmip.TagExtractable,
 	kmip.AttributeNameNeverExtractable:               kmip.TagNeverExtractable,
+	nameKeyFormatType:                                kmip.TagKeyFormatType,
 	// KMIP 2.0 removed these; they are here so that the tags are
 	// recognised (and refused as removed) rather than unknown.
 	operationPolicyName:       tagOperationPolicyName,
