@@ -212,8 +212,12 @@ func (s *Server) decrypt(ctx context.Context, req *payloads.DecryptRequestPayloa
 		return nil, err
 	}
 	if req.IVCounterNonce == nil {
-		return nil, kerr(kmip.ResultReasonMissingData, "missing IV/counter/nonce")
+		return nil, errMissingIV
 	}
+	// Random IV has the server draw the IV of an Encrypt; a Decrypt
+	// takes the IV that Encrypt answered (CS-BC-M-13-21), so the key's
+	// Random IV does not refuse it.
+	p.RandomIV = nil
 	cp, err := cipherParams(p, req.IVCounterNonce)
 	if err != nil {
 		return nil, err

@@ -86,7 +86,12 @@
 //     Single Valued for a second instance of a single-valued one,
 //     Attribute Not Found for a missing one, Wrong Key Lifecycle State
 //     (2.1) for destroying an Active object or changing the Activation
-//     Date of an activated one.
+//     Date of an activated one, Object Not Found for an identifier that
+//     names no object, Non Unique Name Attribute for adding a Name the
+//     object has, and Invalid Message (2.1, as CS-BC-M-11-21 expects) for
+//     a Decrypt without the IV its mode needs.
+//   - The 2.x attribute Key Format Type is the format a Get without one
+//     answers; it is read-only and asked for by reference only.
 //
 // Set Attribute (2.x) adds an attribute the object does not have or
 // replaces its only instance; an attribute with several instances fails
@@ -160,10 +165,13 @@
 // Keys (Raw or Transparent Symmetric Key format), Secret Data, Opaque
 // Objects and Public and Private Keys (see Key pairs). 256-bit AES (and ChaCha20) keys are stored as KES keys with a
 // fresh HMAC key, so that once Active they serve the KES API's generate,
-// encrypt and decrypt; other material is stored as raw bytes. Get answers
-// Raw for symmetric keys unless Transparent Symmetric Key is asked for,
-// Opaque for secret data, and Key Format Type Not Supported for any other
-// format; key compression is not supported.
+// encrypt and decrypt; other material is stored as raw bytes. Get
+// without a Key Format Type answers a registered symmetric key or secret
+// data in the format it was registered in, a created key (or one stored
+// before the format was kept) as Raw, secret data as Opaque; Raw and
+// Transparent Symmetric Key (keys) and Raw and Opaque (secret data) are
+// answered when asked for, and Key Format Type Not Supported for any
+// other format; key compression is not supported.
 //
 // Register also accepts X.509 Certificates and Split Keys. A certificate's
 // DER (at most MaxCertificateSize bytes) is parsed with crypto/x509 and

@@ -413,6 +413,8 @@ func (s *Server) register(ctx context.Context, req *payloads.RegisterRequestPayl
 		}
 	}
 	if block != nil {
+		// A Get without a Key Format Type answers this one.
+		obj.format = block.KeyFormatType
 		if block.KeyValue == nil || block.KeyValue.Plain == nil {
 			return nil, kerr(kmip.ResultReasonInvalidField, "key block has no plaintext key value")
 		}
@@ -510,7 +512,12 @@ func (s *Server) get(ctx context.Context, req *payloads.GetRequestPayload) (*pay
 		switch obj.typ {
 		case kmip.ObjectTypeSymmetricKey:
 			block := kmip.KeyBlock{CryptographicAlgorithm: obj.alg, CryptographicLength: obj.length}
-			switch req.KeyFormatType {
+			f := req.KeyFormatType
+			if f == 0 {
+				// KMIP: the format the object was registered in.
+				f = obj.format
+			}
+			switch f {
 			case 0, kmip.KeyFormatTypeRaw:
 				block.KeyFormatType = kmip.KeyFormatTypeRaw
 				block.KeyValue = &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: kmip.KeyMaterial{Bytes: &material}}}
@@ -523,6 +530,9 @@ func (s *Server) get(ctx context.Context, req *payloads.GetRequestPayload) (*pay
 			resp.Object = &kmip.SymmetricKey{KeyBlock: block}
 		case kmip.ObjectTypeSecretData:
 			f := req.KeyFormatType
+			if f == 0 {
+				f = obj.format
+			}
 			if f == 0 {
 				f = kmip.KeyFormatTypeOpaque
 			}
@@ -645,7 +655,7 @@ func (s *Server) addAttribute(ctx context.Context, req *payloads.AddAttributeReq
 			return kerr(kmip.ResultReasonIllegalOperation, "attribute is single-valued and already present")
 		}
 		if a.AttributeName == kmip.AttributeNameName && obj.matches(a) {
-			return errDuplicateName
+			return errNameTaken
 		}
 		if date {
 			if err := checkDateChange(obj, a.AttributeName); err != nil {

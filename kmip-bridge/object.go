@@ -29,6 +29,9 @@ type record struct {
 	Length     int32  `json:"len,omitempty"`
 	SecretType uint32 `json:"secretType,omitempty"`
 	OpaqueType uint32 `json:"opaqueType,omitempty"`
+	// Format is the Key Format Type the object was registered in; zero
+	// for created keys and for records written before it was kept.
+	Format     uint32 `json:"format,omitempty"`
 	Attributes []byte `json:"attrs,omitempty"`
 	// Split holds a Split Key's fields (splitkey.go).
 	Split *splitParams `json:"split,omitempty"`
@@ -42,8 +45,11 @@ type object struct {
 	length     int32
 	secretType kmip.SecretDataType
 	opaqueType kmip.OpaqueDataType
-	split      *splitParams
-	state      keys.State
+	// format is the Key Format Type of a registered key block, which a
+	// Get without one answers; zero: the type's default.
+	format kmip.KeyFormatType
+	split  *splitParams
+	state  keys.State
 	// attrs are the stored attributes; every AttributeIndex is set.
 	attrs []kmip.Attribute
 	// synthesized is true for keys created over the KES API, which have
@@ -66,6 +72,7 @@ type recordHeader struct {
 	Length     int32           `json:"len,omitempty"`
 	SecretType uint32          `json:"secretType,omitempty"`
 	OpaqueType uint32          `json:"opaqueType,omitempty"`
+	Format     uint32          `json:"format,omitempty"`
 	Attributes json.RawMessage `json:"attrs,omitempty"`
 	Split      *splitParams    `json:"split,omitempty"`
 }
@@ -92,6 +99,7 @@ func headerOf(o *keys.Object) (*object, error) {
 		length:     rec.Length,
 		secretType: kmip.SecretDataType(rec.SecretType),
 		opaqueType: kmip.OpaqueDataType(rec.OpaqueType),
+		format:     kmip.KeyFormatType(rec.Format),
 		split:      rec.Split,
 	}, nil
 }
@@ -153,6 +161,7 @@ func objectOfRecord(o *keys.Object) (*object, error) {
 	obj.length = rec.Length
 	obj.secretType = kmip.SecretDataType(rec.SecretType)
 	obj.opaqueType = kmip.OpaqueDataType(rec.OpaqueType)
+	obj.format = kmip.KeyFormatType(rec.Format)
 	obj.split = rec.Split
 	if len(rec.Attributes) > 0 {
 		var ta kmip.TemplateAttribute
@@ -178,6 +187,7 @@ func (obj *object) meta() (keys.Metadata, error) {
 		Length:     obj.length,
 		SecretType: uint32(obj.secretType),
 		OpaqueType: uint32(obj.opaqueType),
+		Format:     uint32(obj.format),
 		Split:      obj.split,
 	}
 	if len(obj.attrs) > 0 {
@@ -290,6 +300,8 @@ func (obj *object) get(name kmip.AttributeName) []kmip.Attribute {
 	case kmip.AttributeNameCryptographicUsageMask, kmip.AttributeNameSensitive, kmip.AttributeNameAlwaysSensitive,
 		kmip.AttributeNameExtractable, kmip.AttributeNameNeverExtractable:
 		return obj.usageAttr(name)
+	case nameKeyFormatType:
+		return obj.keyFormatAttr()
 	}
 	if isDerived(name) {
 		return obj.getDerived(name)
@@ -447,6 +459,7 @@ var sinceVersion = map[kmip.AttributeName]kmip.ProtocolVersion{
 	kmip.AttributeNameOriginalCreationDate:      kmip.V1_2,
 	kmip.AttributeNameRandomNumberGenerator:     kmip.V1_3,
 	kmip.AttributeNamePKCS_12FriendlyName:       kmip.V1_4,
+	nameKeyFormatType:                           kmip.V2_0,
 	kmip.AttributeNameDescription:               kmip.V1_4,
 	kmip.AttributeNameComment:                   kmip.V1_4,
 	kmip.AttributeNameSensitive:                 kmip.V1_4,

@@ -58,7 +58,7 @@ func TestPyKMIPCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(der)
-	for _, version := range []string{"1.0", "1.2", "1.4"} {
+	for _, version := range []string{"1.0", "1.2", "1.4", "2.0"} {
 		t.Run(version, func(t *testing.T) {
 			name := "pykmip-cert-" + version
 			res := runPyKMIPCertificate(t, env, version, name, der)
@@ -78,6 +78,14 @@ func TestPyKMIPCertificate(t *testing.T) {
 				// KMIP 1.1 added Certificate Length: a 1.0 client is
 				// not sent it.
 				want["Certificate Length"] = ""
+			}
+			if version == "2.0" {
+				// PyKMIP 0.10 cannot decode Certificate Type in a 2.0
+				// Attributes structure (create_attribute_value_by_enum in
+				// kmip/core/factories/attribute_values.py raises
+				// NotImplementedError), so certificate.py does not ask
+				// for it; Locate by Certificate Type still runs.
+				delete(want, "Certificate Type")
 			}
 			for k, v := range want {
 				if got := res.Steps["get_attributes"].Attributes[k]; got != v {

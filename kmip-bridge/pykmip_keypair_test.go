@@ -72,7 +72,7 @@ func (env *pykmipEnv) runKeyPair(t *testing.T, version, prefix string) *pykmipKe
 func TestPyKMIPKeyPair(t *testing.T) {
 	requirePyKMIP(t)
 	env := startPyKMIPBridge(t)
-	for _, version := range []string{"1.0", "1.2", "1.4"} {
+	for _, version := range []string{"1.0", "1.2", "1.4", "2.0"} {
 		t.Run(version, func(t *testing.T) {
 			res := env.runKeyPair(t, version, "pair"+version)
 			steps := res.Steps
@@ -124,8 +124,14 @@ func TestPyKMIPKeyPair(t *testing.T) {
 					t.Errorf("%s: %q, want %q", s, steps[s].State, want)
 				}
 			}
+			// KMIP 2.0 added Object Not Found for an identifier that
+			// names no object.
+			notFound := "ITEM_NOT_FOUND"
+			if version == "2.0" {
+				notFound = "OBJECT_NOT_FOUND"
+			}
 			for s, reason := range map[string]string{"sign_preactive": "PERMISSION_DENIED", "sign_with_public": "PERMISSION_DENIED",
-				"destroy_active": "PERMISSION_DENIED", "get_destroyed": "ITEM_NOT_FOUND"} {
+				"destroy_active": "PERMISSION_DENIED", "get_destroyed": notFound} {
 				if got := steps[s]; got.OK || got.Reason != reason {
 					t.Errorf("%s: %+v, want %s", s, got, reason)
 				}

@@ -76,7 +76,7 @@ func (env *pykmipEnv) runDeriveWrap(t *testing.T, version string, kek []byte) *d
 func TestPyKMIPDeriveAndWrap(t *testing.T) {
 	requirePyKMIP(t)
 	env := startPyKMIPBridge(t)
-	for _, version := range []string{"1.2", "1.4"} {
+	for _, version := range []string{"1.2", "1.4", "2.0"} {
 		t.Run("KMIP "+version, func(t *testing.T) {
 			kek := bytes.Repeat([]byte{byte(version[2])}, 32)
 			res := env.runDeriveWrap(t, version, kek)

@@ -8,7 +8,7 @@ import "bytes"
 // parseRecordHeader decodes b into rec when b has exactly the shape that
 // object.meta writes with encoding/json:
 //
-//	{"v":N,"type":N[,"alg":N][,"len":N][,"secretType":N][,"opaqueType":N][,"attrs":"BASE64"]}
+//	{"v":N,"type":N[,"alg":N][,"len":N][,"secretType":N][,"opaqueType":N][,"format":N][,"attrs":"BASE64"]}
 //
 // where each N is a decimal without sign, leading zeros or exponent that
 // fits its field, and BASE64 uses only the standard alphabet. It reports
@@ -37,7 +37,7 @@ func parseRecordHeader(b []byte, rec *recordHeader) bool {
 	out.Type = uint32(typ)
 	// The optional fields, in the order of the struct (encoding/json
 	// writes them so); each appears at most once.
-	for i, name := range [...]string{`,"alg":`, `,"len":`, `,"secretType":`, `,"opaqueType":`} {
+	for i, name := range [...]string{`,"alg":`, `,"len":`, `,"secretType":`, `,"opaqueType":`, `,"format":`} {
 		if !p.lit(name) {
 			continue
 		}
@@ -58,6 +58,8 @@ func parseRecordHeader(b []byte, rec *recordHeader) bool {
 			out.SecretType = uint32(v)
 		case 3:
 			out.OpaqueType = uint32(v)
+		case 4:
+			out.Format = uint32(v)
 		}
 	}
 	if p.lit(`,"attrs":"`) {

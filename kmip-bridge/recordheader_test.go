@@ -22,7 +22,9 @@ func headerRecords(t testing.TB) [][]byte {
 	objs := []object{
 		{typ: kmip.ObjectTypeSymmetricKey, alg: kmip.CryptographicAlgorithmAES, length: 256, attrs: attrs},
 		{typ: kmip.ObjectTypeSymmetricKey, alg: kmip.CryptographicAlgorithmAES, length: 128},
+		{typ: kmip.ObjectTypeSymmetricKey, alg: kmip.CryptographicAlgorithmAES, length: 128, format: kmip.KeyFormatTypeTransparentSymmetricKey, attrs: attrs},
 		{typ: kmip.ObjectTypeSecretData, secretType: kmip.SecretDataTypePassword, attrs: attrs},
+		{typ: kmip.ObjectTypeSecretData, secretType: kmip.SecretDataTypePassword, format: kmip.KeyFormatTypeRaw},
 		{typ: kmip.ObjectTypeOpaqueObject, opaqueType: kmip.OpaqueDataType(0x80000001)},
 		{typ: kmip.ObjectTypePrivateKey, alg: kmip.CryptographicAlgorithmRSA, length: 2048, attrs: attrs[:1]},
 		{typ: kmip.ObjectType(0xffffffff), alg: kmip.CryptographicAlgorithm(0xffffffff), length: 1<<31 - 1},
@@ -51,7 +53,8 @@ func TestParseRecordHeader(t *testing.T) {
 			t.Fatal(err)
 		}
 		if fast.Type != slow.Type || fast.Algorithm != slow.Algorithm || fast.Length != slow.Length ||
-			fast.SecretType != slow.SecretType || fast.OpaqueType != slow.OpaqueType || string(fast.Attributes) != string(slow.Attributes) {
+			fast.SecretType != slow.SecretType || fast.OpaqueType != slow.OpaqueType || fast.Format != slow.Format ||
+			string(fast.Attributes) != string(slow.Attributes) {
 			t.Errorf("%s: fast %+v, encoding/json %+v", rec, fast, slow)
 		}
 	}
@@ -89,7 +92,7 @@ func FuzzParseRecordHeader(f *testing.F) {
 	for _, rec := range headerRecords(f) {
 		f.Add(rec)
 	}
-	f.Add([]byte(`{"v":1,"type":2,"alg":3,"len":256,"secretType":4,"opaqueType":5,"attrs":"QUJD"}`))
+	f.Add([]byte(`{"v":1,"type":2,"alg":3,"len":256,"secretType":4,"opaqueType":5,"format":2,"attrs":"QUJD"}`))
 	f.Add([]byte(`{"v":0,"type":0}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fast, slow recordHeader
@@ -100,7 +103,8 @@ func FuzzParseRecordHeader(f *testing.F) {
 			t.Fatalf("fast path decided %q, which encoding/json refuses: %v", b, err)
 		}
 		if fast.Type != slow.Type || fast.Algorithm != slow.Algorithm || fast.Length != slow.Length ||
-			fast.SecretType != slow.SecretType || fast.OpaqueType != slow.OpaqueType || string(fast.Attributes) != string(slow.Attributes) {
+			fast.SecretType != slow.SecretType || fast.OpaqueType != slow.OpaqueType || fast.Format != slow.Format ||
+			string(fast.Attributes) != string(slow.Attributes) {
 			t.Fatalf("%q: fast %+v, encoding/json %+v", b, fast, slow)
 		}
 	})

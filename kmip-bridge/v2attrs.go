@@ -61,6 +61,7 @@ var v2AttrTags = map[kmip.AttributeName]uint32{
 	kmip.AttributeNameAlwaysSensitive:                kmip.TagAlwaysSensitive,
 	kmip.AttributeNameExtractable:                    kmip.TagExtractable,
 	kmip.AttributeNameNeverExtractable:               kmip.TagNeverExtractable,
+	nameKeyFormatType:                                kmip.TagKeyFormatType,
 	// KMIP 2.0 removed these; they are here so that the tags are
 	// recognised (and refused as removed) rather than unknown.
 	operationPolicyName:       tagOperationPolicyName,
@@ -124,6 +125,7 @@ const (
 	reasonAttributeReadOnly      kmip.ResultReason = 0x22
 	reasonAttributeSingleValued  kmip.ResultReason = 0x23
 	reasonNonUniqueName          kmip.ResultReason = 0x35
+	reasonObjectNotFound         kmip.ResultReason = 0x37
 	reasonWrongKeyLifecycleState kmip.ResultReason = 0x43
 )
 

@@ -127,6 +127,9 @@ func TestOVHClientVersions(t *testing.T) {
 			if s, err := c.Get(sec.UniqueIdentifier).MustExec().Secret(); err != nil || string(s) != "hunter2hunter2" {
 				t.Fatalf("secret data: %v", err)
 			}
+
+			ovhAsymmetricOps(t, e, c, "ovh-"+tc.name)
+			ovhWrappedGet(t, c)
 		})
 	}
 }

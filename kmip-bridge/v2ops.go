@@ -371,10 +371,24 @@ func (s *Server) resolveCurrent(ctx context.Context, bi *kmip.RequestBatchItem, 
 
 // Errors of the handlers that KMIP 2.x gives a reason of its own.
 var (
-	errSingleValued  = kerr(kmip.ResultReasonIllegalOperation, "attribute is single-valued and already present")
-	errAttrNotFound  = kerr(kmip.ResultReasonItemNotFound, "attribute not found")
-	errDuplicateName = kerr(kmip.ResultReasonIllegalOperation, "the object already has this name")
+	errSingleValued = kerr(kmip.ResultReasonIllegalOperation, "attribute is single-valued and already present")
+	errAttrNotFound = kerr(kmip.ResultReasonItemNotFound, "attribute not found")
+	errNameTaken    = kerr(kmip.ResultReasonIllegalOperation, "the object already has this name")
 )
+
+// errObjectNotFound is the handlers' answer to an identifier that names
+// no object (handlers.go target, auth.go, crypto_ops.go build the same
+// value).
+var errObjectNotFound = kerr(kmip.ResultReasonItemNotFound, "object not found")
+
+// errMissingIV is a Decrypt without the IV its mode needs.
+var errMissingIV = kerr(kmip.ResultReasonMissingData, "missing IV/counter/nonce")
+
+// objectNotFound reports whether err says that the request's object does
+// not exist, not one of its attributes or a wrapping key.
+func objectNotFound(err error) bool {
+	return errors.Is(err, errObjectNotFound) || errors.Is(err, keys.ErrKeyNotFound) || errors.Is(err, keys.ErrVersionNotFound)
+}
 
 // stateError is a change the object's state forbids (a lifecycle date
 // that may no longer change): Permission Denied at 1.x and 2.0, Wrong
@@ -399,12 +413,22 @@ func v2Reason(v kmip.ProtocolVersion, err error) error {
 		var se stateError
 		errors.As(err, &se)
 		return kerr(reasonWrongKeyLifecycleState, se.e.Message)
+	case ttlv.CompareVersions(v, kmip.V2_0) >= 0 && objectNotFound(err):
+		// KMIP 2.0 added Object Not Found for an identifier that names
+		// no object (BL-M-4-21); Item Not Found stays for 1.x.
+		return kerr(reasonObjectNotFound, errObjectNotFound.(kmipserver.Error).Message)
+	case errors.Is(err, errMissingIV) && ttlv.CompareVersions(v, kmip.V2_1) >= 0:
+		// The OASIS 2.1 cases CS-BC-M-11/12/13-21 expect Invalid
+		// Message for a CBC Decrypt without an IV; no 1.x or 2.0 vector
+		// says so, and there it stays Missing Data.
+		return kerr(kmip.ResultReasonInvalidMessage, errMissingIV.(kmipserver.Error).Message)
 	case errors.Is(err, errReadOnly):
 		return kerr(reasonAttributeReadOnly, errReadOnly.(kmipserver.Error).Message)
 	case errors.Is(err, errSingleValued):
 		return kerr(reasonAttributeSingleValued, errSingleValued.(kmipserver.Error).Message)
-	case errors.Is(err, errDuplicateName):
-		return kerr(reasonNonUniqueName, errDuplicateName.(kmipserver.Error).Message)
+	case errors.Is(err, errNameTaken):
+		// BL-M-8-21: Add Attribute of a Name the object has.
+		return kerr(reasonNonUniqueName, errNameTaken.(kmipserver.Error).Message)
 	case errors.Is(err, errAttrNotFound):
 		return kerr(reasonAttributeNotFound, errAttrNotFound.(kmipserver.Error).Message)
 	}

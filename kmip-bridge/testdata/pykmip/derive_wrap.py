@@ -40,6 +40,7 @@ VERSIONS = {
     "1.2": enums.KMIPVersion.KMIP_1_2,
     "1.3": enums.KMIPVersion.KMIP_1_3,
     "1.4": enums.KMIPVersion.KMIP_1_4,
+    "2.0": enums.KMIPVersion.KMIP_2_0,
 }
 
 # NIST CAVP KBKDF, KDFCTR_gen.rsp, [PRF=HMAC_SHA256]

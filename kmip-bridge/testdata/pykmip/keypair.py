@@ -38,6 +38,7 @@ VERSIONS = {
     "1.2": enums.KMIPVersion.KMIP_1_2,
     "1.3": enums.KMIPVersion.KMIP_1_3,
     "1.4": enums.KMIPVersion.KMIP_1_4,
+    "2.0": enums.KMIPVersion.KMIP_2_0,
 }
 
 MESSAGE = b"pykmip key pair interop message"
