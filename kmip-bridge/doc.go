@@ -299,15 +299,23 @@
 // unwrap what it wrapped; keys.ErrWrapSeparation). Every wrapped
 // export is audited as operation "export" with AuditEvent.WrappingKey
 // set (/kmip/export/<uid>/wrapped-by/<wrapping uid> in the audit log).
-// Sensitive protects the key on the wire, not from the client: whoever
-// can read the wrapping key's material (a client that registered it, or
-// may Get it) can unwrap, so grant /kmip/wrap/<uid> only for wrapping
-// keys meant for that client.
+// A Sensitive key is wrapped only by a wrapping key whose material never
+// left the server in the clear (Permission Denied otherwise,
+// keys.ErrWrapWeak): made by KMIP Create
+// (not Register: the client knows a registered key's bytes and would
+// unwrap offline), Sensitive or not Extractable now, and Always Sensitive
+// or Never Extractable (never exported in the clear). A key that is not
+// Sensitive may be wrapped by any wrapping key: it leaves in the clear
+// anyway. Grant /kmip/wrap/<uid> only for wrapping keys meant for the
+// client.
 //
 // Register takes a Key Block with Key Wrapping Data naming a wrapping key
 // the server holds (Unwrap Key usage bit, no Encrypt or Decrypt; Active,
 // Deactivated or Compromised), unwraps it and stores the plaintext like any registered
-// key. A blob that does not verify (tag, integrity check, length) is
+// key, Sensitive: a key registered wrapped keeps the protection of its
+// wrapped form, so that a Sensitive key got wrapped and registered back
+// is no copy Get returns in the clear. A template with Sensitive false is
+// Permission Denied; Extractable is the client's. A blob that does not verify (tag, integrity check, length) is
 // Cryptographic Failure and stores nothing; an unknown wrapping key is
 // Item Not Found ("wrapping key not found"); MAC/signature wrapping
 // methods and MAC/Signature Key Information are Feature Not Supported, as

@@ -411,6 +411,9 @@ func (s *Server) register(ctx context.Context, req *payloads.RegisterRequestPayl
 		if block, err = s.unwrapBlock(ctx, block); err != nil {
 			return nil, err
 		}
+		if sensitive, err = wrappedSensitive(sensitive); err != nil {
+			return nil, err
+		}
 	}
 	if block != nil {
 		if block.KeyValue == nil || block.KeyValue.Plain == nil {

@@ -126,6 +126,7 @@ func (s *Service) CreateKMIP(ctx context.Context, spec NewObject) (string, error
 		u.Sensitive, u.Extractable = false, true
 	}
 	u.AlwaysSensitive, u.NeverExtractable = u.Sensitive, !u.Extractable
+	u.Generated = spec.Material == nil
 	meta.Usage = &u
 	if err := s.CreateObject(ctx, uid, v, meta); err != nil {
 		return "", err

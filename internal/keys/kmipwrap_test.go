@@ -35,7 +35,7 @@ func raw(_ *Object, m []byte) ([]byte, error) { return bytes.Clone(m), nil }
 func TestWrapKMIP(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newService(t, Config{})
-	kek := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 256, Mask: UsageWrapKey | UsageUnwrapKey})
+	kek := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 256, Mask: UsageWrapKey | UsageUnwrapKey, Sensitive: new(true)})
 	target := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 128, Mask: UsageEncrypt | UsageDecrypt, Sensitive: new(true)})
 	kekRaw, want := material(t, s, kek), material(t, s, target)
 	for _, mode := range []WrapMode{WrapKW, WrapKWP, WrapGCM} {
