@@ -67,10 +67,13 @@
 //     the bridge finds its index, and one that matches no instance fails
 //     with Attribute Not Found. Without Current Attribute, Modify and
 //     Delete change the attribute's first instance (index 0), as at 1.x.
-//   - A Unique Identifier given as an Enumeration (ID Placeholder, or the
-//     identifier an earlier operation of the batch returned) is the
-//     batch's ID placeholder: the identifier of the last Create, Register,
-//     Re-key or Locate. As an Integer it fails with Feature Not Supported.
+//   - A Unique Identifier given as the Enumeration ID Placeholder (0x01)
+//     is the batch's ID placeholder: the identifier of the last Create,
+//     Register, Re-key or Locate. The other values of the enumeration
+//     (the result of a given earlier operation, Create Key Pair Public Key
+//     ...) fail with Invalid Field: read as the placeholder they would
+//     name another object. As an Integer it fails with Feature Not
+//     Supported.
 //   - Date-Time Extended values are accepted wherever a date is expected
 //     and kept to the second. Protection Storage Masks are ignored: the
 //     keystore is the one protection storage.
