@@ -207,7 +207,14 @@
 // overrides the common one, and an algorithm or size only one half names
 // holds for both. Other algorithms, sizes and curves, or halves
 // that name different ones, are Invalid Field. The key is generated in
-// internal/keys (keys.Service.CreateKeyPair). Its two halves are two
+// internal/keys (keys.Service.CreateKeyPair), a few at a time (half the
+// cores); when twice that many already wait, Create Key Pair fails at
+// once with General Failure ("key pair generation is busy ... try
+// again") instead of queueing until its deadline. The Create Key Pair
+// items of one message may cost at most four RSA-4096 generations
+// (keygenCost: an EC pair 1, RSA (bits/1024)^4, so RSA-4096 256 and
+// RSA-2048 16); the item past that is Invalid Field before it generates
+// anything, so one batch cannot hold a core for minutes. Its two halves are two
 // objects, each with its own state, attributes and Unique Identifier: the
 // private key has a Public Key Link to the public key and the public key
 // a Private Key Link to the private key. The default usage masks are Sign
