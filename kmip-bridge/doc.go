@@ -94,7 +94,10 @@
 // Set Attribute (2.x) adds an attribute the object does not have or
 // replaces its only instance; an attribute with several instances fails
 // with Multi Valued Attribute, a server-managed one with Attribute Read
-// Only. Adjust Attribute (2.x) changes the only instance of an Integer,
+// Only. It checks values as Add and Modify Attribute do (one helper,
+// attrcheck.go): a Link needs a known type and an identifier, a Name may
+// not repeat another of the object's names, and a lifecycle date follows
+// the date rules of Add and Modify. Adjust Attribute (2.x) changes the only instance of an Integer,
 // Long Integer, Interval or Date-Time attribute by the Adjustment Value
 // (Integer, Long Integer or Interval, in seconds for dates and intervals;
 // 1 if absent) for Increment and Decrement; Negate changes the sign of a
