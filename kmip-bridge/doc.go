@@ -147,7 +147,14 @@
 // A connection over the limit is closed (reset) right after accept,
 // before any handshake work; open connections are not affected, and every
 // connection gives its slot back when it ends, whether its handshake
-// failed, it timed out or its client went away. Refusals are counted
+// failed, it timed out or its client went away. The TLS handshake has
+// its own deadline, Config.HandshakeTimeout (DefaultHandshakeTimeout,
+// 10 s, or ReadTimeout if shorter), and at most half of the slots are
+// held by connections still in their handshake: when that many are, the
+// oldest of them is closed for the new one. Connections that open TCP
+// and never handshake need no certificate; this way they cannot lock
+// established clients out, nor keep a client that handshakes in
+// milliseconds from getting in. Refusals are counted
 // (Server.Refused) and reported to Config.ConnRefused at most 10 at once
 // and then once a second, each report with the number left out before it.
 // Server.SetMaxConnections changes the limit while the server runs.
