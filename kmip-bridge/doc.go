@@ -330,8 +330,10 @@
 // client.
 //
 // Register takes a Key Block with Key Wrapping Data naming a wrapping key
-// the server holds (Unwrap Key usage bit, no Encrypt or Decrypt; Active,
-// Deactivated or Compromised), unwraps it and stores the plaintext like any registered
+// the server holds (Unwrap Key usage bit, no Encrypt or Decrypt; Active
+// or Deactivated: a Compromised wrapping key is refused as a key in the
+// wrong state, since whoever holds its material could choose what a blob
+// unwraps to), unwraps it and stores the plaintext like any registered
 // key, Sensitive: a key registered wrapped keeps the protection of its
 // wrapped form, so that a Sensitive key got wrapped and registered back
 // is no copy Get returns in the clear. A template with Sensitive false is

@@ -341,6 +341,8 @@ func wrapWireError(err error) error {
 		return kerr(kmip.ResultReasonInvalidField, keys.ErrWrapSelf.Error())
 	case errors.Is(err, keys.ErrWrapSeparation):
 		return kerr(kmip.ResultReasonPermissionDenied, keys.ErrWrapSeparation.Error())
+	case errors.Is(err, keys.ErrUnwrapCompromised):
+		return stateErr(keys.ErrUnwrapCompromised.Error())
 	case errors.Is(err, keys.ErrWrapWeak):
 		return kerr(kmip.ResultReasonPermissionDenied, keys.ErrWrapWeak.Error())
 	case errors.Is(err, keys.ErrWrapLength):

@@ -123,3 +123,32 @@ func TestWrapSensitiveNeedsSealedKEK(t *testing.T) {
 	plain := w.c.Create().AES(256, kmip.CryptographicUsageEncrypt).MustExec().UniqueIdentifier
 	w.c.Get(plain).WithKeyWrapping(wrapSpec(registered, kmip.BlockCipherModeNISTKeyWrap, kmip.EncodingOptionNoEncoding)).MustExec()
 }
+
+// TestRegisterWrappedCompromisedKEK: a wrapping key unwraps while Active
+// or Deactivated; once Compromised, Register of a key wrapped by it is
+// refused as a key in the wrong state and stores nothing.
+func TestRegisterWrappedCompromisedKEK(t *testing.T) {
+	w := newWrapEnv(t)
+	secret := bytes.Repeat([]byte{0x5a}, 32)
+	blob := refW(w.kekRaw, refKWIV, secret)
+	wantOK(t, registerWrapped(t, w.c, w.kek, kmip.BlockCipherModeNISTKeyWrap, kmip.EncodingOptionNoEncoding, plainValue(blob), nil, 256))
+	w.c.Revoke(w.kek).WithRevocationReasonCode(kmip.RevocationReasonCodeKeyCompromise).MustExec()
+	before := len(listKeys(t, w.keys))
+	bi := registerWrapped(t, w.c, w.kek, kmip.BlockCipherModeNISTKeyWrap, kmip.EncodingOptionNoEncoding, plainValue(blob), nil, 256)
+	wantReason(t, bi, kmip.ResultReasonPermissionDenied)
+	if !strings.Contains(bi.ResultMessage, "compromised wrapping key") {
+		t.Fatalf("refusal message %q", bi.ResultMessage)
+	}
+	if after := len(listKeys(t, w.keys)); after != before {
+		t.Fatalf("a refused registration stored %d keys", after-before)
+	}
+}
+
+// TestRegisterWrappedDeactivatedKEK: a Deactivated wrapping key still
+// unwraps what it wrapped while Active.
+func TestRegisterWrappedDeactivatedKEK(t *testing.T) {
+	w := newWrapEnv(t)
+	blob := refW(w.kekRaw, refKWIV, bytes.Repeat([]byte{0x5b}, 32))
+	w.c.Revoke(w.kek).WithRevocationReasonCode(kmip.RevocationReasonCodeCessationOfOperation).MustExec()
+	wantOK(t, registerWrapped(t, w.c, w.kek, kmip.BlockCipherModeNISTKeyWrap, kmip.EncodingOptionNoEncoding, plainValue(blob), nil, 256))
+}

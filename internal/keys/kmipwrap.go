@@ -40,6 +40,11 @@ var (
 	// a clear export.
 	ErrWrapWeak = errors.New("a sensitive key can be wrapped only by a wrapping key the server created and that never left it in the clear: create the wrapping key with KMIP Create and Sensitive true or Extractable false")
 
+	// ErrUnwrapCompromised: a Compromised wrapping key named for an
+	// unwrap. It matches ErrNotActive, so that the front doors answer it
+	// as a key in the wrong state.
+	ErrUnwrapCompromised = fmt.Errorf("%w: a compromised wrapping key does not unwrap: a blob under it may carry key material an attacker chose", ErrNotActive)
+
 	// ErrWrappingKeyNotFound: the wrapping key does not exist.
 	ErrWrappingKeyNotFound = errors.New("wrapping key not found")
 
@@ -233,8 +238,9 @@ func wrappingErr(err error) error {
 
 // UnwrapKMIP unwraps blob with the AES key wrapping, for Register of a
 // wrapped key. The wrapping key must have the Unwrap Key usage bit and
-// be Active, Deactivated or Compromised (unwrapping processes, as
-// decrypt does), and without Encrypt and Decrypt. A blob whose integrity check or tag fails is
+// be Active or Deactivated (a Compromised one is ErrUnwrapCompromised:
+// whoever holds its material could choose what the blob unwraps to), and
+// without Encrypt and Decrypt. A blob whose integrity check or tag fails is
 // crypto.ErrUnwrap or crypto.ErrDecrypt; one of a length the mode never
 // makes is crypto.ErrInvalidLength. The caller owns (and wipes) the
 // result.

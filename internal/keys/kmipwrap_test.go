@@ -154,3 +154,36 @@ func TestWrapKMIPRefuses(t *testing.T) {
 		t.Fatalf("unwrap with a missing key: %v", err)
 	}
 }
+
+// TestUnwrapKMIPStates: a wrapping key unwraps while Active or
+// Deactivated, not once Compromised (ErrUnwrapCompromised, an
+// ErrNotActive), nor Pre-Active.
+func TestUnwrapKMIPStates(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t, Config{})
+	kek := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 256, Mask: UsageWrapKey | UsageUnwrapKey, Sensitive: new(true)})
+	target := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 128, Mask: UsageEncrypt})
+	setState(t, s, kek, StateActive)
+	w, err := s.WrapKMIP(ctx, target, kek, WrapKW, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		state State
+		want  error
+	}{
+		{StateActive, nil},
+		{StateDeactivated, nil},
+		{StateCompromised, ErrUnwrapCompromised},
+	} {
+		setState(t, s, kek, tc.state)
+		_, err := s.UnwrapKMIP(ctx, kek, WrapKW, w.Blob, nil)
+		if !errors.Is(err, tc.want) || tc.want != nil && !errors.Is(err, ErrNotActive) {
+			t.Fatalf("unwrap with a %s wrapping key: %v, want %v", tc.state, err, tc.want)
+		}
+	}
+	setState(t, s, kek, StatePreActive)
+	if _, err := s.UnwrapKMIP(ctx, kek, WrapKW, w.Blob, nil); !errors.Is(err, ErrNotActive) {
+		t.Fatalf("unwrap with a Pre-Active wrapping key: %v", err)
+	}
+}
