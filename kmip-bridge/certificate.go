@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/kesbridge/kes/internal/crypto"
 	"github.com/kesbridge/kes/internal/keys"
@@ -297,7 +296,7 @@ func (s *Server) registerCertificate(ctx context.Context, req *payloads.Register
 	if mask != nil {
 		m = *mask
 	}
-	now := time.Now().UTC().Truncate(time.Second)
+	now := nowOf(ctx)
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
 	uid, err := stateOf(ctx).Keys.CreateKMIP(octx, keys.NewObject{

@@ -4,8 +4,10 @@
 package kmipbridge
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,9 +26,14 @@ import (
 // connections each (vCenter and every vSAN host one or a few), so the
 // limit is far above what a large vSphere estate opens. A connection
 // that never completes its handshake gives its slot back after
-// Config.ReadTimeout (30 s), an idle one after Config.IdleTimeout
+// Config.HandshakeTimeout (10 s), an idle one after Config.IdleTimeout
 // (5 min).
 const DefaultMaxConnections = 1000
+
+// DefaultHandshakeTimeout bounds a TLS handshake when
+// Config.HandshakeTimeout is zero: a handshake takes milliseconds, and
+// a connection in it holds a slot without a certificate.
+const DefaultHandshakeTimeout = 10 * time.Second
 
 // Refusals reach Config.ConnRefused (and the error log) through a token
 // bucket: up to refusalBurst at once, then one per refusalInterval.
@@ -57,7 +64,29 @@ type connLimit struct {
 
 	mu     sync.Mutex // guards bucket
 	bucket refusalBucket
+
+	// handshakeTO is Config.HandshakeTimeout (zero: the default).
+	handshakeTO time.Duration
+	hsMu        sync.Mutex // guards hs and closing
+	// hs are the admitted connections still in their TLS handshake,
+	// oldest first; at most maxHandshakes(max).
+	hs []*conn
+	// closing are the connections admit closed whose serve has not
+	// ended yet: their slots are already the new connections'.
+	closing map[*conn]struct{}
 }
+
+// left is called when c's serve ends, after its slot is given back.
+func (l *connLimit) left(c *conn) {
+	l.hsMu.Lock()
+	delete(l.closing, c)
+	l.hsMu.Unlock()
+}
+
+// maxHandshakes is the number of connections that may be in their TLS
+// handshake at once under the limit n: half of it, so that connections
+// without a certificate never hold more than half of the slots.
+func maxHandshakes(n int64) int { return max(1, int(n/2)) }
 
 // errNegativeMaxConnections refuses a negative Config.MaxConnections.
 var errNegativeMaxConnections = errors.New("kmip: invalid config: negative maximum number of connections")
@@ -69,6 +98,7 @@ func (l *connLimit) init(cfg *Config) error {
 	}
 	l.set(cfg.MaxConnections)
 	l.report = cfg.ConnRefused
+	l.handshakeTO = max(0, cfg.HandshakeTimeout)
 	return nil
 }
 
@@ -100,11 +130,63 @@ func (s *Server) MaxConnections() int { return int(s.limit.max.Load()) }
 // on every scrape.
 func (s *Server) Refused() uint64 { return s.limit.refused.Load() }
 
-// admit reports whether a new connection may be served when open are
-// being served already. Serve calls it under s.mu, where it counts the
-// connection as open, so that two listeners cannot both take the last
-// slot.
-func (s *Server) admit(open int64) bool { return open < s.limit.max.Load() }
+// admit reports whether the new connection c may be served when open
+// are being served already. Serve calls it under s.mu, where it counts
+// the connection as open, so that two listeners cannot both take the
+// last slot. An admitted connection counts as in its handshake until
+// handshake ends it; when maxHandshakes connections already are, the
+// oldest of them is closed to make room (its slot is the new
+// connection's at once, though its serve may take a moment to end). At
+// the limit itself connections are refused, as before the handshake
+// counted. Connections that open TCP and
+// never handshake (they need no certificate) thus hold at most half of
+// the slots, each only until a newer one comes, and a client that
+// handshakes in milliseconds gets through such a flood; established
+// connections keep their slots.
+func (s *Server) admit(c *conn, open int64) bool {
+	limit := s.limit.max.Load()
+	s.limit.hsMu.Lock()
+	defer s.limit.hsMu.Unlock()
+	open -= int64(len(s.limit.closing))
+	if open >= limit {
+		return false
+	}
+	if len(s.limit.hs) >= maxHandshakes(limit) {
+		oldest := s.limit.hs[0]
+		s.limit.hs = s.limit.hs[1:]
+		if s.limit.closing == nil {
+			s.limit.closing = map[*conn]struct{}{}
+		}
+		s.limit.closing[oldest] = struct{}{}
+		// Its Handshake returns at once; serve then gives its slot
+		// back.
+		oldest.raw.Close()
+	}
+	s.limit.hs = append(s.limit.hs, c)
+	return true
+}
+
+// handshake runs c's TLS handshake within the handshake timeout and then
+// stops counting c as in its handshake.
+func (s *Server) handshake(c *conn, tc *tls.Conn) error {
+	defer func() {
+		s.limit.hsMu.Lock()
+		if i := slices.Index(s.limit.hs, c); i >= 0 {
+			s.limit.hs = slices.Delete(s.limit.hs, i, i+1)
+		}
+		s.limit.hsMu.Unlock()
+	}()
+	to := s.limit.handshakeTO
+	if to == 0 {
+		to = min(DefaultHandshakeTimeout, s.readTO)
+	}
+	// A deadline on the connection bounds the handshake: unlike a
+	// context, it needs no goroutine to watch it.
+	if err := c.raw.SetDeadline(time.Now().Add(to)); err != nil {
+		return err
+	}
+	return tc.Handshake()
+}
 
 // refuse closes c, a connection over the limit, right after accept: a
 // TLS handshake, the expensive part of a connection, is never started

@@ -356,15 +356,15 @@ func TestConnLimitTimeouts(t *testing.T) {
 		}
 
 		// A client silent in its handshake holds the slot for the
-		// read timeout.
+		// handshake timeout.
 		silent := ln.dial()
 		defer silent.Close()
 		start = time.Now()
 		if _, err := silent.Read(make([]byte, 1)); err != io.EOF {
 			t.Fatalf("read on the silent connection: %v, want EOF", err)
 		}
-		if d := time.Since(start); d != DefaultReadTimeout {
-			t.Fatalf("silent connection closed after %v, want %v", d, DefaultReadTimeout)
+		if d := time.Since(start); d != DefaultHandshakeTimeout {
+			t.Fatalf("silent connection closed after %v, want %v", d, DefaultHandshakeTimeout)
 		}
 		synctest.Wait()
 		if n := srv.Connections(); n != 0 {

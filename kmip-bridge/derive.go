@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/kesbridge/kes/internal/crypto"
 	"github.com/kesbridge/kes/internal/keys"
@@ -253,7 +252,7 @@ func (s *Server) deriveKey(ctx context.Context, req *DeriveKeyRequestPayload) (*
 		mask = &m
 	}
 	obj.add(kmip.AttributeNameLink, kmip.Link{LinkType: kmip.LinkTypeDerivationBaseObjectLink, LinkedObjectIdentifier: base})
-	now := time.Now().UTC().Truncate(time.Second)
+	now := nowOf(ctx)
 	newUID, err := stateOf(ctx).Keys.DeriveKMIP(octx, ref(base), d, keys.NewObject{
 		Algorithm: keysAlgorithm(obj.alg),
 		Mask:      keys.UsageMask(*mask), Sensitive: sensitive, Extractable: extractable,

@@ -67,10 +67,13 @@
 //     the bridge finds its index, and one that matches no instance fails
 //     with Attribute Not Found. Without Current Attribute, Modify and
 //     Delete change the attribute's first instance (index 0), as at 1.x.
-//   - A Unique Identifier given as an Enumeration (ID Placeholder, or the
-//     identifier an earlier operation of the batch returned) is the
-//     batch's ID placeholder: the identifier of the last Create, Register,
-//     Re-key or Locate. As an Integer it fails with Feature Not Supported.
+//   - A Unique Identifier given as the Enumeration ID Placeholder (0x01)
+//     is the batch's ID placeholder: the identifier of the last Create,
+//     Register, Re-key or Locate. The other values of the enumeration
+//     (the result of a given earlier operation, Create Key Pair Public Key
+//     ...) fail with Invalid Field: read as the placeholder they would
+//     name another object. As an Integer it fails with Feature Not
+//     Supported.
 //   - Date-Time Extended values are accepted wherever a date is expected
 //     and kept to the second. Protection Storage Masks are ignored: the
 //     keystore is the one protection storage.
@@ -96,7 +99,10 @@
 // Set Attribute (2.x) adds an attribute the object does not have or
 // replaces its only instance; an attribute with several instances fails
 // with Multi Valued Attribute, a server-managed one with Attribute Read
-// Only. Adjust Attribute (2.x) changes the only instance of an Integer,
+// Only. It checks values as Add and Modify Attribute do (one helper,
+// attrcheck.go): a Link needs a known type and an identifier, a Name may
+// not repeat another of the object's names, and a lifecycle date follows
+// the date rules of Add and Modify. Adjust Attribute (2.x) changes the only instance of an Integer,
 // Long Integer, Interval or Date-Time attribute by the Adjustment Value
 // (Integer, Long Integer or Interval, in seconds for dates and intervals;
 // 1 if absent) for Increment and Decrement; Negate changes the sign of a
@@ -146,7 +152,14 @@
 // A connection over the limit is closed (reset) right after accept,
 // before any handshake work; open connections are not affected, and every
 // connection gives its slot back when it ends, whether its handshake
-// failed, it timed out or its client went away. Refusals are counted
+// failed, it timed out or its client went away. The TLS handshake has
+// its own deadline, Config.HandshakeTimeout (DefaultHandshakeTimeout,
+// 10 s, or ReadTimeout if shorter), and at most half of the slots are
+// held by connections still in their handshake: when that many are, the
+// oldest of them is closed for the new one. Connections that open TCP
+// and never handshake need no certificate; this way they cannot lock
+// established clients out, nor keep a client that handshakes in
+// milliseconds from getting in. Refusals are counted
 // (Server.Refused) and reported to Config.ConnRefused at most 10 at once
 // and then once a second, each report with the number left out before it.
 // Server.SetMaxConnections changes the limit while the server runs.
@@ -212,7 +225,14 @@
 // overrides the common one, and an algorithm or size only one half names
 // holds for both. Other algorithms, sizes and curves, or halves
 // that name different ones, are Invalid Field. The key is generated in
-// internal/keys (keys.Service.CreateKeyPair). Its two halves are two
+// internal/keys (keys.Service.CreateKeyPair), a few at a time (half the
+// cores); when twice that many already wait, Create Key Pair fails at
+// once with General Failure ("key pair generation is busy ... try
+// again") instead of queueing until its deadline. The Create Key Pair
+// items of one message may cost at most four RSA-4096 generations
+// (keygenCost: an EC pair 1, RSA (bits/1024)^4, so RSA-4096 256 and
+// RSA-2048 16); the item past that is Invalid Field before it generates
+// anything, so one batch cannot hold a core for minutes. Its two halves are two
 // objects, each with its own state, attributes and Unique Identifier: the
 // private key has a Public Key Link to the public key and the public key
 // a Private Key Link to the private key. The default usage masks are Sign
@@ -307,15 +327,25 @@
 // unwrap what it wrapped; keys.ErrWrapSeparation). Every wrapped
 // export is audited as operation "export" with AuditEvent.WrappingKey
 // set (/kmip/export/<uid>/wrapped-by/<wrapping uid> in the audit log).
-// Sensitive protects the key on the wire, not from the client: whoever
-// can read the wrapping key's material (a client that registered it, or
-// may Get it) can unwrap, so grant /kmip/wrap/<uid> only for wrapping
-// keys meant for that client.
+// A Sensitive key is wrapped only by a wrapping key whose material never
+// left the server in the clear (Permission Denied otherwise,
+// keys.ErrWrapWeak): made by KMIP Create
+// (not Register: the client knows a registered key's bytes and would
+// unwrap offline), Sensitive or not Extractable now, and Always Sensitive
+// or Never Extractable (never exported in the clear). A key that is not
+// Sensitive may be wrapped by any wrapping key: it leaves in the clear
+// anyway. Grant /kmip/wrap/<uid> only for wrapping keys meant for the
+// client.
 //
 // Register takes a Key Block with Key Wrapping Data naming a wrapping key
-// the server holds (Unwrap Key usage bit, no Encrypt or Decrypt; Active,
-// Deactivated or Compromised), unwraps it and stores the plaintext like any registered
-// key. A blob that does not verify (tag, integrity check, length) is
+// the server holds (Unwrap Key usage bit, no Encrypt or Decrypt; Active
+// or Deactivated: a Compromised wrapping key is refused as a key in the
+// wrong state, since whoever holds its material could choose what a blob
+// unwraps to), unwraps it and stores the plaintext like any registered
+// key, Sensitive: a key registered wrapped keeps the protection of its
+// wrapped form, so that a Sensitive key got wrapped and registered back
+// is no copy Get returns in the clear. A template with Sensitive false is
+// Permission Denied; Extractable is the client's. A blob that does not verify (tag, integrity check, length) is
 // Cryptographic Failure and stores nothing; an unknown wrapping key is
 // Item Not Found ("wrapping key not found"); MAC/signature wrapping
 // methods and MAC/Signature Key Information are Feature Not Supported, as

@@ -411,6 +411,9 @@ func (s *Server) register(ctx context.Context, req *payloads.RegisterRequestPayl
 		if block, err = s.unwrapBlock(ctx, block); err != nil {
 			return nil, err
 		}
+		if sensitive, err = wrappedSensitive(sensitive); err != nil {
+			return nil, err
+		}
 	}
 	if block != nil {
 		// A Get without a Key Format Type answers this one.
@@ -637,14 +640,8 @@ func (s *Server) addAttribute(ctx context.Context, req *payloads.AddAttributeReq
 		return nil, err
 	}
 	a := req.Attribute
-	date := isDate(a.AttributeName)
-	if !clientSettable(a.AttributeName) && !date {
-		return nil, errReadOnly
-	}
-	if a.AttributeValue == nil {
-		return nil, kerr(kmip.ResultReasonInvalidField, "missing attribute value")
-	}
-	if err := checkAttrValue(a); err != nil {
+	date, err := checkClientAttr(a)
+	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := s.opContext(ctx)
@@ -654,13 +651,10 @@ func (s *Server) addAttribute(ctx context.Context, req *payloads.AddAttributeReq
 		if !multiValued(a.AttributeName) && obj.has(a.AttributeName) {
 			return kerr(kmip.ResultReasonIllegalOperation, "attribute is single-valued and already present")
 		}
-		if a.AttributeName == kmip.AttributeNameName && obj.matches(a) {
-			return errNameTaken
+		if err := checkAttrOnObject(obj, a, date, -1); err != nil {
+			return err
 		}
 		if date {
-			if err := checkDateChange(obj, a.AttributeName); err != nil {
-				return err
-			}
 			var err error
 			added, err = obj.setDate(a.AttributeName, a.AttributeValue)
 			if err != nil {
@@ -697,14 +691,8 @@ func (s *Server) modifyAttribute(ctx context.Context, req *payloads.ModifyAttrib
 		return nil, err
 	}
 	a := req.Attribute
-	date := isDate(a.AttributeName)
-	if !clientSettable(a.AttributeName) && !date {
-		return nil, errReadOnly
-	}
-	if a.AttributeValue == nil {
-		return nil, kerr(kmip.ResultReasonInvalidField, "missing attribute value")
-	}
-	if err := checkAttrValue(a); err != nil {
+	date, err := checkClientAttr(a)
+	if err != nil {
 		return nil, err
 	}
 	idx := int32(0)
@@ -719,7 +707,7 @@ func (s *Server) modifyAttribute(ctx context.Context, req *payloads.ModifyAttrib
 		if date {
 			// A date can only move while the state allows it
 			// (dateChangeAllowed); internal/keys acts on the new one.
-			if err := checkDateChange(obj, a.AttributeName); err != nil {
+			if err := checkAttrOnObject(obj, a, date, -1); err != nil {
 				return err
 			}
 			if obj.find(a.AttributeName, idx) < 0 {
@@ -735,6 +723,9 @@ func (s *Server) modifyAttribute(ctx context.Context, req *payloads.ModifyAttrib
 		i := obj.find(a.AttributeName, idx)
 		if i < 0 {
 			return kerr(kmip.ResultReasonItemNotFound, "attribute not found")
+		}
+		if err := checkAttrOnObject(obj, a, false, i); err != nil {
+			return err
 		}
 		obj.attrs[i].AttributeValue = a.AttributeValue
 		modified = obj.attrs[i]

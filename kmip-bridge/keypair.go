@@ -180,6 +180,16 @@ func (s *Server) createKeyPair(ctx context.Context, req *payloads.CreateKeyPairR
 	if err != nil {
 		return nil, err
 	}
+	if b := budgetOf(ctx); b != nil {
+		// One message may not generate more than maxKeygenCost: a batch
+		// of RSA-4096 items would otherwise hold a generation slot, and
+		// a core, for minutes while other clients wait.
+		c := keygenCost(alg, bits)
+		if b.keygen+c > maxKeygenCost {
+			return nil, kerr(kmip.ResultReasonInvalidField, "the key pairs of one message may cost at most four RSA-4096 generations in all: send further Create Key Pair requests in their own messages")
+		}
+		b.keygen += c
+	}
 	sensitive, extractable, err := exportFlags(privTA)
 	if err != nil {
 		return nil, err
@@ -414,6 +424,24 @@ func (s *Server) registerAsym(ctx context.Context, req *payloads.RegisterRequest
 	return &payloads.RegisterResponsePayload{UniqueIdentifier: uid}, nil
 }
 
+// keygenCost is the cost of generating a key pair, in units where an EC
+// key pair costs 1 and an RSA-4096 one 256: RSA generation searches for
+// two primes, each candidate test costing the cube of the size and the
+// number of candidates growing with the size, so the time grows about
+// with the fourth power of the modulus size ((bits/1024)^4: RSA-2048 is
+// 16, RSA-3072 81). EC generation is one scalar multiplication.
+func keygenCost(alg keys.Algorithm, bits int32) int {
+	if alg != keys.AlgorithmRSA {
+		return 1
+	}
+	sq := int(bits) * int(bits) / (1024 * 1024)
+	return max(1, sq*sq)
+}
+
+// maxKeygenCost is the key generation one message may ask for: four
+// RSA-4096 key pairs, a few seconds of one core.
+const maxKeygenCost = 4 * 256
+
 // asymWireError maps the errors of asymmetric keys that usageWireError
 // does not know; other errors pass unchanged (the server maps them).
 func asymWireError(err error) error {
@@ -422,6 +450,9 @@ func asymWireError(err error) error {
 		return kerr(kmip.ResultReasonInvalidField, err.Error())
 	case errors.Is(err, keys.ErrAlgorithm):
 		return kerr(kmip.ResultReasonInvalidField, err.Error())
+	case errors.Is(err, keys.ErrKeygenBusy):
+		// KMIP has no "try again" reason; the message says it.
+		return kerr(kmip.ResultReasonGeneralFailure, err.Error())
 	}
 	return err
 }

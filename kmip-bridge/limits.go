@@ -59,6 +59,9 @@ type budget struct {
 	// derived is the PBKDF2 work the message's items have asked for
 	// (derive.go): a batch may not multiply the cap of one derivation.
 	derived int
+	// keygen is the key generation cost of the message's Create Key
+	// Pair items (keygenCost, keypair.go).
+	keygen int
 }
 
 const (

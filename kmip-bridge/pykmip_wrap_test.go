@@ -37,8 +37,10 @@ type deriveWrapResult struct {
 		WrappingKey    string `json:"wrapping_key"`
 		Mode           string `json:"mode"`
 		Encoding       string `json:"encoding"`
-		Match          bool   `json:"match"`
-		Value          string `json:"value"`
+		// ClearGetRefused: Get in the clear was refused (Permission
+		// Denied).
+		ClearGetRefused bool   `json:"clear_get_refused"`
+		Value           string `json:"value"`
 	} `json:"steps"`
 }
 
@@ -118,8 +120,15 @@ func TestPyKMIPDeriveAndWrap(t *testing.T) {
 			if s := res.Steps["get_wrapped_by_self"]; s.OK || s.Reason != "INVALID_FIELD" {
 				t.Errorf("get wrapped by itself: %+v", s)
 			}
-			if step("register_wrapped") && !res.Steps["register_wrapped"].Match {
-				t.Error("register_wrapped: get does not return the key the client wrapped")
+			if step("register_wrapped") {
+				s := res.Steps["register_wrapped"]
+				secret := sha256.Sum256([]byte("pykmip wrapped register " + version))
+				if !bytes.Equal(materialOf(t, env, s.UID), secret[:]) {
+					t.Error("register_wrapped: the stored key is not the key the client wrapped")
+				}
+				if !s.ClearGetRefused {
+					t.Error("register_wrapped: the key registered wrapped was returned in the clear")
+				}
 			}
 			if s := res.Steps["register_wrapped_tampered"]; s.OK || s.Reason != "CRYPTOGRAPHIC_FAILURE" {
 				t.Errorf("register of a tampered wrapped key: %+v", s)

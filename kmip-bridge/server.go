@@ -85,10 +85,15 @@ type Config struct {
 	// DefaultMaxResponseSize; values below 4096 bytes are refused.
 	MaxResponseSize int
 
-	// ReadTimeout bounds the TLS handshake, reading one message once its
-	// first bytes arrived, writing the response and each operation's
-	// keystore calls. Zero means 30 s.
+	// ReadTimeout bounds reading one message once its first bytes
+	// arrived, writing the response and each operation's keystore calls.
+	// Zero means 30 s.
 	ReadTimeout time.Duration
+
+	// HandshakeTimeout bounds the TLS handshake of a new connection,
+	// which a client without a certificate can hold. Zero means
+	// DefaultHandshakeTimeout, or ReadTimeout if that is shorter.
+	HandshakeTimeout time.Duration
 
 	// IdleTimeout is how long a connection may wait for its next message.
 	// Zero means 5 min.
@@ -327,7 +332,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			c.Close()
 			return ErrServerClosed
 		}
-		if !s.admit(s.open.Load()) {
+		if !s.admit(cn, s.open.Load()) {
 			s.mu.Unlock()
 			s.refuse(c)
 			continue
@@ -489,20 +494,16 @@ func (c *conn) serve() {
 		delete(s.conns, c)
 		s.mu.Unlock()
 		s.open.Add(-1)
+		s.limit.left(c)
 		s.wg.Done()
 	}()
 	remote := c.raw.RemoteAddr().String()
 	// The logger is built only for the rare connection that logs.
 	log := func() *slog.Logger { return s.log.With("remote", remote) }
 
-	// A deadline on the connection bounds the handshake: unlike a
-	// context, it needs no goroutine to watch it.
 	tc := tls.Server(c.raw, s.tls)
 	c.setBusy(true)
-	if err := c.raw.SetDeadline(time.Now().Add(s.readTO)); err != nil {
-		return
-	}
-	if err := tc.Handshake(); err != nil {
+	if err := s.handshake(c, tc); err != nil {
 		log().Debug("kmip: TLS handshake failed", "err", err)
 		return
 	}

@@ -6,7 +6,6 @@ package kmipbridge
 import (
 	"context"
 	"math/big"
-	"time"
 
 	"github.com/kesbridge/kes/internal/crypto"
 	"github.com/kesbridge/kes/internal/keys"
@@ -114,7 +113,7 @@ func (s *Server) registerSplitKey(ctx context.Context, req *payloads.RegisterReq
 	if mask != nil {
 		m = *mask
 	}
-	now := time.Now().UTC().Truncate(time.Second)
+	now := nowOf(ctx)
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
 	// The part is stored as raw bytes (no Algorithm): the server does

@@ -227,11 +227,16 @@ func requestToV1(op kmip.Operation, pl *tnode, it *v2Item) error {
 			case ttlv.TypeTextString:
 				kids = append(kids, k)
 			case ttlv.TypeEnumeration:
-				// ID Placeholder, or the identifier a named earlier
-				// operation of the batch returned: the bridge keeps
-				// one placeholder per batch, the identifier of the
-				// last Create, Register, Re-key or Locate, which an
-				// item without identifier uses.
+				// ID Placeholder: the bridge keeps one placeholder per
+				// batch, the identifier of the last Create, Register,
+				// Re-key or Locate, which an item without identifier
+				// uses. The other values name the result of a given
+				// earlier operation (Create Key Pair Public Key, ...);
+				// read as the placeholder they would name another
+				// object, the private key for the public one.
+				if len(k.val) != 4 || k.u32() != v2UIDPlaceholder {
+					return errV2UIDEnum
+				}
 			case ttlv.TypeInteger:
 				return errV2IntegerUID
 			default:

@@ -72,6 +72,10 @@ var v2AttrTags = map[kmip.AttributeName]uint32{
 
 // The attributes KMIP 1.1 and 1.3 deprecated and 2.0 removed, named here
 // because the library marks its names for them deprecated.
+// v2UIDPlaceholder is ID Placeholder, the Unique Identifier Enumeration
+// value (KMIP 2.0 §11.29) the bridge accepts.
+const v2UIDPlaceholder = 0x00000001
+
 const (
 	tagOperationPolicyName   = 0x42005D
 	tagCertificateIdentifier = 0x420014
@@ -142,6 +146,7 @@ var (
 	errV2OneAttr        = v2Error(kmip.ResultReasonInvalidField, "expected exactly one attribute")
 	errV2IntegerUID     = v2Error(kmip.ResultReasonFeatureNotSupported, "integer unique identifiers are not supported")
 	errV2InvalidUID     = v2Error(kmip.ResultReasonInvalidField, "invalid unique identifier")
+	errV2UIDEnum        = v2Error(kmip.ResultReasonInvalidField, "of the unique identifier enumeration only ID Placeholder is supported: name the object by its identifier")
 	errV2TooManyAttribs = v2Error(kmip.ResultReasonInvalidMessage, "too many attributes")
 )
 

@@ -86,11 +86,9 @@ func (s *Server) setAttribute(ctx context.Context, req *setAttributeRequest) (*s
 		return nil, err
 	}
 	a := req.Attribute
-	if !clientSettable(a.AttributeName) {
-		return nil, errReadOnly
-	}
-	if a.AttributeValue == nil {
-		return nil, kerr(kmip.ResultReasonInvalidField, "missing attribute value")
+	date, err := checkClientAttr(a)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
@@ -101,15 +99,28 @@ func (s *Server) setAttribute(ctx context.Context, req *setAttributeRequest) (*s
 				at = append(at, i)
 			}
 		}
+		replacing := -1
 		switch len(at) {
 		case 0:
-			obj.add(a.AttributeName, a.AttributeValue)
 		case 1:
-			obj.attrs[at[0]].AttributeValue = a.AttributeValue
+			replacing = at[0]
 		default:
 			return kerr(reasonMultiValuedAttribute, "attribute has several instances")
 		}
-		obj.touch(time.Now().UTC().Truncate(time.Second))
+		if err := checkAttrOnObject(obj, a, date, replacing); err != nil {
+			return err
+		}
+		switch {
+		case date:
+			if _, err := obj.setDate(a.AttributeName, a.AttributeValue); err != nil {
+				return err
+			}
+		case replacing < 0:
+			obj.add(a.AttributeName, a.AttributeValue)
+		default:
+			obj.attrs[replacing].AttributeValue = a.AttributeValue
+		}
+		obj.touch(nowOf(ctx))
 		return nil
 	})
 	if err != nil {
@@ -182,7 +193,7 @@ func (s *Server) adjustAttribute(ctx context.Context, req *adjustAttributeReques
 			return err
 		}
 		a.AttributeValue = v
-		obj.touch(time.Now().UTC().Truncate(time.Second))
+		obj.touch(nowOf(ctx))
 		return nil
 	})
 	if err != nil {

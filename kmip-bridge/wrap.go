@@ -276,6 +276,20 @@ func (s *Server) unwrapBlock(ctx context.Context, block *kmip.KeyBlock) (*kmip.K
 	return out, nil
 }
 
+// wrappedSensitive is the Sensitive attribute of a key registered from
+// Key Wrapping Data. Such a key keeps the protection its wrapped form
+// implies: it is Sensitive, whatever it was before it was wrapped, so
+// that a Sensitive key got wrapped and registered back does not become a
+// copy that Get returns in the clear. A template that asks for Sensitive
+// false is refused; Extractable is the client's (false only protects
+// more).
+func wrappedSensitive(asked *bool) (*bool, error) {
+	if asked != nil && !*asked {
+		return nil, kerr(kmip.ResultReasonPermissionDenied, "a key registered wrapped stays sensitive: register it without Sensitive false, or register the plaintext key")
+	}
+	return new(true), nil
+}
+
 // decodeKeyValue decodes the TTLV encoding of a Key Value structure of
 // the given key format, as the library decodes it inside a Key Block.
 // Anything but exactly one Key Value structure is refused.
@@ -327,6 +341,10 @@ func wrapWireError(err error) error {
 		return kerr(kmip.ResultReasonInvalidField, keys.ErrWrapSelf.Error())
 	case errors.Is(err, keys.ErrWrapSeparation):
 		return kerr(kmip.ResultReasonPermissionDenied, keys.ErrWrapSeparation.Error())
+	case errors.Is(err, keys.ErrUnwrapCompromised):
+		return stateErr(keys.ErrUnwrapCompromised.Error())
+	case errors.Is(err, keys.ErrWrapWeak):
+		return kerr(kmip.ResultReasonPermissionDenied, keys.ErrWrapWeak.Error())
 	case errors.Is(err, keys.ErrWrapLength):
 		return kerr(kmip.ResultReasonInvalidField, keys.ErrWrapLength.Error())
 	case errors.Is(err, keys.ErrWrappingKeyNotFound):

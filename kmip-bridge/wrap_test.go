@@ -172,10 +172,30 @@ func newWrapEnv(t *testing.T) *wrapEnv {
 		}
 	})
 	w.c = w.dial(w.client)
-	w.kekRaw = bytes.Repeat([]byte{0x4b}, 32)
-	w.kek = w.c.Register().SymmetricKey(kmip.CryptographicAlgorithmAES, kmip.CryptographicUsageWrapKey|kmip.CryptographicUsageUnwrapKey, w.kekRaw).MustExec().UniqueIdentifier
+	// The server makes the wrapping key, Sensitive, as a Sensitive key's
+	// wrapping key must be; the test reads its material from the key
+	// service to check the blobs.
+	w.kek = w.c.Create().AES(256, kmip.CryptographicUsageWrapKey|kmip.CryptographicUsageUnwrapKey).WithAttribute(kmip.AttributeNameSensitive, true).MustExec().UniqueIdentifier
+	w.kekRaw = w.material(t, w.kek)
 	w.c.Activate(w.kek).MustExec()
 	return w
+}
+
+// material returns the key service's material of uid.
+func (w *wrapEnv) material(t *testing.T, uid string) []byte {
+	t.Helper()
+	var out []byte
+	err := w.keys.With(context.Background(), uid, func(o *keys.Object) error {
+		use := func(b []byte) error { out = bytes.Clone(b); return nil }
+		if o.Version.Key != nil {
+			return o.Version.Key.Use(use)
+		}
+		return o.Version.Material.Use(use)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // wrappedExport reports whether an export of uid wrapped by kek was
@@ -476,8 +496,10 @@ func TestRegisterWrapped(t *testing.T) {
 			if !bytes.Equal(got, secret) {
 				t.Fatal("stored material is not the unwrapped key")
 			}
-			if g := w.c.Get(uid).MustExec(); !bytes.Equal(*g.Object.(*kmip.SymmetricKey).KeyBlock.KeyValue.Plain.KeyMaterial.Bytes, secret) {
-				t.Fatal("get of the registered key")
+			// Registered wrapped, it stays wrapped: Sensitive.
+			req, _ := w.c.Get(uid).Build()
+			if bi := batchOne(t, w.c, req); bi.ResultReason != kmip.ResultReasonPermissionDenied || !strings.Contains(bi.ResultMessage, "only wrapped") {
+				t.Fatalf("clear get of a key registered wrapped: %v %q", bi.ResultReason, bi.ResultMessage)
 			}
 		})
 	}

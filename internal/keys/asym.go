@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math/big"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/kesbridge/kes/internal/crypto"
@@ -63,6 +64,11 @@ var (
 	// the data (a PSS padding on an EC key, a digest of the wrong size,
 	// an unsupported hash).
 	ErrSignParams = errors.New("invalid signature parameters")
+
+	// ErrKeygenBusy: more key-pair generations are waiting for a slot
+	// than maxKeygenWaiting. Refused at once rather than queued, so that
+	// waiters cannot pile up until their deadlines.
+	ErrKeygenBusy = errors.New("key pair generation is busy: too many key pairs are being generated, try again later")
 )
 
 // Which usage bits each kind of asymmetric key may carry. The server
@@ -179,6 +185,35 @@ func ParseAsymmetric(alg Algorithm, der []byte) (stdcrypto.Signer, stdcrypto.Pub
 // all of them with one batch.
 var keygenSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 
+// keygenWaiting counts the generations waiting for one of keygenSlots;
+// at most maxKeygenWaiting wait (a few seconds' work behind each slot),
+// the next is ErrKeygenBusy.
+var (
+	keygenWaiting    atomic.Int32
+	maxKeygenWaiting = int32(2 * cap(keygenSlots))
+)
+
+// acquireKeygen takes one of keygenSlots: at once if one is free,
+// otherwise as one of at most maxKeygenWaiting waiters, until ctx ends.
+func acquireKeygen(ctx context.Context) error {
+	select {
+	case keygenSlots <- struct{}{}:
+		return nil
+	default:
+	}
+	if keygenWaiting.Add(1) > maxKeygenWaiting {
+		keygenWaiting.Add(-1)
+		return ErrKeygenBusy
+	}
+	defer keygenWaiting.Add(-1)
+	select {
+	case keygenSlots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // NewKeyPair describes a key pair a KMIP client creates.
 type NewKeyPair struct {
 	// Algorithm is AlgorithmRSA or AlgorithmEC.
@@ -234,10 +269,8 @@ func (s *Service) CreateKeyPair(ctx context.Context, spec NewKeyPair) (privUID, 
 		return "", "", err
 	}
 
-	select {
-	case keygenSlots <- struct{}{}:
-	case <-ctx.Done():
-		return "", "", ctx.Err()
+	if err := acquireKeygen(ctx); err != nil {
+		return "", "", err
 	}
 	var key stdcrypto.Signer
 	if curve != nil {

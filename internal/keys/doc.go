@@ -65,6 +65,12 @@
 //	Compromised  no        yes      yes           no       yes      if exp.   no        KMIP key  yes
 //	Destroyed    every operation answers "not found"
 //
+// Unwrap Key is the exception of its column: a Compromised wrapping key
+// does not unwrap (ErrUnwrapCompromised). Unwrapping makes a new key the
+// server trusts, and whoever may hold a compromised key's material can
+// make a blob unwrap to material of their choice; a Deactivated one still
+// unwraps what it wrapped while it was Active.
+//
 // The state in the table is the effective one. A KMIP key may carry
 // client-set lifecycle dates (Metadata.Dates, dates.go): a Pre-Active key
 // is Active from its Activation Date on, and a Pre-Active or Active key

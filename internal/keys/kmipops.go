@@ -126,6 +126,7 @@ func (s *Service) CreateKMIP(ctx context.Context, spec NewObject) (string, error
 		u.Sensitive, u.Extractable = false, true
 	}
 	u.AlwaysSensitive, u.NeverExtractable = u.Sensitive, !u.Extractable
+	u.Generated = spec.Material == nil
 	meta.Usage = &u
 	if err := s.CreateObject(ctx, uid, v, meta); err != nil {
 		return "", err
@@ -289,11 +290,18 @@ func (s *Service) withAES(ctx context.Context, name string, bit UsageMask, op st
 // check enforces the lifecycle state and the usage mask: operations that
 // protect or make keys (encrypt, MAC generate, sign, wrap key, derive
 // key) need Active, those that process (decrypt, MAC verify, signature
-// verify, unwrap key) also accept Deactivated and Compromised.
+// verify) also accept Deactivated and Compromised. Unwrap key accepts
+// Active and Deactivated only: its result is a new key the server
+// trusts, and whoever may hold a Compromised key's material can make a
+// blob unwrap to key material of their choice (ErrUnwrapCompromised). A
+// Deactivated key still unwraps what it wrapped while Active.
 func (s *Service) check(o *Object, bit UsageMask, op string) error {
 	protect := bit == UsageEncrypt || bit == UsageMACGenerate || bit == UsageSign || bit == UsageWrapKey || bit == UsageDeriveKey
 	if protect && !o.Meta.State.Active() || !protect && !o.Meta.State.CanDecrypt() {
 		return ErrNotActive
+	}
+	if bit == UsageUnwrapKey && o.Meta.State == StateCompromised {
+		return ErrUnwrapCompromised
 	}
 	window := o.processWindow
 	if protect {

@@ -34,6 +34,17 @@ var (
 	// may Encrypt could make blobs that Register unwraps.
 	ErrWrapSeparation = errors.New("a wrapping key must not also have the Encrypt or Decrypt usage: use a key for wrapping only")
 
+	// ErrWrapWeak: a Sensitive key named with a wrapping key whose
+	// material a client may hold (see sealedKEK). Whoever holds the
+	// wrapping key's bytes unwraps the blob offline, so the wrap would be
+	// a clear export.
+	ErrWrapWeak = errors.New("a sensitive key can be wrapped only by a wrapping key the server created and that never left it in the clear: create the wrapping key with KMIP Create and Sensitive true or Extractable false")
+
+	// ErrUnwrapCompromised: a Compromised wrapping key named for an
+	// unwrap. It matches ErrNotActive, so that the front doors answer it
+	// as a key in the wrong state.
+	ErrUnwrapCompromised = fmt.Errorf("%w: a compromised wrapping key does not unwrap: a blob under it may carry key material an attacker chose", ErrNotActive)
+
 	// ErrWrappingKeyNotFound: the wrapping key does not exist.
 	ErrWrappingKeyNotFound = errors.New("wrapping key not found")
 
@@ -81,6 +92,19 @@ func wrapRefusal(u Usage) error {
 	}
 }
 
+// sealedKEK reports whether the wrapping key's material never left the
+// server in the clear, so that a blob it wraps is no export in the
+// clear: the server generated it (KMIP Create, not Register: Generated,
+// OriginKMIP), it may not leave in the clear now (Sensitive, or not
+// Extractable; u has the export patterns applied) and it never has
+// (Always Sensitive, or Never Extractable). The rule holds by induction:
+// an Always Sensitive wrapping key leaves only wrapped, and then only by
+// a key of this kind, since it is Sensitive itself.
+func sealedKEK(u Usage) bool {
+	return u.Origin == OriginKMIP && u.Generated && !u.Public &&
+		(u.Sensitive || !u.Extractable) && (u.AlwaysSensitive || u.NeverExtractable)
+}
+
 // sameKey reports whether two names (or version references) name one
 // key.
 func sameKey(a, b string) bool {
@@ -99,7 +123,8 @@ func sameKey(a, b string) bool {
 // wrapping key must be Active with the Wrap Key usage bit and without
 // Encrypt and Decrypt (ErrWrapSeparation), and must not be the key
 // itself (ErrWrapSelf); the key must be Extractable (Sensitive
-// keys leave only this way). The first export of a Never Extractable key
+// keys leave only this way). A Sensitive key needs a wrapping key that
+// never left the server in the clear (sealedKEK), or ErrWrapWeak. The first export of a Never Extractable key
 // records that it is no longer, as Export does.
 func (s *Service) WrapKMIP(ctx context.Context, name, wrapping string, mode WrapMode, encode func(o *Object, material []byte) ([]byte, error)) (Wrapped, error) {
 	if sameKey(name, wrapping) {
@@ -110,12 +135,30 @@ func (s *Service) WrapKMIP(ctx context.Context, name, wrapping string, mode Wrap
 	}
 	// The wrapping key is checked first, so that a wrap that cannot
 	// happen does not mark the key exported.
-	if err := s.checkWrapping(ctx, wrapping, UsageWrapKey, "wrap key"); err != nil {
+	sealed, err := s.checkWrapping(ctx, wrapping, UsageWrapKey, "wrap key")
+	if err != nil {
 		return Wrapped{}, err
+	}
+	// Checked before export, so that a refused wrap does not mark the
+	// key exported; again below, on the object export hands over.
+	var sensitive bool
+	err = s.With(ctx, name, func(o *Object) error {
+		u := s.UsageOf(o)
+		sensitive = u.Sensitive
+		return wrapRefusal(u)
+	})
+	if err != nil {
+		return Wrapped{}, err
+	}
+	if sensitive && !sealed {
+		return Wrapped{}, ErrWrapWeak
 	}
 	var plain []byte
 	defer func() { clear(plain) }()
-	err := s.export(ctx, name, true, func(o *Object) error {
+	err = s.export(ctx, name, true, func(o *Object) error {
+		if s.UsageOf(o).Sensitive && !sealed {
+			return ErrWrapWeak
+		}
 		var material []byte
 		var err error
 		switch {
@@ -169,18 +212,20 @@ func (s *Service) WrapKMIP(ctx context.Context, name, wrapping string, mode Wrap
 
 // checkWrapping checks the wrapping key's state, usage bit and
 // algorithm, and that it can neither Encrypt nor Decrypt
-// (ErrWrapSeparation).
-func (s *Service) checkWrapping(ctx context.Context, wrapping string, bit UsageMask, op string) error {
+// (ErrWrapSeparation). It reports whether the wrapping key never left
+// the server in the clear (sealedKEK).
+func (s *Service) checkWrapping(ctx context.Context, wrapping string, bit UsageMask, op string) (sealed bool, _ error) {
 	err := s.withAES(ctx, wrapping, bit, op, func([]byte) error { return nil })
 	if err == nil {
 		err = s.With(ctx, wrapping, func(o *Object) error {
 			if UsageOf(o).Mask&(UsageEncrypt|UsageDecrypt) != 0 {
 				return ErrWrapSeparation
 			}
+			sealed = sealedKEK(s.UsageOf(o))
 			return nil
 		})
 	}
-	return wrappingErr(err)
+	return sealed, wrappingErr(err)
 }
 
 // wrappingErr tells a missing wrapping key from a missing key.
@@ -193,13 +238,14 @@ func wrappingErr(err error) error {
 
 // UnwrapKMIP unwraps blob with the AES key wrapping, for Register of a
 // wrapped key. The wrapping key must have the Unwrap Key usage bit and
-// be Active, Deactivated or Compromised (unwrapping processes, as
-// decrypt does), and without Encrypt and Decrypt. A blob whose integrity check or tag fails is
+// be Active or Deactivated (a Compromised one is ErrUnwrapCompromised:
+// whoever holds its material could choose what the blob unwraps to), and
+// without Encrypt and Decrypt. A blob whose integrity check or tag fails is
 // crypto.ErrUnwrap or crypto.ErrDecrypt; one of a length the mode never
 // makes is crypto.ErrInvalidLength. The caller owns (and wipes) the
 // result.
 func (s *Service) UnwrapKMIP(ctx context.Context, wrapping string, mode WrapMode, blob, iv []byte) ([]byte, error) {
-	if err := s.checkWrapping(ctx, wrapping, UsageUnwrapKey, "unwrap key"); err != nil {
+	if _, err := s.checkWrapping(ctx, wrapping, UsageUnwrapKey, "unwrap key"); err != nil {
 		return nil, err
 	}
 	var plain []byte

@@ -35,7 +35,7 @@ func raw(_ *Object, m []byte) ([]byte, error) { return bytes.Clone(m), nil }
 func TestWrapKMIP(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newService(t, Config{})
-	kek := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 256, Mask: UsageWrapKey | UsageUnwrapKey})
+	kek := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 256, Mask: UsageWrapKey | UsageUnwrapKey, Sensitive: new(true)})
 	target := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 128, Mask: UsageEncrypt | UsageDecrypt, Sensitive: new(true)})
 	kekRaw, want := material(t, s, kek), material(t, s, target)
 	for _, mode := range []WrapMode{WrapKW, WrapKWP, WrapGCM} {
@@ -152,5 +152,38 @@ func TestWrapKMIPRefuses(t *testing.T) {
 	}
 	if _, err := s.UnwrapKMIP(ctx, "no-such-key", WrapKW, w.Blob, nil); !errors.Is(err, ErrWrappingKeyNotFound) {
 		t.Fatalf("unwrap with a missing key: %v", err)
+	}
+}
+
+// TestUnwrapKMIPStates: a wrapping key unwraps while Active or
+// Deactivated, not once Compromised (ErrUnwrapCompromised, an
+// ErrNotActive), nor Pre-Active.
+func TestUnwrapKMIPStates(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t, Config{})
+	kek := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 256, Mask: UsageWrapKey | UsageUnwrapKey, Sensitive: new(true)})
+	target := newKMIP(t, s, NewObject{Algorithm: AlgorithmAES, Bits: 128, Mask: UsageEncrypt})
+	setState(t, s, kek, StateActive)
+	w, err := s.WrapKMIP(ctx, target, kek, WrapKW, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		state State
+		want  error
+	}{
+		{StateActive, nil},
+		{StateDeactivated, nil},
+		{StateCompromised, ErrUnwrapCompromised},
+	} {
+		setState(t, s, kek, tc.state)
+		_, err := s.UnwrapKMIP(ctx, kek, WrapKW, w.Blob, nil)
+		if !errors.Is(err, tc.want) || tc.want != nil && !errors.Is(err, ErrNotActive) {
+			t.Fatalf("unwrap with a %s wrapping key: %v, want %v", tc.state, err, tc.want)
+		}
+	}
+	setState(t, s, kek, StatePreActive)
+	if _, err := s.UnwrapKMIP(ctx, kek, WrapKW, w.Blob, nil); !errors.Is(err, ErrNotActive) {
+		t.Fatalf("unwrap with a Pre-Active wrapping key: %v", err)
 	}
 }

@@ -86,6 +86,12 @@ type Usage struct {
 	// Get). KMIP's Fresh attribute is its negation. A key stored before
 	// this was recorded reads as not exported.
 	Exported bool `json:"exported,omitempty"`
+	// Generated: the server generated the material (KMIP Create); no
+	// client supplied it. Only such a key can wrap a Sensitive key
+	// (sealedKEK): a client that registered the wrapping key knows its
+	// bytes and would unwrap offline. Keys stored before this was
+	// recorded read as not generated.
+	Generated bool `json:"generated,omitempty"`
 }
 
 // Exportable reports whether KMIP Get may return the material in the
