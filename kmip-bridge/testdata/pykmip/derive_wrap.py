@@ -37,6 +37,7 @@ from kmip.pie import exceptions as pie_exceptions
 from kmip.pie import objects as pie_objects
 
 VERSIONS = {
+    "1.0": enums.KMIPVersion.KMIP_1_0,
     "1.2": enums.KMIPVersion.KMIP_1_2,
     "1.3": enums.KMIPVersion.KMIP_1_3,
     "1.4": enums.KMIPVersion.KMIP_1_4,
