@@ -284,7 +284,10 @@
 // that is Active, Deactivated or Compromised and whose mask has Verify
 // (internal/keys states the table). A signature that does not verify is
 // Validity Indicator Invalid, not an error; unsupported parameters are
-// Invalid Field. Data is bounded by Config.MaxMessageSize.
+// Invalid Field. Data is bounded by Config.MaxMessageSize. The Sign items
+// of one message may cost at most 1,000 RSA-2048 signatures (signCost:
+// an EC signature 1, RSA (bits/1024)^3, so RSA-2048 8 and RSA-8192 512);
+// the item past that is Invalid Field before it signs.
 //
 // # Export and usage
 //

@@ -62,6 +62,9 @@ type budget struct {
 	// keygen is the key generation cost of the message's Create Key
 	// Pair items (keygenCost, keypair.go).
 	keygen int
+	// signs is the private-key cost of the message's Sign items
+	// (signCost, sign.go).
+	signs int
 }
 
 const (

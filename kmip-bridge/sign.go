@@ -178,6 +178,9 @@ func (s *Server) sign(ctx context.Context, req *payloads.SignRequestPayload) (*p
 	if err != nil {
 		return nil, err
 	}
+	if err := s.chargeSign(ctx, uid); err != nil {
+		return nil, err
+	}
 	sig, err := stateOf(ctx).Keys.Sign(ctx, ref(uid), p, data)
 	if err != nil {
 		return nil, asymWireError(err)
@@ -212,4 +215,42 @@ func (s *Server) signatureVerify(ctx context.Context, req *payloads.SignatureVer
 		v = kmip.ValidityIndicatorValid
 	}
 	return &payloads.SignatureVerifyResponsePayload{UniqueIdentifier: uid, ValidityIndicator: v}, nil
+}
+
+// signCost is the cost of one signature with a private key, in units
+// where an EC signature costs 1: an RSA private-key operation grows with
+// the cube of the modulus size, (bits/1024)^3, so RSA-2048 costs 8 and
+// RSA-8192, the largest key Register accepts, 512.
+func signCost(alg kmip.CryptographicAlgorithm, bits int32) int {
+	if alg != kmip.CryptographicAlgorithmRSA {
+		return 1
+	}
+	k := int(max(bits, 1024)) / 1024
+	return k * k * k
+}
+
+// maxSignCost is the signing one message may ask for: 1,000 RSA-2048
+// signatures (a batch's most items) or 15 with RSA-8192, about a second
+// of one core.
+const maxSignCost = 1000 * 8
+
+// chargeSign charges a Sign with the key uid to the message's budget and
+// refuses it, before any work, once the message has asked for
+// maxSignCost: without it a batch of 1,000 signatures with a registered
+// RSA-8192 key holds a core for about a minute.
+func (s *Server) chargeSign(ctx context.Context, uid string) error {
+	b := budgetOf(ctx)
+	if b == nil {
+		return nil
+	}
+	obj, err := s.view(ctx, uid)
+	if err != nil {
+		return err
+	}
+	c := signCost(obj.alg, obj.length)
+	if b.signs+c > maxSignCost {
+		return kerr(kmip.ResultReasonInvalidField, "the signatures of one message may cost at most 1,000 RSA-2048 signatures in all: send further Sign requests in their own messages")
+	}
+	b.signs += c
+	return nil
 }
