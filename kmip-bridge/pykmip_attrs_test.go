@@ -4,15 +4,7 @@
 package kmipbridge_test
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
 )
 
 // pykmipAttrs is what testdata/pykmip/attributes.py prints.
@@ -90,39 +82,11 @@ func startPyKMIPBridgeNoUsers(t *testing.T) *pykmipEnv {
 }
 
 // runAttributes runs attributes.py as client at the given KMIP version.
+// Empty username and password lines, as in PyKMIP's sample
+// configuration, make it send an empty Username/Password credential.
 func (env *pykmipEnv) runAttributes(t *testing.T, client, version string, names ...string) *pykmipAttrs {
 	t.Helper()
-	files := env.clients[client]
-	// Empty username and password lines, as in PyKMIP's sample
-	// configuration, make it send an empty Username/Password credential.
-	conf := fmt.Sprintf(`[client]
-host=127.0.0.1
-port=%d
-certfile=%s
-keyfile=%s
-ca_certs=%s
-cert_reqs=CERT_REQUIRED
-ssl_version=PROTOCOL_SSLv23
-do_handshake_on_connect=True
-suppress_ragged_eofs=True
-timeout=20
-username=
-password=
-`, env.addr.Port, files[0], files[1], env.caFile)
-	confFile := filepath.Join(t.TempDir(), "pykmip.conf")
-	writeFile(t, confFile, []byte(conf), 0o600)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, pykmipPython, append([]string{filepath.Join("testdata", "pykmip", "attributes.py"), confFile, version}, names...)...)
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "PYTHONDONTWRITEBYTECODE=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("attributes.py %s: %v\n%s", version, err, stderr.String())
-	}
 	var res pykmipAttrs
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("attributes.py %s: invalid output: %v\n%s", version, err, stdout.String())
-	}
+	env.runScript(t, client, "username=\npassword=\n", "attributes.py", "", &res, append([]string{version}, names...)...)
 	return &res
 }

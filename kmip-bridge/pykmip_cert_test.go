@@ -4,8 +4,6 @@
 package kmipbridge_test
 
 import (
-	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -13,14 +11,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"math/big"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -102,26 +94,7 @@ func TestPyKMIPCertificate(t *testing.T) {
 // runPyKMIPCertificate runs certificate.py as the "pykmip" client.
 func runPyKMIPCertificate(t *testing.T, env *pykmipEnv, version, name string, der []byte) *pykmipCertResult {
 	t.Helper()
-	files := env.clients["pykmip"]
-	conf := fmt.Sprintf("[client]\nhost=127.0.0.1\nport=%d\ncertfile=%s\nkeyfile=%s\nca_certs=%s\ncert_reqs=CERT_REQUIRED\n"+
-		"ssl_version=PROTOCOL_SSLv23\ndo_handshake_on_connect=True\nsuppress_ragged_eofs=True\ntimeout=20\n",
-		env.addr.Port, files[0], files[1], env.caFile)
-	confFile := filepath.Join(t.TempDir(), "pykmip.conf")
-	writeFile(t, confFile, []byte(conf), 0o600)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, pykmipPython, filepath.Join("testdata", "pykmip", "certificate.py"), confFile, version, name)
-	cmd.Stdin = strings.NewReader(hex.EncodeToString(der))
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "PYTHONDONTWRITEBYTECODE=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("certificate.py %s: %v\n%s", version, err, stderr.String())
-	}
 	var res pykmipCertResult
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("certificate.py %s: invalid output: %v", version, err)
-	}
+	env.runScript(t, "pykmip", "", "certificate.py", hex.EncodeToString(der), &res, version, name)
 	return &res
 }

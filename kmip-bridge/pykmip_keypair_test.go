@@ -4,21 +4,13 @@
 package kmipbridge_test
 
 import (
-	"bytes"
-	"context"
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 )
 
 // pykmipKeyPairResult is what testdata/pykmip/keypair.py prints.
@@ -43,25 +35,8 @@ type pykmipKeyPairResult struct {
 
 func (env *pykmipEnv) runKeyPair(t *testing.T, version, prefix string) *pykmipKeyPairResult {
 	t.Helper()
-	files := env.clients["pykmip"]
-	conf := fmt.Sprintf("[client]\nhost=127.0.0.1\nport=%d\ncertfile=%s\nkeyfile=%s\nca_certs=%s\ncert_reqs=CERT_REQUIRED\n"+
-		"ssl_version=PROTOCOL_SSLv23\ndo_handshake_on_connect=True\nsuppress_ragged_eofs=True\ntimeout=20\n",
-		env.addr.Port, files[0], files[1], env.caFile)
-	confFile := filepath.Join(t.TempDir(), "pykmip.conf")
-	writeFile(t, confFile, []byte(conf), 0o600)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, pykmipPython, filepath.Join("testdata", "pykmip", "keypair.py"), confFile, version, prefix)
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "PYTHONDONTWRITEBYTECODE=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("keypair.py %s: %v\n%s", version, err, stderr.String())
-	}
 	var res pykmipKeyPairResult
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("keypair.py %s: invalid output: %v", version, err)
-	}
+	env.runScript(t, "pykmip", "", "keypair.py", "", &res, version, prefix)
 	return &res
 }
 

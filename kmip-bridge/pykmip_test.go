@@ -252,6 +252,23 @@ type pykmipResult struct {
 // user, if not empty, is sent as a Username/Password credential.
 func (env *pykmipEnv) runLifecycle(t *testing.T, client, version, prefix, kesKey, user, password string, registerKey []byte) *pykmipResult {
 	t.Helper()
+	extra := ""
+	if user != "" {
+		extra = fmt.Sprintf("username=%s\npassword=%s\n", user, password)
+	}
+	var res pykmipResult
+	env.runScript(t, client, extra, "lifecycle.py", hex.EncodeToString(registerKey), &res, version, prefix, kesKey)
+	return &res
+}
+
+// runScript runs testdata/pykmip/<script> as client (its certificate
+// and key) with a client configuration naming the bridge, the
+// configuration file and args as arguments and stdin as its input, and
+// decodes the JSON it prints into out. extra lines are added to the
+// configuration's [client] section. The first argument after the
+// configuration is the KMIP version in every script.
+func (env *pykmipEnv) runScript(t *testing.T, client, extra, script, stdin string, out any, args ...string) {
+	t.Helper()
 	files := env.clients[client]
 	// PyKMIP's client verifies the server against ca_certs but checks no
 	// host name; PROTOCOL_SSLv23 lets it negotiate TLS 1.3 with Go.
@@ -266,29 +283,24 @@ ssl_version=PROTOCOL_SSLv23
 do_handshake_on_connect=True
 suppress_ragged_eofs=True
 timeout=20
-`, env.addr.Port, files[0], files[1], env.caFile)
-	if user != "" {
-		conf += fmt.Sprintf("username=%s\npassword=%s\n", user, password)
-	}
+`, env.addr.Port, files[0], files[1], env.caFile) + extra
 	confFile := filepath.Join(t.TempDir(), "pykmip.conf")
 	writeFile(t, confFile, []byte(conf), 0o600)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, pykmipPython, filepath.Join("testdata", "pykmip", "lifecycle.py"), confFile, version, prefix, kesKey)
-	cmd.Stdin = strings.NewReader(hex.EncodeToString(registerKey))
+	cmd := exec.CommandContext(ctx, pykmipPython, append([]string{filepath.Join("testdata", "pykmip", script), confFile}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
 	// An empty HOME keeps ~/.pykmip/pykmip.conf of the machine out of it.
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "PYTHONDONTWRITEBYTECODE=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("lifecycle.py %s: %v\n%s", version, err, stderr.String())
+		t.Fatalf("%s %s: %v\n%s", script, args[0], err, stderr.String())
 	}
-	var res pykmipResult
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("lifecycle.py %s: invalid output: %v", version, err)
+	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
+		t.Fatalf("%s %s: invalid output: %v", script, args[0], err)
 	}
-	return &res
 }
 
 // materialDigest returns the SHA-256 of the key material the key service

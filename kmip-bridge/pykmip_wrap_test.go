@@ -9,13 +9,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/kesbridge/kes/internal/crypto"
 	"github.com/kesbridge/kes/internal/keys"
@@ -48,25 +42,8 @@ type deriveWrapResult struct {
 // version with kek as the wrapping key it registers.
 func (env *pykmipEnv) runDeriveWrap(t *testing.T, version string, kek []byte) *deriveWrapResult {
 	t.Helper()
-	files := env.clients["pykmip"]
-	conf := fmt.Sprintf("[client]\nhost=127.0.0.1\nport=%d\ncertfile=%s\nkeyfile=%s\nca_certs=%s\ncert_reqs=CERT_REQUIRED\nssl_version=PROTOCOL_SSLv23\ndo_handshake_on_connect=True\nsuppress_ragged_eofs=True\ntimeout=20\n",
-		env.addr.Port, files[0], files[1], env.caFile)
-	confFile := filepath.Join(t.TempDir(), "pykmip.conf")
-	writeFile(t, confFile, []byte(conf), 0o600)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, pykmipPython, filepath.Join("testdata", "pykmip", "derive_wrap.py"), confFile, version)
-	cmd.Stdin = bytes.NewReader([]byte(hex.EncodeToString(kek)))
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "PYTHONDONTWRITEBYTECODE=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("derive_wrap.py %s: %v\n%s", version, err, stderr.String())
-	}
 	var res deriveWrapResult
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("derive_wrap.py %s: invalid output: %v", version, err)
-	}
+	env.runScript(t, "pykmip", "", "derive_wrap.py", hex.EncodeToString(kek), &res, version)
 	return &res
 }
 
