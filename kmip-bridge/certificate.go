@@ -6,6 +6,8 @@
 package kmipbridge
 
 import (
+	"time"
+
 	"bytes"
 	"context"
 	"crypto/ecdh"
@@ -22,7 +24,6 @@ import (
 	"github.com/kesbridge/kes/internal/crypto"
 	"github.com/kesbridge/kes/internal/keys"
 	"github.com/ovh/kmip-go"
-	"github.com/ovh/kmip-go/kmipserver"
 	"github.com/ovh/kmip-go/payloads"
 )
 
@@ -296,24 +297,11 @@ func (s *Server) registerCertificate(ctx context.Context, req *payloads.Register
 	if mask != nil {
 		m = *mask
 	}
-	now := nowOf(ctx)
-	octx, cancel := s.opContext(ctx)
-	defer cancel()
-	uid, err := stateOf(ctx).Keys.CreateKMIP(octx, keys.NewObject{
-		Material: cert.der, Mask: keys.UsageMask(m), Public: true,
-		CreatedBy: sessionOf(ctx).identity.String(), CreatedAt: now,
-		Meta: func(uid string, v *crypto.KeyVersion) (keys.Metadata, error) {
-			obj.uid = uid
+	return s.storeRegistered(ctx, obj, keys.NewObject{Material: cert.der, Mask: keys.UsageMask(m), Public: true},
+		func(v *crypto.KeyVersion, now time.Time) error {
 			finish(obj, v, now, activation, kmip.KeyFormatTypeX_509)
-			return obj.meta()
-		},
-	})
-	if err != nil {
-		return nil, err
-	}
-	kmipserver.SetIdPlaceholder(ctx, uid)
-	auditUID(ctx, uid)
-	return &payloads.RegisterResponsePayload{UniqueIdentifier: uid}, nil
+			return nil
+		})
 }
 
 // certificateObject is the Get answer for a certificate: its DER, in the

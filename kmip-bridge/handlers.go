@@ -458,19 +458,32 @@ func (s *Server) register(ctx context.Context, req *payloads.RegisterRequestPayl
 		m := defaultMask(obj)
 		mask = &m
 	}
+	return s.storeRegistered(ctx, obj, keys.NewObject{
+		Algorithm: keysAlgorithm(obj.alg), Material: material,
+		Mask: keys.UsageMask(*mask), Sensitive: sensitive, Extractable: extractable,
+	}, func(v *crypto.KeyVersion, now time.Time) error {
+		finish(obj, v, now, activation, format)
+		return nil
+	})
+}
+
+// storeRegistered stores a registered object: the material and usage of
+// spec, obj's attributes completed by fin with the new key version and
+// the time of the registration. It answers Register with the new Unique
+// Identifier, which becomes the batch's ID placeholder.
+func (s *Server) storeRegistered(ctx context.Context, obj *object, spec keys.NewObject, fin func(v *crypto.KeyVersion, now time.Time) error) (*payloads.RegisterResponsePayload, error) {
 	now := nowOf(ctx)
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
-	uid, err := stateOf(ctx).Keys.CreateKMIP(octx, keys.NewObject{
-		Algorithm: keysAlgorithm(obj.alg), Material: material,
-		Mask: keys.UsageMask(*mask), Sensitive: sensitive, Extractable: extractable,
-		CreatedBy: sessionOf(ctx).identity.String(), CreatedAt: now,
-		Meta: func(uid string, v *crypto.KeyVersion) (keys.Metadata, error) {
-			obj.uid = uid
-			finish(obj, v, now, activation, format)
-			return obj.meta()
-		},
-	})
+	spec.CreatedBy, spec.CreatedAt = sessionOf(ctx).identity.String(), now
+	spec.Meta = func(uid string, v *crypto.KeyVersion) (keys.Metadata, error) {
+		obj.uid = uid
+		if err := fin(v, now); err != nil {
+			return keys.Metadata{}, err
+		}
+		return obj.meta()
+	}
+	uid, err := stateOf(ctx).Keys.CreateKMIP(octx, spec)
 	if err != nil {
 		return nil, err
 	}

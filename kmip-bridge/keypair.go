@@ -401,27 +401,14 @@ func (s *Server) registerAsym(ctx context.Context, req *payloads.RegisterRequest
 	if mask != nil {
 		m = *mask
 	}
-	now := nowOf(ctx)
-	octx, cancel := s.opContext(ctx)
-	defer cancel()
-	uid, err := stateOf(ctx).Keys.CreateKMIP(octx, keys.NewObject{
+	resp, err := s.storeRegistered(ctx, obj, keys.NewObject{
 		Algorithm: kalg, Material: der,
 		Mask: keys.UsageMask(m), Sensitive: sensitive, Extractable: extractable,
-		CreatedBy: sessionOf(ctx).identity.String(), CreatedAt: now,
-		Meta: func(uid string, v *crypto.KeyVersion) (keys.Metadata, error) {
-			obj.uid = uid
-			if err := finishAsym(obj, v, now, activation); err != nil {
-				return keys.Metadata{}, err
-			}
-			return obj.meta()
-		},
-	})
+	}, func(v *crypto.KeyVersion, now time.Time) error { return finishAsym(obj, v, now, activation) })
 	if err != nil {
 		return nil, asymWireError(err)
 	}
-	kmipserver.SetIdPlaceholder(ctx, uid)
-	auditUID(ctx, uid)
-	return &payloads.RegisterResponsePayload{UniqueIdentifier: uid}, nil
+	return resp, nil
 }
 
 // keygenCost is the cost of generating a key pair, in units where an EC

@@ -4,13 +4,14 @@
 package kmipbridge
 
 import (
+	"time"
+
 	"context"
 	"math/big"
 
 	"github.com/kesbridge/kes/internal/crypto"
 	"github.com/kesbridge/kes/internal/keys"
 	"github.com/ovh/kmip-go"
-	"github.com/ovh/kmip-go/kmipserver"
 	"github.com/ovh/kmip-go/payloads"
 )
 
@@ -113,26 +114,13 @@ func (s *Server) registerSplitKey(ctx context.Context, req *payloads.RegisterReq
 	if mask != nil {
 		m = *mask
 	}
-	now := nowOf(ctx)
-	octx, cancel := s.opContext(ctx)
-	defer cancel()
 	// The part is stored as raw bytes (no Algorithm): the server does
 	// no operation with a share.
-	uid, err := stateOf(ctx).Keys.CreateKMIP(octx, keys.NewObject{
-		Material: material, Mask: keys.UsageMask(m), Sensitive: sensitive, Extractable: extractable,
-		CreatedBy: sessionOf(ctx).identity.String(), CreatedAt: now,
-		Meta: func(uid string, v *crypto.KeyVersion) (keys.Metadata, error) {
-			obj.uid = uid
+	return s.storeRegistered(ctx, obj, keys.NewObject{Material: material, Mask: keys.UsageMask(m), Sensitive: sensitive, Extractable: extractable},
+		func(v *crypto.KeyVersion, now time.Time) error {
 			finish(obj, v, now, activation, kmip.KeyFormatTypeRaw)
-			return obj.meta()
-		},
-	})
-	if err != nil {
-		return nil, err
-	}
-	kmipserver.SetIdPlaceholder(ctx, uid)
-	auditUID(ctx, uid)
-	return &payloads.RegisterResponsePayload{UniqueIdentifier: uid}, nil
+			return nil
+		})
 }
 
 // splitKeyObject is the Get answer for a split key part: its key block
