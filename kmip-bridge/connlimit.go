@@ -69,8 +69,8 @@ type connLimit struct {
 	handshakeTO time.Duration
 	hsMu        sync.Mutex // guards hs and closing
 	// hs are the admitted connections still in their TLS handshake,
-	// oldest first; at most maxHandshakes(max).
-	hs []*conn
+	// oldest first, with the time each was admitted.
+	hs []handshaking
 	// closing are the connections admit closed whose serve has not
 	// ended yet: their slots are already the new connections'.
 	closing map[*conn]struct{}
@@ -82,6 +82,18 @@ func (l *connLimit) left(c *conn) {
 	delete(l.closing, c)
 	l.hsMu.Unlock()
 }
+
+// handshaking is a connection in its TLS handshake and when it was
+// admitted.
+type handshaking struct {
+	c  *conn
+	at time.Time
+}
+
+// handshakeGrace is how long a connection may be in its handshake
+// before a newer one may take its slot: a client that handshakes (a few
+// round trips) is never cut off, a socket that sends nothing is.
+const handshakeGrace = time.Second
 
 // maxHandshakes is the number of connections that may be in their TLS
 // handshake at once under the limit n: half of it, so that connections
@@ -134,35 +146,39 @@ func (s *Server) Refused() uint64 { return s.limit.refused.Load() }
 // are being served already. Serve calls it under s.mu, where it counts
 // the connection as open, so that two listeners cannot both take the
 // last slot. An admitted connection counts as in its handshake until
-// handshake ends it; when maxHandshakes connections already are, the
-// oldest of them is closed to make room (its slot is the new
-// connection's at once, though its serve may take a moment to end). At
-// the limit itself connections are refused, as before the handshake
-// counted. Connections that open TCP and
-// never handshake (they need no certificate) thus hold at most half of
-// the slots, each only until a newer one comes, and a client that
-// handshakes in milliseconds gets through such a flood; established
-// connections keep their slots.
+// handshake ends it. When maxHandshakes connections already are, or the
+// limit is reached, the oldest connection in its handshake is closed to
+// make room if it has been there for handshakeGrace (its slot is the new
+// connection's at once, though its serve may take a moment to end).
+// Otherwise a connection at the limit is refused, and one under it is
+// admitted (a burst of real handshakes may hold more than half of the
+// slots for a moment). Connections that open TCP and never handshake
+// (they need no certificate) thus lose their slots to newer ones after
+// handshakeGrace, a client that handshakes gets through such a flood,
+// and established connections keep their slots.
 func (s *Server) admit(c *conn, open int64) bool {
 	limit := s.limit.max.Load()
+	now := time.Now()
 	s.limit.hsMu.Lock()
 	defer s.limit.hsMu.Unlock()
 	open -= int64(len(s.limit.closing))
-	if open >= limit {
-		return false
-	}
-	if len(s.limit.hs) >= maxHandshakes(limit) {
-		oldest := s.limit.hs[0]
-		s.limit.hs = s.limit.hs[1:]
-		if s.limit.closing == nil {
-			s.limit.closing = map[*conn]struct{}{}
+	if open >= limit || len(s.limit.hs) >= maxHandshakes(limit) {
+		switch {
+		case len(s.limit.hs) > 0 && now.Sub(s.limit.hs[0].at) >= handshakeGrace:
+			oldest := s.limit.hs[0].c
+			s.limit.hs = s.limit.hs[1:]
+			if s.limit.closing == nil {
+				s.limit.closing = map[*conn]struct{}{}
+			}
+			s.limit.closing[oldest] = struct{}{}
+			// Its Handshake returns at once; serve then gives its
+			// slot back.
+			oldest.raw.Close()
+		case open >= limit:
+			return false
 		}
-		s.limit.closing[oldest] = struct{}{}
-		// Its Handshake returns at once; serve then gives its slot
-		// back.
-		oldest.raw.Close()
 	}
-	s.limit.hs = append(s.limit.hs, c)
+	s.limit.hs = append(s.limit.hs, handshaking{c, now})
 	return true
 }
 
@@ -171,7 +187,7 @@ func (s *Server) admit(c *conn, open int64) bool {
 func (s *Server) handshake(c *conn, tc *tls.Conn) error {
 	defer func() {
 		s.limit.hsMu.Lock()
-		if i := slices.Index(s.limit.hs, c); i >= 0 {
+		if i := slices.IndexFunc(s.limit.hs, func(h handshaking) bool { return h.c == c }); i >= 0 {
 			s.limit.hs = slices.Delete(s.limit.hs, i, i+1)
 		}
 		s.limit.hsMu.Unlock()

@@ -154,11 +154,14 @@
 // connection gives its slot back when it ends, whether its handshake
 // failed, it timed out or its client went away. The TLS handshake has
 // its own deadline, Config.HandshakeTimeout (DefaultHandshakeTimeout,
-// 10 s, or ReadTimeout if shorter), and at most half of the slots are
-// held by connections still in their handshake: when that many are, the
-// oldest of them is closed for the new one. Connections that open TCP
-// and never handshake need no certificate; this way they cannot lock
-// established clients out, nor keep a client that handshakes in
+// 10 s, or ReadTimeout if shorter). When half of the slots are held by
+// connections still in their handshake, or all of them are taken, the
+// oldest connection in its handshake gives its slot to the new one if it
+// has been handshaking for a second (handshakeGrace); otherwise the new
+// one is refused at the limit and admitted under it, so that a burst of
+// real handshakes is never cut off. Connections that open TCP and never
+// handshake need no certificate; this way they cannot lock established
+// clients out for long, nor keep a client that handshakes in
 // milliseconds from getting in. Refusals are counted
 // (Server.Refused) and reported to Config.ConnRefused at most 10 at once
 // and then once a second, each report with the number left out before it.

@@ -12,11 +12,12 @@ import (
 )
 
 // TestConnLimitHandshakeFlood: connections that open and never
-// handshake (no certificate needed) hold at most half of the slots, the
-// oldest giving way to each new one; an established client keeps its
-// slot, a new client with a certificate gets in through the flood, and
-// the silent ones that remain end at the handshake timeout, which is its
-// own, shorter than the read timeout.
+// handshake (no certificate needed) take the free slots, and once they
+// have been silent for handshakeGrace the oldest gives way to each new
+// one; an established client keeps its slot, a new client with a
+// certificate gets in through the flood, and the silent ones that remain
+// end at the handshake timeout, which is its own, shorter than the read
+// timeout.
 func TestConnLimitHandshakeFlood(t *testing.T) {
 	testPKI(t) // outside the bubble: the shared CA is valid in real time
 	now := time.Now()
@@ -34,26 +35,31 @@ func TestConnLimitHandshakeFlood(t *testing.T) {
 			silent = append(silent, c)
 		}
 		synctest.Wait()
-		if n, want := srv.Connections(), 1+maxHandshakes(limit); n != want {
-			t.Fatalf("Connections = %d with a handshake flood, want %d", n, want)
+		// Within the grace the flood takes the free slots and the rest
+		// is refused at the limit.
+		if n := srv.Connections(); n != limit {
+			t.Fatalf("Connections = %d with a fresh handshake flood, want %d", n, limit)
 		}
-		// The oldest were closed at once to make room.
-		for i, c := range silent[:len(silent)-maxHandshakes(limit)] {
-			if _, err := c.Read(make([]byte, 1)); err != io.EOF {
-				t.Fatalf("silent connection %d: %v, want EOF", i, err)
-			}
+		if n := srv.Refused(); n != 6-(limit-1) {
+			t.Fatalf("Refused = %d, want %d", n, 6-(limit-1))
 		}
-		if d := time.Since(start); d != 0 {
-			t.Fatalf("the oldest silent connections closed after %v, want at once", d)
-		}
-		// The established client works, a new one gets in.
+		// Once the silent ones are handshakeGrace old, a client that
+		// handshakes takes the oldest one's slot at once.
+		time.Sleep(handshakeGrace)
 		discover(t, est)
-		discover(t, dial())
-		if n := srv.Refused(); n != 0 {
-			t.Fatalf("Refused = %d, want 0", n)
+		next := dial()
+		if _, err := silent[0].Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("oldest silent connection: %v, want EOF", err)
 		}
-		// The last silent one ends at the handshake timeout.
-		last := silent[len(silent)-1]
+		if d := time.Since(start); d != handshakeGrace {
+			t.Fatalf("the oldest silent connection closed after %v, want %v", d, handshakeGrace)
+		}
+		discover(t, next)
+		if n := srv.Refused(); n != 6-(limit-1) {
+			t.Fatalf("Refused = %d after the grace, want %d", n, 6-(limit-1))
+		}
+		// The other admitted silent ones end at the handshake timeout.
+		last := silent[limit-2]
 		if _, err := last.Read(make([]byte, 1)); err != io.EOF {
 			t.Fatalf("last silent connection: %v, want EOF", err)
 		}
