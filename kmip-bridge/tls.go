@@ -4,11 +4,15 @@
 package kmipbridge
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"time"
 )
 
 // CompatCipherSuites are the TLS 1.2 cipher suites a KMIP server offers
@@ -98,25 +102,118 @@ func VerifyClientChain(roots *x509.CertPool) func([][]byte, [][]*x509.Certificat
 // works on the certificates crypto/tls has already parsed, and it also
 // runs for resumed sessions, so a session never outlives a change of
 // roots.
+//
+// A chain it accepted is remembered (see chainCache), so a client that
+// reconnects with the same certificates costs no second chain check
+// while every certificate of the chain is within its validity; the
+// TLS handshake still proves, on every connection, that the client
+// holds the leaf's private key. roots may gain certificates later but
+// must not otherwise change: a changed set of roots needs a new
+// function, as a reload builds.
 func VerifyClientConnection(roots *x509.CertPool) func(tls.ConnectionState) error {
+	cache := &chainCache{ok: make(map[[sha256.Size]byte]validity)}
 	return func(cs tls.ConnectionState) error {
-		return verifyChain(roots, cs.PeerCertificates)
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("kmip: no client certificate")
+		}
+		key := chainKey(cs.PeerCertificates)
+		now := time.Now()
+		if cache.valid(key, now) {
+			return nil
+		}
+		chains, err := verifyChains(roots, cs.PeerCertificates, now)
+		if err != nil {
+			return err
+		}
+		cache.add(key, chains[0])
+		return nil
 	}
+}
+
+// chainCacheSize bounds the chains a chainCache remembers. A KMIP server
+// sees a handful of clients; only chains that verified are remembered,
+// so filling it takes that many certificates the roots vouch for.
+const chainCacheSize = 256
+
+// chainCache remembers client certificate chains that verified against
+// one set of roots, by the SHA-256 of their DER bytes, with the time
+// window in which the chain that verified is valid. The verification
+// depends on nothing else that can change: the key usage is fixed and
+// roots only grow, which refuses no chain that verified.
+type chainCache struct {
+	mu sync.Mutex
+	ok map[[sha256.Size]byte]validity
+}
+
+// validity is the window in which every certificate of a chain is valid.
+type validity struct{ notBefore, notAfter time.Time }
+
+// chainKey returns the cache key of the presented certificates: the hash
+// of their DER encodings, each after its length, so that no two
+// different lists of certificates share an input.
+func chainKey(certs []*x509.Certificate) [sha256.Size]byte {
+	h := sha256.New()
+	var n [4]byte
+	for _, c := range certs {
+		binary.BigEndian.PutUint32(n[:], uint32(len(c.Raw)))
+		h.Write(n[:])
+		h.Write(c.Raw)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// valid reports whether the chain of key verified before and all its
+// certificates are valid at now, as x509.Certificate.Verify checks them.
+func (c *chainCache) valid(key [sha256.Size]byte, now time.Time) bool {
+	c.mu.Lock()
+	v, ok := c.ok[key]
+	c.mu.Unlock()
+	return ok && !now.Before(v.notBefore) && !now.After(v.notAfter)
+}
+
+func (c *chainCache) add(key [sha256.Size]byte, chain []*x509.Certificate) {
+	v := validity{notBefore: chain[0].NotBefore, notAfter: chain[0].NotAfter}
+	for _, cert := range chain[1:] {
+		if cert.NotBefore.After(v.notBefore) {
+			v.notBefore = cert.NotBefore
+		}
+		if cert.NotAfter.Before(v.notAfter) {
+			v.notAfter = cert.NotAfter
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.ok) >= chainCacheSize {
+		// Forget everything rather than track use: the clients that
+		// still connect are remembered again on their next connection.
+		clear(c.ok)
+	}
+	c.ok[key] = v
 }
 
 func verifyChain(roots *x509.CertPool, certs []*x509.Certificate) error {
 	if len(certs) == 0 {
 		return errors.New("kmip: no client certificate")
 	}
-	opts := x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+	_, err := verifyChains(roots, certs, time.Now())
+	return err
+}
+
+// verifyChains verifies that certs[0] chains to roots at now, with
+// certs[1:] as intermediates, and returns the chains it found.
+func verifyChains(roots *x509.CertPool, certs []*x509.Certificate, now time.Time) ([][]*x509.Certificate, error) {
+	opts := x509.VerifyOptions{Roots: roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
 	if len(certs) > 1 {
 		opts.Intermediates = x509.NewCertPool()
 		for _, c := range certs[1:] {
 			opts.Intermediates.AddCert(c)
 		}
 	}
-	if _, err := certs[0].Verify(opts); err != nil {
-		return fmt.Errorf("kmip: client certificate not trusted: %w", err)
+	chains, err := certs[0].Verify(opts)
+	if err != nil {
+		return nil, fmt.Errorf("kmip: client certificate not trusted: %w", err)
 	}
-	return nil
+	return chains, nil
 }
