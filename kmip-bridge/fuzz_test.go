@@ -53,29 +53,7 @@ func (h *panicLog) WithGroup(string) slog.Handler      { return h }
 func FuzzHandleMessage(f *testing.F) {
 	// Small enough that fuzzed batches reach it.
 	const maxResponse = 8192
-	p := testPKI(f)
-	client := p.issue(f, "client", false)
-	ks := keys.New(keys.Config{Store: keystore.NewMem()})
-	f.Cleanup(func() { ks.Close() })
-	log := &panicLog{}
-	srv, err := New(Config{
-		Keys: ks,
-		Policies: func() *policy.Set {
-			return &policy.Set{
-				Policies:   map[string]*policy.Policy{"all": {Allow: []string{"/kmip/*"}}},
-				Identities: map[string]string{idOf(client): "all"},
-			}
-		},
-		TLSConfig:       &tls.Config{Certificates: []tls.Certificate{p.server}},
-		Users:           map[string]User{"vcenter": {Password: keystore.NewSecret("s3cret"), Policy: "all"}},
-		MaxMessageSize:  64 << 10,
-		MaxResponseSize: maxResponse,
-		ReadTimeout:     5 * time.Second,
-		Logger:          slog.New(log),
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, ks, log, sess, ctx := newFuzzServer(f, maxResponse)
 	// Known keys, so that mutated identifiers sometimes hit and Locate
 	// finds some.
 	for _, name := range []string{"1", "2", "3"} {
@@ -83,8 +61,6 @@ func FuzzHandleMessage(f *testing.F) {
 			f.Fatal(err)
 		}
 	}
-	sess := &session{identity: identity.Identity(idOf(client))}
-	ctx := context.WithValue(context.Background(), sessionKey{}, sess)
 	// A key with a large attribute, so that a few Get Attributes items
 	// reach the response size limit.
 	big := kmip.Attribute{AttributeName: "x-big", AttributeValue: strings.Repeat("v", 3000)}
@@ -164,4 +140,36 @@ func FuzzHandleMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// newFuzzServer returns the bridge the message fuzz targets drive
+// without a network: an in-memory keystore, a client allowed every
+// /kmip/ path, a user "vcenter", responses of at most maxResponse bytes,
+// a log that records panics, and the context of that client's session.
+func newFuzzServer(f *testing.F, maxResponse int) (*Server, *keys.Service, *panicLog, *session, context.Context) {
+	p := testPKI(f)
+	client := p.issue(f, "client", false)
+	ks := keys.New(keys.Config{Store: keystore.NewMem()})
+	f.Cleanup(func() { ks.Close() })
+	log := &panicLog{}
+	srv, err := New(Config{
+		Keys: ks,
+		Policies: func() *policy.Set {
+			return &policy.Set{
+				Policies:   map[string]*policy.Policy{"all": {Allow: []string{"/kmip/*"}}},
+				Identities: map[string]string{idOf(client): "all"},
+			}
+		},
+		TLSConfig:       &tls.Config{Certificates: []tls.Certificate{p.server}},
+		Users:           map[string]User{"vcenter": {Password: keystore.NewSecret("s3cret"), Policy: "all"}},
+		MaxMessageSize:  64 << 10,
+		MaxResponseSize: maxResponse,
+		ReadTimeout:     5 * time.Second,
+		Logger:          slog.New(log),
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	sess := &session{identity: identity.Identity(idOf(client))}
+	return srv, ks, log, sess, context.WithValue(context.Background(), sessionKey{}, sess)
 }

@@ -4,16 +4,9 @@
 package kmipbridge
 
 import (
-	"context"
-	"crypto/tls"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/kesbridge/kes/identity"
-	"github.com/kesbridge/kes/internal/keys"
-	"github.com/kesbridge/kes/keystore"
-	"github.com/kesbridge/kes/policy"
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/ttlv"
 )
@@ -55,30 +48,7 @@ func v2Seeds() [][]byte {
 // framing check, and a translated answer still parses.
 func FuzzV2Message(f *testing.F) {
 	const maxResponse = 8192
-	p := testPKI(f)
-	client := p.issue(f, "client", false)
-	ks := keys.New(keys.Config{Store: keystore.NewMem()})
-	f.Cleanup(func() { ks.Close() })
-	log := &panicLog{}
-	srv, err := New(Config{
-		Keys: ks,
-		Policies: func() *policy.Set {
-			return &policy.Set{
-				Policies:   map[string]*policy.Policy{"all": {Allow: []string{"/kmip/*"}}},
-				Identities: map[string]string{idOf(client): "all"},
-			}
-		},
-		TLSConfig:       &tls.Config{Certificates: []tls.Certificate{p.server}},
-		MaxMessageSize:  64 << 10,
-		MaxResponseSize: maxResponse,
-		ReadTimeout:     5 * time.Second,
-		Logger:          slog.New(log),
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
-	sess := &session{identity: identity.Identity(idOf(client))}
-	ctx := context.WithValue(context.Background(), sessionKey{}, sess)
+	srv, ks, log, sess, ctx := newFuzzServer(f, maxResponse)
 	// An object "1"-like identifier is what the seeds name: create a
 	// few KMIP keys and a KES key named 1.
 	if err := ks.Create(ctx, "1", "fuzz"); err != nil {
