@@ -264,8 +264,10 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			select {
 			case <-t.C:
 			case <-r.Context().Done():
+				// The client gave up: abort, so that no empty 200 answer
+				// can reach it on a connection that is still open.
 				t.Stop()
-				return
+				panic(http.ErrAbortHandler)
 			}
 		}
 		if fail != 0 {

@@ -77,8 +77,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
+			// The client gave up: abort, so that no empty 200 answer
+			// can reach it on a connection that is still open.
 			t.Stop()
-			return
+			panic(http.ErrAbortHandler)
 		}
 	}
 	if failCode != 0 {
