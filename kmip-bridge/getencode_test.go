@@ -108,14 +108,18 @@ func TestEncodeGetItem(t *testing.T) {
 	}
 	w := []byte{1, 2, 3}
 	refuse("compressed", mut(func(b *kmip.KeyBlock) { b.KeyCompressionType = kmip.KeyCompressionTypeECPublicKeyTypeUncompressed }))
-	refuse("wrapping data", mut(func(b *kmip.KeyBlock) { b.KeyWrappingData = &kmip.KeyWrappingData{WrappingMethod: kmip.WrappingMethodEncrypt} }))
+	refuse("wrapping data", mut(func(b *kmip.KeyBlock) {
+		b.KeyWrappingData = &kmip.KeyWrappingData{WrappingMethod: kmip.WrappingMethodEncrypt}
+	}))
 	refuse("wrapped value", mut(func(b *kmip.KeyBlock) { b.KeyValue = &kmip.KeyValue{Wrapped: &w} }))
 	refuse("no value", mut(func(b *kmip.KeyBlock) { b.KeyValue = nil }))
 	refuse("empty value", mut(func(b *kmip.KeyBlock) { b.KeyValue = &kmip.KeyValue{} }))
 	refuse("attributes in the value", mut(func(b *kmip.KeyBlock) {
 		b.KeyValue.Plain.Attribute = []kmip.Attribute{{AttributeName: kmip.AttributeNameCryptographicLength, AttributeValue: int32(128)}}
 	}))
-	refuse("two materials", mut(func(b *kmip.KeyBlock) { b.KeyValue.Plain.KeyMaterial.TransparentSymmetricKey = &kmip.TransparentSymmetricKey{} }))
+	refuse("two materials", mut(func(b *kmip.KeyBlock) {
+		b.KeyValue.Plain.KeyMaterial.TransparentSymmetricKey = &kmip.TransparentSymmetricKey{}
+	}))
 	refuse("no material", mut(func(b *kmip.KeyBlock) { b.KeyValue.Plain.KeyMaterial.Bytes = nil }))
 	refuse("RSA material", mut(func(b *kmip.KeyBlock) {
 		b.KeyValue.Plain.KeyMaterial = kmip.KeyMaterial{TransparentRSAPublicKey: &kmip.TransparentRSAPublicKey{Modulus: *big.NewInt(3), PublicExponent: *big.NewInt(3)}}
