@@ -171,5 +171,5 @@ func appendTTLVInt(dst []byte, tag int, v int32) []byte {
 func appendTTLVText(dst []byte, tag int, s string) []byte {
 	dst = appendTTLVHead(dst, tag, ttlv.TypeTextString, len(s))
 	dst = append(dst, s...)
-	return append(dst, make([]byte, (8-len(s)%8)%8)...)
+	return append(dst, zeros[:(8-len(s)%8)%8]...)
 }

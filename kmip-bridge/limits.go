@@ -294,6 +294,15 @@ type versionedItem struct {
 // encodeItem appends the encoding of item in protocol version v to dst,
 // the bytes a response message of that version carries for it.
 func encodeItem(dst []byte, v kmip.ProtocolVersion, item *kmip.ResponseBatchItem) []byte {
+	if out, ok := appendGetItem(dst, item); ok {
+		return out
+	}
+	return encodeItemReflect(dst, v, item)
+}
+
+// encodeItemReflect is encodeItem by the library's reflection encoder,
+// which encodes every answer.
+func encodeItemReflect(dst []byte, v kmip.ProtocolVersion, item *kmip.ResponseBatchItem) []byte {
 	enc := sizeEncoders.Get().(*ttlv.Encoder)
 	enc.TagAny(kmip.TagResponseMessage, &versionedItem{ProtocolVersion: v, BatchItem: item})
 	b := enc.Bytes()
