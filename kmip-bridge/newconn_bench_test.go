@@ -57,44 +57,57 @@ import (
 // server only frames messages.
 func BenchmarkKMIPNewConnection(b *testing.B) {
 	for _, alg := range []string{"rsa2048", "ecdsa-p256"} {
-		b.Run(alg, func(b *testing.B) {
-			dir := b.TempDir()
-			writeBenchPKI(b, dir, alg)
-			bridge := startBenchServer(b, dir, "bridge")
-			uid := bridge.createKey(b)
-			dv := ttlv.MarshalTTLV(request(kmip.V1_4, &payloads.DiscoverVersionsRequestPayload{}))
-			get := ttlv.MarshalTTLV(request(kmip.V1_4, &payloads.GetRequestPayload{UniqueIdentifier: uid}))
-			// The minimal server answers what the bridge answered.
-			resp := bridge.connection(b, dv, get)
-			for i, r := range resp {
-				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("resp%d", i)), r, 0o600); err != nil {
-					b.Fatal(err)
-				}
+		// One client that reconnects, as hypervisors do, and clients
+		// that are each new to the server: more certificates (of one key,
+		// so of one identity) than the bridge remembers verified chains
+		// of, used in turn, so that every connection's chain is checked.
+		for _, clients := range []int{1, 2 * chainCacheSize} {
+			name := alg
+			if clients > 1 {
+				name += "-new-clients"
 			}
-			minimal := startBenchServer(b, dir, "minimal")
-			for range 20 { // warm up both
-				bridge.connection(b, dv, get)
-				minimal.connection(b, dv, get)
-			}
-			b0, m0 := bridge.cpu(b), minimal.cpu(b)
-			b.ResetTimer()
-			for range b.N {
-				bridge.connection(b, dv, get)
-				minimal.connection(b, dv, get)
-			}
-			b.StopTimer()
-			bc, mc := bridge.cpu(b)-b0, minimal.cpu(b)-m0
-			n := float64(b.N)
-			b.ReportMetric(float64(bc.Microseconds())/n, "bridge-µs/conn")
-			b.ReportMetric(float64(mc.Microseconds())/n, "minimal-µs/conn")
-			b.ReportMetric(100*(float64(bc)/float64(mc)-1), "overhead-%")
-		})
+			b.Run(name, func(b *testing.B) { benchNewConnection(b, alg, clients) })
+		}
 	}
 }
 
+func benchNewConnection(b *testing.B, alg string, clients int) {
+	dir := b.TempDir()
+	certs := writeBenchPKI(b, dir, alg, clients)
+	bridge := startBenchServer(b, dir, "bridge", certs)
+	uid := bridge.createKey(b)
+	dv := ttlv.MarshalTTLV(request(kmip.V1_4, &payloads.DiscoverVersionsRequestPayload{}))
+	get := ttlv.MarshalTTLV(request(kmip.V1_4, &payloads.GetRequestPayload{UniqueIdentifier: uid}))
+	// The minimal server answers what the bridge answered.
+	resp := bridge.connection(b, dv, get)
+	for i, r := range resp {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("resp%d", i)), r, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	minimal := startBenchServer(b, dir, "minimal", certs)
+	for range 20 { // warm up both
+		bridge.connection(b, dv, get)
+		minimal.connection(b, dv, get)
+	}
+	b0, m0 := bridge.cpu(b), minimal.cpu(b)
+	b.ResetTimer()
+	for range b.N {
+		bridge.connection(b, dv, get)
+		minimal.connection(b, dv, get)
+	}
+	b.StopTimer()
+	bc, mc := bridge.cpu(b)-b0, minimal.cpu(b)-m0
+	n := float64(b.N)
+	b.ReportMetric(float64(bc.Microseconds())/n, "bridge-µs/conn")
+	b.ReportMetric(float64(mc.Microseconds())/n, "minimal-µs/conn")
+	b.ReportMetric(100*(float64(bc)/float64(mc)-1), "overhead-%")
+}
+
 // writeBenchPKI writes a CA and a server and client certificate with keys
-// of the algorithm alg into dir.
-func writeBenchPKI(b *testing.B, dir, alg string) {
+// of the algorithm alg into dir, and returns clients client certificates
+// of the client's key, each with a serial number of its own.
+func writeBenchPKI(b *testing.B, dir, alg string, clients int) []tls.Certificate {
 	newKey := func() crypto.Signer {
 		var k crypto.Signer
 		var err error
@@ -144,7 +157,21 @@ func writeBenchPKI(b *testing.B, dir, alg string) {
 		}
 		write(name+".pem", "CERTIFICATE", der)
 		write(name+".key", "PRIVATE KEY", kder)
+		if name != "client" {
+			continue
+		}
+		certs := []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}
+		for j := 1; j < clients; j++ {
+			tmpl.SerialNumber = big.NewInt(int64(100 + j))
+			der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+			if err != nil {
+				b.Fatal(err)
+			}
+			certs = append(certs, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key})
+		}
+		return certs
 	}
+	panic("unreachable")
 }
 
 // benchServer is a server process started by startBenchServer.
@@ -155,7 +182,9 @@ type benchServer struct {
 	conf *tls.Config
 }
 
-func startBenchServer(b *testing.B, dir, mode string) *benchServer {
+// startBenchServer starts a server process; its connections present
+// the client certificates certs in turn.
+func startBenchServer(b *testing.B, dir, mode string, certs []tls.Certificate) *benchServer {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKMIPBenchServer$")
 	cmd.Env = append(os.Environ(), "KMIP_BENCH_SERVER="+mode, "KMIP_BENCH_DIR="+dir)
 	cmd.Stderr = os.Stderr
@@ -176,14 +205,16 @@ func startBenchServer(b *testing.B, dir, mode string) *benchServer {
 	})
 	s := &benchServer{in: in, out: bufio.NewReader(outPipe)}
 	s.addr = s.line(b, "")
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key"))
-	if err != nil {
-		b.Fatal(err)
-	}
 	pool := x509.NewCertPool()
 	caPEM, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
 	pool.AppendCertsFromPEM(caPEM)
-	s.conf = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Certificates: []tls.Certificate{cert}}
+	next := 0
+	s.conf = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1",
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			c := &certs[next%len(certs)]
+			next++
+			return c, nil
+		}}
 	return s
 }
 
