@@ -129,6 +129,12 @@ func TestMemoKMIP(t *testing.T) {
 	}); err != nil || selected != 1 || current != 2 {
 		t.Fatalf("version 1 after a rotation: selected %d of %d, %v", selected, current, err)
 	}
+	if err := s.With(ctx, VersionRef(uid, 2), func(o *Object) error {
+		selected = o.Selected()
+		return nil
+	}); err != nil || selected != 2 {
+		t.Fatalf("version 2 after a read of version 1: selected %d, %v", selected, err)
+	}
 	before := parses.Load()
 	read(VersionRef(uid, 2))
 	read(VersionRef(uid, 2))
