@@ -229,3 +229,53 @@ func TestMemoViewDates(t *testing.T) {
 		t.Fatalf("state %v at the deactivation date", st)
 	}
 }
+
+// ExportVersion decides as Export of the reference it stands for: the
+// same error, the same version, on the first export and after it, and
+// for names and numbers that make no reference.
+func TestExportVersion(t *testing.T) {
+	ctx := t.Context()
+	s, _ := newService(t, Config{ExportPatterns: []string{"backup-*"}})
+	for _, n := range []string{"backup-1", "backup-2", "minio"} {
+		if err := s.Create(ctx, n, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Rotate(ctx, n, "admin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type result struct {
+		err      string
+		selected uint32
+		calls    int
+	}
+	run := func(export func(fn func(*Object) error) error) result {
+		var r result
+		err := export(func(o *Object) error {
+			r.calls++
+			r.selected = o.Selected()
+			return nil
+		})
+		if err != nil {
+			r.err = err.Error()
+		}
+		return r
+	}
+	for _, c := range []struct {
+		name string
+		n    uint32
+	}{
+		{"backup-1", 1}, {"backup-2", 2}, {"backup-1", 2}, {"backup-1", 3}, {"backup-1", 0}, {"minio", 1},
+		{"", 1}, {"a.b", 1}, {"backup-1.v1", 1}, {LeasePrefix + "backup-1", 1}, {"missing", 1},
+	} {
+		// backup-1 and backup-2 are first exported by ExportVersion.
+		got := run(func(fn func(*Object) error) error { return s.ExportVersion(ctx, c.name, c.n, fn) })
+		want := run(func(fn func(*Object) error) error { return s.Export(ctx, VersionRef(c.name, c.n), fn) })
+		if got != want {
+			t.Errorf("ExportVersion(%q, %d) = %+v; Export(%q) = %+v", c.name, c.n, got, VersionRef(c.name, c.n), want)
+		}
+		if exports := strings.HasPrefix(c.name, "backup-") && !strings.Contains(c.name, ".") && c.n >= 1 && c.n <= 2; exports != (got.calls == 1 && got.err == "" && got.selected == c.n) {
+			t.Errorf("ExportVersion(%q, %d) = %+v", c.name, c.n, got)
+		}
+	}
+}
