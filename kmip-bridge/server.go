@@ -534,6 +534,10 @@ func (c *conn) serve() {
 	// no more than from a bufio.Reader.
 	r := tc
 	var hdr [8]byte
+	// small holds the messages that fit, one after the other (most do:
+	// a Get is about 100 bytes), instead of an allocation for each. It
+	// is wiped after each message, as a larger one's buffer is.
+	small := new([smallMessage]byte)
 	for {
 		if !c.setBusy(false) {
 			return
@@ -570,7 +574,12 @@ func (c *conn) serve() {
 			c.write(tc, invalidMessage(hdr[:], msg))
 			return
 		}
-		buf := make([]byte, 8+int(n))
+		var buf []byte
+		if 8+int(n) <= len(small) {
+			buf = small[:8+n]
+		} else {
+			buf = make([]byte, 8+int(n))
+		}
 		copy(buf, hdr[:])
 		if got, err := io.ReadFull(r, buf[8:]); err != nil {
 			// Answer what we can, then close: the stream cannot be
@@ -592,6 +601,10 @@ func (c *conn) serve() {
 		}
 	}
 }
+
+// smallMessage is the size of the buffer a connection keeps for the
+// messages it reads.
+const smallMessage = 512
 
 func (c *conn) write(tc *tls.Conn, resp []byte) bool {
 	defer clear(resp)
