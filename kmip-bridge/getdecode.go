@@ -42,7 +42,11 @@ func decodeGet(msg []byte, req *kmip.RequestMessage) bool {
 	if !ok || len(pv) != 0 {
 		return false
 	}
-	var out kmip.RequestMessage
+	var (
+		out      kmip.RequestMessage
+		stamp    time.Time
+		hasStamp bool
+	)
 	out.Header.ProtocolVersion = kmip.ProtocolVersion{ProtocolVersionMajor: major, ProtocolVersionMinor: minor}
 	if size, after, ok := ttlvInt(hdr, kmip.TagMaximumResponseSize, ttlv.TypeInteger); ok {
 		out.Header.MaximumResponseSize, hdr = size, after
@@ -52,8 +56,7 @@ func decodeGet(msg []byte, req *kmip.RequestMessage) bool {
 			return false
 		}
 		// As the library decodes a Date-Time.
-		stamp := time.Unix(int64(binary.BigEndian.Uint64(val)), 0)
-		out.Header.TimeStamp, hdr = &stamp, after
+		stamp, hasStamp, hdr = time.Unix(int64(binary.BigEndian.Uint64(val)), 0), true, after
 	}
 	count, hdr, ok := ttlvInt(hdr, kmip.TagBatchCount, ttlv.TypeInteger)
 	if !ok || count != 1 || len(hdr) != 0 {
@@ -83,13 +86,27 @@ func decodeGet(msg []byte, req *kmip.RequestMessage) bool {
 	if !ok || len(uid) == 0 || !utf8.Valid(uid) || len(pl) != 0 {
 		return false
 	}
-	out.BatchItem = []kmip.RequestBatchItem{{
+	// The time stamp, the batch item and its payload, in one allocation.
+	parts := &getParts{stamp: stamp}
+	if hasStamp {
+		out.Header.TimeStamp = &parts.stamp
+	}
+	parts.payload.UniqueIdentifier = string(uid)
+	parts.items[0] = kmip.RequestBatchItem{
 		Operation:         kmip.OperationGet,
 		UniqueBatchItemID: id,
-		RequestPayload:    &payloads.GetRequestPayload{UniqueIdentifier: string(uid)},
-	}}
+		RequestPayload:    &parts.payload,
+	}
+	out.BatchItem = parts.items[:]
 	*req = out
 	return true
+}
+
+// getParts holds what decodeGet's request points to.
+type getParts struct {
+	stamp   time.Time
+	items   [1]kmip.RequestBatchItem
+	payload payloads.GetRequestPayload
 }
 
 // ttlvItem splits the item at the start of b, of the given tag and type,

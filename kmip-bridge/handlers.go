@@ -507,19 +507,24 @@ func (s *Server) get(ctx context.Context, req *payloads.GetRequestPayload) (*pay
 	if req.KeyWrappingSpecification != nil {
 		return s.getWrapped(ctx, uid, req)
 	}
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
+	// The answer, for a symmetric key its parts and a small key's copy,
+	// and the operation's context, in one allocation.
+	ans := &getAnswer{resp: payloads.GetResponsePayload{UniqueIdentifier: uid}}
+	s.initOpCtx(&ans.op, ctx)
+	defer ans.op.end()
+	ctx = &ans.op
 	sess := sessionOf(ctx)
-	resp := &payloads.GetResponsePayload{UniqueIdentifier: uid}
+	resp := &ans.resp
+	name, n, _ := parseUID(uid) // target has checked it
 	// Export refuses keys whose material may not leave the server
 	// (keys made over the KES API, unless an admin allowed it).
-	err = stateOf(ctx).Keys.Export(ctx, ref(uid), func(o *keys.Object) error {
-		obj, err := headerOf(o)
+	err = stateOf(ctx).Keys.ExportVersion(ctx, name, n, func(o *keys.Object) error {
+		obj, err := header(o)
 		if err != nil {
 			return err
 		}
 		var material []byte
-		if err := useMaterial(o.Version, func(b []byte) error { material = slices.Clone(b); return nil }); err != nil {
+		if err := useMaterial(o.Version, func(b []byte) error { material = ans.copyOf(b); return nil }); err != nil {
 			return err
 		}
 		// The copy lives until the response is on the wire.
@@ -536,14 +541,18 @@ func (s *Server) get(ctx context.Context, req *payloads.GetRequestPayload) (*pay
 			switch f {
 			case 0, kmip.KeyFormatTypeRaw:
 				block.KeyFormatType = kmip.KeyFormatTypeRaw
-				block.KeyValue = &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: kmip.KeyMaterial{Bytes: &material}}}
+				ans.material = material
+				ans.plain.KeyMaterial.Bytes = &ans.material
+				ans.value.Plain = &ans.plain
+				block.KeyValue = &ans.value
 			case kmip.KeyFormatTypeTransparentSymmetricKey:
 				block.KeyFormatType = kmip.KeyFormatTypeTransparentSymmetricKey
 				block.KeyValue = &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: kmip.KeyMaterial{TransparentSymmetricKey: &kmip.TransparentSymmetricKey{Key: material}}}}
 			default:
 				return kerr(kmip.ResultReasonKeyFormatTypeNotSupported, "key format type is not supported for symmetric keys")
 			}
-			resp.Object = &kmip.SymmetricKey{KeyBlock: block}
+			ans.key.KeyBlock = block
+			resp.Object = &ans.key
 		case kmip.ObjectTypeSecretData:
 			f := req.KeyFormatType
 			if f == 0 {
@@ -555,9 +564,10 @@ func (s *Server) get(ctx context.Context, req *payloads.GetRequestPayload) (*pay
 			if f != kmip.KeyFormatTypeOpaque && f != kmip.KeyFormatTypeRaw {
 				return kerr(kmip.ResultReasonKeyFormatTypeNotSupported, "key format type is not supported for secret data")
 			}
+			ans.material = material
 			resp.Object = &kmip.SecretData{SecretDataType: obj.secretType, KeyBlock: kmip.KeyBlock{
 				KeyFormatType: f,
-				KeyValue:      &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: kmip.KeyMaterial{Bytes: &material}}},
+				KeyValue:      &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: kmip.KeyMaterial{Bytes: &ans.material}}},
 			}}
 		case kmip.ObjectTypeOpaqueObject:
 			if req.KeyFormatType != 0 {
@@ -568,10 +578,10 @@ func (s *Server) get(ctx context.Context, req *payloads.GetRequestPayload) (*pay
 			resp.Object, err = certificateObject(req.KeyFormatType, material)
 			return err
 		case kmip.ObjectTypeSplitKey:
-			resp.Object, err = splitKeyObject(obj, req.KeyFormatType, material)
+			resp.Object, err = splitKeyObject(&obj, req.KeyFormatType, material)
 			return err
 		case kmip.ObjectTypePrivateKey, kmip.ObjectTypePublicKey:
-			ko, err := asymObject(obj, material, req.KeyFormatType, kmipserver.GetProtocolVersion(ctx), func(b []byte) { sess.wipe = append(sess.wipe, b) })
+			ko, err := asymObject(&obj, material, req.KeyFormatType, kmipserver.GetProtocolVersion(ctx), func(b []byte) { sess.wipe = append(sess.wipe, b) })
 			if err != nil {
 				return asymWireError(err)
 			}

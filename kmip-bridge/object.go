@@ -77,23 +77,53 @@ type recordHeader struct {
 	Split      *splitParams    `json:"split,omitempty"`
 }
 
-// headerOf returns the KMIP view of o without its attributes.
+// headerOf returns the KMIP view of o without its attributes. The view
+// is the caller's to change.
 func headerOf(o *keys.Object) (*object, error) {
-	if len(o.Meta.KMIP) == 0 {
-		return objectOf(o)
+	obj, err := header(o)
+	if err != nil {
+		return nil, err
 	}
+	return &obj, nil
+}
+
+// header is headerOf by value. The record of an object the key service
+// caches is decoded once (keys.MemoKMIP), not on every Get: the record
+// header depends on the name and the stored record alone, and the state
+// is taken from o on every call.
+func header(o *keys.Object) (object, error) {
+	if len(o.Meta.KMIP) == 0 {
+		// Synthesised from the material and the state: not a function
+		// of the record.
+		obj, err := objectOf(o)
+		if err != nil {
+			return object{}, err
+		}
+		return *obj, nil
+	}
+	obj, err := keys.MemoKMIP(o, parseHeader)
+	if err != nil {
+		return object{}, err
+	}
+	obj.state = o.Meta.State
+	return obj, nil
+}
+
+// parseHeader decodes the record of key name into an object without
+// state and attributes. A cached key keeps the value for every Get;
+// each gets a copy (its split parameters are read, never changed).
+func parseHeader(name string, record json.RawMessage) (object, error) {
 	var rec recordHeader
-	if !parseRecordHeader(o.Meta.KMIP, &rec) {
+	if !parseRecordHeader(record, &rec) {
 		// Not the shape this server writes (another version's, or
 		// damaged): encoding/json decides.
 		var err error
-		if rec, err = decodeRecordHeader(o.Meta.KMIP); err != nil {
-			return nil, fmt.Errorf("kmip: object '%s': malformed attributes: %w", o.Name, err)
+		if rec, err = decodeRecordHeader(record); err != nil {
+			return object{}, fmt.Errorf("kmip: object '%s': malformed attributes: %w", name, err)
 		}
 	}
-	return &object{
-		uid:        o.Name,
-		state:      o.Meta.State,
+	return object{
+		uid:        name,
 		typ:        kmip.ObjectType(rec.Type),
 		alg:        kmip.CryptographicAlgorithm(rec.Algorithm),
 		length:     rec.Length,

@@ -18,8 +18,16 @@ import (
 // from the key cache never does, and a Get from the cache then costs no
 // timer. Deadline reports the deadline without one.
 func (s *Server) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	c := &opCtx{parent: ctx, deadline: time.Now().Add(s.readTO)}
+	c := new(opCtx)
+	s.initOpCtx(c, ctx)
 	return c, c.end
+}
+
+// initOpCtx makes c, a zero opCtx, what opContext returns, for a caller
+// that holds it in memory of its own and calls c.end when done: the
+// hottest operation (Get) then allocates neither it nor a CancelFunc.
+func (s *Server) initOpCtx(c *opCtx, ctx context.Context) {
+	c.parent, c.deadline = ctx, time.Now().Add(s.readTO)
 }
 
 // opCtx is the context opContext returns.

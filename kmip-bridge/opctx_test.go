@@ -5,10 +5,19 @@ package kmipbridge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/kesbridge/kes/identity"
+	"github.com/kesbridge/kes/internal/keys"
+	"github.com/kesbridge/kes/keystore"
+	"github.com/kesbridge/kes/policy"
+	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/payloads"
+	"github.com/ovh/kmip-go/ttlv"
 )
 
 // The operation context behaves as context.WithTimeout's: it ends at the
@@ -78,5 +87,55 @@ func TestOpContext(t *testing.T) {
 				t.Fatalf("err %v; want the parent's deadline", ctx.Err())
 			}
 		})
+	})
+}
+
+// stallStore is a keystore whose reads answer only when their context
+// ends.
+type stallStore struct{ keystore.Store }
+
+func (stallStore) Get(ctx context.Context, _ string) ([]byte, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// A Get that the keystore does not answer ends at the read timeout after
+// its batch item began, as General Failure "operation timed out".
+func TestGetTimeout(t *testing.T) {
+	p := testPKI(t)
+	client := p.issue(t, "client", false)
+	synctest.Test(t, func(t *testing.T) {
+		ks := keys.New(keys.Config{Store: stallStore{keystore.NewMem()}})
+		defer ks.Close()
+		set := &policy.Set{
+			Policies:   map[string]*policy.Policy{"kmip": {Allow: []string{"/kmip/*"}}},
+			Identities: map[string]string{idOf(client): "kmip"},
+		}
+		srv, err := New(Config{
+			Keys:        ks,
+			Policies:    func() *policy.Set { return set },
+			TLSConfig:   &tls.Config{Certificates: []tls.Certificate{p.server}},
+			ReadTimeout: 2 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.WithValue(context.Background(), sessionKey{}, &session{identity: identity.Identity(idOf(client))})
+		req := ttlv.MarshalTTLV(request(kmip.V1_4, &payloads.GetRequestPayload{UniqueIdentifier: "k"}))
+		start := time.Now()
+		out := srv.handleMessage(ctx, req)
+		if took := time.Since(start); took != 2*time.Second {
+			t.Errorf("the Get took %v; want the read timeout, 2s", took)
+		}
+		var resp kmip.ResponseMessage
+		if err := ttlv.UnmarshalTTLV(out, &resp); err != nil {
+			t.Fatal(err)
+		}
+		wantReason(t, resp.BatchItem[0], kmip.ResultReasonGeneralFailure)
+		if msg := resp.BatchItem[0].ResultMessage; msg != "operation timed out" {
+			t.Errorf("message %q", msg)
+		}
+		// The load the Get started ends at the cache's own timeout.
+		time.Sleep(time.Minute)
 	})
 }

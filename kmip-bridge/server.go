@@ -437,8 +437,13 @@ type messageKey struct{}
 // state snapshot, the response budget and the record of the running
 // batch item. Batch items run one after the other, so one value per
 // message serves them all, with one context value and one allocation
-// instead of one of each per purpose and item.
+// instead of one of each per purpose and item. It is itself the context
+// that carries it (Value), and holds the decoded request, which saves
+// two more allocations per message.
 type message struct {
+	// Context is the session's context, which the message's extends.
+	context.Context
+	req   kmip.RequestMessage
 	state *State
 	// budget is valid once limitMessage admitted the message.
 	budget  budget
@@ -457,6 +462,15 @@ type message struct {
 	// keptBuf holds kept for a message of one item without another
 	// allocation.
 	keptBuf [1]kmip.ResponseBatchItem
+}
+
+// Value answers messageKey with m, and every other key from the
+// session's context.
+func (m *message) Value(key any) any {
+	if _, ok := key.(messageKey); ok {
+		return m
+	}
+	return m.Context.Value(key)
 }
 
 // messageOf returns the message being handled, or nil outside one.
@@ -520,6 +534,10 @@ func (c *conn) serve() {
 	// no more than from a bufio.Reader.
 	r := tc
 	var hdr [8]byte
+	// small holds the messages that fit, one after the other (most do:
+	// a Get is about 100 bytes), instead of an allocation for each. It
+	// is wiped after each message, as a larger one's buffer is.
+	small := new([smallMessage]byte)
 	for {
 		if !c.setBusy(false) {
 			return
@@ -556,7 +574,12 @@ func (c *conn) serve() {
 			c.write(tc, invalidMessage(hdr[:], msg))
 			return
 		}
-		buf := make([]byte, 8+int(n))
+		var buf []byte
+		if 8+int(n) <= len(small) {
+			buf = small[:8+n]
+		} else {
+			buf = make([]byte, 8+int(n))
+		}
 		copy(buf, hdr[:])
 		if got, err := io.ReadFull(r, buf[8:]); err != nil {
 			// Answer what we can, then close: the stream cannot be
@@ -578,6 +601,10 @@ func (c *conn) serve() {
 		}
 	}
 }
+
+// smallMessage is the size of the buffer a connection keeps for the
+// messages it reads.
+const smallMessage = 512
 
 func (c *conn) write(tc *tls.Conn, resp []byte) bool {
 	defer clear(resp)
@@ -601,24 +628,25 @@ func (s *Server) handleMessage(ctx context.Context, msg []byte) (out []byte) {
 	if out, ok := s.cachedAnswer(ctx, msg); ok {
 		return out
 	}
-	var req kmip.RequestMessage
+	m := &message{}
+	req := &m.req
 	var v2 *v2Message
 	if isV2(msg) {
-		tr, m, err := fromV2(msg, sessionOf(ctx))
+		tr, vm, err := fromV2(msg, sessionOf(ctx))
 		if err != nil {
 			return invalidMessage(msg, "message could not be decoded")
 		}
-		msg, v2 = tr, m
+		msg, v2 = tr, vm
 		defer clear(tr)
-		m.req = &req
-		ctx = context.WithValue(ctx, v2Key{}, m)
+		vm.req = req
+		ctx = context.WithValue(ctx, v2Key{}, vm)
 	}
 	if err := checkTTLV(msg); err != nil {
 		return invalidMessage(msg, "message could not be decoded")
 	}
-	if decodeGet(msg, &req) {
+	if decodeGet(msg, req) {
 		// The common Get, decoded without reflection.
-	} else if err := ttlv.UnmarshalTTLV(msg, &req); err != nil {
+	} else if err := ttlv.UnmarshalTTLV(msg, req); err != nil {
 		s.log.Debug("kmip: undecodable message", "err", err)
 		return invalidMessage(msg, "message could not be decoded")
 	}
@@ -629,16 +657,17 @@ func (s *Server) handleMessage(ctx context.Context, msg []byte) (out []byte) {
 	if release != nil {
 		defer release()
 	}
-	m := &message{state: st}
+	m.state = st
 	defer m.release()
-	ctx = context.WithValue(ctx, messageKey{}, m)
-	resp := s.exec.HandleRequest(ctx, &req)
+	m.Context = ctx
+	ctx = m
+	resp := s.exec.HandleRequest(ctx, req)
 	out = m.assembleResponse(resp)
 	if v2 != nil {
 		out = toV2(out, v2)
 	}
-	out = s.checkResponseSize(&req, resp, out)
-	s.rememberAnswer(msg, &req, resp, out)
+	out = s.checkResponseSize(req, resp, out)
+	s.rememberAnswer(msg, req, resp, out)
 	return out
 }
 

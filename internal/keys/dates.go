@@ -142,16 +142,18 @@ func (o *Object) datesOf(v *crypto.KeyVersion) *Dates {
 }
 
 // withDates returns o, or a shallow copy of it whose Meta.State is the
-// effective state of its dates at now. o is not modified: it may be the
-// cache's.
-func withDates(o *Object, now time.Time) *Object {
+// effective state of its dates at the Service's time. o is not modified:
+// it may be the cache's. The clock is read only for a key with dates.
+func (s *Service) withDates(o *Object) *Object {
 	d := o.datesOf(o.Version)
 	if d == nil {
 		return o
 	}
-	if s := d.effective(o.Meta.State, now); s != o.Meta.State {
+	if st := d.effective(o.Meta.State, s.now()); st != o.Meta.State {
 		cp := *o
-		cp.Meta.State = s
+		cp.Meta.State = st
+		// The memo's view shows the stored state, not this one.
+		cp.memo = nil
 		return &cp
 	}
 	return o

@@ -410,23 +410,56 @@ func (s *Service) With(ctx context.Context, name string, fn func(*Object) error)
 		return ErrKeyNotFound
 	}
 	if key, n, ok := ParseVersionRef(name); ok {
-		return s.withVersion(ctx, key, n, fn)
+		return s.use(ctx, key, n, fn)
 	}
+	return s.use(ctx, name, 0, fn)
+}
+
+// use is With for key name, not a VersionRef, and with n > 0 for the
+// view of its version n. A number above the newest version the cached
+// key holds reads the key again once. fn is only called, never kept:
+// callers' closures stay on their stack.
+func (s *Service) use(ctx context.Context, name string, n uint32, fn func(*Object) error) error {
+	for reloaded := false; ; reloaded = true {
+		o, err := s.useCached(ctx, name, n, !reloaded, fn)
+		if errors.Is(err, errStale) && o != nil {
+			s.refresh(name, o)
+			continue
+		}
+		return err
+	}
+}
+
+// useCached is one round of use: it returns errStale and the object to
+// refresh if mayReload and version n is above the newest cached one.
+func (s *Service) useCached(ctx context.Context, name string, n uint32, mayReload bool, fn func(*Object) error) (*Object, error) {
 	for attempt := 0; ; attempt++ {
 		o, err := s.cache.Get(ctx, name, func(ctx context.Context) (*Object, error) {
 			return s.load(ctx, name)
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if o.Meta.State == StateDestroyed {
-			return ErrKeyNotFound
+			return nil, ErrKeyNotFound
 		}
-		err = fn(withDates(o, s.now()))
+		o = s.withDates(o)
+		target := o
+		if n > 0 {
+			v := o.At(n)
+			if v == nil {
+				if n > o.Current() && mayReload {
+					return o, errStale
+				}
+				return nil, fmt.Errorf("keys: key '%s' version %d: %w", name, n, ErrVersionNotFound)
+			}
+			target = o.view(v)
+		}
+		err = fn(target)
 		if errors.Is(err, crypto.ErrKeyDestroyed) && attempt < 3 {
 			continue
 		}
-		return err
+		return nil, err
 	}
 }
 
@@ -548,6 +581,7 @@ func (s *Service) load(ctx context.Context, name string) (*Object, error) {
 	o, err := decode(name, value)
 	if err == nil {
 		o.clock = s.clock
+		o.memo = new(memo) // the object goes to the cache, as it is
 	}
 	return o, err
 }

@@ -5,6 +5,7 @@ package keys
 
 import (
 	"encoding/json"
+	"sync/atomic"
 	"time"
 
 	"github.com/kesbridge/kes/internal/crypto"
@@ -86,6 +87,54 @@ type Object struct {
 	loaded time.Time        // when it was read from the keystore
 	whole  *Object          // the whole key, in a view of one version
 	clock  func() time.Time // the reading Service's Config.Now (dates.go)
+	// memo is what was derived from a cached object (see memo); nil in
+	// every object the cache does not hold as it is: those read for a
+	// change (Update), views of older versions and the copies withDates
+	// makes.
+	memo *memo
+}
+
+// memo holds what is derived from one object the cache holds, and goes
+// with it: every change of a key evicts it from the cache, so the next
+// read loads a new Object with an empty memo, and nothing in a memo can
+// outlive the stored data it was derived from. A memo holds no key
+// material of its own and no decision: state, dates, usage and export
+// rules are checked on every use, as without it.
+type memo struct {
+	// view is the view of the newest version (Object.view), which a
+	// version's Unique Identifier asks for on every KMIP Get.
+	view atomic.Pointer[Object]
+	// kmip is what MemoKMIP's parse made of Name and Meta.KMIP.
+	kmip atomic.Pointer[any]
+}
+
+// MemoKMIP returns parse(o.Name, o.Meta.KMIP). For an object the key
+// service caches, and for the view of its newest version, which shows
+// the same Name and Meta.KMIP, parse runs once, and later calls return
+// its value while the object stays cached; an error is not kept, and
+// every other object is parsed on every call. parse must depend on its
+// arguments alone and its value must not be modified: it is shared by
+// every reader of the object. One type T per program: a value of
+// another type is parsed anew on each call.
+func MemoKMIP[T any](o *Object, parse func(name string, record json.RawMessage) (T, error)) (T, error) {
+	m := o.memo
+	if m == nil {
+		return parse(o.Name, o.Meta.KMIP)
+	}
+	if p := m.kmip.Load(); p != nil {
+		if v, ok := (*p).(T); ok {
+			return v, nil
+		}
+	}
+	v, err := parse(o.Name, o.Meta.KMIP)
+	if err != nil {
+		return v, err
+	}
+	// Concurrent first readers parse the same bytes and store equal
+	// values: whichever is kept is right.
+	var a any = v
+	m.kmip.Store(&a)
+	return v, nil
 }
 
 // encryptionKey returns the KES secret key if the object has one and its

@@ -253,16 +253,43 @@ func (s *Service) Export(ctx context.Context, name string, fn func(o *Object) er
 	return s.export(ctx, name, false, fn)
 }
 
+// ExportVersion is Export of version n of key name, VersionRef(name, n),
+// without making and parsing that reference.
+func (s *Service) ExportVersion(ctx context.Context, name string, n uint32, fn func(o *Object) error) error {
+	if n == 0 || name == "" || strings.IndexByte(name, '.') >= 0 {
+		// Not a reference ParseVersionRef would take apart: With uses
+		// it as a name, as it is.
+		return s.Export(ctx, VersionRef(name, n), fn)
+	}
+	if IsReserved(name) {
+		return ErrKeyNotFound
+	}
+	return s.exportKey(ctx, name, n, false, fn)
+}
+
 // export is Export, or with wrapped the export of WrapKMIP: the rules of
 // wrapRefusal, and a wrapped export leaves Always Sensitive as it is.
 func (s *Service) export(ctx context.Context, name string, wrapped bool, fn func(o *Object) error) error {
+	if IsReserved(name) {
+		return ErrKeyNotFound
+	}
+	// The usage belongs to the key, whichever version is exported.
+	if key, n, ok := ParseVersionRef(name); ok {
+		return s.exportKey(ctx, key, n, wrapped, fn)
+	}
+	return s.exportKey(ctx, name, 0, wrapped, fn)
+}
+
+// exportKey is export of key (not a VersionRef) or, with n > 0, of its
+// version n.
+func (s *Service) exportKey(ctx context.Context, key string, n uint32, wrapped bool, fn func(o *Object) error) error {
 	refusal := exportRefusal
 	if wrapped {
 		refusal = wrapRefusal
 	}
 	// Most exports are not the first: they run fn in this one look-up.
 	var first bool
-	err := s.With(ctx, name, func(o *Object) error {
+	err := s.use(ctx, key, n, func(o *Object) error {
 		u := s.UsageOf(o)
 		if err := refusal(u); err != nil {
 			return err
@@ -274,10 +301,6 @@ func (s *Service) export(ctx context.Context, name string, wrapped bool, fn func
 	})
 	if err != nil || !first {
 		return err
-	}
-	key := name // usage belongs to the key, whichever version is exported
-	if k, _, ok := ParseVersionRef(name); ok {
-		key = k
 	}
 	err = s.Update(ctx, key, func(o *Object) error {
 		u := s.UsageOf(o)
@@ -296,7 +319,7 @@ func (s *Service) export(ctx context.Context, name string, wrapped bool, fn func
 	if err != nil {
 		return err
 	}
-	return s.With(ctx, name, func(o *Object) error {
+	return s.use(ctx, key, n, func(o *Object) error {
 		if err := refusal(s.UsageOf(o)); err != nil {
 			return err
 		}

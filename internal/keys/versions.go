@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -126,16 +127,26 @@ func VersionRef(name string, n uint32) string {
 // ParseVersionRef splits a reference made by VersionRef. ok is false for
 // every other string, including numbers with a sign or a leading zero.
 func ParseVersionRef(ref string) (name string, n uint32, ok bool) {
-	i := strings.LastIndex(ref, ".v")
-	if i <= 0 || strings.IndexByte(ref[:i], '.') >= 0 {
+	// A reference has exactly one '.': the last one is the only one.
+	// Every KMIP operation and versioned KES call parses its name, most
+	// of which have no '.' at all: one byte scan decides them.
+	i := strings.LastIndexByte(ref, '.')
+	if i <= 0 || len(ref) < i+3 || ref[i+1] != 'v' || strings.IndexByte(ref[:i], '.') >= 0 {
 		return "", 0, false
 	}
 	digits := ref[i+2:]
-	if digits == "" || digits[0] == '0' || len(digits) > 10 {
+	if digits[0] == '0' || len(digits) > 10 {
 		return "", 0, false
 	}
-	u, err := strconv.ParseUint(digits, 10, 32)
-	if err != nil || u == 0 {
+	var u uint64
+	for j := 0; j < len(digits); j++ {
+		c := digits[j]
+		if c < '0' || c > '9' {
+			return "", 0, false
+		}
+		u = u*10 + uint64(c-'0')
+	}
+	if u > math.MaxUint32 {
 		return "", 0, false
 	}
 	return ref[:i], uint32(u), true
@@ -227,9 +238,19 @@ func (o *Object) Versions() []VersionInfo {
 	return out
 }
 
-// view returns o showing version v.
+// view returns o showing version v. The view of the newest version of a
+// cached object is made once and kept in its memo: it shows the key's
+// own Name and Meta, which the cached object never changes, and no time.
 func (o *Object) view(v *crypto.KeyVersion) *Object {
 	r := o.root()
+	if m := r.memo; m != nil && v == r.Version {
+		if w := m.view.Load(); w != nil {
+			return w
+		}
+		w := &Object{Name: r.Name, Version: v, Meta: o.versionMeta(v), loaded: r.loaded, whole: r, memo: m}
+		m.view.Store(w) // a concurrent first reader stores an equal view
+		return w
+	}
 	return &Object{Name: r.Name, Version: v, Meta: o.versionMeta(v), loaded: r.loaded, whole: r}
 }
 
@@ -357,30 +378,6 @@ func (s *Service) refresh(name string, stale *Object) {
 		s.cache.DeleteIf(name, func(o *Object) bool { return o == stale })
 		return nil, nil
 	})
-}
-
-// withVersion calls fn with the view of version n of key name. A number
-// above the newest version the cached key holds reads the key again once.
-func (s *Service) withVersion(ctx context.Context, name string, n uint32, fn func(*Object) error) error {
-	for attempt := 0; ; attempt++ {
-		var stale *Object
-		err := s.With(ctx, name, func(o *Object) error {
-			v := o.At(n)
-			if v == nil {
-				if n > o.Current() && attempt == 0 {
-					stale = o
-					return errStale
-				}
-				return fmt.Errorf("keys: key '%s' version %d: %w", name, n, ErrVersionNotFound)
-			}
-			return fn(o.view(v))
-		})
-		if errors.Is(err, errStale) {
-			s.refresh(name, stale)
-			continue
-		}
-		return err
-	}
 }
 
 // Versions lists the versions of the key, oldest first.
