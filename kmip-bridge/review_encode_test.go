@@ -99,3 +99,17 @@ func TestEncodeGetItemGrowthLeavesNoMaterial(t *testing.T) {
 		}
 	}
 }
+
+// A Get answer whose payload is a typed nil is left to the library, as
+// a nil object is, rather than dereferenced.
+func TestEncodeGetItemNilPayload(t *testing.T) {
+	item := &kmip.ResponseBatchItem{Operation: kmip.OperationGet, ResponsePayload: (*payloads.GetResponsePayload)(nil)}
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("appendGetItem panicked on a nil payload: %v", r)
+		}
+	}()
+	if _, ok := appendGetItem(nil, item); ok {
+		t.Fatal("appendGetItem took a nil payload")
+	}
+}
