@@ -113,3 +113,35 @@ func TestEncodeGetItemNilPayload(t *testing.T) {
 		t.Fatal("appendGetItem took a nil payload")
 	}
 }
+
+// When the answers of a batch outgrow the message's buffer, the array
+// left behind holds none of the earlier answers' key material: it is
+// garbage nobody wipes. This holds for neither encoder (it did not
+// before the hand-written one either).
+func TestEncodeItemGrowthLeavesNoEarlierMaterial(t *testing.T) {
+	material := bytes.Repeat([]byte{0x5a}, 32)
+	first := getItem(0, "first", material)
+	second := getItem(0, "second", make([]byte, 32))
+	for _, name := range []string{"appendGetItem", "encodeItemReflect"} {
+		enc := func(dst []byte, item *kmip.ResponseBatchItem) []byte {
+			if name == "appendGetItem" {
+				out, _ := appendGetItem(dst, item)
+				return out
+			}
+			return encodeItemReflect(dst, kmip.V1_4, item)
+		}
+		one := enc(nil, first)
+		old := make([]byte, 0, len(one)) // full after the first answer
+		old = enc(old, first)
+		if cap(old) != len(one) {
+			t.Fatalf("%s grew a buffer of the exact size", name)
+		}
+		out := enc(old, second)
+		if &out[0] == &old[0] {
+			t.Fatalf("%s did not grow a full buffer", name)
+		}
+		if bytes.Contains(old, material) {
+			t.Errorf("%s: the array left behind by growth holds the first answer's key material", name)
+		}
+	}
+}
