@@ -70,9 +70,8 @@ func TestEncodeGetItemEdges(t *testing.T) {
 }
 
 // TestEncodeGetItemGrowthLeavesNoMaterial checks that when appendGetItem
-// has to grow dst, the array it leaves behind holds none of the key's
-// material: that array is garbage nobody wipes. The library path appends
-// an item in one append, so the old array never sees the new item.
+// or encodeItemReflect has to grow dst, the array it leaves behind holds
+// none of the key's material: that array is garbage nobody would wipe.
 func TestEncodeGetItemGrowthLeavesNoMaterial(t *testing.T) {
 	material := bytes.Repeat([]byte{0xa5}, 32)
 	item := getItem(0, "k", material)
@@ -116,8 +115,7 @@ func TestEncodeGetItemNilPayload(t *testing.T) {
 
 // When the answers of a batch outgrow the message's buffer, the array
 // left behind holds none of the earlier answers' key material: it is
-// garbage nobody wipes. This holds for neither encoder (it did not
-// before the hand-written one either).
+// garbage nobody would wipe. Both encoders wipe it (growWiped).
 func TestEncodeItemGrowthLeavesNoEarlierMaterial(t *testing.T) {
 	material := bytes.Repeat([]byte{0x5a}, 32)
 	first := getItem(0, "first", material)
