@@ -5,6 +5,7 @@ package kmipbridge
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/payloads"
@@ -24,7 +25,7 @@ import (
 // encoding serves every version.
 func appendGetItem(dst []byte, item *kmip.ResponseBatchItem) ([]byte, bool) {
 	pl, ok := item.ResponsePayload.(*payloads.GetResponsePayload)
-	if !ok || item.MessageExtension != nil {
+	if !ok || pl == nil || item.MessageExtension != nil {
 		return dst, false
 	}
 	var block *kmip.KeyBlock
@@ -57,6 +58,9 @@ func appendGetItem(dst []byte, item *kmip.ResponseBatchItem) ([]byte, bool) {
 		return dst, false
 	}
 
+	// The buffer grows at most once, before the key is written: an
+	// array left behind holds no key material (see growWiped).
+	dst = growWiped(dst, getItemSize(item, pl, block, km))
 	start := len(dst)
 	dst = appendTTLVHead(dst, kmip.TagBatchItem, ttlv.TypeStructure, 0)
 	if item.Operation != 0 {
@@ -110,6 +114,61 @@ func appendGetItem(dst []byte, item *kmip.ResponseBatchItem) ([]byte, bool) {
 	dst = endTTLVStruct(dst, obj)
 	dst = endTTLVStruct(dst, payload)
 	return endTTLVStruct(dst, start), true
+}
+
+// getItemSize returns the length of appendGetItem's encoding of item,
+// whose payload, key block and key material are pl, block and km.
+func getItemSize(item *kmip.ResponseBatchItem, pl *payloads.GetResponsePayload, block *kmip.KeyBlock, km *kmip.KeyMaterial) int {
+	n := 8 + 16 // Batch Item, Result Status
+	if item.Operation != 0 {
+		n += 16
+	}
+	if len(item.UniqueBatchItemID) > 0 {
+		n += ttlvStringSize(len(item.UniqueBatchItemID))
+	}
+	if item.ResultStatus != kmip.ResultStatusSuccess || item.ResultReason != 0 {
+		n += 16
+	}
+	if item.ResultMessage != "" {
+		n += ttlvStringSize(len(item.ResultMessage))
+	}
+	if len(item.AsynchronousCorrelationValue) > 0 {
+		n += ttlvStringSize(len(item.AsynchronousCorrelationValue))
+	}
+	n += 8 + 16 + ttlvStringSize(len(pl.UniqueIdentifier)) // payload, Object Type, Unique Identifier
+	n += 8                                                 // the object
+	if _, ok := pl.Object.(*kmip.SecretData); ok {
+		n += 16
+	}
+	n += 8 + 16 + 8 // Key Block, Key Format Type, Key Value
+	if km.Bytes != nil {
+		n += ttlvStringSize(len(*km.Bytes))
+	} else {
+		n += 8 + ttlvStringSize(len(km.TransparentSymmetricKey.Key))
+	}
+	if block.CryptographicAlgorithm != 0 {
+		n += 16
+	}
+	if block.CryptographicLength != 0 {
+		n += 16
+	}
+	return n
+}
+
+// ttlvStringSize is the encoded length of a Text or Byte String of n
+// bytes: its header and the value padded to a multiple of 8.
+func ttlvStringSize(n int) int { return 8 + n + (8-n%8)%8 }
+
+// growWiped returns dst with room for n more bytes. When that takes a
+// new array, the old one is wiped: it holds the answers encoded so far,
+// key material among them, and nothing else would clear it.
+func growWiped(dst []byte, n int) []byte {
+	if n <= cap(dst)-len(dst) {
+		return dst
+	}
+	out := slices.Grow(dst, n)
+	clear(dst[:cap(dst)])
+	return out
 }
 
 // endTTLVStruct sets the length of the Structure whose header starts at

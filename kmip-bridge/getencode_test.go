@@ -64,6 +64,19 @@ func TestEncodeGetItem(t *testing.T) {
 		if !ok {
 			t.Fatalf("appendGetItem refused %+v", item)
 		}
+		// The size it grows the buffer by before writing is exact, so
+		// the buffer never grows after the key is in it.
+		pl := item.ResponsePayload.(*payloads.GetResponsePayload)
+		var block *kmip.KeyBlock
+		switch o := pl.Object.(type) {
+		case *kmip.SymmetricKey:
+			block = &o.KeyBlock
+		case *kmip.SecretData:
+			block = &o.KeyBlock
+		}
+		if n := getItemSize(item, pl, block, &block.KeyValue.Plain.KeyMaterial); n != len(got)-len(prefix) {
+			t.Fatalf("getItemSize = %d, the encoding has %d bytes", n, len(got)-len(prefix))
+		}
 		for _, v := range versions {
 			want := encodeItemReflect(bytes.Clone(prefix), v, item)
 			if !bytes.Equal(got, want) {

@@ -308,7 +308,7 @@ func encodeItemReflect(dst []byte, v kmip.ProtocolVersion, item *kmip.ResponseBa
 	b := enc.Bytes()
 	// Skip the wrapper's header and its version field.
 	off := 16 + int(binary.BigEndian.Uint32(b[12:16]))
-	dst = append(dst, b[off:]...)
+	dst = append(growWiped(dst, len(b)-off), b[off:]...)
 	// The encoding may hold key material (a Get answer): wipe it before
 	// the buffer is used again.
 	clear(b)
