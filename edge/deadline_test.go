@@ -259,6 +259,58 @@ func TestDeadlines(t *testing.T) {
 		})
 	}
 
+	// A handler that is stuck past its route's write deadline has its
+	// HTTP/2 stream reset then: at 5.5 s for the route with a timeout
+	// of 5 s, at 16.5 s for a route with the default timeout, whose
+	// deadline is the server's WriteTimeout.
+	for _, tc := range []struct {
+		path    string
+		reset   time.Duration
+		handler string
+	}{
+		{"/v1/key/generate/k", timeout + timeout/10, "/v1/key/generate/"},
+		{"/v1/key/describe/k", defaultTimeout + defaultTimeout/10, "/v1/key/describe/"},
+	} {
+		t.Run("write-deadline/h2"+tc.handler, func(t *testing.T) {
+			run(t, func(t *testing.T, srv *Server, dial dialFunc) {
+				// The handler is released once the test is done, so
+				// that the bubble ends.
+				release, returned := make(chan struct{}), make(chan struct{})
+				defer func() { <-returned }()
+				defer close(release)
+				srv.cur.Load().routes[tc.handler].handle = func(c *call) {
+					defer close(returned)
+					select {
+					case <-time.After(2 * tc.reset):
+					case <-release:
+					}
+					writeOK(c.w)
+				}
+				tr := &http.Transport{
+					DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+						return dial(ctx, clientTLS(admin, "h2"))
+					},
+					ForceAttemptHTTP2: true,
+				}
+				defer tr.CloseIdleConnections()
+				method := http.MethodPut
+				if tc.handler == "/v1/key/describe/" {
+					method = http.MethodGet
+				}
+				req, _ := http.NewRequest(method, "https://kes"+tc.path, nil)
+				start := time.Now()
+				resp, err := (&http.Client{Transport: tr}).Do(req)
+				if err == nil {
+					resp.Body.Close()
+					t.Fatalf("answered %d after %v; want the stream reset after %v", resp.StatusCode, time.Since(start), tc.reset)
+				}
+				if d := time.Since(start); d != tc.reset {
+					t.Fatalf("stream reset after %v (%v); want %v", d, err, tc.reset)
+				}
+			})
+		})
+	}
+
 	t.Run("stream/stuck-reader", func(t *testing.T) {
 		run(t, func(t *testing.T, srv *Server, dial dialFunc) {
 			conn, err := dial(context.Background(), clientTLS(admin, "http/1.1"))

@@ -51,34 +51,34 @@ type route struct {
 var routes = []*route{
 	{Method: http.MethodGet, Path: "/version", Timeout: 10 * time.Second, Auth: authNone, handle: (*call).version},
 	{Method: http.MethodGet, Path: "/v1/health", Timeout: 10 * time.Second, Auth: authNone, handle: (*call).health},
-	{Method: http.MethodGet, Path: "/v1/ready", Timeout: 15 * time.Second, Auth: authPolicy, handle: (*call).ready},
-	{Method: http.MethodGet, Path: "/v1/status", Timeout: 15 * time.Second, Auth: authPolicy, handle: (*call).status},
-	{Method: http.MethodGet, Path: "/v1/metrics", Timeout: 15 * time.Second, Auth: authPolicy, handle: (*call).metrics},
+	{Method: http.MethodGet, Path: "/v1/ready", Timeout: defaultTimeout, Auth: authPolicy, handle: (*call).ready},
+	{Method: http.MethodGet, Path: "/v1/status", Timeout: defaultTimeout, Auth: authPolicy, handle: (*call).status},
+	{Method: http.MethodGet, Path: "/v1/metrics", Timeout: defaultTimeout, Auth: authPolicy, handle: (*call).metrics},
 	{Method: http.MethodGet, Path: "/v1/api", Timeout: 10 * time.Second, Auth: authPolicy, handle: (*call).api},
 
-	{Method: http.MethodPut, Path: "/v1/key/create/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).createKey},
-	{Method: http.MethodPut, Path: "/v1/key/import/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).importKey},
-	{Method: http.MethodGet, Path: "/v1/key/describe/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).describeKey},
-	{Method: http.MethodGet, Path: "/v1/key/list/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).listKeys},
-	{Method: http.MethodDelete, Path: "/v1/key/delete/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).deleteKey},
-	{Method: http.MethodPut, Path: "/v1/key/generate/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).generateKey},
-	{Method: http.MethodPut, Path: "/v1/key/encrypt/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).encryptKey},
-	{Method: http.MethodPut, Path: "/v1/key/decrypt/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).decryptKey},
-	{Method: http.MethodPut, Path: "/v1/key/bulk/decrypt/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).bulkDecrypt},
-	{Method: http.MethodPut, Path: "/v1/key/hmac/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).hmacKey},
-	{Method: http.MethodPut, Path: "/v1/key/rotate/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).rotateKey},
-	{Method: http.MethodGet, Path: "/v1/key/versions/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).listVersions},
-	{Method: http.MethodPut, Path: "/v1/key/version/retire/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).retireVersion},
-	{Method: http.MethodDelete, Path: "/v1/key/version/destroy/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).destroyVersion},
-	{Method: http.MethodPut, Path: exportAllowPrefix, MaxBody: 1 << 10, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).exportAllow},
+	{Method: http.MethodPut, Path: "/v1/key/create/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).createKey},
+	{Method: http.MethodPut, Path: "/v1/key/import/", MaxBody: mb, Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).importKey},
+	{Method: http.MethodGet, Path: "/v1/key/describe/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).describeKey},
+	{Method: http.MethodGet, Path: "/v1/key/list/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).listKeys},
+	{Method: http.MethodDelete, Path: "/v1/key/delete/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).deleteKey},
+	{Method: http.MethodPut, Path: "/v1/key/generate/", MaxBody: mb, Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).generateKey},
+	{Method: http.MethodPut, Path: "/v1/key/encrypt/", MaxBody: mb, Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).encryptKey},
+	{Method: http.MethodPut, Path: "/v1/key/decrypt/", MaxBody: mb, Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).decryptKey},
+	{Method: http.MethodPut, Path: "/v1/key/bulk/decrypt/", MaxBody: mb, Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).bulkDecrypt},
+	{Method: http.MethodPut, Path: "/v1/key/hmac/", MaxBody: mb, Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).hmacKey},
+	{Method: http.MethodPut, Path: "/v1/key/rotate/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).rotateKey},
+	{Method: http.MethodGet, Path: "/v1/key/versions/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).listVersions},
+	{Method: http.MethodPut, Path: "/v1/key/version/retire/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).retireVersion},
+	{Method: http.MethodDelete, Path: "/v1/key/version/destroy/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).destroyVersion},
+	{Method: http.MethodPut, Path: exportAllowPrefix, MaxBody: 1 << 10, Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).exportAllow},
 
-	{Method: http.MethodGet, Path: "/v1/policy/describe/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).describePolicy},
-	{Method: http.MethodGet, Path: "/v1/policy/read/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).readPolicy},
-	{Method: http.MethodGet, Path: "/v1/policy/list/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).listPolicies},
+	{Method: http.MethodGet, Path: "/v1/policy/describe/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).describePolicy},
+	{Method: http.MethodGet, Path: "/v1/policy/read/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).readPolicy},
+	{Method: http.MethodGet, Path: "/v1/policy/list/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).listPolicies},
 
-	{Method: http.MethodGet, Path: "/v1/identity/describe/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).describeIdentity},
-	{Method: http.MethodGet, Path: "/v1/identity/list/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).listIdentities},
-	{Method: http.MethodGet, Path: "/v1/identity/self/describe", Timeout: 15 * time.Second, Auth: authIdentify, Counted: true, handle: (*call).selfDescribe},
+	{Method: http.MethodGet, Path: "/v1/identity/describe/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).describeIdentity},
+	{Method: http.MethodGet, Path: "/v1/identity/list/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).listIdentities},
+	{Method: http.MethodGet, Path: "/v1/identity/self/describe", Timeout: defaultTimeout, Auth: authIdentify, Counted: true, handle: (*call).selfDescribe},
 
 	{Method: http.MethodGet, Path: "/v1/log/error", Auth: authPolicy, handle: (*call).errorLog},
 	{Method: http.MethodGet, Path: "/v1/log/audit", Auth: authPolicy, handle: (*call).auditLog},
@@ -162,6 +162,18 @@ const (
 	// instead of holding the connection.
 	streamWriteTimeout = 30 * time.Second
 )
+
+// defaultTimeout is the timeout of most routes.
+const defaultTimeout = 15 * time.Second
+
+// h2WriteTimeout is the write deadline that net/http gives every HTTP/2
+// stream as its headers arrive (http.Server.WriteTimeout): the one of a
+// route with the default timeout. Such a route then sets none of its
+// own: on HTTP/2 a SetWriteDeadline is a message to the connection's
+// goroutine, which costs more than the rest of routing. The deadline
+// runs from when the server read the request's headers, a moment before
+// the handler starts, so the answer is cut off no later than before.
+var h2WriteTimeout = defaultTimeout + answerMargin(defaultTimeout)
 
 // answerMargin is how much earlier than the route timeout the handler's
 // context and body read deadline end: a tenth of the timeout, within
@@ -347,7 +359,9 @@ func (s *Server) deadlines(rt *route) func(http.Handler) http.Handler {
 			if hasBody {
 				x.body.deadline = early
 			}
-			x.rc.SetWriteDeadline(write)
+			if x.rec.http1 || rt.Timeout+margin != h2WriteTimeout {
+				x.rc.SetWriteDeadline(write)
+			}
 			switch {
 			case !hasBody:
 			case x.rec.http1:
