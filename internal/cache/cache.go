@@ -100,6 +100,14 @@ func New[V any](cfg Config, release func(V)) *Cache[V] {
 // without loading; a load that fails because the keystore is unreachable
 // switches it offline and serves the stale entry, if offline mode is on.
 func (c *Cache[V]) Get(ctx context.Context, name string, load func(context.Context) (V, error)) (V, error) {
+	return c.Load(ctx, name, func(ctx context.Context, _ string) (V, error) { return load(ctx) })
+}
+
+// Load is Get with a load function that is told the name. One function
+// made once serves every name, so that a hit allocates nothing: a
+// closure over the name would escape to the load, and be made on every
+// call.
+func (c *Cache[V]) Load(ctx context.Context, name string, load func(ctx context.Context, name string) (V, error)) (V, error) {
 	now := time.Now()
 	c.mu.RLock()
 	e, ok := c.entries[name]
@@ -130,7 +138,7 @@ func (c *Cache[V]) Get(ctx context.Context, name string, load func(context.Conte
 
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.LoadTimeout)
 		defer cancel()
-		v, err := load(lctx)
+		v, err := load(lctx, name)
 		if err != nil {
 			if c.cfg.IsUnreachable(err) {
 				c.SetOffline(true)

@@ -288,3 +288,23 @@ func TestOneLoadPerExpiry(t *testing.T) {
 		}
 	})
 }
+
+// TestLoadHit checks that Load tells the load function its name, and
+// that a hit with a load function made once allocates nothing.
+func TestLoadHit(t *testing.T) {
+	c := New[string](Config{}, nil)
+	defer c.Close()
+	ctx := context.Background()
+	load := func(_ context.Context, name string) (string, error) { return "value of " + name, nil }
+	v, err := c.Load(ctx, "k", load)
+	if err != nil || v != "value of k" {
+		t.Fatalf("Load: %q %v", v, err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if v, _ := c.Load(ctx, "k", load); v != "value of k" {
+			t.Fatalf("hit: %q", v)
+		}
+	}); n != 0 {
+		t.Errorf("a hit allocates %v times; want 0", n)
+	}
+}

@@ -94,8 +94,9 @@ type Service struct {
 	keyType crypto.KeyType
 	log     *slog.Logger
 	rand    io.Reader
-	leases  *leaser            // nil if the store's Replace is linearizable
-	reloads singleflight.Group // see refresh (versions.go)
+	loader  func(context.Context, string) (*Object, error) // s.load, made once
+	leases  *leaser                                        // nil if the store's Replace is linearizable
+	reloads singleflight.Group                             // see refresh (versions.go)
 
 	exportPatterns []string
 	index          atomic.Pointer[Index] // see Index; nil until asked for
@@ -137,6 +138,7 @@ func New(cfg Config) *Service {
 		done:     make(chan struct{}),
 	}
 	s.exportPatterns = cfg.ExportPatterns
+	s.loader = s.load
 	go s.healthLoop(cfg.HealthInterval)
 	return s
 }
@@ -412,10 +414,16 @@ func (s *Service) With(ctx context.Context, name string, fn func(*Object) error)
 	if key, n, ok := ParseVersionRef(name); ok {
 		return s.withVersion(ctx, key, n, fn)
 	}
+	return s.with(ctx, name, fn)
+}
+
+// with is With for a name that is neither reserved nor a VersionRef.
+// withVersion calls it rather than With: were With recursive, escape
+// analysis would move every caller's fn, and what fn captures, to the
+// heap, on every request.
+func (s *Service) with(ctx context.Context, name string, fn func(*Object) error) error {
 	for attempt := 0; ; attempt++ {
-		o, err := s.cache.Get(ctx, name, func(ctx context.Context) (*Object, error) {
-			return s.load(ctx, name)
-		})
+		o, err := s.cache.Load(ctx, name, s.loader)
 		if err != nil {
 			return err
 		}

@@ -364,7 +364,7 @@ func (s *Service) refresh(name string, stale *Object) {
 func (s *Service) withVersion(ctx context.Context, name string, n uint32, fn func(*Object) error) error {
 	for attempt := 0; ; attempt++ {
 		var stale *Object
-		err := s.With(ctx, name, func(o *Object) error {
+		err := s.with(ctx, name, func(o *Object) error {
 			v := o.At(n)
 			if v == nil {
 				if n > o.Current() && attempt == 0 {
