@@ -195,7 +195,8 @@ type request struct {
 	body requestBody
 	ctx  reqCtx
 	rctx *chi.Context
-	rc   *http.ResponseController
+	rc   *http.ResponseController // &rcv
+	rcv  http.ResponseController
 	// guard enforces the deadlines of an HTTP/2 request, see guard.
 	guard guard
 }
@@ -220,7 +221,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := s.acquire()
 	x := &request{}
 	x.call = call{srv: s, st: st, start: time.Now()}
-	x.rc = http.NewResponseController(w)
+	// Kept in the request's allocation rather than one of its own.
+	x.rcv = *http.NewResponseController(w)
+	x.rc = &x.rcv
 	x.body = requestBody{ReadCloser: r.Body, x: x}
 	r.Body = &x.body
 	x.rec = recorder{ResponseWriter: w, body: &x.body, http1: r.ProtoMajor == 1}
