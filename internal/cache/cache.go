@@ -308,20 +308,59 @@ func (c *Cache[V]) evictLoop() {
 			if c.servingOffline(now) {
 				continue
 			}
-			var dead []V
-			c.mu.Lock()
-			for name, e := range c.entries {
-				if !c.keep(e, now) {
-					dead = append(dead, e.value)
-					delete(c.entries, name)
-				}
-			}
-			c.mu.Unlock()
-			c.cfg.Counters.resize(-len(dead))
-			c.cfg.Counters.evict(len(dead))
-			for _, v := range dead {
-				c.release(v)
-			}
+			c.evict(now)
 		}
+	}
+}
+
+// evictBatch is how many entries evict checks per hold of the read lock.
+const evictBatch = 1024
+
+// evict releases the entries that can no longer be served at now. It
+// looks for them under the read lock, given up after every evictBatch
+// entries, and takes the write lock only to remove the ones it found:
+// a pass over 100,000 entries takes tens of milliseconds, and under the
+// write lock every Get would wait for it, once a second.
+func (c *Cache[V]) evict(now time.Time) {
+	type due struct {
+		name string
+		e    *entry[V]
+	}
+	var found []due
+	c.mu.RLock()
+	n := 0
+	// The map is read once: Clear and Close replace it, and what this
+	// pass found in the old one is checked against the current one below.
+	// Entries added or removed while the lock is given up may or may not
+	// be seen, as in any range over a map that changes; the next pass
+	// sees them.
+	for name, e := range c.entries {
+		if !c.keep(e, now) {
+			found = append(found, due{name, e})
+		}
+		if n++; n%evictBatch == 0 {
+			c.mu.RUnlock()
+			c.mu.RLock()
+		}
+	}
+	c.mu.RUnlock()
+	if len(found) == 0 {
+		return
+	}
+	var dead []V
+	c.mu.Lock()
+	for _, d := range found {
+		// Still the entry this pass found, and still due: a Get may have
+		// used it meanwhile, and a load replaced it.
+		if cur, ok := c.entries[d.name]; ok && cur == d.e && !c.keep(cur, now) {
+			dead = append(dead, cur.value)
+			delete(c.entries, d.name)
+		}
+	}
+	c.mu.Unlock()
+	c.cfg.Counters.resize(-len(dead))
+	c.cfg.Counters.evict(len(dead))
+	for _, v := range dead {
+		c.release(v)
 	}
 }
