@@ -5,7 +5,9 @@ package keys_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kesbridge/kes/internal/keys"
 	"github.com/kesbridge/kes/keystore"
@@ -61,5 +63,32 @@ func TestCachedKeyAllocs(t *testing.T) {
 				t.Errorf("%s allocates %v times; want at most %v", tc.name, n, tc.max)
 			}
 		})
+	}
+}
+
+// TestClockOnlyForDates checks that generate and decrypt on a key
+// without lifecycle dates do not read the service's clock: only dates
+// need it.
+func TestClockOnlyForDates(t *testing.T) {
+	var reads atomic.Int64
+	s := keys.New(keys.Config{Store: keystore.NewMem(), Now: func() time.Time {
+		reads.Add(1)
+		return time.Now()
+	}})
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	if err := s.Create(ctx, "k", "test"); err != nil {
+		t.Fatal(err)
+	}
+	reads.Store(0)
+	_, ct, err := s.Generate(ctx, "k", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Decrypt(ctx, "k", ct, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := reads.Load(); n != 0 {
+		t.Errorf("generate and decrypt read the clock %d times; want 0", n)
 	}
 }

@@ -142,14 +142,15 @@ func (o *Object) datesOf(v *crypto.KeyVersion) *Dates {
 }
 
 // withDates returns o, or a shallow copy of it whose Meta.State is the
-// effective state of its dates at now. o is not modified: it may be the
-// cache's.
-func withDates(o *Object, now time.Time) *Object {
+// effective state of its dates at now(). o is not modified: it may be the
+// cache's. The clock is read only for a key that has dates: most have
+// none, and a clock read is a measurable share of a request.
+func withDates(o *Object, now func() time.Time) *Object {
 	d := o.datesOf(o.Version)
 	if d == nil {
 		return o
 	}
-	if s := d.effective(o.Meta.State, now); s != o.Meta.State {
+	if s := d.effective(o.Meta.State, now()); s != o.Meta.State {
 		cp := *o
 		cp.Meta.State = s
 		return &cp

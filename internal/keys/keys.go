@@ -430,7 +430,7 @@ func (s *Service) with(ctx context.Context, name string, fn func(*Object) error)
 		if o.Meta.State == StateDestroyed {
 			return ErrKeyNotFound
 		}
-		err = fn(withDates(o, s.now()))
+		err = fn(withDates(o, s.now))
 		if errors.Is(err, crypto.ErrKeyDestroyed) && attempt < 3 {
 			continue
 		}
