@@ -170,9 +170,11 @@ const defaultTimeout = 15 * time.Second
 // stream as its headers arrive (http.Server.WriteTimeout): the one of a
 // route with the default timeout. Such a route then sets none of its
 // own: on HTTP/2 a SetWriteDeadline is a message to the connection's
-// goroutine, which costs more than the rest of routing. The deadline
-// runs from when the server read the request's headers, a moment before
-// the handler starts, so the answer is cut off no later than before.
+// goroutine, which costs more than the rest of routing. (A request of a
+// server without that WriteTimeout, an embedder's, still sets its own.)
+// The deadline runs from when the server read the request's headers, a
+// moment before the handler starts, so the answer is cut off no later
+// than before.
 var h2WriteTimeout = defaultTimeout + answerMargin(defaultTimeout)
 
 // answerMargin is how much earlier than the route timeout the handler's
@@ -199,6 +201,10 @@ type request struct {
 	rcv  http.ResponseController
 	// guard enforces the deadlines of an HTTP/2 request, see guard.
 	guard guard
+	// streamDeadline is set for an HTTP/2 request of an http.Server
+	// whose WriteTimeout is h2WriteTimeout (the one Serve makes): its
+	// stream has that write deadline already.
+	streamDeadline bool
 }
 
 // xOf returns the request state of a request routed by ServeHTTP.
@@ -227,6 +233,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.body = requestBody{ReadCloser: r.Body, x: x}
 	r.Body = &x.body
 	x.rec = recorder{ResponseWriter: w, body: &x.body, http1: r.ProtoMajor == 1}
+	if !x.rec.http1 {
+		// Not only Serve's server: the Server is an http.Handler that an
+		// embedder may run in a server of its own.
+		hs, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
+		x.streamDeadline = hs != nil && hs.WriteTimeout == h2WriteTimeout
+	}
 	x.call.w = &x.rec
 	x.rctx = s.routeCtxs.Get().(*chi.Context)
 	x.rctx.Reset()
@@ -362,7 +374,7 @@ func (s *Server) deadlines(rt *route) func(http.Handler) http.Handler {
 			if hasBody {
 				x.body.deadline = early
 			}
-			if x.rec.http1 || rt.Timeout+margin != h2WriteTimeout {
+			if !x.streamDeadline || rt.Timeout+margin != h2WriteTimeout {
 				x.rc.SetWriteDeadline(write)
 			}
 			switch {
