@@ -681,7 +681,9 @@ func BenchmarkManyKeys(b *testing.B) {
 	}
 	// EDGE_BENCH_PHASE_PROFILES names a directory for a CPU, mutex and
 	// block profile of each phase (single-1.prof, spread-1.prof, …; the
-	// mutex and block profiles count from the start of the server).
+	// mutex and block profiles count from the start of the server, and
+	// record only with EDGE_BENCH_CONTENTION set). A process has one CPU
+	// profile at a time: not together with EDGE_BENCH_PROFILE.
 	profiles := os.Getenv("EDGE_BENCH_PHASE_PROFILES")
 	// Many short phases rather than two long ones: at 100,000 keys one
 	// garbage collection costs a large share of a phase, and with few
