@@ -132,8 +132,13 @@ func TestDeadlines(t *testing.T) {
 	}
 	const timeout, early = 5 * time.Second, 4500 * time.Millisecond
 
-	// run starts a server in a bubble and hands fn a dialer to it.
+	// run starts a server in a bubble and hands fn a dialer to it;
+	// runWith serves with serve rather than Server.Serve.
+	var runWith func(t *testing.T, serve func(*Server, net.Listener) error, fn func(t *testing.T, srv *Server, dial dialFunc))
 	run := func(t *testing.T, fn func(t *testing.T, srv *Server, dial dialFunc)) {
+		runWith(t, (*Server).Serve, fn)
+	}
+	runWith = func(t *testing.T, serve func(*Server, net.Listener) error, fn func(t *testing.T, srv *Server, dial dialFunc)) {
 		synctest.Test(t, func(t *testing.T) {
 			// The key service loads keys detached from the request, with
 			// a timeout of its own: release the loads still hanging at
@@ -151,7 +156,7 @@ func TestDeadlines(t *testing.T) {
 			}
 			ln := newPipeListener()
 			done := make(chan struct{})
-			go func() { defer close(done); srv.Serve(ln) }()
+			go func() { defer close(done); serve(srv, ln) }()
 			defer func() {
 				srv.Shutdown(context.Background())
 				<-done
@@ -254,6 +259,72 @@ func TestDeadlines(t *testing.T) {
 				}
 				if d := time.Since(start); d != early || !strings.HasPrefix(resp.Proto, map[string]string{"http/1.1": "HTTP/1", "h2": "HTTP/2"}[proto]) {
 					t.Fatalf("%s answered after %v; want %v, under the write deadline %v", resp.Proto, d, early, timeout)
+				}
+			})
+		})
+	}
+
+	// A handler that is stuck past its route's write deadline has its
+	// HTTP/2 stream reset then: at 5.5 s for the route with a timeout
+	// of 5 s, at 16.5 s for a route with the default timeout, whose
+	// deadline is the server's WriteTimeout. The same holds for the
+	// Server as the handler of an embedder's http.Server, which has no
+	// WriteTimeout.
+	for _, tc := range []struct {
+		path     string
+		reset    time.Duration
+		handler  string
+		embedded bool
+	}{
+		{"/v1/key/generate/k", timeout + timeout/10, "/v1/key/generate/", false},
+		{"/v1/key/describe/k", defaultTimeout + defaultTimeout/10, "/v1/key/describe/", false},
+		{"/v1/key/describe/k", defaultTimeout + defaultTimeout/10, "/v1/key/describe/", true},
+	} {
+		name, serve := "write-deadline/h2"+tc.handler, (*Server).Serve
+		hs := &http.Server{}
+		if tc.embedded {
+			name = "write-deadline/h2-embedded" + tc.handler
+			serve = func(srv *Server, ln net.Listener) error {
+				hs.Handler = srv
+				return hs.Serve(tls.NewListener(ln, srv.TLSConfig()))
+			}
+		}
+		t.Run(name, func(t *testing.T) {
+			runWith(t, serve, func(t *testing.T, srv *Server, dial dialFunc) {
+				defer hs.Close()
+				// The handler is released once the test is done, so
+				// that the bubble ends.
+				release, returned := make(chan struct{}), make(chan struct{})
+				defer func() { <-returned }()
+				defer close(release)
+				srv.cur.Load().routes[tc.handler].handle = func(c *call) {
+					defer close(returned)
+					select {
+					case <-time.After(2 * tc.reset):
+					case <-release:
+					}
+					writeOK(c.w)
+				}
+				tr := &http.Transport{
+					DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+						return dial(ctx, clientTLS(admin, "h2"))
+					},
+					ForceAttemptHTTP2: true,
+				}
+				defer tr.CloseIdleConnections()
+				method := http.MethodPut
+				if tc.handler == "/v1/key/describe/" {
+					method = http.MethodGet
+				}
+				req, _ := http.NewRequest(method, "https://kes"+tc.path, nil)
+				start := time.Now()
+				resp, err := (&http.Client{Transport: tr}).Do(req)
+				if err == nil {
+					resp.Body.Close()
+					t.Fatalf("answered %d after %v; want the stream reset after %v", resp.StatusCode, time.Since(start), tc.reset)
+				}
+				if d := time.Since(start); d != tc.reset {
+					t.Fatalf("stream reset after %v (%v); want %v", d, err, tc.reset)
 				}
 			})
 		})

@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	rtmetrics "runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -44,8 +46,13 @@ import (
 //
 // The child protocol: the child prints its address on stdout, then
 // answers each line on stdin: "cpu" with its user+system CPU time in
-// nanoseconds, "rss" with its resident set in bytes. It exits when stdin
-// closes.
+// nanoseconds, "gc" with the CPU time its garbage collector took in
+// nanoseconds (runtime/metrics' estimate), "allocs" with the number of
+// heap allocations it made, "rss" with its resident set in
+// bytes, "profile <path>"
+// (start a CPU profile) and "profile-stop" (stop it, and write the mutex
+// and block profiles to <path>.mutex and <path>.block) with 0. It exits
+// when stdin closes.
 
 const benchChildEnv = "EDGE_BENCH_CHILD"
 
@@ -94,14 +101,37 @@ func runBenchChild(mode string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// EDGE_BENCH_CONTENTION records mutex and block profiles, for
+	// finding what concurrent requests wait for.
+	if os.Getenv("EDGE_BENCH_CONTENTION") != "" {
+		runtime.SetMutexProfileFraction(1)
+		runtime.SetBlockProfileRate(1000) // one sample per µs blocked
+	}
 	fmt.Println(ln.Addr().String())
 	in := bufio.NewScanner(os.Stdin)
+	var phase string // the path of the phase profile being written
 	for in.Scan() {
-		switch in.Text() {
+		cmd, arg, _ := strings.Cut(in.Text(), " ")
+		switch cmd {
+		case "profile":
+			if err := startPhaseProfile(arg); err != nil {
+				return err
+			}
+			phase = arg
+			fmt.Println(0)
+		case "profile-stop":
+			if err := stopPhaseProfile(phase); err != nil {
+				return err
+			}
+			fmt.Println(0)
 		case "cpu":
 			var ru syscall.Rusage
 			syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 			fmt.Println(ru.Utime.Nano() + ru.Stime.Nano())
+		case "gc":
+			fmt.Println(gcCPU().Nanoseconds())
+		case "allocs":
+			fmt.Println(heapAllocs())
 		case "rss":
 			fmt.Println(residentBytes())
 		default:
@@ -109,6 +139,56 @@ func runBenchChild(mode string) error {
 		}
 	}
 	return nil
+}
+
+// startPhaseProfile starts a CPU profile of one phase of a benchmark.
+func startPhaseProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	return pprof.StartCPUProfile(f)
+}
+
+// stopPhaseProfile ends the CPU profile started for path and writes the
+// mutex and block profiles beside it.
+func stopPhaseProfile(path string) error {
+	pprof.StopCPUProfile()
+	for _, name := range []string{"mutex", "block"} {
+		f, err := os.Create(path + "." + name)
+		if err != nil {
+			return err
+		}
+		err = pprof.Lookup(name).WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gcCPU is the CPU time the garbage collector took so far, as the
+// runtime estimates it.
+func gcCPU() time.Duration {
+	s := []rtmetrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	rtmetrics.Read(s)
+	if s[0].Value.Kind() != rtmetrics.KindFloat64 {
+		return 0
+	}
+	return time.Duration(s[0].Value.Float64() * float64(time.Second))
+}
+
+// heapAllocs is the number of heap objects allocated so far.
+func heapAllocs() int64 {
+	s := []rtmetrics.Sample{{Name: "/gc/heap/allocs:objects"}}
+	rtmetrics.Read(s)
+	if s[0].Value.Kind() != rtmetrics.KindUint64 {
+		return 0
+	}
+	return int64(s[0].Value.Uint64())
 }
 
 // residentBytes is VmRSS of this process, or -1 where /proc has none.
@@ -186,6 +266,9 @@ func warmKeys(ctx context.Context, srv *Server, n int) error {
 		}
 		clear(p)
 	}
+	// The garbage of making the keys is collected now, so that the
+	// benchmark's first phase does not pay for it.
+	runtime.GC()
 	return nil
 }
 
@@ -506,8 +589,10 @@ func BenchmarkHTTPEfficiency(b *testing.B) {
 // workers to the servers in turn, and reports the CPU per request.
 func runEfficiency(b *testing.B, servers []*benchChild, clients [][]*http.Client, reqs []benchRequest) {
 	before := make([]time.Duration, len(servers))
+	allocs := make([]int64, len(servers))
 	for i, s := range servers {
 		before[i] = s.cpu(b)
+		allocs[i] = s.ask(b, "allocs")
 	}
 	var worker atomic.Int64
 	b.SetParallelism(32) // 64 workers on 2 cores
@@ -527,7 +612,12 @@ func runEfficiency(b *testing.B, servers []*benchChild, clients [][]*http.Client
 	per := make([]float64, len(servers))
 	for i, s := range servers {
 		per[i] = float64(s.cpu(b)-before[i]) / float64(b.N)
+		allocs[i] = s.ask(b, "allocs") - allocs[i]
 	}
+	// The servers' own allocations per request (the ones the
+	// benchmark's -benchmem reports are the clients').
+	b.ReportMetric(float64(allocs[0])/float64(b.N), "bare-allocs/op")
+	b.ReportMetric(float64(allocs[1])/float64(b.N), "ours-allocs/op")
 	b.ReportMetric(per[0]/1e3, "bare-µs/op")
 	b.ReportMetric(per[1]/1e3, "ours-µs/op")
 	b.ReportMetric(per[0]/per[1], "efficiency")
@@ -539,8 +629,9 @@ func runEfficiency(b *testing.B, servers []*benchChild, clients [][]*http.Client
 
 // BenchmarkManyKeys runs generate over 100,000 cached keys against the
 // same over one key, on one server with mlock: true, in alternating
-// phases, and reports the throughput and server CPU of each, their
-// ratio, and the server's resident memory with all keys cached.
+// phases, and reports the throughput, server CPU and collector CPU of
+// each, their ratio, and the server's resident memory with all keys
+// cached.
 func BenchmarkManyKeys(b *testing.B) {
 	const keys = 100_000
 	s := newHTTPBenchSetup(b, "mlock: true\nlog:\n  audit: off\n")
@@ -554,10 +645,17 @@ func BenchmarkManyKeys(b *testing.B) {
 	for i := range reqs {
 		reqs[i] = putJSON("/v1/key/generate/k-"+strconv.Itoa(i), body)
 	}
-	phase := func(n int, spread bool) (time.Duration, time.Duration) {
-		before := srv.cpu(b)
+	// offset carries the spread phases on where the last one stopped,
+	// so that together they go through every key.
+	var offset int64
+	phase := func(n int, spread bool) (wall, cpu, gc time.Duration) {
+		before, gcBefore := srv.cpu(b), time.Duration(srv.ask(b, "gc"))
 		start := time.Now()
 		var next atomic.Int64
+		from := offset
+		if spread {
+			offset += int64(n)
+		}
 		var wg sync.WaitGroup
 		for w := range 64 {
 			wg.Go(func() {
@@ -568,7 +666,7 @@ func BenchmarkManyKeys(b *testing.B) {
 					}
 					k := 0
 					if spread {
-						k = int((i * 7919) % keys) // every key, in a scattered order
+						k = int(((from + i) * 7919) % keys) // every key, in a scattered order
 					}
 					if err := reqs[k](clients[w%len(clients)], base); err != nil {
 						b.Error(err)
@@ -578,23 +676,45 @@ func BenchmarkManyKeys(b *testing.B) {
 			})
 		}
 		wg.Wait()
-		return time.Since(start), srv.cpu(b) - before
+		wall = time.Since(start)
+		return wall, srv.cpu(b) - before, time.Duration(srv.ask(b, "gc")) - gcBefore
 	}
+	// EDGE_BENCH_PHASE_PROFILES names a directory for a CPU, mutex and
+	// block profile of each phase (single-1.prof, spread-1.prof, …; the
+	// mutex and block profiles count from the start of the server, and
+	// record only with EDGE_BENCH_CONTENTION set). A process has one CPU
+	// profile at a time: not together with EDGE_BENCH_PROFILE.
+	profiles := os.Getenv("EDGE_BENCH_PHASE_PROFILES")
+	// Many short phases rather than two long ones: at 100,000 keys one
+	// garbage collection costs a large share of a phase, and with few
+	// phases the one it falls into looks slower.
+	const rounds = 8
+	per := max(b.N/(2*rounds), 1)
 	b.ResetTimer()
-	var wall, cpu [2]time.Duration
-	for range 2 {
+	var wall, cpu, gc [2]time.Duration
+	for round := range rounds {
 		for i, spread := range []bool{false, true} {
-			w, c := phase(max(b.N/4, 1), spread)
+			if profiles != "" {
+				name := fmt.Sprintf("%s-%d.prof", map[bool]string{false: "single", true: "spread"}[spread], round+1)
+				srv.ask(b, "profile "+filepath.Join(profiles, name))
+			}
+			w, c, g := phase(per, spread)
+			if profiles != "" {
+				srv.ask(b, "profile-stop")
+			}
 			wall[i] += w
 			cpu[i] += c
+			gc[i] += g
 		}
 	}
 	b.StopTimer()
-	n := float64(2 * max(b.N/4, 1))
+	n := float64(rounds * per)
 	b.ReportMetric(n/wall[0].Seconds(), "single-ops/s")
 	b.ReportMetric(n/wall[1].Seconds(), "spread-ops/s")
 	b.ReportMetric(wall[0].Seconds()/wall[1].Seconds(), "spread/single")
 	b.ReportMetric(float64(cpu[0])/n/1e3, "single-µs/op")
 	b.ReportMetric(float64(cpu[1])/n/1e3, "spread-µs/op")
+	b.ReportMetric(float64(gc[0])/n/1e3, "single-gc-µs/op")
+	b.ReportMetric(float64(gc[1])/n/1e3, "spread-gc-µs/op")
 	b.ReportMetric(float64(srv.ask(b, "rss"))/(1<<20), "rss-MB")
 }

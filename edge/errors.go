@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/kesbridge/kes/identity"
 	"github.com/kesbridge/kes/internal/crypto"
@@ -178,12 +179,37 @@ func bytesFieldSize(name string, v []byte) int {
 	return len(name) + 5 + base64.StdEncoding.EncodedLen(len(v))
 }
 
+// jsonType is the Content-Type header value of writeBody's answers, one
+// slice for all of them: what Header.Set would allocate per answer. It is
+// never written to; its capacity is its length, so an Add appends to a
+// copy.
+var jsonType = []string{"application/json"}[:1:1]
+
+// lengths holds the Content-Length values of writeBody's answers below
+// 1 KiB, each made once: the answers of generate, decrypt and bulk
+// decrypt come in a few lengths, and a value made per answer is two
+// allocations. Like jsonType, a value is never written to.
+var lengths [1024]atomic.Pointer[[]string]
+
+// contentLength returns the Content-Length header value for n bytes.
+func contentLength(n int) []string {
+	if n < 0 || n >= len(lengths) {
+		return []string{strconv.Itoa(n)}
+	}
+	if v := lengths[n].Load(); v != nil {
+		return *v
+	}
+	v := []string{strconv.Itoa(n)}[:1:1]
+	lengths[n].Store(&v)
+	return v
+}
+
 // writeBody sends a 200 with the JSON body b and wipes b: it may hold
 // plaintext keys.
 func writeBody(w http.ResponseWriter, b []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h["Content-Type"] = jsonType
+	h["Content-Length"] = contentLength(len(b))
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
 	clear(b)

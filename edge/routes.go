@@ -51,34 +51,34 @@ type route struct {
 var routes = []*route{
 	{Method: http.MethodGet, Path: "/version", Timeout: 10 * time.Second, Auth: authNone, handle: (*call).version},
 	{Method: http.MethodGet, Path: "/v1/health", Timeout: 10 * time.Second, Auth: authNone, handle: (*call).health},
-	{Method: http.MethodGet, Path: "/v1/ready", Timeout: 15 * time.Second, Auth: authPolicy, handle: (*call).ready},
-	{Method: http.MethodGet, Path: "/v1/status", Timeout: 15 * time.Second, Auth: authPolicy, handle: (*call).status},
-	{Method: http.MethodGet, Path: "/v1/metrics", Timeout: 15 * time.Second, Auth: authPolicy, handle: (*call).metrics},
+	{Method: http.MethodGet, Path: "/v1/ready", Timeout: defaultTimeout, Auth: authPolicy, handle: (*call).ready},
+	{Method: http.MethodGet, Path: "/v1/status", Timeout: defaultTimeout, Auth: authPolicy, handle: (*call).status},
+	{Method: http.MethodGet, Path: "/v1/metrics", Timeout: defaultTimeout, Auth: authPolicy, handle: (*call).metrics},
 	{Method: http.MethodGet, Path: "/v1/api", Timeout: 10 * time.Second, Auth: authPolicy, handle: (*call).api},
 
-	{Method: http.MethodPut, Path: "/v1/key/create/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).createKey},
-	{Method: http.MethodPut, Path: "/v1/key/import/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).importKey},
-	{Method: http.MethodGet, Path: "/v1/key/describe/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).describeKey},
-	{Method: http.MethodGet, Path: "/v1/key/list/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).listKeys},
-	{Method: http.MethodDelete, Path: "/v1/key/delete/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).deleteKey},
-	{Method: http.MethodPut, Path: "/v1/key/generate/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).generateKey},
-	{Method: http.MethodPut, Path: "/v1/key/encrypt/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).encryptKey},
-	{Method: http.MethodPut, Path: "/v1/key/decrypt/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).decryptKey},
-	{Method: http.MethodPut, Path: "/v1/key/bulk/decrypt/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).bulkDecrypt},
-	{Method: http.MethodPut, Path: "/v1/key/hmac/", MaxBody: mb, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).hmacKey},
-	{Method: http.MethodPut, Path: "/v1/key/rotate/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).rotateKey},
-	{Method: http.MethodGet, Path: "/v1/key/versions/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).listVersions},
-	{Method: http.MethodPut, Path: "/v1/key/version/retire/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).retireVersion},
-	{Method: http.MethodDelete, Path: "/v1/key/version/destroy/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).destroyVersion},
-	{Method: http.MethodPut, Path: exportAllowPrefix, MaxBody: 1 << 10, Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).exportAllow},
+	{Method: http.MethodPut, Path: "/v1/key/create/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).createKey},
+	{Method: http.MethodPut, Path: "/v1/key/import/", MaxBody: mb, Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).importKey},
+	{Method: http.MethodGet, Path: "/v1/key/describe/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).describeKey},
+	{Method: http.MethodGet, Path: "/v1/key/list/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).listKeys},
+	{Method: http.MethodDelete, Path: "/v1/key/delete/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).deleteKey},
+	{Method: http.MethodPut, Path: "/v1/key/generate/", MaxBody: mb, Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).generateKey},
+	{Method: http.MethodPut, Path: "/v1/key/encrypt/", MaxBody: mb, Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).encryptKey},
+	{Method: http.MethodPut, Path: "/v1/key/decrypt/", MaxBody: mb, Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).decryptKey},
+	{Method: http.MethodPut, Path: "/v1/key/bulk/decrypt/", MaxBody: mb, Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).bulkDecrypt},
+	{Method: http.MethodPut, Path: "/v1/key/hmac/", MaxBody: mb, Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).hmacKey},
+	{Method: http.MethodPut, Path: "/v1/key/rotate/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).rotateKey},
+	{Method: http.MethodGet, Path: "/v1/key/versions/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).listVersions},
+	{Method: http.MethodPut, Path: "/v1/key/version/retire/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).retireVersion},
+	{Method: http.MethodDelete, Path: "/v1/key/version/destroy/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).destroyVersion},
+	{Method: http.MethodPut, Path: exportAllowPrefix, MaxBody: 1 << 10, Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).exportAllow},
 
-	{Method: http.MethodGet, Path: "/v1/policy/describe/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).describePolicy},
-	{Method: http.MethodGet, Path: "/v1/policy/read/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).readPolicy},
-	{Method: http.MethodGet, Path: "/v1/policy/list/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).listPolicies},
+	{Method: http.MethodGet, Path: "/v1/policy/describe/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).describePolicy},
+	{Method: http.MethodGet, Path: "/v1/policy/read/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).readPolicy},
+	{Method: http.MethodGet, Path: "/v1/policy/list/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).listPolicies},
 
-	{Method: http.MethodGet, Path: "/v1/identity/describe/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).describeIdentity},
-	{Method: http.MethodGet, Path: "/v1/identity/list/", Timeout: 15 * time.Second, Auth: authPolicy, Counted: true, handle: (*call).listIdentities},
-	{Method: http.MethodGet, Path: "/v1/identity/self/describe", Timeout: 15 * time.Second, Auth: authIdentify, Counted: true, handle: (*call).selfDescribe},
+	{Method: http.MethodGet, Path: "/v1/identity/describe/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).describeIdentity},
+	{Method: http.MethodGet, Path: "/v1/identity/list/", Timeout: defaultTimeout, Auth: authPolicy, Counted: true, handle: (*call).listIdentities},
+	{Method: http.MethodGet, Path: "/v1/identity/self/describe", Timeout: defaultTimeout, Auth: authIdentify, Counted: true, handle: (*call).selfDescribe},
 
 	{Method: http.MethodGet, Path: "/v1/log/error", Auth: authPolicy, handle: (*call).errorLog},
 	{Method: http.MethodGet, Path: "/v1/log/audit", Auth: authPolicy, handle: (*call).auditLog},
@@ -163,6 +163,20 @@ const (
 	streamWriteTimeout = 30 * time.Second
 )
 
+// defaultTimeout is the timeout of most routes.
+const defaultTimeout = 15 * time.Second
+
+// h2WriteTimeout is the write deadline that net/http gives every HTTP/2
+// stream as its headers arrive (http.Server.WriteTimeout): the one of a
+// route with the default timeout. Such a route then sets none of its
+// own: on HTTP/2 a SetWriteDeadline is a message to the connection's
+// goroutine, which costs more than the rest of routing. (A request of a
+// server without that WriteTimeout, an embedder's, still sets its own.)
+// The deadline runs from when the server read the request's headers, a
+// moment before the handler starts, so the answer is cut off no later
+// than before.
+var h2WriteTimeout = defaultTimeout + answerMargin(defaultTimeout)
+
 // answerMargin is how much earlier than the route timeout the handler's
 // context and body read deadline end: a tenth of the timeout, within
 // [minAnswerMargin, maxAnswerMargin], and at most half the timeout.
@@ -183,9 +197,14 @@ type request struct {
 	body requestBody
 	ctx  reqCtx
 	rctx *chi.Context
-	rc   *http.ResponseController
+	rc   *http.ResponseController // &rcv
+	rcv  http.ResponseController
 	// guard enforces the deadlines of an HTTP/2 request, see guard.
 	guard guard
+	// streamDeadline is set for an HTTP/2 request of an http.Server
+	// whose WriteTimeout is h2WriteTimeout (the one Serve makes): its
+	// stream has that write deadline already.
+	streamDeadline bool
 }
 
 // xOf returns the request state of a request routed by ServeHTTP.
@@ -208,10 +227,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := s.acquire()
 	x := &request{}
 	x.call = call{srv: s, st: st, start: time.Now()}
-	x.rc = http.NewResponseController(w)
+	// Kept in the request's allocation rather than one of its own.
+	x.rcv = *http.NewResponseController(w)
+	x.rc = &x.rcv
 	x.body = requestBody{ReadCloser: r.Body, x: x}
 	r.Body = &x.body
 	x.rec = recorder{ResponseWriter: w, body: &x.body, http1: r.ProtoMajor == 1}
+	if !x.rec.http1 {
+		// Not only Serve's server: the Server is an http.Handler that an
+		// embedder may run in a server of its own.
+		hs, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
+		x.streamDeadline = hs != nil && hs.WriteTimeout == h2WriteTimeout
+	}
 	x.call.w = &x.rec
 	x.rctx = s.routeCtxs.Get().(*chi.Context)
 	x.rctx.Reset()
@@ -347,7 +374,9 @@ func (s *Server) deadlines(rt *route) func(http.Handler) http.Handler {
 			if hasBody {
 				x.body.deadline = early
 			}
-			x.rc.SetWriteDeadline(write)
+			if !x.streamDeadline || rt.Timeout+margin != h2WriteTimeout {
+				x.rc.SetWriteDeadline(write)
+			}
 			switch {
 			case !hasBody:
 			case x.rec.http1:

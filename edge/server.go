@@ -299,11 +299,14 @@ func (s *Server) Serve(ln net.Listener) error {
 	// Every connection is answered or closed in bounded time:
 	//   - ReadHeaderTimeout bounds the TLS handshake and the request
 	//     header; IdleTimeout a connection between requests.
-	//   - There is no ReadTimeout or WriteTimeout: the log streams have no
-	//     end, and on HTTP/1.1 a ReadTimeout would also fire in the read
-	//     net/http does behind a handler and cancel the request. Instead
-	//     ServeHTTP gives each request its route's deadlines, and each
-	//     write of a stream its own.
+	//   - There is no ReadTimeout: on HTTP/1.1 it would also fire in the
+	//     read net/http does behind a handler and cancel the request.
+	//     Instead ServeHTTP gives each request its route's deadlines, and
+	//     each write of a log stream its own. WriteTimeout is the write
+	//     deadline of a route with the default timeout: net/http gives it
+	//     to every HTTP/2 stream as it arrives, so that those routes need
+	//     not set one (see h2WriteTimeout); every other route, every
+	//     HTTP/1.1 request and the log streams set their own.
 	//   - HTTP/2 runs at most MaxConcurrentStreams handlers per
 	//     connection (Go's default, made explicit), and WriteByteTimeout
 	//     drops a connection whose client stopped reading. The number of
@@ -313,6 +316,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      h2WriteTimeout,
 		IdleTimeout:       90 * time.Second,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: 250,

@@ -100,6 +100,14 @@ func New[V any](cfg Config, release func(V)) *Cache[V] {
 // without loading; a load that fails because the keystore is unreachable
 // switches it offline and serves the stale entry, if offline mode is on.
 func (c *Cache[V]) Get(ctx context.Context, name string, load func(context.Context) (V, error)) (V, error) {
+	return c.Load(ctx, name, func(ctx context.Context, _ string) (V, error) { return load(ctx) })
+}
+
+// Load is Get with a load function that is told the name. One function
+// made once serves every name, so that a hit allocates nothing: a
+// closure over the name would escape to the load, and be made on every
+// call.
+func (c *Cache[V]) Load(ctx context.Context, name string, load func(ctx context.Context, name string) (V, error)) (V, error) {
 	now := time.Now()
 	c.mu.RLock()
 	e, ok := c.entries[name]
@@ -130,7 +138,7 @@ func (c *Cache[V]) Get(ctx context.Context, name string, load func(context.Conte
 
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.LoadTimeout)
 		defer cancel()
-		v, err := load(lctx)
+		v, err := load(lctx, name)
 		if err != nil {
 			if c.cfg.IsUnreachable(err) {
 				c.SetOffline(true)
@@ -300,20 +308,59 @@ func (c *Cache[V]) evictLoop() {
 			if c.servingOffline(now) {
 				continue
 			}
-			var dead []V
-			c.mu.Lock()
-			for name, e := range c.entries {
-				if !c.keep(e, now) {
-					dead = append(dead, e.value)
-					delete(c.entries, name)
-				}
-			}
-			c.mu.Unlock()
-			c.cfg.Counters.resize(-len(dead))
-			c.cfg.Counters.evict(len(dead))
-			for _, v := range dead {
-				c.release(v)
-			}
+			c.evict(now)
 		}
+	}
+}
+
+// evictBatch is how many entries evict checks per hold of the read lock.
+const evictBatch = 1024
+
+// evict releases the entries that can no longer be served at now. It
+// looks for them under the read lock, given up after every evictBatch
+// entries, and takes the write lock only to remove the ones it found:
+// a pass over 100,000 entries takes tens of milliseconds, and under the
+// write lock every Get would wait for it, once a second.
+func (c *Cache[V]) evict(now time.Time) {
+	type due struct {
+		name string
+		e    *entry[V]
+	}
+	var found []due
+	c.mu.RLock()
+	n := 0
+	// The map is read once: Clear and Close replace it, and what this
+	// pass found in the old one is checked against the current one below.
+	// Entries added or removed while the lock is given up may or may not
+	// be seen, as in any range over a map that changes; the next pass
+	// sees them.
+	for name, e := range c.entries {
+		if !c.keep(e, now) {
+			found = append(found, due{name, e})
+		}
+		if n++; n%evictBatch == 0 {
+			c.mu.RUnlock()
+			c.mu.RLock()
+		}
+	}
+	c.mu.RUnlock()
+	if len(found) == 0 {
+		return
+	}
+	var dead []V
+	c.mu.Lock()
+	for _, d := range found {
+		// Still the entry this pass found, and still due: a Get may have
+		// used it meanwhile, and a load replaced it.
+		if cur, ok := c.entries[d.name]; ok && cur == d.e && !c.keep(cur, now) {
+			dead = append(dead, cur.value)
+			delete(c.entries, d.name)
+		}
+	}
+	c.mu.Unlock()
+	c.cfg.Counters.resize(-len(dead))
+	c.cfg.Counters.evict(len(dead))
+	for _, v := range dead {
+		c.release(v)
 	}
 }

@@ -288,3 +288,71 @@ func TestOneLoadPerExpiry(t *testing.T) {
 		}
 	})
 }
+
+// TestLoadHit checks that Load tells the load function its name, and
+// that a hit with a load function made once allocates nothing.
+func TestLoadHit(t *testing.T) {
+	c := New[string](Config{}, nil)
+	defer c.Close()
+	ctx := context.Background()
+	load := func(_ context.Context, name string) (string, error) { return "value of " + name, nil }
+	v, err := c.Load(ctx, "k", load)
+	if err != nil || v != "value of k" {
+		t.Fatalf("Load: %q %v", v, err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if v, _ := c.Load(ctx, "k", load); v != "value of k" {
+			t.Fatalf("hit: %q", v)
+		}
+	}); n != 0 {
+		t.Errorf("a hit allocates %v times; want 0", n)
+	}
+}
+
+// TestEvictPass runs eviction passes by hand over more entries than one
+// hold of the read lock checks: every due entry is removed and released
+// once, and an entry loaded again after it was due is kept.
+func TestEvictPass(t *testing.T) {
+	c := newCache(t, Config{Expiry: time.Hour, ExpiryUnused: 10 * time.Minute})
+	ctx := context.Background()
+	const n = 3*evictBatch + 7
+	vals := make([]*value, n)
+	for i := range vals {
+		name := "k-" + strconv.Itoa(i)
+		v, err := c.Get(ctx, name, func(context.Context) (*value, error) { return &value{name: name}, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals[i] = v
+	}
+	c.evict(time.Now())
+	if c.Len() != n {
+		t.Fatalf("a pass before any expiry left %d of %d entries", c.Len(), n)
+	}
+	// Half of the entries are used in 20 minutes, when the others are
+	// unused for too long.
+	later := time.Now().Add(20 * time.Minute)
+	c.mu.RLock()
+	for i := 0; i < n; i += 2 {
+		c.entries["k-"+strconv.Itoa(i)].lastUsed.Store(later.UnixNano())
+	}
+	c.mu.RUnlock()
+	c.evict(later)
+	if c.Len() != (n+1)/2 {
+		t.Fatalf("%d entries left; want %d", c.Len(), (n+1)/2)
+	}
+	for i, v := range vals {
+		if v.released.Load() != (i%2 == 1) {
+			t.Fatalf("entry %d: released %v", i, v.released.Load())
+		}
+	}
+	c.evict(later.Add(time.Hour))
+	if c.Len() != 0 {
+		t.Fatalf("%d entries left after they all expired", c.Len())
+	}
+	for i, v := range vals {
+		if !v.released.Load() {
+			t.Fatalf("entry %d was not released", i)
+		}
+	}
+}

@@ -94,8 +94,9 @@ type Service struct {
 	keyType crypto.KeyType
 	log     *slog.Logger
 	rand    io.Reader
-	leases  *leaser            // nil if the store's Replace is linearizable
-	reloads singleflight.Group // see refresh (versions.go)
+	loader  func(context.Context, string) (*Object, error) // s.load, made once
+	leases  *leaser                                        // nil if the store's Replace is linearizable
+	reloads singleflight.Group                             // see refresh (versions.go)
 
 	exportPatterns []string
 	index          atomic.Pointer[Index] // see Index; nil until asked for
@@ -137,6 +138,7 @@ func New(cfg Config) *Service {
 		done:     make(chan struct{}),
 	}
 	s.exportPatterns = cfg.ExportPatterns
+	s.loader = s.load
 	go s.healthLoop(cfg.HealthInterval)
 	return s
 }
@@ -434,9 +436,7 @@ func (s *Service) use(ctx context.Context, name string, n uint32, fn func(*Objec
 // refresh if mayReload and version n is above the newest cached one.
 func (s *Service) useCached(ctx context.Context, name string, n uint32, mayReload bool, fn func(*Object) error) (*Object, error) {
 	for attempt := 0; ; attempt++ {
-		o, err := s.cache.Get(ctx, name, func(ctx context.Context) (*Object, error) {
-			return s.load(ctx, name)
-		})
+		o, err := s.cache.Load(ctx, name, s.loader)
 		if err != nil {
 			return nil, err
 		}
