@@ -375,7 +375,9 @@ func (s *Service) refresh(name string, stale *Object) {
 		if wait := minReloadAge - time.Since(stale.loaded); wait > 0 {
 			time.Sleep(wait)
 		}
-		s.cache.DeleteIf(name, func(o *Object) bool { return o == stale })
+		// stale may be the copy withDates made of the cached object: both
+		// hold the one version that read made.
+		s.cache.DeleteIf(name, func(o *Object) bool { return o.Version == stale.Version })
 		return nil, nil
 	})
 }
