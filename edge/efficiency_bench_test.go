@@ -134,6 +134,8 @@ func runBenchChild(mode string) error {
 			fmt.Println(heapAllocs())
 		case "rss":
 			fmt.Println(residentBytes())
+		case "memory":
+			fmt.Println(memoryBreakdown())
 		default:
 			fmt.Println("?")
 		}
@@ -189,6 +191,35 @@ func heapAllocs() int64 {
 		return 0
 	}
 	return int64(s[0].Value.Uint64())
+}
+
+// memoryBreakdown names where the process's memory is: the live heap
+// after the last collection, the heap's pages in use and retained, the
+// goroutine stacks and the runtime's other memory, and the locked
+// (mlock) memory, in MB, on one line.
+func memoryBreakdown() string {
+	s := []rtmetrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/memory/classes/heap/stacks:bytes"},
+		{Name: "/memory/classes/other:bytes"},
+		{Name: "/memory/classes/metadata/other:bytes"},
+		{Name: "/gc/gogc:percent"},
+	}
+	rtmetrics.Read(s)
+	mb := func(i int) float64 { return float64(s[i].Value.Uint64()) / (1 << 20) }
+	locked := int64(-1)
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "VmLck:"); ok {
+				locked, _ = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			}
+		}
+	}
+	return fmt.Sprintf("live=%.1f objects=%.1f unused=%.1f free-retained=%.1f stacks=%.1f other=%.1f metadata=%.1f locked=%.1f gogc=%d",
+		mb(0), mb(1), mb(2), mb(3), mb(4), mb(5), mb(6), float64(locked)/1024, s[7].Value.Uint64())
 }
 
 // residentBytes is VmRSS of this process, or -1 where /proc has none.
@@ -436,15 +467,21 @@ func startBenchChild(b *testing.B, mode string, env ...string) *benchChild {
 
 func (c *benchChild) ask(b *testing.B, q string) int64 {
 	b.Helper()
-	fmt.Fprintln(c.in, q)
-	if !c.out.Scan() {
-		b.Fatalf("server process: no answer to %q", q)
-	}
-	n, err := strconv.ParseInt(c.out.Text(), 10, 64)
+	n, err := strconv.ParseInt(c.askLine(b, q), 10, 64)
 	if err != nil {
 		b.Fatal(err)
 	}
 	return n
+}
+
+// askLine sends q to the server process and returns its answer.
+func (c *benchChild) askLine(b *testing.B, q string) string {
+	b.Helper()
+	fmt.Fprintln(c.in, q)
+	if !c.out.Scan() {
+		b.Fatalf("server process: no answer to %q", q)
+	}
+	return c.out.Text()
 }
 
 func (c *benchChild) cpu(b *testing.B) time.Duration { return time.Duration(c.ask(b, "cpu")) }
@@ -717,4 +754,5 @@ func BenchmarkManyKeys(b *testing.B) {
 	b.ReportMetric(float64(gc[0])/n/1e3, "single-gc-µs/op")
 	b.ReportMetric(float64(gc[1])/n/1e3, "spread-gc-µs/op")
 	b.ReportMetric(float64(srv.ask(b, "rss"))/(1<<20), "rss-MB")
+	b.Logf("server memory (MB): %s", srv.askLine(b, "memory"))
 }

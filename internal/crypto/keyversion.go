@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unique"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -271,7 +272,9 @@ func parseProtoKey(raw []byte, depth int) (_ *KeyVersion, err error) {
 				return nil, err
 			}
 		case fieldCreatedBy:
-			v.CreatedBy = string(field)
+			// Most keys are made by one or a few identities: the cache
+			// holds one copy of each instead of one per key.
+			v.CreatedBy = unique.Make(string(field)).Value()
 		case fieldMeta:
 			v.Meta = bytes.Clone(field)
 		case fieldMaterial:
