@@ -95,6 +95,9 @@ func (c *call) stream(h *hub) {
 	// service alive, and it needs nothing from it.
 	c.releaseState()
 
+	x := xOf(c.r)
+	x.rec.startStream(x.rc)
+	defer x.rec.endStream()
 	rc := http.NewResponseController(c.w)
 	c.w.Header().Set("Content-Type", "application/x-ndjson")
 	c.w.WriteHeader(http.StatusOK)

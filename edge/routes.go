@@ -360,9 +360,11 @@ func (s *Server) deadlines(rt *route) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			x := xOf(r)
 			if rt.Timeout <= 0 {
-				// Log streams: each write gets a deadline of its own.
-				x.rc.SetWriteDeadline(time.Time{})
-				x.rec.streamRC = x.rc
+				// Log streams: until the stream starts (call.stream),
+				// an answer such as a 403 or 405 is bounded like one to
+				// a path that is no route; then each write gets a
+				// deadline of its own.
+				x.rc.SetWriteDeadline(x.call.start.Add(noRouteTimeout))
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -519,8 +521,8 @@ type recorder struct {
 	// sealed is set once the request was answered on the handler's
 	// behalf (answerOnce): what the handler writes after it is dropped.
 	sealed bool
-	// streamRC is set for routes without a timeout: each write gets a
-	// deadline of its own.
+	// streamRC is set once a log stream starts (startStream): each
+	// write gets a deadline of its own.
 	streamRC *http.ResponseController
 }
 
@@ -569,6 +571,21 @@ func (r *recorder) answerOnce(err error) {
 	code, msg := wireError(err, opRead)
 	writeError(r, code, msg)
 	r.sealed = true
+}
+
+// startStream gives each later write of the answer a write deadline of
+// its own, streamWriteTimeout, and none between writes: a log stream is
+// idle until an event comes. rc controls the connection's writer.
+func (r *recorder) startStream(rc *http.ResponseController) { r.streamRC = rc }
+
+// endStream bounds what is left to write once a log stream's handler
+// returns (net/http flushes it afterwards): a client that stopped
+// reading does not hold the stream or the connection.
+func (r *recorder) endStream() {
+	if r.streamRC != nil {
+		r.streamRC.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		r.streamRC = nil
+	}
 }
 
 func (r *recorder) Flush() { r.FlushError() }

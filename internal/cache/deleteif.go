@@ -18,6 +18,7 @@ func (c *Cache[V]) DeleteIf(name string, stale func(V) bool) bool {
 	c.gen++
 	delete(c.entries, name)
 	c.mu.Unlock()
+	c.cfg.Counters.resize(-1)
 	c.release(e.value)
 	return true
 }
