@@ -103,16 +103,23 @@ func (s hangStore) Get(ctx context.Context, _ string) ([]byte, error) {
 	}
 }
 
-// TestDeadlines runs the server over in-memory connections in a
-// synctest bubble, where time is exact: with a route timeout of 5 s
-// (margin 500 ms), a body trickling one byte every 2 s is answered 408
-// at 4.5 s, a denied request 403 at once with its connection closed
-// after drainGrace, and a hung keystore 504 at 4.5 s on HTTP/1.1 and
-// HTTP/2.
-func TestDeadlines(t *testing.T) {
+// deadlineSetup is a server config of the deadline tests, with extra
+// YAML, its three clients' API keys and their TLS configs.
+type deadlineSetup struct {
+	p                      *pki
+	admin, minio, stranger kes.APIKey
+	cfg                    *Config
+	// clientTLS is the TLS config of the client with key k over proto.
+	// The certificates are valid now, which a synctest bubble's clock
+	// (it starts in 2000) is not.
+	clientTLS func(k kes.APIKey, proto string) *tls.Config
+}
+
+func newDeadlineSetup(t *testing.T, extra string) *deadlineSetup {
+	t.Helper()
 	p := newPKI(t)
 	admin, minio, stranger := newAPIKey(t), newAPIKey(t), newAPIKey(t)
-	yaml := baseConfig(p, identityOf(admin), identityOf(minio), "api:\n  /v1/key/generate/:\n    timeout: 5s\n")
+	yaml := baseConfig(p, identityOf(admin), identityOf(minio), extra)
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -121,15 +128,25 @@ func TestDeadlines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The bubble's clock starts in 2000; the test certificates are valid
-	// now.
 	realNow := time.Now()
-	clientTLS := func(k kes.APIKey, proto string) *tls.Config {
-		return &tls.Config{
-			RootCAs: p.roots, Certificates: []tls.Certificate{*apiCert(t, k)},
-			ServerName: "127.0.0.1", NextProtos: []string{proto}, Time: func() time.Time { return realNow },
-		}
-	}
+	return &deadlineSetup{p: p, admin: admin, minio: minio, stranger: stranger, cfg: cfg,
+		clientTLS: func(k kes.APIKey, proto string) *tls.Config {
+			return &tls.Config{
+				RootCAs: p.roots, Certificates: []tls.Certificate{*apiCert(t, k)},
+				ServerName: "127.0.0.1", NextProtos: []string{proto}, Time: func() time.Time { return realNow },
+			}
+		}}
+}
+
+// TestDeadlines runs the server over in-memory connections in a
+// synctest bubble, where time is exact: with a route timeout of 5 s
+// (margin 500 ms), a body trickling one byte every 2 s is answered 408
+// at 4.5 s, a denied request 403 at once with its connection closed
+// after drainGrace, and a hung keystore 504 at 4.5 s on HTTP/1.1 and
+// HTTP/2.
+func TestDeadlines(t *testing.T) {
+	d := newDeadlineSetup(t, "api:\n  /v1/key/generate/:\n    timeout: 5s\n")
+	admin, minio, stranger, cfg, clientTLS := d.admin, d.minio, d.stranger, d.cfg, d.clientTLS
 	const timeout, early = 5 * time.Second, 4500 * time.Millisecond
 
 	// run starts a server in a bubble and hands fn a dialer to it;

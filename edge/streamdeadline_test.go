@@ -12,8 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -29,24 +27,8 @@ import (
 // instead of holding the server's goroutine for as long as it likes. A
 // route with the default timeout is the control case.
 func TestDeniedStreamAnswerDeadline(t *testing.T) {
-	p := newPKI(t)
-	admin, minio, stranger := newAPIKey(t), newAPIKey(t), newAPIKey(t)
-	yaml := baseConfig(p, identityOf(admin), identityOf(minio), "")
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ReadConfig(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	realNow := time.Now()
-	clientTLS := func(k kes.APIKey, proto string) *tls.Config {
-		return &tls.Config{
-			RootCAs: p.roots, Certificates: []tls.Certificate{*apiCert(t, k)},
-			ServerName: "127.0.0.1", NextProtos: []string{proto}, Time: func() time.Time { return realNow },
-		}
-	}
+	d := newDeadlineSetup(t, "")
+	admin, stranger, cfg, clientTLS := d.admin, d.stranger, d.cfg, d.clientTLS
 	// Longer than any write deadline the server gives.
 	const wait = 2*streamWriteTimeout + defaultTimeout
 
