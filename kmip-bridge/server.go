@@ -507,8 +507,11 @@ func (c *conn) serve() {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
-		s.open.Add(-1)
+		// Off the closing list before the open count: admit subtracts
+		// one from the other, and the other order would count this
+		// connection as gone twice for a moment.
 		s.limit.left(c)
+		s.open.Add(-1)
 		s.wg.Done()
 	}()
 	remote := c.raw.RemoteAddr().String()
