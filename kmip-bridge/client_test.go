@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kesbridge/kes/internal/crypto"
 	"github.com/kesbridge/kes/internal/keys"
@@ -153,6 +154,28 @@ func TestRekey(t *testing.T) {
 	old := c.GetAttributes(id, kmip.AttributeNameLink).MustExec()
 	if l, _ := attrValue(t, old.Attribute, kmip.AttributeNameLink).(kmip.Link); l.LinkType != kmip.LinkTypeReplacementObjectLink || l.LinkedObjectIdentifier != nid {
 		t.Fatalf("old key link: %+v", old.Attribute)
+	}
+}
+
+// TestRekeyDatesKeepActive: a Re-key of an Active key whose template
+// gives dates but no Activation Date makes an Active replacement, active
+// from the Re-key on, as one without dates.
+func TestRekeyDatesKeepActive(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial(e.client)
+	id := c.Create().AES(256, kmip.CryptographicUsageEncrypt|kmip.CryptographicUsageDecrypt).MustExec().UniqueIdentifier
+	c.Activate(id).MustExec()
+	deactivate := time.Now().Add(time.Hour).Truncate(time.Second)
+	nid := c.Rekey(id).WithAttribute(kmip.AttributeNameDeactivationDate, deactivate).MustExec().UniqueIdentifier
+	attrs := c.GetAttributes(nid, kmip.AttributeNameState, kmip.AttributeNameActivationDate, kmip.AttributeNameDeactivationDate).MustExec().Attribute
+	if s := attrValue(t, attrs, kmip.AttributeNameState); s != kmip.StateActive {
+		t.Fatalf("replacement state %v, want Active", s)
+	}
+	if a, _ := attrValue(t, attrs, kmip.AttributeNameActivationDate).(time.Time); a.IsZero() || a.After(time.Now()) {
+		t.Fatalf("replacement Activation Date %v", a)
+	}
+	if d, _ := attrValue(t, attrs, kmip.AttributeNameDeactivationDate).(time.Time); !d.Equal(deactivate) {
+		t.Fatalf("replacement Deactivation Date %v, want %v", d, deactivate)
 	}
 }
 

@@ -17,9 +17,11 @@ import (
 // when Config.MaxConnections is zero.
 //
 // Each connection holds one file descriptor, a goroutine and its TLS
-// state, plus a message buffer of up to Config.MaxMessageSize while a
-// message is in flight: 1000 connections stay within 1 GB at the
-// default 1 MB message size and leave ample descriptors for the HTTP
+// state, plus its message while one is in flight: messages below 64 KiB
+// take at most 64 MB of buffers for 1000 connections (decoding takes a
+// multiple of that while it runs, up to about 13 times for a KMIP 2.x
+// message of tiny items), larger ones share a budget of 32 MiB
+// (inflight.go). The limit leaves ample descriptors for the HTTP
 // API, the keystore and the files of a process under the smallest
 // common descriptor limit (4096; the Go runtime raises the soft limit
 // to the hard one, often 524288 under systemd). KMIP clients keep few

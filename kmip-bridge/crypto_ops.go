@@ -401,7 +401,7 @@ func usageWireError(err error) error {
 	case errors.Is(err, keys.ErrVersionIsCurrent):
 		return kerr(kmip.ResultReasonPermissionDenied, "object is the key's current version: destroy its older versions first")
 	case errors.Is(err, keys.ErrVersionNotFound):
-		return kerr(kmip.ResultReasonItemNotFound, "object not found")
+		return errObjectNotFound
 	case errors.Is(err, crypto.ErrDecrypt):
 		return kerr(kmip.ResultReasonCryptographicFailure, "decryption or authentication failed")
 	case errors.Is(err, crypto.ErrInvalidIV):

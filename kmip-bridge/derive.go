@@ -289,6 +289,9 @@ func deriveWireError(err error) error {
 		return kerr(kmip.ResultReasonInvalidField, err.Error())
 	case errors.Is(err, keys.ErrDeriveSeparation):
 		return kerr(kmip.ResultReasonPermissionDenied, err.Error())
+	case errors.Is(err, keys.ErrDeriveBusy):
+		// KMIP has no "try again" reason; the message says it.
+		return kerr(kmip.ResultReasonGeneralFailure, err.Error())
 	}
 	return err
 }

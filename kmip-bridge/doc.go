@@ -145,7 +145,12 @@
 // way has still taken effect. A limit too small for even the failure
 // answers of all items refuses the message with Response Too Large. Get
 // Attributes naming an attribute more than once fails with Invalid
-// Message.
+// Message. TTLV is nested at most 32 deep. Messages of 64 KiB or more
+// share a budget of 32 MiB across connections while they are read and
+// handled (decoding takes a multiple of a message's size): a message that
+// gets no share before its read deadline is answered with General Failure
+// and its connection closed, as is a message over the size limit or one
+// cut short.
 //
 // At most Config.MaxConnections client connections (DefaultMaxConnections,
 // 1000) are served at once, those still in their TLS handshake included.

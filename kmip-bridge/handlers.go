@@ -110,7 +110,7 @@ func (s *Server) target(ctx context.Context, op, uid string) (string, error) {
 		return "", err
 	}
 	if !ok || !policy.ValidName(name) {
-		return "", kerr(kmip.ResultReasonItemNotFound, "object not found")
+		return "", errObjectNotFound
 	}
 	return uid, nil
 }
@@ -672,7 +672,7 @@ func (s *Server) addAttribute(ctx context.Context, req *payloads.AddAttributeReq
 	var added kmip.Attribute
 	err = s.update(ctx, uid, func(obj *object, _ *keys.Object) error {
 		if !multiValued(a.AttributeName) && obj.has(a.AttributeName) {
-			return kerr(kmip.ResultReasonIllegalOperation, "attribute is single-valued and already present")
+			return errSingleValued
 		}
 		if err := checkAttrOnObject(obj, a, date, -1); err != nil {
 			return err
@@ -734,7 +734,7 @@ func (s *Server) modifyAttribute(ctx context.Context, req *payloads.ModifyAttrib
 				return err
 			}
 			if obj.find(a.AttributeName, idx) < 0 {
-				return kerr(kmip.ResultReasonItemNotFound, "attribute not found")
+				return errAttrNotFound
 			}
 			var err error
 			if modified, err = obj.setDate(a.AttributeName, a.AttributeValue); err != nil {
@@ -745,7 +745,7 @@ func (s *Server) modifyAttribute(ctx context.Context, req *payloads.ModifyAttrib
 		}
 		i := obj.find(a.AttributeName, idx)
 		if i < 0 {
-			return kerr(kmip.ResultReasonItemNotFound, "attribute not found")
+			return errAttrNotFound
 		}
 		if err := checkAttrOnObject(obj, a, false, i); err != nil {
 			return err
@@ -779,7 +779,7 @@ func (s *Server) deleteAttribute(ctx context.Context, req *payloads.DeleteAttrib
 	err = s.update(ctx, uid, func(obj *object, _ *keys.Object) error {
 		i := obj.find(req.AttributeName, idx)
 		if i < 0 {
-			return kerr(kmip.ResultReasonItemNotFound, "attribute not found")
+			return errAttrNotFound
 		}
 		deleted = obj.attrs[i]
 		obj.attrs = slices.Delete(obj.attrs, i, i+1)

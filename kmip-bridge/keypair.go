@@ -71,17 +71,25 @@ func curveOf(c elliptic.Curve) kmip.RecommendedCurve { return curveOfBits(int32(
 // mergeTemplate returns the attributes of one half of a key pair: the
 // half's own, and the common ones it does not override (KMIP: the
 // half-specific template takes precedence).
+//
+// It takes time linear in the attributes: a template is as long as the
+// message allows, before anything refuses unknown names.
 func mergeTemplate(common, half *kmip.TemplateAttribute) kmip.TemplateAttribute {
 	var out kmip.TemplateAttribute
 	if half != nil {
 		out.Attribute = slices.Clone(half.Attribute)
 	}
 	if common != nil {
+		present := make(map[kmip.AttributeName]bool, len(out.Attribute))
+		for _, b := range out.Attribute {
+			present[b.AttributeName] = true
+		}
 		for _, a := range common.Attribute {
-			overridden := !multiValued(a.AttributeName) && slices.ContainsFunc(out.Attribute, func(b kmip.Attribute) bool { return b.AttributeName == a.AttributeName })
-			if !overridden {
-				out.Attribute = append(out.Attribute, a)
+			if !multiValued(a.AttributeName) && present[a.AttributeName] {
+				continue // overridden
 			}
+			present[a.AttributeName] = true
+			out.Attribute = append(out.Attribute, a)
 		}
 	}
 	return out
@@ -466,9 +474,10 @@ func ecdsaPublicMaterial(t *kmip.TransparentECPublicKey) kmip.KeyMaterial {
 var errFormat = kerr(kmip.ResultReasonInvalidField, "invalid key material for its key format type")
 
 // maxKeyDER bounds the encoded key of a Register before it is parsed: an
-// RSA-8192 private key is under 5 KiB in PKCS#8, and parsing and
-// validating a key costs time that grows with its size.
-const maxKeyDER = 16 << 10
+// RSA-8192 private key is about 4.7 KiB in PKCS#8, and parsing and
+// validating a key costs time that grows with more than the square of
+// its size (16 KiB would hold a 24,000-bit key, some 45 ms per parse).
+const maxKeyDER = 6 << 10
 
 var errKeyTooLarge = kerr(kmip.ResultReasonInvalidField, "key material is too large: RSA keys are 1024 to 8192 bits long")
 
@@ -502,6 +511,9 @@ func canonicalDER(o kmip.Object) ([]byte, keys.Algorithm, error) {
 		}
 		switch k := k.(type) {
 		case *rsa.PrivateKey:
+			if k.N.BitLen() > keys.MaxRegisteredRSABits {
+				return nil, "", errKeyTooLarge
+			}
 			if k.Validate() != nil {
 				return nil, "", errFormat
 			}

@@ -226,6 +226,12 @@ func (s *Server) rekey(ctx context.Context, req *payloads.RekeyRequestPayload) (
 				obj.set(kmip.AttributeNameActivationDate, now)
 			}
 		} else {
+			if d.Activation.IsZero() && obj.state == keys.StateActive {
+				// Dates without an Activation Date do not make the
+				// replacement of an Active key Pre-Active: it is
+				// active from now, as without dates.
+				d.Activation = now
+			}
 			// The dates decide the state (internal/keys derives it).
 			obj.state = keys.StatePreActive
 			for _, nd := range []struct {

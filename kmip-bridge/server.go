@@ -192,6 +192,8 @@ type Server struct {
 	exec    *kmipserver.BatchExecutor
 	limit   connLimit
 	answers answerCache // remembered Discover Versions answers
+	// inflight is the budget of large messages across connections.
+	inflight inflight
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -253,6 +255,7 @@ func New(cfg Config) (*Server, error) {
 		maxSize:   cfg.MaxMessageSize,
 		maxResp:   cfg.MaxResponseSize,
 		readTO:    cfg.ReadTimeout,
+		inflight:  newInflight(),
 		idleTO:    cfg.IdleTimeout,
 		log:       cfg.Logger,
 		audit:     cfg.Audit,
@@ -507,8 +510,11 @@ func (c *conn) serve() {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
-		s.open.Add(-1)
+		// Off the closing list before the open count: admit subtracts
+		// one from the other, and the other order would count this
+		// connection as gone twice for a moment.
 		s.limit.left(c)
+		s.open.Add(-1)
 		s.wg.Done()
 	}()
 	remote := c.raw.RemoteAddr().String()
@@ -574,6 +580,13 @@ func (c *conn) serve() {
 			c.write(tc, invalidMessage(hdr[:], msg))
 			return
 		}
+		held, err := s.inflight.hold(8+int(n), deadline)
+		if err != nil {
+			// The stream cannot be resynchronised: answer and close.
+			log().Info("kmip: message refused", "reason", "too many large messages at once")
+			c.write(tc, failedMessage(hdr[:], kmip.ResultReasonGeneralFailure, "server busy: too many large messages at once, try again later"))
+			return
+		}
 		var buf []byte
 		if 8+int(n) <= len(small) {
 			buf = small[:8+n]
@@ -587,11 +600,13 @@ func (c *conn) serve() {
 			log().Debug("kmip: truncated message", "err", err)
 			c.write(tc, invalidMessage(buf[:8+got], "truncated message"))
 			clear(buf)
+			s.inflight.release(held)
 			return
 		}
 		resp := s.handleMessage(base, buf)
 		clear(buf)
 		ok := c.write(tc, resp)
+		s.inflight.release(held)
 		for _, b := range sess.wipe {
 			clear(b)
 		}
@@ -675,6 +690,11 @@ func (s *Server) handleMessage(ctx context.Context, msg []byte) (out []byte) {
 // Invalid Message, in the protocol version found at the start of msg if
 // any.
 func invalidMessage(msg []byte, text string) []byte {
+	return failedMessage(msg, kmip.ResultReasonInvalidMessage, text)
+}
+
+// failedMessage is invalidMessage with another Result Reason.
+func failedMessage(msg []byte, reason kmip.ResultReason, text string) []byte {
 	resp := kmip.ResponseMessage{
 		Header: kmip.ResponseHeader{
 			ProtocolVersion: requestVersion(msg),
@@ -683,7 +703,7 @@ func invalidMessage(msg []byte, text string) []byte {
 		},
 		BatchItem: []kmip.ResponseBatchItem{{
 			ResultStatus:  kmip.ResultStatusOperationFailed,
-			ResultReason:  kmip.ResultReasonInvalidMessage,
+			ResultReason:  reason,
 			ResultMessage: text,
 		}},
 	}

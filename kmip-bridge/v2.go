@@ -5,6 +5,7 @@ package kmipbridge
 
 import (
 	"context"
+	"slices"
 
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/payloads"
@@ -313,8 +314,9 @@ func keyValueToV1(n *tnode) error {
 }
 
 // keyValueToV2 is keyValueToV1 for answers (Get).
-func keyValueToV2(n *tnode) {
-	if n.tag != kmip.TagKeyValue || n.typ != ttlv.TypeStructure {
+func keyValueToV2(n *tnode, changed *bool) {
+	if n.tag != kmip.TagKeyValue || n.typ != ttlv.TypeStructure ||
+		!slices.ContainsFunc(n.kids, func(k *tnode) bool { return k.tag == kmip.TagAttribute }) {
 		return
 	}
 	var kids, attrs []*tnode
@@ -331,6 +333,7 @@ func keyValueToV2(n *tnode) {
 		kids = append(kids, structNode(tagAttributes, attrs...))
 	}
 	n.kids = kids
+	*changed = true
 }
 
 // walk calls fn on n and everything below it.
@@ -376,8 +379,9 @@ func toV2(out []byte, m *v2Message) []byte {
 		if !it.v2 || pl == nil || pl.typ != ttlv.TypeStructure {
 			continue
 		}
-		responseToV2(it.op, pl)
-		changed = true
+		if responseToV2(it.op, pl) {
+			changed = true
+		}
 	}
 	if !changed {
 		return out
@@ -387,8 +391,10 @@ func toV2(out []byte, m *v2Message) []byte {
 	return b
 }
 
-// responseToV2 rewrites a 1.x answer payload of op in place.
-func responseToV2(op kmip.Operation, pl *tnode) {
+// responseToV2 rewrites a 1.x answer payload of op in place and reports
+// whether its encoding changed: a Get answer without attributes in its
+// Key Value, the most common one, is the same in both forms.
+func responseToV2(op kmip.Operation, pl *tnode) (changed bool) {
 	kids := make([]*tnode, 0, len(pl.kids)+1)
 	switch op {
 	case kmip.OperationGetAttributes:
@@ -401,11 +407,15 @@ func responseToV2(op kmip.Operation, pl *tnode) {
 			}
 		}
 		kids = append(kids, structNode(tagAttributes, attrs...))
+		changed = true
 	case kmip.OperationGetAttributeList:
 		for _, k := range pl.kids {
 			if k.tag != kmip.TagAttributeName {
 				kids = append(kids, k)
-			} else if r, ok := nameToRef(k); ok {
+				continue
+			}
+			changed = true
+			if r, ok := nameToRef(k); ok {
 				kids = append(kids, r)
 			}
 		}
@@ -418,9 +428,11 @@ func responseToV2(op kmip.Operation, pl *tnode) {
 				kids = append(kids, k)
 			}
 		}
+		changed = len(kids) != len(pl.kids)
 	}
 	pl.kids = kids
-	walk(pl, keyValueToV2)
+	walk(pl, func(n *tnode) { keyValueToV2(n, &changed) })
+	return changed
 }
 
 // v2Growth bounds how many bytes the 2.x form of resp, the answer to bi,

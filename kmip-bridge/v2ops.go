@@ -182,7 +182,7 @@ func (s *Server) adjustAttribute(ctx context.Context, req *adjustAttributeReques
 		}
 		switch len(at) {
 		case 0:
-			return kerr(kmip.ResultReasonItemNotFound, "attribute not found")
+			return errAttrNotFound
 		case 1:
 		default:
 			return kerr(reasonMultiValuedAttribute, "attribute has several instances")

@@ -21,8 +21,9 @@ import (
 var ErrUnwrap = errors.New("key unwrap failed: integrity check failed")
 
 // KeyWrapMaxSize bounds what KeyWrap and KeyWrapPad take (and so what
-// the unwrap functions return). Wrapped keys are small; the bound keeps
-// one call at a few thousand AES block operations.
+// the unwrap functions return). Wrapped keys are small (a PKCS#8
+// RSA-8192 private key is about 5 KiB); the bound keeps one call at
+// most 6 × 8,192 AES block operations.
 const KeyWrapMaxSize = 64 << 10
 
 // kwIV is the default initial value of RFC 3394 §2.2.3.1.
@@ -88,6 +89,7 @@ func KeyWrap(kek, key []byte) ([]byte, error) {
 	copy(out[8:], key)
 	a, err := wrapRounds(kek, kwIV, out[8:])
 	if err != nil {
+		clear(out) // it holds the key
 		return nil, err
 	}
 	copy(out, a[:])
@@ -132,6 +134,7 @@ func KeyWrapPad(kek, key []byte) ([]byte, error) {
 		// ECB mode together with the initial value.
 		block, err := aesBlock(kek)
 		if err != nil {
+			clear(out) // it holds the key
 			return nil, err
 		}
 		copy(out, a[:])
@@ -140,6 +143,7 @@ func KeyWrapPad(kek, key []byte) ([]byte, error) {
 	}
 	a, err := wrapRounds(kek, a, out[8:])
 	if err != nil {
+		clear(out)
 		return nil, err
 	}
 	copy(out, a[:])

@@ -15,8 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"runtime"
-	"sync/atomic"
 	"time"
 
 	"github.com/kesbridge/kes/internal/crypto"
@@ -66,7 +64,7 @@ var (
 	ErrSignParams = errors.New("invalid signature parameters")
 
 	// ErrKeygenBusy: more key-pair generations are waiting for a slot
-	// than maxKeygenWaiting. Refused at once rather than queued, so that
+	// than keygenSlots lets wait. Refused at once rather than queued, so that
 	// waiters cannot pile up until their deadlines.
 	ErrKeygenBusy = errors.New("key pair generation is busy: too many key pairs are being generated, try again later")
 )
@@ -80,12 +78,12 @@ const (
 	// An RSA private key holds the public exponent as well, so clients
 	// also register it for Encrypt and Wrap Key (the OASIS cases BL-M-11
 	// and TC-PKCS12-1 do); the server never encrypts with RSA.
-	usageRSAPrivateAllowed = UsageSign | UsageDecrypt | UsageEncrypt | 0x0010 /* Wrap Key */ | 0x0020 /* Unwrap Key */ |
+	usageRSAPrivateAllowed = UsageSign | UsageDecrypt | UsageEncrypt | UsageWrapKey | UsageUnwrapKey |
 		0x0400 /* Content Commitment */ | 0x1000 /* Certificate Sign */ | 0x2000 /* CRL Sign */ | 0x100000 /* Authenticate */ | usageExport
-	usageRSAPublicAllowed = UsageVerify | UsageEncrypt | 0x0010 /* Wrap Key */ | 0x0400 | 0x100000 | usageExport
-	usageECPrivateAllowed = UsageSign | 0x0200 /* Derive Key */ | 0x0400 | 0x0800 /* Key Agreement */ |
+	usageRSAPublicAllowed = UsageVerify | UsageEncrypt | UsageWrapKey | 0x0400 | 0x100000 | usageExport
+	usageECPrivateAllowed = UsageSign | UsageDeriveKey | 0x0400 | 0x0800 /* Key Agreement */ |
 		0x1000 | 0x2000 | 0x100000 | usageExport
-	usageECPublicAllowed = UsageVerify | 0x0200 | 0x0400 | 0x0800 | 0x100000 | usageExport
+	usageECPublicAllowed = UsageVerify | UsageDeriveKey | 0x0400 | 0x0800 | 0x100000 | usageExport
 )
 
 // AsymmetricUsage returns the usage bits a private or public key of alg
@@ -181,38 +179,8 @@ func ParseAsymmetric(alg Algorithm, der []byte) (stdcrypto.Signer, stdcrypto.Pub
 }
 
 // keygenSlots bounds concurrent key-pair generations: an RSA-4096 key
-// takes a core for up to seconds, and clients must not be able to take
-// all of them with one batch.
-var keygenSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
-
-// keygenWaiting counts the generations waiting for one of keygenSlots;
-// at most maxKeygenWaiting wait (a few seconds' work behind each slot),
-// the next is ErrKeygenBusy.
-var (
-	keygenWaiting    atomic.Int32
-	maxKeygenWaiting = int32(2 * cap(keygenSlots))
-)
-
-// acquireKeygen takes one of keygenSlots: at once if one is free,
-// otherwise as one of at most maxKeygenWaiting waiters, until ctx ends.
-func acquireKeygen(ctx context.Context) error {
-	select {
-	case keygenSlots <- struct{}{}:
-		return nil
-	default:
-	}
-	if keygenWaiting.Add(1) > maxKeygenWaiting {
-		keygenWaiting.Add(-1)
-		return ErrKeygenBusy
-	}
-	defer keygenWaiting.Add(-1)
-	select {
-	case keygenSlots <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// takes a core for up to seconds.
+var keygenSlots = newWorkSlots(ErrKeygenBusy)
 
 // NewKeyPair describes a key pair a KMIP client creates.
 type NewKeyPair struct {
@@ -269,7 +237,7 @@ func (s *Service) CreateKeyPair(ctx context.Context, spec NewKeyPair) (privUID, 
 		return "", "", err
 	}
 
-	if err := acquireKeygen(ctx); err != nil {
+	if err := keygenSlots.acquire(ctx); err != nil {
 		return "", "", err
 	}
 	var key stdcrypto.Signer
@@ -278,7 +246,7 @@ func (s *Service) CreateKeyPair(ctx context.Context, spec NewKeyPair) (privUID, 
 	} else {
 		key, err = rsa.GenerateKey(s.rand, spec.Bits)
 	}
-	<-keygenSlots
+	keygenSlots.release()
 	if err != nil {
 		return "", "", fmt.Errorf("keys: failed to generate key pair: %w", err)
 	}

@@ -16,7 +16,7 @@ import (
 )
 
 // TestKeygenWaitersCapped: with every generation slot taken, at most
-// maxKeygenWaiting Create Key Pair calls wait; the next is refused at
+// keygenSlots.maxWaiting Create Key Pair calls wait; the next is refused at
 // once with ErrKeygenBusy instead of queueing until its deadline, and
 // the waiters proceed once the slots are free.
 func TestKeygenWaitersCapped(t *testing.T) {
@@ -25,26 +25,26 @@ func TestKeygenWaitersCapped(t *testing.T) {
 		Meta: func(string, string, *crypto.KeyVersion, *crypto.KeyVersion) (Metadata, Metadata, error) {
 			return Metadata{KMIP: json.RawMessage(`{"v":1}`)}, Metadata{KMIP: json.RawMessage(`{"v":1}`)}, nil
 		}}
-	for range cap(keygenSlots) {
-		keygenSlots <- struct{}{}
+	for range cap(keygenSlots.ch) {
+		keygenSlots.ch <- struct{}{}
 	}
 	released := false
 	release := func() {
 		if !released {
 			released = true
-			for range cap(keygenSlots) {
-				<-keygenSlots
+			for range cap(keygenSlots.ch) {
+				<-keygenSlots.ch
 			}
 		}
 	}
 	defer release()
 
 	var wg sync.WaitGroup
-	errs := make([]error, maxKeygenWaiting)
+	errs := make([]error, keygenSlots.maxWaiting)
 	for i := range errs {
 		wg.Go(func() { _, _, errs[i] = s.CreateKeyPair(context.Background(), spec) })
 	}
-	for keygenWaiting.Load() < maxKeygenWaiting {
+	for keygenSlots.waiting.Load() < keygenSlots.maxWaiting {
 		runtime.Gosched() // until every waiter has queued
 	}
 	if _, _, err := s.CreateKeyPair(context.Background(), spec); !errors.Is(err, ErrKeygenBusy) {
@@ -57,7 +57,7 @@ func TestKeygenWaitersCapped(t *testing.T) {
 			t.Fatalf("waiter %d: %v", i, err)
 		}
 	}
-	if n := keygenWaiting.Load(); n != 0 {
+	if n := keygenSlots.waiting.Load(); n != 0 {
 		t.Fatalf("%d waiters left counted", n)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"time"
 
 	"github.com/kesbridge/kes/internal/crypto"
@@ -59,10 +58,9 @@ const (
 	DeriveTimeLimit = 5 * time.Second
 )
 
-// pbkdf2Slots limits how many PBKDF2 derivations run at once: half the
-// cores (at least one), so that derivations cannot starve the key
-// service. A derivation waits for a slot as long as its context allows.
-var pbkdf2Slots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+// pbkdf2Slots limits how many PBKDF2 derivations run at once, so that
+// derivations cannot starve the key service.
+var pbkdf2Slots = newWorkSlots(ErrDeriveBusy)
 
 // deriveTimeLimit is DeriveTimeLimit; tests shorten it.
 var deriveTimeLimit = DeriveTimeLimit
@@ -75,6 +73,9 @@ var (
 	// ErrDeriveTooCostly: a PBKDF2 that did not finish within
 	// DeriveTimeLimit.
 	ErrDeriveTooCostly = errors.New("the derivation did not finish within the server's time limit: use fewer iterations")
+	// ErrDeriveBusy: more PBKDF2 derivations are waiting for a slot
+	// than pbkdf2Slots lets wait.
+	ErrDeriveBusy = errors.New("key derivation is busy: too many derivations are running, try again later")
 	// ErrDeriveSeparation: a base key whose usage mask also allows the
 	// operations the method would be an oracle for.
 	ErrDeriveSeparation = errors.New("the base key's usage mask allows other operations with the same material")
@@ -202,14 +203,6 @@ func (s *Service) DeriveKMIP(ctx context.Context, base string, d Derivation, spe
 	}
 	var derived []byte
 	defer func() { clear(derived) }()
-	if d.Method == DerivePBKDF2 {
-		select {
-		case pbkdf2Slots <- struct{}{}:
-			defer func() { <-pbkdf2Slots }()
-		case <-ctx.Done():
-			return "", ctx.Err()
-		}
-	}
 	err := s.With(ctx, base, func(o *Object) error {
 		if err := s.check(o, UsageDeriveKey, "derive key"); err != nil {
 			return err
@@ -226,6 +219,13 @@ func (s *Service) DeriveKMIP(ctx context.Context, base string, d Derivation, spe
 		}
 		if d.Method == DeriveEncrypt && u.Algorithm != AlgorithmAES {
 			return fmt.Errorf("%w: encryption derivation needs an AES base key", ErrAlgorithm)
+		}
+		if d.Method == DerivePBKDF2 {
+			// Only a derivation that may run waits for a slot.
+			if err := pbkdf2Slots.acquire(ctx); err != nil {
+				return err
+			}
+			defer pbkdf2Slots.release()
 		}
 		switch {
 		case o.Version.Key != nil:

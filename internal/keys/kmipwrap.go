@@ -260,7 +260,8 @@ func (s *Service) UnwrapKMIP(ctx context.Context, wrapping string, mode WrapMode
 			if len(iv) == 0 {
 				return fmt.Errorf("%w: missing IV", crypto.ErrInvalidIV)
 			}
-			if len(blob) < gcmWrapTag {
+			// The same bounds as the Key Wrap modes' blobs.
+			if len(blob) < gcmWrapTag || len(blob) > crypto.KeyWrapMaxSize+gcmWrapTag {
 				return crypto.ErrInvalidLength
 			}
 			n := len(blob) - gcmWrapTag

@@ -66,6 +66,14 @@ func TestWrapKMIP(t *testing.T) {
 			t.Fatalf("mode %d: tampered blob: %v", mode, err)
 		}
 	}
+	// A blob above what any mode wraps is refused before it is opened,
+	// in every mode.
+	for _, mode := range []WrapMode{WrapKW, WrapKWP, WrapGCM} {
+		huge := make([]byte, crypto.KeyWrapMaxSize+24)
+		if _, err := s.UnwrapKMIP(ctx, kek, mode, huge, make([]byte, 12)); !errors.Is(err, crypto.ErrInvalidLength) {
+			t.Fatalf("mode %d: a blob of %d bytes: %v", mode, len(huge), err)
+		}
+	}
 	// A sensitive key leaves wrapped, never in the clear, and stays
 	// Always Sensitive.
 	if err := s.Export(ctx, target, func(*Object) error { return nil }); !errors.Is(err, ErrNotExtractable) {
