@@ -70,7 +70,9 @@ func TestInflightBudget(t *testing.T) {
 		if bi := resp.BatchItem[0]; bi.ResultReason != kmip.ResultReasonInvalidMessage {
 			t.Fatalf("answer %v %q, want Invalid Message for the body", bi.ResultReason, bi.ResultMessage)
 		}
-		// Everything held was given back.
+		// Everything held was given back (once the server is done with
+		// the answer it wrote).
+		synctest.Wait()
 		if !srv.inflight.sem.TryAcquire(srv.inflight.max) {
 			t.Fatal("the budget was not given back")
 		}
